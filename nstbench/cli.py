@@ -1,0 +1,66 @@
+"""The `nstbench` command line. User errors print one line and exit with status 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import NstbenchError
+
+
+def _stylize(args: argparse.Namespace) -> None:
+    from .presets import get_preset
+    from .stylize import override, stylize
+
+    preset = override(get_preset(args.preset), steps=args.steps, size=args.size, init=args.init)
+    rec = stylize(preset, args.content, args.style, args.out, weights=args.weights, seed=args.seed,
+                  device=args.device, progress_every=args.print_every)
+    w = rec["weights"]
+    print(f"wrote {args.out}/output.png, curve.csv, run.json ({preset.steps} steps, {rec['seconds']:.1f}s, "
+          f"weights: {w['kind']}{'' if w.get('imagenet') else ' (not ImageNet)'})")
+
+
+def _presets(args: argparse.Namespace) -> None:
+    from .presets import PRESETS
+
+    for name, p in PRESETS.items():
+        print(f"{name:15s} {p.backbone:9s} {p.optimizer.name:8s} {p.steps:5d} steps  {p.source}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="nstbench", description="Neural style transfer benchmarks (Gatys; Johnson).")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    st = sub.add_parser("stylize", help="Gatys optimisation with a source preset")
+    st.add_argument("--preset", required=True, help="hust | nyu | iitb-vgg19 | iitb-resnet50 | upes")
+    st.add_argument("--content", required=True, help="image name (e.g. tubingen) or path")
+    st.add_argument("--style", required=True, help="image name (e.g. starry_night) or path")
+    st.add_argument("--weights", default="auto", help="auto | imagenet | random | PATH (default auto)")
+    st.add_argument("--steps", type=int, help="override the preset's iteration count")
+    st.add_argument("--size", type=int, help="override the working size (the preset's resize rule is kept)")
+    st.add_argument("--init", choices=["content", "noise", "style"], help="override the initial image")
+    st.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
+    st.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    st.add_argument("--print-every", type=int, default=None, help="progress line every N steps (default: preset's)")
+    st.add_argument("--out", required=True, help="output folder")
+    st.set_defaults(func=_stylize)
+
+    pr = sub.add_parser("presets", help="list the Gatys presets")
+    pr.set_defaults(func=_presets)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except NstbenchError as e:
+        print(f"nstbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nstbench: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

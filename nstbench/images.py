@@ -1,0 +1,207 @@
+"""Loading, resizing, preprocessing and saving images.
+
+Every loaded image becomes a float32 tensor of shape [1, 3, H, W] in [0, 1] ("unit" RGB). What
+the network sees is a separate choice, the *space* (see `Space`): the sources differ in both.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import NstbenchError
+
+# Images above this many pixels are refused rather than decoded (a 100-megapixel photo would need
+# gigabytes as float tensors). Resize it first, or raise the limit with NSTBENCH_MAX_PIXELS.
+MAX_PIXELS = int(os.environ.get("NSTBENCH_MAX_PIXELS", 64_000_000))
+# Smaller than this on the short side carries no usable content or style (and a 1x1 image is
+# almost always a broken export), so it is refused with a clear message.
+MIN_SIDE = 16
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics, RGB, on [0, 1]
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # Keras `preprocess_input(mode="caffe")`, BGR, 0..255
+
+Resample = Literal["bilinear", "bicubic", "lanczos", "nearest"]
+_PIL_RESAMPLE = {
+    "bilinear": Image.BILINEAR,  # torchvision.transforms.Resize on PIL images
+    "bicubic": Image.BICUBIC,
+    "lanczos": Image.LANCZOS,  # PIL's ANTIALIAS, used by the Keras/TF tutorial codes
+    "nearest": Image.NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class Resize:
+    """How an image is resized before use.
+
+    mode:
+      "long"  - scale so the long side is `size` (output dims rounded, as the Keras codes do);
+      "short" - torchvision `Resize(int)`: the short side becomes `size`, the long side
+                `int(size * long / short)` (truncated, as torchvision computes it);
+      "short_capped" - the UPES appendix's load_image(max_size=size): n = size if the long side
+                exceeds it, else the long side; then torchvision Resize(n) sets the *short* side to n
+                (so an image already within `size` is upscaled: a quirk of that code, kept);
+      "exact" - to `size` = (H, W);
+      "none"  - keep the image as it is.
+    only_shrink: leave images already within `size` untouched ("long" mode only).
+    """
+
+    mode: Literal["long", "short", "short_capped", "exact", "none"] = "none"
+    size: int | tuple[int, int] | None = None
+    resample: Resample = "bilinear"
+    only_shrink: bool = False
+
+    def output_size(self, w: int, h: int) -> tuple[int, int]:
+        """(W, H) after resizing an image of (w, h)."""
+        if self.mode == "none":
+            return w, h
+        if self.mode == "exact":
+            H, W = self.size  # type: ignore[misc]
+            return int(W), int(H)
+        n = int(self.size)  # type: ignore[arg-type]
+        if self.mode == "long":
+            if self.only_shrink and max(w, h) <= n:
+                return w, h
+            scale = n / max(w, h)
+            return max(1, round(w * scale)), max(1, round(h * scale))
+        if self.mode == "short_capped":
+            n = n if max(w, h) > n else max(w, h)
+        if self.mode in ("short", "short_capped"):
+            if w <= h:
+                return n, int(n * h / w)
+            return int(n * w / h), n
+        raise ValueError(f"unknown resize mode {self.mode!r}")
+
+
+def _open_rgb(path: Path) -> np.ndarray | Image.Image:
+    """Decode any common image to RGB. 16-bit grayscale comes back as a float array in [0, 1]."""
+    if not path.exists():
+        raise NstbenchError(f"image not found: {path}")
+    if path.is_dir():
+        raise NstbenchError(f"expected an image file, got a folder: {path}")
+    if path.stat().st_size == 0:
+        raise NstbenchError(f"cannot read image {path}: the file is empty")
+    try:
+        im = Image.open(path)
+        if im.width * im.height > MAX_PIXELS:
+            raise NstbenchError(
+                f"image {path} is {im.width}x{im.height}, above the limit of {MAX_PIXELS} pixels; "
+                "downscale it first or set NSTBENCH_MAX_PIXELS"
+            )
+        im.load()  # decode now, so a truncated file fails here and not later
+        im = ImageOps.exif_transpose(im)  # phones store rotation in EXIF, not in the pixels
+    except NstbenchError:
+        raise
+    except UnidentifiedImageError:
+        raise NstbenchError(f"cannot read image {path}: not an image format Pillow recognises") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise NstbenchError(f"cannot read image {path}: {e}") from None
+    if min(im.size) < MIN_SIDE:
+        raise NstbenchError(f"image {path} is {im.width}x{im.height}; the short side must be at least {MIN_SIDE} px")
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16-bit (or 32-bit) grayscale: convert("RGB") would clip to 255, so scale by the range.
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode != "F" else max(1.0, float(a.max()))
+        a = np.clip(a / top, 0.0, 1.0).astype(np.float32)
+        return np.repeat(a[:, :, None], 3, axis=2)
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    # Alpha is dropped, not composited: the UPES appendix does the same with `[:3]`.
+    return im.convert("RGB")
+
+
+def load_image(src: str | os.PathLike, resize: Resize = Resize()) -> torch.Tensor:
+    """Load an image (registered name or path) as a [1, 3, H, W] float32 tensor in [0, 1]."""
+    from .assets import resolve_image
+
+    path = resolve_image(src)
+    im = _open_rgb(Path(path))
+    if isinstance(im, np.ndarray):
+        h, w = im.shape[:2]
+        W, H = resize.output_size(w, h)
+        if (W, H) != (w, h):  # resize each channel as a float image ("F" mode keeps the precision)
+            chans = [np.asarray(Image.fromarray(im[:, :, c], mode="F").resize((W, H), _PIL_RESAMPLE[resize.resample])) for c in range(3)]
+            im = np.stack(chans, axis=2)
+        arr = np.clip(im, 0.0, 1.0)
+    else:
+        W, H = resize.output_size(*im.size)
+        if (W, H) != im.size:
+            im = im.resize((W, H), _PIL_RESAMPLE[resize.resample])
+        arr = np.asarray(im, dtype=np.float32) / 255.0
+    if min(arr.shape[:2]) < 1:
+        raise NstbenchError(f"resizing {path} gave an empty image")
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0).float()
+
+
+def to_pil(x: torch.Tensor) -> Image.Image:
+    """[1, 3, H, W] or [3, H, W] tensor in [0, 1] -> 8-bit RGB PIL image (rounded, clipped)."""
+    if x.dim() == 4:
+        x = x[0]
+    a = (x.detach().float().clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(a, mode="RGB")
+
+
+def save_image(x: torch.Tensor, path: str | os.PathLike) -> Path:
+    """Save atomically: written beside the target and renamed, so a crash leaves no half file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    to_pil(x).save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Spaces: what the optimised pixels are, and how the network sees them.
+# ---------------------------------------------------------------------------------------------
+
+Space = Literal["unit", "imagenet", "caffe"]
+SPACES = ("unit", "imagenet", "caffe")
+# unit:     RGB in [0, 1]; the network normalises with ImageNet mean/std (PyTorch tutorial, HUST).
+# imagenet: the pixels *are* ImageNet-normalised RGB (torchvision Normalize); UPES optimises here.
+# caffe:    BGR, 0..255, ImageNet mean subtracted (Keras `preprocess_input` mode "caffe"; IIT Bombay).
+
+
+def _stats(space: Space, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if space == "imagenet":
+        m, s = IMAGENET_MEAN, IMAGENET_STD
+    elif space == "caffe":
+        m, s = CAFFE_MEAN_BGR, (1.0, 1.0, 1.0)
+    else:
+        m, s = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    t = lambda v: torch.tensor(v, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)  # noqa: E731
+    return t(m), t(s)
+
+
+def unit_to_space(x: torch.Tensor, space: Space) -> torch.Tensor:
+    if space == "unit":
+        return x
+    mean, std = _stats(space, x)
+    if space == "caffe":
+        return x.flip(1) * 255.0 - mean  # RGB -> BGR, 0..255, minus the BGR mean
+    return (x - mean) / std
+
+
+def space_to_unit(x: torch.Tensor, space: Space) -> torch.Tensor:
+    if space == "unit":
+        return x
+    mean, std = _stats(space, x)
+    if space == "caffe":
+        return ((x + mean) / 255.0).flip(1)
+    return x * std + mean
+
+
+def space_bounds(space: Space, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel [lo, hi] of the valid pixel range ([0,1] RGB) expressed in `space`."""
+    zeros = torch.zeros(1, 3, 1, 1, dtype=like.dtype, device=like.device)
+    return unit_to_space(zeros, space), unit_to_space(zeros + 1.0, space)
+
+
+def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
+    """The normalisation torchvision's ImageNet weights expect, for inputs in unit space."""
+    return unit_to_space(x, "imagenet")

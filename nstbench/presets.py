@@ -1,0 +1,165 @@
+"""Frozen presets for the Gatys optimisation, one per source, each value citing where it comes from.
+
+Seeds: 000 = HUST report (E1), 002 = NYU report (E4), 001 = IIT Bombay report (E5),
+004 = UPES report and its appendix code (E7); EXPERIMENTS.md is the catalog. Sweeps and profiles
+derive new presets with `dataclasses.replace`; the presets themselves never change at run time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import unknown
+from .gatys import LossSpec, OptimizerSpec
+from .images import Resize, Space
+
+GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class GatysPreset:
+    name: str
+    source: str
+    backbone: str
+    space: Space  # what the optimised pixels are (images.py): fixes the meaning of lr and clamping
+    content_resize: Resize
+    style_resize: Resize | None  # None: resized to exactly the content's (H, W)
+    loss: LossSpec
+    optimizer: OptimizerSpec
+    steps: int
+    init: str = "content"
+    clamp: bool = False
+    keep_best: bool = False
+    pooling: str = "max"
+    print_every: int = 0
+
+
+HUST = GatysPreset(
+    name="hust",
+    source="000 HUST report section 3.1 (code: khanhnn20042002/cv20222, TensorFlow)",
+    backbone="vgg19",  # "Network: VGG19 pretrained on the ImageNet dataset"
+    space="unit",  # TF tutorial convention of the code: a [0, 1] RGB variable, clipped each step
+    content_resize=Resize("long", 512, "bilinear"),  # code: tf.image.resize so the long side is 512
+    style_resize=Resize("long", 512, "bilinear"),
+    loss=LossSpec(
+        content_layers=(("relu4_2", 1.0),),  # "conv4_2", weight 1; Keras block4_conv2 is post-ReLU
+        style_layers=tuple((n, 0.2) for n in GATYS_STYLE_LAYERS),  # conv1_1..conv5_1 at 0.2 each
+        content_mode="half_sum",  # report eq.: 1/2 sum (F - P)^2
+        gram_norm="none",  # report: G = sum_k F_ik F_jk
+        style_mode="gatys",  # report: E_l = 1/(4 N^2 M^2) sum (G - A)^2
+        alpha=1.0,  # "alpha = 1"
+        beta=1e3,  # "beta = 10^3"
+        gamma=0.0,  # E1 sweeps gamma; the report shows 0, 10, 100
+        tv_mode="l1_sum",  # report: l_tv = sum |y[i+1,j]-y[i,j]| + |y[i,j+1]-y[i,j]|
+    ),
+    optimizer=OptimizerSpec("adam_tf", lr=0.01, betas=(0.9, 0.999), eps=1e-7),  # "Adam, lr 0.01"; Keras defaults
+    steps=1000,  # "Iterations = 1000"
+    init="content",  # "Use the content image instead of the white noise image"
+    clamp=True,  # TF tutorial clip_0_1 after each step
+)
+
+NYU = GatysPreset(
+    name="nyu",
+    source="002 NYU report section 4.1 (PyTorch; settings as the official PyTorch neural-style tutorial)",
+    backbone="vgg19",  # section 3.2: "A pre-trained VGG network with 19 layers"
+    space="unit",  # tutorial: images in [0, 1], a Normalization module inside the network
+    content_resize=Resize("short", 512, "bilinear"),  # tutorial: transforms.Resize(imsize), 512 on a GPU
+    style_resize=None,  # tutorial asserts style and content have the same size
+    loss=LossSpec(
+        # tutorial's conv_4 / conv_1..conv_5 count convolutions: conv_4 = conv2_2; pre-ReLU
+        # (the tutorial swaps in out-of-place ReLUs), so these are real conv outputs
+        content_layers=(("conv2_2", 1.0),),
+        style_layers=tuple((n, 1.0) for n in ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")),
+        content_mode="mean",  # F.mse_loss
+        gram_norm="chw",  # tutorial gram_matrix: G.div(a * b * c * d)
+        style_mode="mean",  # F.mse_loss(G, A)
+        alpha=1.0,  # content_weight=1
+        beta=1e6,  # style_weight=1000000
+    ),
+    optimizer=OptimizerSpec("lbfgs", lr=1.0),  # tutorial: optim.LBFGS([input_img])
+    steps=300,  # tutorial: num_steps=300
+    init="content",  # E4 compares content with white noise (torch.randn, as in the tutorial)
+    clamp=True,  # tutorial: input_img.data.clamp_(0, 1) in the closure
+)
+
+_IITB_COMMON = dict(
+    source="001 IIT Bombay report (Keras/TF eager code; EXPERIMENTS.md E5)",
+    space="caffe",  # vgg19/resnet50 preprocess_input: BGR, 0..255, ImageNet mean subtracted
+    content_resize=Resize("long", 512, "lanczos"),  # load_img: long side 512, PIL ANTIALIAS, round()
+    style_resize=Resize("long", 512, "lanczos"),
+    optimizer=OptimizerSpec("adam_tf", lr=5.0, betas=(0.99, 0.999), eps=0.1),  # AdamOptimizer(5, beta1=0.99, epsilon=1e-1)
+    steps=1000,  # "number of iterations = 1000"
+    init="content",  # "We initialize the base input image as the content image itself"
+    clamp=True,  # clip_by_value(init_image, -mean, 255 - mean) after each step
+    keep_best=True,  # the code keeps the lowest-loss image
+)
+
+IITB_VGG19 = GatysPreset(
+    name="iitb-vgg19",
+    backbone="vgg19",
+    loss=LossSpec(
+        content_layers=(("block5_conv2", 1.0),),  # Keras name; post-ReLU (relu5_2)
+        style_layers=tuple((f"block{b}_conv1", 1.0) for b in range(1, 6)),
+        content_mode="mean",  # tf.reduce_mean(tf.square(F - P))
+        gram_norm="hw",  # gram / n, n = H*W positions
+        style_mode="mean",  # tf.reduce_mean(tf.square(G - A))
+        style_reduce="mean",  # weight_per_style_layer = 1 / num_style_layers
+        alpha=1e5,  # "VGG19: alpha = 10^5"
+        beta=1e2,  # "beta = 10^2"
+    ),
+    **_IITB_COMMON,
+)
+
+IITB_RESNET50 = GatysPreset(
+    name="iitb-resnet50",
+    backbone="resnet50",
+    loss=LossSpec(
+        content_layers=(("conv5_block3_3_bn", 1.0),),  # report section 3
+        style_layers=tuple((n, 1.0) for n in ("conv2_block2_2_bn", "conv3_block1_0_bn", "conv3_block1_0_conv",
+                                               "conv4_block1_2_bn", "conv5_block1_3_bn")),
+        content_mode="mean",
+        gram_norm="hw",
+        style_mode="mean",
+        style_reduce="mean",
+        alpha=1.0,  # "ResNet50: alpha = 1"
+        beta=1e5,  # "beta = 10^5"
+    ),
+    **_IITB_COMMON,
+)
+
+UPES = GatysPreset(
+    name="upes",
+    source="004 UPES report, Appendix I (PyTorch)",
+    backbone="vgg19",  # models.vgg19(pretrained=True).features
+    space="imagenet",  # the target tensor is the Normalize()d image itself; nothing is clipped
+    # load_image(max_size=400): Resize(400) scales the *short* side to 400 when the long side > 400
+    # (Resize(int) semantics); smaller images get Resize(long side) (images.Resize "short_capped").
+    content_resize=Resize("short_capped", 400, "bilinear"),
+    style_resize=None,  # load_image(style, shape=content.shape[-2:])
+    loss=LossSpec(
+        # The appendix taps features '0','5','10','19','21','28' (conv1_1 ... conv5_1, conv4_2), but
+        # torchvision's ReLU(inplace=True) right after each conv overwrites the stored tensor, so
+        # what the code really uses are the post-ReLU maps. We name them as they are.
+        content_layers=(("relu4_2", 1.0),),
+        style_layers=(("relu1_1", 1.0), ("relu2_1", 0.75), ("relu3_1", 0.2), ("relu4_1", 0.2), ("relu5_1", 0.2)),
+        content_mode="mean",  # torch.mean((T - C)**2)
+        gram_norm="none",  # torch.mm(tensor, tensor.t())
+        style_mode="upes",  # w * torch.mean((G - A)**2) / (d * h * w)
+        alpha=1.0,  # content_weight = 1
+        beta=1e6,  # style_weight = 1e6
+    ),
+    optimizer=OptimizerSpec("adam", lr=0.003),  # optim.Adam([target], lr=0.003)
+    steps=2000,  # steps = 2000
+    init="content",  # target = content.clone()
+    clamp=False,
+    print_every=400,  # show_every = 400
+)
+
+
+PRESETS: dict[str, GatysPreset] = {p.name: p for p in (HUST, NYU, IITB_VGG19, IITB_RESNET50, UPES)}
+
+
+def get_preset(name: str) -> GatysPreset:
+    if name not in PRESETS:
+        raise unknown("preset", name, PRESETS)
+    return PRESETS[name]
+
