@@ -84,15 +84,40 @@ def canonical(arch: str, name: str) -> str:
         return aliases[name]
     if name in names:
         return name
-    raise unknown(f"{arch} layer", name, list(names) + list(aliases))
+    raise unknown(f"{arch} layer", name, names)  # aliases (block{b}_conv{i}) are not listed
+
+
+def _requests(arch: str, layers) -> dict[str, list[str]]:
+    """canonical name -> the names the caller asked for (an alias and its target may both be asked)."""
+    want: dict[str, list[str]] = {}
+    for n in layers:
+        want.setdefault(canonical(arch, n), []).append(n)
+    if not want:
+        raise NstbenchError("no layers requested")
+    return want
 
 
 def build_torchvision(arch: str) -> nn.Module:
-    """The torchvision architecture with torchvision's default (seeded by the caller) init."""
+    """The torchvision architecture, randomly initialised (the caller seeds the RNG).
+
+    For VGG only `features` is built (with torchvision's own conv init: Kaiming normal, fan_out,
+    zero bias): the 120M-parameter classifier is never used here and takes ~2 s to initialise.
+    The result still has torchvision's module path `features.N`, so its state-dict keys match.
+    """
     import torchvision
 
     if arch not in ARCHS:
         raise unknown("backbone", arch, ARCHS)
+    if arch in VGG_BLOCKS:
+        from torchvision.models.vgg import cfgs, make_layers
+
+        model = nn.Module()
+        model.features = make_layers(cfgs["D" if arch == "vgg16" else "E"], batch_norm=False)
+        for m in model.features.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+        return model
     return getattr(torchvision.models, arch)(weights=None)
 
 
@@ -114,14 +139,13 @@ class VGGExtractor(nn.Module):
         self.index = {n: i for i, n in enumerate(self.names)}
 
     def extract(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
-        want = {canonical(self.arch, n): n for n in layers}
+        want = _requests(self.arch, layers)
         last = max(self.index[c] for c in want)
         out = {}
         for i in range(last + 1):
             x = self.layers[i](x)
-            name = self.names[i]
-            if name in want:
-                out[want[name]] = x
+            for asked in want.get(self.names[i], ()):
+                out[asked] = x
         return out
 
     def convs(self) -> list[tuple[str, nn.Conv2d]]:
@@ -150,13 +174,13 @@ class ResNet50Extractor(nn.Module):
                 self.block_of.update({n: order for n in self.names if n.startswith(f"conv{s}_block{b}_")})
 
     def extract(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
-        want = {canonical("resnet50", n): n for n in layers}
+        want = _requests("resnet50", layers)
         last = max(self.block_of[c] for c in want)
         taps: dict[str, torch.Tensor] = {}
 
         def tap(name: str, t: torch.Tensor) -> torch.Tensor:
-            if name in want:
-                taps[want[name]] = t
+            for asked in want.get(name, ()):
+                taps[asked] = t
             return t
 
         x = tap("conv1_conv", self.stem["conv"](x))
@@ -225,20 +249,25 @@ def make_extractor(model: nn.Module, arch: str, pooling: Pooling = "max") -> nn.
 def gatys_normalize(ext: VGGExtractor, images: torch.Tensor) -> dict[str, float]:
     """Gatys et al.: rescale each conv filter so its mean (post-ReLU) activation over `images` is 1.
 
-    Layers are rescaled in forward order, each measured after the layers below it were rescaled,
-    so the network computes the same function up to a positive per-channel scale at every layer
-    (ReLU and max pooling commute with positive scaling). Dead filters (mean 0) are left alone.
-    Returns the mean scale per layer, for the run record.
+    Layers are rescaled in forward order. Dividing layer l's filters (and biases) by s_l scales
+    its output channels by 1/s_l; ReLU and pooling commute with positive scales, so layer l+1
+    multiplies its input channels by s_l to undo it. The network then computes the same function
+    up to a positive per-channel scale at every layer, as Gatys et al. state. Dead filters (mean
+    0) keep scale 1. Returns the mean scale per layer, for the run record.
     """
     if not isinstance(ext, VGGExtractor):
         raise NstbenchError("Gatys' activation normalisation is defined for the VGG backbones only")
     summary = {}
+    prev = None
     for name, conv in ext.convs():
+        if prev is not None:
+            conv.weight.mul_(prev.view(1, -1, 1, 1))  # undo the scaling of this layer's input
         relu = "relu" + name[4:]
         act = ext.extract(images, [relu])[relu]
         mean = act.mean(dim=(0, 2, 3))
         scale = torch.where(mean > 0, mean, torch.ones_like(mean))
         conv.weight.div_(scale.view(-1, 1, 1, 1))
         conv.bias.div_(scale)
+        prev = scale
         summary[name] = float(scale.mean())
     return summary

@@ -26,6 +26,18 @@ def _presets(args: argparse.Namespace) -> None:
         print(f"{name:15s} {p.backbone:9s} {p.optimizer.name:8s} {p.steps:5d} steps  {p.source}")
 
 
+def _train(args: argparse.Namespace) -> None:
+    from .fast import train_command
+
+    train_command(args)
+
+
+def _apply(args: argparse.Namespace) -> None:
+    from .fast import apply_command
+
+    apply_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="nstbench", description="Neural style transfer benchmarks (Gatys; Johnson).")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -46,6 +58,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("presets", help="list the Gatys presets")
     pr.set_defaults(func=_presets)
+
+    tr = sub.add_parser("train", help="train a fast style transfer network (Johnson et al.)")
+    tr.add_argument("--preset", required=True, help="hust | johnson2016 | pytorch-examples")
+    tr.add_argument("--style", required=True, help="style image name (e.g. mosaic) or path")
+    tr.add_argument("--data", help="folder of training images (e.g. COCO train2014) or coco100; "
+                                   "default for the smoke/cpu profiles: coco100")
+    tr.add_argument("--profile", choices=["smoke", "cpu", "paper"], default="paper",
+                    help="sizes, steps and data volume (default paper: the preset's own)")
+    length = tr.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="number of training steps (batches)")
+    length.add_argument("--epochs", type=int, help="number of passes over the data")
+    tr.add_argument("--batch", type=int, help="override the batch size")
+    tr.add_argument("--size", type=int, help="override the training image size (size x size)")
+    tr.add_argument("--content-weight", type=float, help="override lambda_c")
+    tr.add_argument("--style-weight", type=float, help="override lambda_s")
+    tr.add_argument("--tv-weight", type=float, help="override lambda_tv")
+    tr.add_argument("--network", help="override the network variant: johnson2016 | hust | pytorch-examples")
+    tr.add_argument("--norm", choices=["batch", "instance"], help="override the network's norm layers")
+    tr.add_argument("--weights", default="auto", help="loss network weights: auto | imagenet | random | PATH")
+    tr.add_argument("--seed", type=int, default=0, help="seed for the network init and data order (default 0)")
+    tr.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    tr.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (default: preset's)")
+    tr.add_argument("--print-every", type=int, default=None, help="progress line every N steps (default: every 10 s)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    tr.add_argument("--out", required=True, help="output folder")
+    tr.set_defaults(func=_train)
+
+    ap_ = sub.add_parser("apply", help="stylise images with a trained fast network")
+    ap_.add_argument("--checkpoint", required=True, help="nstbench transformer.pt/checkpoint.pt or a "
+                                                        "pytorch/examples fast_neural_style .model/.pth")
+    ap_.add_argument("--content", required=True, nargs="+", help="content image name(s) or path(s)")
+    ap_.add_argument("--out", required=True, help="output image path (one content) or folder")
+    ap_.add_argument("--size", type=int, help="scale each content so its long side is N px")
+    ap_.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    ap_.set_defaults(func=_apply)
     return ap
 
 

@@ -13,5 +13,5 @@ class NstbenchError(Exception):
 def unknown(kind: str, name: str, valid) -> NstbenchError:
     """Error for an unknown name, listing the valid ones (so the user can fix the call)."""
     valid = sorted(valid)
-    shown = ", ".join(valid[:40]) + (f", ... ({len(valid)} in all)" if len(valid) > 40 else "")
+    shown = ", ".join(valid[:250]) + (f", ... ({len(valid)} in all)" if len(valid) > 250 else "")
     return NstbenchError(f"unknown {kind} {name!r}; valid: {shown}")

@@ -102,15 +102,11 @@ def _load_file(arch: str, path: Path) -> tuple[dict, dict]:
 
 def _apply_state(model: torch.nn.Module, arch: str, state: dict, origin: str) -> None:
     """Load into the torchvision model; VGG files may hold `features` only. Clear errors on mismatch."""
-    target = model
+    target = model  # for VGG, `model` holds only `features` (backbones.build_torchvision)
     if arch.startswith("vgg") and not any(k.startswith("features.") for k in state):
         target = model.features  # a features-only file: keys "0.weight", "2.bias", ...
     expected = target.state_dict()
-    relevant = {k: v for k, v in state.items() if k in expected}
-    if arch.startswith("vgg") and target is model:
-        # only `features` is used; a file without the classifier is still complete for us
-        expected = {k: v for k, v in expected.items() if k.startswith("features.")}
-        relevant = {k: v for k, v in relevant.items() if k.startswith("features.")}
+    relevant = {k: v for k, v in state.items() if k in expected}  # a VGG classifier is ignored
     missing = sorted(set(expected) - set(relevant))
     if missing:
         extra = sorted(set(state) - set(target.state_dict()))

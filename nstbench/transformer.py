@@ -1,0 +1,315 @@
+"""The image transformation network of Johnson et al. (2016) and loading of its checkpoints.
+
+Layout (Johnson et al., supplementary Table 1): c9s1-32, d64, d128, five residual blocks of 128,
+u64, u32, c9s1-3. Every conv but the last is followed by a norm layer and a ReLU; a residual block
+is conv-norm-ReLU-conv-norm plus the input, without a ReLU after the addition (Gross and Wilber's
+design, which the supplementary material names).
+
+Parameter names follow pytorch/examples fast_neural_style (`conv1.conv2d.weight`, `in1.weight`,
+`res1.conv1.conv2d.weight`, `deconv1.conv2d.weight`, ...), so that project's state dicts load
+as they are. The norm layers keep the name `in<k>` even when they are batch norm.
+
+Units: every variant takes a unit-space image ([0, 1] RGB) through `stylize_unit`, which maps it
+to the variant's own input units, runs the network and returns the output in unit space
+(output / 255, *not* clamped: clamping happens when the image is saved). `forward` is the raw
+network in its source's units, for comparisons with that source.
+
+Variants (`VARIANTS`):
+  johnson2016       the paper: batch norm, zero padding, transposed convs (stride 1/2), 150*tanh
+  hust              the HUST notebook (khanhnn20042002/cv20222 fast-style-transfer.ipynb)
+  pytorch-examples  pytorch/examples fast_neural_style TransformerNet
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from .errors import NstbenchError, unknown
+
+CHECKPOINT_KIND = "nstbench-transformer"
+IMAGENET_MEAN_255 = (123.68, 116.779, 103.939)  # RGB ImageNet mean in 0..255 (Johnson's "vgg" preprocessing)
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """One network variant. Network input = unit * in_scale - in_mean (per channel); output in
+    0..255 units = out_offset + tanh_scale * tanh(y) ("tanh") or y itself ("linear")."""
+
+    name: str
+    source: str
+    norm: Literal["batch", "instance"]
+    upsample: Literal["transpose", "nearest"]  # ConvTranspose2d(k3, s2) or nearest x2 + conv(k3, s1)
+    padding: Literal["zero", "reflect"]
+    output: Literal["tanh", "linear"]
+    tanh_scale: float = 127.5
+    out_offset: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    in_scale: float = 255.0
+    in_mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    conv_bias: bool = True
+    final_norm: bool = False  # a norm layer (`in6`) between the last conv and the output tanh
+    norm_eps: float = 1e-5
+    norm_momentum: float = 0.1  # PyTorch convention: new = (1 - m) * old + m * batch (Keras' 0.99 is m = 0.01)
+
+
+JOHNSON2016 = TransformerConfig(
+    name="johnson2016",
+    source="Johnson et al. 2016 sec. 3.1 and supplementary Table 1; tanh scale from Johnson's fast-neural-style code",
+    norm="batch",  # supplementary: every conv "immediately followed by spatial batch normalization and a ReLU"
+    upsample="transpose",  # "convolutions with stride 1/2" (fractionally strided = transposed)
+    padding="zero",  # activation sizes in Table 1 stay 256 -> 128 -> 64 -> 256: "same" zero padding assumed
+    output="tanh",  # "a scaled tanh to ensure that the output image has pixels in the range [0, 255]"
+    # Johnson's code: input is 0..255 minus the ImageNet mean, output 150 * tanh in the same
+    # mean-subtracted units (so 0..255 after adding the mean back). The paper gives no constant;
+    # 150 is the code's `-tanh_constant` default. Uncertain for the 2016 paper models.
+    tanh_scale=150.0,
+    out_offset=IMAGENET_MEAN_255,
+    in_scale=255.0,
+    in_mean=IMAGENET_MEAN_255,
+    final_norm=False,  # "except for the output layer, which instead uses a scaled tanh"
+)
+
+HUST_NET = TransformerConfig(
+    name="hust",
+    source="000 HUST report sec. 2.2; code khanhnn20042002/cv20222 fast-style-transfer.ipynb (ImageTransformNet)",
+    norm="batch",  # notebook ConvBlock / ResidualBlock: tf.keras.layers.BatchNormalization()
+    upsample="transpose",  # notebook ConvBlock(upsample=True): Conv2DTranspose(k3, strides 2, "same")
+    padding="zero",  # notebook: padding="same" (TF pads asymmetrically at stride 2; we pad 1 on each side)
+    output="tanh",  # notebook OutputBlock: (tanh(x) + 1) * 255 / 2, i.e. 127.5 + 127.5 * tanh
+    tanh_scale=127.5,
+    out_offset=(127.5, 127.5, 127.5),
+    in_scale=1.0,  # notebook train_step: normalize(content_images) = img / 255 before the network
+    in_mean=(0.0, 0.0, 0.0),
+    conv_bias=False,  # notebook: every Conv2D / Conv2DTranspose has use_bias=False
+    final_norm=True,  # notebook OutputBlock: conv -> BatchNormalization -> scaled tanh
+    norm_eps=1e-3,  # Keras BatchNormalization default epsilon
+    norm_momentum=0.01,  # Keras BatchNormalization default momentum 0.99
+)
+# Note: the models saved in that repository (style/*/saved_models, a later version) use
+# tensorflow-addons InstanceNormalization instead; `--norm instance` selects that.
+
+PYTORCH_EXAMPLES = TransformerConfig(
+    name="pytorch-examples",
+    source="pytorch/examples fast_neural_style/neural_style/transformer_net.py (TransformerNet)",
+    norm="instance",  # InstanceNorm2d(affine=True), no running statistics
+    upsample="nearest",  # UpsampleConvLayer: nn.Upsample(nearest, x2), reflection pad, conv stride 1
+    padding="reflect",  # ConvLayer: ReflectionPad2d(kernel_size // 2)
+    output="linear",  # deconv3 output returned as is (0..255 units, unbounded)
+    tanh_scale=0.0,
+    out_offset=(0.0, 0.0, 0.0),
+    in_scale=255.0,  # stylize: ToTensor() then x.mul(255)
+    in_mean=(0.0, 0.0, 0.0),
+)
+
+VARIANTS: dict[str, TransformerConfig] = {c.name: c for c in (JOHNSON2016, HUST_NET, PYTORCH_EXAMPLES)}
+
+
+def get_variant(name: str, norm: str | None = None) -> TransformerConfig:
+    """A named variant, optionally with another norm ("batch" | "instance")."""
+    if name not in VARIANTS:
+        raise unknown("network variant", name, VARIANTS)
+    cfg = VARIANTS[name]
+    if norm is not None and norm != cfg.norm:
+        if norm not in ("batch", "instance"):
+            raise unknown("norm", norm, ("batch", "instance"))
+        cfg = dataclasses.replace(cfg, norm=norm)
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------------------------
+
+def _norm(cfg: TransformerConfig, channels: int) -> nn.Module:
+    if cfg.norm == "instance":
+        # affine, no running statistics: the same at training and test time (pytorch/examples)
+        return nn.InstanceNorm2d(channels, affine=True, eps=cfg.norm_eps)
+    return nn.BatchNorm2d(channels, eps=cfg.norm_eps, momentum=cfg.norm_momentum)
+
+
+class ConvLayer(nn.Module):
+    """Pad by kernel_size // 2 (zero or reflect), then convolve: `pad` + `conv2d`."""
+
+    def __init__(self, cfg: TransformerConfig, cin: int, cout: int, kernel_size: int, stride: int = 1):
+        super().__init__()
+        p = kernel_size // 2
+        self.pad = nn.ReflectionPad2d(p) if cfg.padding == "reflect" else nn.ZeroPad2d(p)
+        self.conv2d = nn.Conv2d(cin, cout, kernel_size, stride, bias=cfg.conv_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2d(self.pad(x))
+
+
+class UpsampleLayer(nn.Module):
+    """x2 upsampling: a transposed conv (k3, stride 2, output exactly 2x the input) or nearest
+    upsampling followed by a padded k3 conv (pytorch/examples UpsampleConvLayer)."""
+
+    def __init__(self, cfg: TransformerConfig, cin: int, cout: int):
+        super().__init__()
+        self.transpose = cfg.upsample == "transpose"
+        if self.transpose:
+            self.pad = nn.Identity()
+            # padding=1, output_padding=1: H -> 2H, the size Keras' "same" Conv2DTranspose gives
+            self.conv2d = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=cfg.conv_bias)
+        else:
+            self.pad = nn.ReflectionPad2d(1) if cfg.padding == "reflect" else nn.ZeroPad2d(1)
+            self.conv2d = nn.Conv2d(cin, cout, 3, 1, bias=cfg.conv_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.transpose:
+            x = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+        return self.conv2d(self.pad(x))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, cfg: TransformerConfig, channels: int = 128):
+        super().__init__()
+        self.conv1 = ConvLayer(cfg, channels, channels, 3)
+        self.in1 = _norm(cfg, channels)
+        self.conv2 = ConvLayer(cfg, channels, channels, 3)
+        self.in2 = _norm(cfg, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.in1(self.conv1(x)))
+        return self.in2(self.conv2(y)) + x  # no ReLU after the addition (Gross and Wilber)
+
+
+class TransformerNet(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.conv1 = ConvLayer(cfg, 3, 32, 9)
+        self.in1 = _norm(cfg, 32)
+        self.conv2 = ConvLayer(cfg, 32, 64, 3, 2)
+        self.in2 = _norm(cfg, 64)
+        self.conv3 = ConvLayer(cfg, 64, 128, 3, 2)
+        self.in3 = _norm(cfg, 128)
+        self.res1 = ResidualBlock(cfg)
+        self.res2 = ResidualBlock(cfg)
+        self.res3 = ResidualBlock(cfg)
+        self.res4 = ResidualBlock(cfg)
+        self.res5 = ResidualBlock(cfg)
+        self.deconv1 = UpsampleLayer(cfg, 128, 64)
+        self.in4 = _norm(cfg, 64)
+        self.deconv2 = UpsampleLayer(cfg, 64, 32)
+        self.in5 = _norm(cfg, 32)
+        self.deconv3 = ConvLayer(cfg, 32, 3, 9)
+        self.in6 = _norm(cfg, 3) if cfg.final_norm else nn.Identity()
+        self.register_buffer("in_mean", torch.tensor(cfg.in_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("out_offset", torch.tensor(cfg.out_offset).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The raw network: input and output in the source's units (see TransformerConfig)."""
+        y = torch.relu(self.in1(self.conv1(x)))
+        y = torch.relu(self.in2(self.conv2(y)))
+        y = torch.relu(self.in3(self.conv3(y)))
+        y = self.res5(self.res4(self.res3(self.res2(self.res1(y)))))
+        y = torch.relu(self.in4(self.deconv1(y)))
+        y = torch.relu(self.in5(self.deconv2(y)))
+        y = self.in6(self.deconv3(y))
+        if self.cfg.output == "tanh":
+            y = self.out_offset + self.cfg.tanh_scale * torch.tanh(y)
+        return y
+
+    def stylize_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Unit-space image [B, 3, H, W] in, unit-space image out (output / 255, not clamped).
+        H and W should be multiples of 4; otherwise the output size differs from the input's
+        (two stride-2 convs then two x2 upsamplings), exactly as in the sources."""
+        return self(x * self.cfg.in_scale - self.in_mean) / 255.0
+
+
+def build_transformer(cfg: TransformerConfig, seed: int = 0) -> TransformerNet:
+    """A freshly initialised network (PyTorch's default init, seeded; the caller's RNG is untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return TransformerNet(cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+
+# Old pytorch/examples checkpoints (PyTorch < 0.4) carry running statistics for InstanceNorm2d,
+# which the current module no longer has; their stylize script deletes them before loading.
+_OLD_IN_KEYS = re.compile(r"in\d+\.(running_mean|running_var|num_batches_tracked)$")
+# Keys that only a pytorch/examples TransformerNet state dict has (all present in every version).
+_EXAMPLES_KEYS = ("conv1.conv2d.weight", "res1.conv1.conv2d.weight", "deconv1.conv2d.weight", "deconv3.conv2d.weight")
+
+
+def is_examples_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and all(k in obj for k in _EXAMPLES_KEYS) and all(
+        isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """torch.load with weights_only=True, with one-line errors naming the file."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise NstbenchError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise NstbenchError(f"expected a checkpoint file, got a folder: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors, truncated files, non-torch files
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+        # weights_only refusals put the reason on a "WeightsUnpickler error" line, not the first
+        msg = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0])
+        raise NstbenchError(f"cannot read checkpoint {path} as tensors only: {msg[:200]}") from None
+    if not isinstance(obj, dict):
+        raise NstbenchError(f"{path} is not a transformer checkpoint (it holds a {type(obj).__name__})")
+    return obj
+
+
+def load_state(net: TransformerNet, state: dict, origin: str) -> None:
+    """load_state_dict with one-line errors; drops old InstanceNorm running statistics."""
+    state = dict(state)
+    if net.cfg.norm == "instance":
+        for k in [k for k in state if _OLD_IN_KEYS.search(k)]:
+            del state[k]
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise NstbenchError(
+            f"{origin} does not fit the {net.cfg.name} network ({net.cfg.norm} norm): "
+            + (f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})" if missing else "")
+            + ("; " if missing and extra else "")
+            + (f"unexpected {len(extra)} keys (e.g. {', '.join(extra[:3])})" if extra else ""))
+    bad = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if state[k].shape != v.shape]
+    if bad:
+        raise NstbenchError(f"{origin} does not fit the {net.cfg.name} network: wrong shapes ({'; '.join(bad[:3])})")
+    net.load_state_dict(state)
+
+
+def load_transformer(path: str | Path) -> tuple[TransformerNet, dict]:
+    """A trained network from an nstbench checkpoint or a pytorch/examples state dict, in eval mode.
+
+    Returns (net, info); info["format"] is "nstbench" or "pytorch-examples", and for nstbench
+    checkpoints info holds the whole checkpoint dict except the tensors.
+    """
+    path = Path(path).expanduser()
+    ckpt = read_checkpoint(path)
+    if ckpt.get("kind") == CHECKPOINT_KIND:
+        try:
+            cfg = TransformerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["network"].items()})
+            state = ckpt["state_dict"]
+        except (KeyError, TypeError) as e:
+            raise NstbenchError(f"checkpoint {path} is damaged: {e}") from None
+        info = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer", "rng")}
+        info["format"] = "nstbench"
+    elif is_examples_state_dict(ckpt):
+        cfg, state = PYTORCH_EXAMPLES, ckpt
+        info = {"format": "pytorch-examples", "network": dataclasses.asdict(cfg)}
+    else:
+        keys = ", ".join(list(map(str, ckpt))[:3])
+        raise NstbenchError(f"{path} is not a transformer checkpoint (neither nstbench nor pytorch/examples "
+                            f"fast_neural_style; its first keys: {keys or 'none'})")
+    net = TransformerNet(cfg)
+    load_state(net, state, f"checkpoint {path}")
+    net.eval()  # batch norm: running statistics at test time
+    return net, info

@@ -1,0 +1,211 @@
+"""Each claim rule pinned on small synthetic tables: one that holds, one that does not, one inconclusive."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from nstbench import claims
+from nstbench.claims import FAILS, HOLDS, INCONCLUSIVE
+from nstbench.errors import NstbenchError
+
+
+def _df(**cols) -> pd.DataFrame:
+    return pd.DataFrame(cols)
+
+
+def _verdict(rule, df, **kw) -> str:
+    r = rule(df, **kw)
+    assert set(r) == {"claim", "verdict", "measured", "rule"}
+    assert r["verdict"] in claims.VERDICTS and r["measured"] and r["rule"].endswith(".")
+    return r["verdict"]
+
+
+# C1 ------------------------------------------------------------------------------------------
+
+def test_c1():
+    gammas = [0, 1, 10, 100, 1000]
+    assert _verdict(claims.rule_c1, _df(gamma=gammas, hf_fraction=[0.30, 0.28, 0.20, 0.08, 0.02])) == HOLDS
+    # one neighbour swap of five still gives rho = -0.9
+    assert _verdict(claims.rule_c1, _df(gamma=gammas, hf_fraction=[0.30, 0.31, 0.20, 0.08, 0.02])) == HOLDS
+    assert _verdict(claims.rule_c1, _df(gamma=gammas, hf_fraction=[0.10, 0.12, 0.09, 0.13, 0.11])) == FAILS
+    assert _verdict(claims.rule_c1, _df(gamma=gammas, hf_fraction=[0.1] * 5)) == FAILS  # flat: rho undefined
+    assert _verdict(claims.rule_c1, _df(gamma=[0, 10], hf_fraction=[0.3, 0.1])) == INCONCLUSIVE
+
+
+def test_c1_averages_repeats_and_drops_nan_rows():
+    df = _df(gamma=[0, 0, 10, 10, 100, 100, 1000],
+             hf_fraction=[0.3, 0.5, 0.3, 0.1, 0.05, 0.07, float("nan")])
+    r = claims.rule_c1(df)
+    assert r["verdict"] == HOLDS and "0: 0.4" in r["measured"]
+
+
+def test_missing_column_is_an_error():
+    with pytest.raises(NstbenchError, match="hf_fraction"):
+        claims.rule_c1(_df(gamma=[0, 1, 2], hf=[0.1, 0.2, 0.3]))
+
+
+# C2 ------------------------------------------------------------------------------------------
+
+def test_c2():
+    lc = [0.5, 2, 8]
+    assert _verdict(claims.rule_c2, _df(lambda_c=lc, ssim_content=[0.30, 0.45, 0.62])) == HOLDS
+    assert _verdict(claims.rule_c2, _df(lambda_c=lc, ssim_content=[0.30, 0.52, 0.45])) == FAILS
+    assert _verdict(claims.rule_c2, _df(lambda_c=lc, ssim_content=[0.500, 0.505, 0.510])) == INCONCLUSIVE  # too small
+    assert _verdict(claims.rule_c2, _df(lambda_c=[0.5, 8], ssim_content=[0.3, 0.6])) == INCONCLUSIVE
+
+
+def test_c2_with_content_loss_instead_of_ssim():
+    lc = [0.5, 2, 8]
+    assert _verdict(claims.rule_c2, _df(lambda_c=lc, content_loss=[9.0, 5.0, 2.0])) == HOLDS
+    assert _verdict(claims.rule_c2, _df(lambda_c=lc, content_loss=[2.0, 5.0, 9.0])) == FAILS
+
+
+# C3 ------------------------------------------------------------------------------------------
+
+def test_c3():
+    ls = [4, 40, 400]
+    assert _verdict(claims.rule_c3, _df(lambda_s=ls, ssim_content=[0.75, 0.40, 0.12])) == HOLDS
+    assert _verdict(claims.rule_c3, _df(lambda_s=ls, ssim_content=[0.75, 0.60, 0.55])) == FAILS  # content kept
+    assert _verdict(claims.rule_c3, _df(lambda_s=ls, ssim_content=[0.30, 0.20, 0.10])) == FAILS  # input changed a lot
+    assert _verdict(claims.rule_c3, _df(lambda_s=ls, ssim_content=[0.75, 0.50, 0.35])) == INCONCLUSIVE  # grey band
+    assert _verdict(claims.rule_c3, _df(lambda_s=[4, 8], ssim_content=[0.8, 0.1])) == INCONCLUSIVE  # range too narrow
+
+
+def test_c3_reports_style_distance():
+    r = claims.rule_c3(_df(lambda_s=[4, 400], ssim_content=[0.8, 0.1], style_distance=[0.9, 0.2]))
+    assert r["verdict"] == HOLDS and "style_distance" in r["measured"]
+
+
+# C4 ------------------------------------------------------------------------------------------
+
+def test_c4():
+    layers = ["relu2_2", "relu3_3", "relu4_3"]
+    assert _verdict(claims.rule_c4, _df(content_layer=layers, colour_artifact_index=[2.0, 4.0, 7.0])) == HOLDS
+    assert _verdict(claims.rule_c4, _df(content_layer=layers, colour_artifact_index=[5.0, 4.0, 7.0])) == FAILS
+    assert _verdict(claims.rule_c4, _df(content_layer=layers, colour_artifact_index=[2.0, 7.0, 4.0])) == FAILS
+    assert _verdict(claims.rule_c4, _df(content_layer=layers, colour_artifact_index=[2.0, 4.0, 4.1])) == INCONCLUSIVE
+    assert _verdict(claims.rule_c4, _df(content_layer=layers[:2], colour_artifact_index=[2.0, 4.0])) == INCONCLUSIVE
+
+
+# C5 ------------------------------------------------------------------------------------------
+
+def test_c5():
+    bs = [2, 4, 8]
+    assert _verdict(claims.rule_c5, _df(batch_size=bs, seconds_per_epoch=[100, 105, 98],
+                                        ssim_content=[0.50, 0.52, 0.49])) == HOLDS
+    assert _verdict(claims.rule_c5, _df(batch_size=bs, seconds_per_epoch=[200, 110, 60],
+                                        ssim_content=[0.50, 0.52, 0.49])) == FAILS
+    assert _verdict(claims.rule_c5, _df(batch_size=bs, seconds_per_epoch=[100, 105, 98],
+                                        ssim_content=[0.50, 0.30, 0.49])) == FAILS
+    assert _verdict(claims.rule_c5, _df(batch_size=[4, 4], seconds_per_epoch=[100, 101],
+                                        ssim_content=[0.5, 0.5])) == INCONCLUSIVE
+
+
+def test_c5_other_quality_column_and_median_timing():
+    df = _df(batch_size=[4, 4, 4, 8, 8, 8], seconds_per_epoch=[100, 101, 400, 99, 102, 100],
+             style_distance=[0.3] * 6)
+    assert _verdict(claims.rule_c5, df, quality="style_distance") == HOLDS  # the 400 s outlier is ignored
+
+
+# C6 ------------------------------------------------------------------------------------------
+
+def test_c6():
+    holds = _df(init=["content", "noise", "style"], content_loss=[1.0, 5.0, 9.0], ssim_content=[0.6, 0.2, 0.1])
+    assert _verdict(claims.rule_c6, holds) == HOLDS
+    fails = _df(init=["content", "noise"], content_loss=[5.0, 1.0], ssim_content=[0.2, 0.6])
+    assert _verdict(claims.rule_c6, fails) == FAILS
+    mixed = _df(init=["content", "noise"], content_loss=[1.0, 5.0], ssim_content=[0.2, 0.6])
+    assert _verdict(claims.rule_c6, mixed) == INCONCLUSIVE
+    assert _verdict(claims.rule_c6, _df(init=["content"], content_loss=[1.0])) == INCONCLUSIVE
+
+
+def test_c6_compares_at_the_last_common_iteration():
+    # the noise run logged further; at the common iteration 200 content-init is better, even
+    # though noise-init's loss at 400 would be lower
+    df = _df(init=["content"] * 2 + ["noise"] * 3, iteration=[100, 200, 100, 200, 400],
+             content_loss=[1.0, 1.0, 9.0, 4.0, 0.5])
+    r = claims.rule_c6(df)
+    assert r["verdict"] == HOLDS and "iteration 200" in r["measured"]
+
+
+# C7 ------------------------------------------------------------------------------------------
+
+# the report's Table 1 style losses: VGG19 has one decrease in four steps, ResNet50 none
+_VGG = [1.23e4, 8.40e4, 3.10e5, 3.92e6, 3.59e6]
+_RES = [53.3, 240, 245, 328, 1110]
+
+
+def test_c7():
+    n = [1, 2, 3, 4, 5]
+    report = _df(net=["VGG19"] * 5 + ["ResNet50"] * 5, n_style_layers=n * 2, style_loss=_VGG + _RES)
+    assert _verdict(claims.rule_c7, report) == HOLDS
+    falling = _df(net=["vgg19"] * 5 + ["resnet50"] * 5, n_style_layers=n * 2, style_loss=_VGG + _RES[::-1])
+    assert _verdict(claims.rule_c7, falling) == FAILS
+    assert _verdict(claims.rule_c7, _df(net=["vgg19"] * 5, n_style_layers=n, style_loss=_VGG)) == INCONCLUSIVE
+    short = _df(net=["vgg19"] * 2 + ["resnet50"] * 5, n_style_layers=[1, 2] + n, style_loss=_VGG[:2] + _RES)
+    assert _verdict(claims.rule_c7, short) == INCONCLUSIVE
+
+
+# C8 ------------------------------------------------------------------------------------------
+
+def _curve(losses, its=(0, 50, 100, 500, 1000), net="vgg19"):
+    return _df(net=[net] * len(its), iteration=list(its), total_loss=losses)
+
+
+def test_c8():
+    assert _verdict(claims.rule_c8, _curve([100.0, 30.0, 20.0, 12.0, 10.0])) == HOLDS  # 89% by step 100
+    assert _verdict(claims.rule_c8, _curve([100.0, 95.0, 90.0, 40.0, 10.0])) == FAILS  # 11%
+    both = pd.concat([_curve([100.0, 30.0, 20.0, 12.0, 10.0]), _curve([100.0, 95.0, 90.0, 40.0, 10.0], net="resnet50")])
+    assert _verdict(claims.rule_c8, both) == FAILS  # must hold for every curve
+    assert _verdict(claims.rule_c8, _curve([100.0, 50.0, 40.0], its=(0, 50, 100))) == INCONCLUSIVE  # ends at 100
+    assert _verdict(claims.rule_c8, _curve([100.0, 30.0, 12.0], its=(0, 20, 1000))) == INCONCLUSIVE  # coarse log
+    assert _verdict(claims.rule_c8, _curve([10.0, 30.0, 20.0, 12.0, 10.0])) == INCONCLUSIVE  # no drop
+
+
+def test_c8_without_net_column_and_rebound_after_100():
+    df = _df(iteration=[1, 100, 1000], total_loss=[100.0, 5.0, 10.0])  # share 105% counts as most
+    assert _verdict(claims.rule_c8, df) == HOLDS
+
+
+# C9 ------------------------------------------------------------------------------------------
+
+def test_c9():
+    nets = ["vgg19", "vgg19", "resnet50", "resnet50"]
+    assert _verdict(claims.rule_c9, _df(net=nets, style_distance=[0.3, 0.4, 0.6, 0.7], judge=["vgg16"] * 4)) == HOLDS
+    assert _verdict(claims.rule_c9, _df(net=nets, style_distance=[0.6, 0.7, 0.3, 0.4])) == FAILS
+    assert _verdict(claims.rule_c9, _df(net=nets, style_distance=[0.50, 0.50, 0.51, 0.51])) == INCONCLUSIVE
+    assert _verdict(claims.rule_c9, _df(net=nets, style_distance=[0.3, 0.4, 0.6, 0.7],
+                                        judge=["resnet50"] * 4)) == INCONCLUSIVE  # a biased judge
+    assert _verdict(claims.rule_c9, _df(net=["vgg19"], style_distance=[0.3])) == INCONCLUSIVE
+
+
+# C10 -----------------------------------------------------------------------------------------
+
+def test_c10():
+    fast = _df(method=["vanilla", "fast", "vanilla", "fast"], size=[256, 256, 512, 512],
+               seconds_per_iteration=[0.05, 0.004, 0.2, 0.015])  # 12500x and 13333x
+    assert _verdict(claims.rule_c10, fast) == HOLDS
+    slow = fast.assign(seconds_per_iteration=[0.05, 0.004, 0.2, 0.5])  # 400x at 512
+    r = claims.rule_c10(slow)
+    assert r["verdict"] == FAILS and "size=512" in r["measured"]
+    assert _verdict(claims.rule_c10, _df(method=["vanilla", "fast"], size=[256, 512],
+                                         seconds_per_iteration=[0.05, 0.004])) == INCONCLUSIVE
+
+
+def test_c10_report_numbers():
+    # the HUST report: 49.43 s for 1000 iterations vs 0.04 s for the forward pass -> 1236x
+    df = _df(method=["Vanilla", "Fast"], seconds_per_iteration=[49.43 / 1000, 0.04])
+    r = claims.rule_c10(df)
+    assert r["verdict"] == HOLDS and "1236x" in r["measured"]
+
+
+# registry ------------------------------------------------------------------------------------
+
+def test_registry_covers_c1_to_c10():
+    assert list(claims.CLAIMS) == [f"C{i}" for i in range(1, 11)]
+    for cid, c in claims.CLAIMS.items():
+        assert c.source and c.text and c.experiment.startswith("E") and callable(c.rule)
+    r = claims.evaluate("C1", _df(gamma=[0, 10, 100], hf_fraction=[0.3, 0.2, 0.1]))
+    assert r["claim"] == "C1" and r["verdict"] == HOLDS and r["experiment"] == "E1"
+    with pytest.raises(NstbenchError):
+        claims.evaluate("C11", _df(x=[1]))

@@ -1,0 +1,145 @@
+"""The optimisation engine: batch = independent runs, TF Adam, clamping, keep-best, divergence."""
+from dataclasses import replace
+
+import pytest
+import torch
+
+from nstbench.errors import NstbenchError
+from nstbench.gatys import (Diverged, LossSpec, OptimizerSpec, initial_image, make_gatys_loss,
+                            optimize_image)
+from nstbench.images import space_bounds
+from nstbench.presets import HUST
+
+G = torch.Generator().manual_seed(0)
+CONTENT = torch.rand(1, 3, 32, 32, generator=G)
+STYLE = torch.rand(1, 3, 40, 36, generator=G)
+SPEC = replace(HUST.loss, gamma=0.0)
+
+
+def quad(target):
+    """A loss with a known minimum: per-image squared distance to `target`."""
+    def fn(x):
+        d = (x - target).pow(2).flatten(1).sum(1)
+        z = torch.zeros_like(d)
+        return {"total": d, "content": d, "style": z, "tv": z}
+    return fn
+
+
+def test_adam_reaches_the_minimum_and_history_is_per_step():
+    t = torch.full((1, 3, 4, 4), 0.5)
+    r = optimize_image(quad(t), torch.zeros(1, 3, 4, 4), 300, OptimizerSpec("adam", lr=0.05))
+    assert torch.allclose(r.image, t, atol=1e-2)
+    assert [h["step"] for h in r.history] == list(range(1, 301))
+    assert r.history[0]["total"] == pytest.approx(48 * 0.25)  # step 1 is the initial image's loss
+    assert r.history[-1]["seconds"] >= r.history[0]["seconds"] >= 0
+
+
+def test_tf_adam_matches_its_formula():
+    """TF Adam: x -= lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps), eps outside the correction."""
+    t = torch.tensor([[[[1.0]]]]).expand(1, 3, 1, 1).contiguous()
+    lr, b1, b2, eps = 5.0, 0.99, 0.999, 0.1
+    x = torch.zeros(1, 3, 1, 1)
+    m = v = torch.zeros_like(x)
+    for step in range(1, 4):
+        g = 2 * (x - t)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        x = x - lr * (1 - b2**step) ** 0.5 / (1 - b1**step) * m / (v.sqrt() + eps)
+    r = optimize_image(quad(t), torch.zeros(1, 3, 1, 1), 3, OptimizerSpec("adam_tf", lr, (b1, b2), eps))
+    assert torch.allclose(r.last, x, rtol=1e-6)
+    torch_adam = optimize_image(quad(t), torch.zeros(1, 3, 1, 1), 3, OptimizerSpec("adam", lr, (b1, b2), eps))
+    assert not torch.allclose(torch_adam.last, x, rtol=1e-3)  # the two conventions really differ here
+
+
+def test_batch_equals_separate_runs(vgg19_random):
+    """A sweep as one batch: per-image losses and Adam stay exactly per image."""
+    gammas = [0.0, 10.0, 1000.0]
+    loss = make_gatys_loss(vgg19_random, CONTENT, STYLE, SPEC, "unit", gamma=gammas)
+    x0 = initial_image("content", CONTENT, STYLE, "unit", batch=3)
+    lo, hi = space_bounds("unit", x0)
+    batch = optimize_image(loss, x0, 4, OptimizerSpec("adam", lr=0.01), clamp=(lo, hi))
+    for i, g in enumerate(gammas):
+        single = optimize_image(make_gatys_loss(vgg19_random, CONTENT, STYLE, SPEC, "unit", gamma=g),
+                                initial_image("content", CONTENT, STYLE, "unit"), 4,
+                                OptimizerSpec("adam", lr=0.01), clamp=(lo, hi))
+        # Equal up to float summation order (batched convolutions sum in another order). Adam
+        # divides by sqrt(v), so where a gradient is ~0 that noise can flip a step: allow less
+        # than one 8-bit level anywhere and a tiny mean difference.
+        diff = (batch.last[i : i + 1] - single.last).abs()
+        assert diff.max() < 1 / 255 and diff.mean() < 1e-4
+        totals_b = [h["total"] for h in batch.history if h["image"] == i]
+        totals_s = [h["total"] for h in single.history]
+        assert totals_b == pytest.approx(totals_s, rel=1e-5)
+    # the three sweep points really differ
+    assert not torch.allclose(batch.last[0], batch.last[2])
+
+
+def test_targets_are_computed_once(vgg19_random, monkeypatch):
+    calls = []
+    orig = vgg19_random.extract
+    monkeypatch.setattr(vgg19_random, "extract", lambda x, layers: calls.append(x.shape[0]) or orig(x, layers))
+    loss = make_gatys_loss(vgg19_random, CONTENT, STYLE, SPEC, "unit")
+    assert len(calls) == 2  # content and style, once each
+    optimize_image(loss, initial_image("content", CONTENT, STYLE, "unit"), 3, OptimizerSpec("adam", lr=0.01))
+    assert len(calls) == 2 + 3 + 1  # one pass per step and one for the final losses
+
+
+def test_clamp_keeps_pixels_valid():
+    t = torch.full((1, 3, 4, 4), 3.0)  # the minimum lies outside [0, 1]
+    lo, hi = space_bounds("unit", t)
+    r = optimize_image(quad(t), torch.zeros(1, 3, 4, 4), 50, OptimizerSpec("adam", lr=0.5), clamp=(lo, hi))
+    assert r.image.max() <= 1.0 and torch.allclose(r.image, torch.ones_like(r.image))
+
+
+def test_keep_best_returns_the_lowest_loss_image():
+    t = torch.zeros(1, 3, 2, 2)
+    # a huge lr overshoots: the loss rises after the first steps, so the best image is an early one
+    r = optimize_image(quad(t), torch.full((1, 3, 2, 2), 0.1), 5, OptimizerSpec("adam", lr=10.0), keep_best=True)
+    totals = [h["total"] for h in r.history] + [r.final["total"][0]]
+    best = min(range(len(totals)), key=totals.__getitem__)
+    assert r.best_step == [best + 1]
+    assert quad(t)(r.image)["total"].item() == pytest.approx(totals[best])
+
+
+def test_divergence_stops_and_keeps_last_finite_image():
+    calls = {"n": 0}
+
+    def exploding(x):
+        calls["n"] += 1
+        d = (x - 1).pow(2).flatten(1).sum(1)
+        if calls["n"] == 4:
+            d = d * float("nan")
+        z = torch.zeros_like(d)
+        return {"total": d, "content": d, "style": z, "tv": z}
+
+    with pytest.raises(Diverged, match="step 4") as e:
+        optimize_image(exploding, torch.zeros(1, 3, 2, 2), 10, OptimizerSpec("adam", lr=0.1))
+    r = e.value.result
+    assert r.diverged and len(r.history) == 4 and torch.isfinite(r.image).all()
+    assert r.image.max() > 0  # the image of step 3, after three updates
+
+
+def test_lbfgs_runs_with_batch_one_only():
+    t = torch.full((1, 3, 4, 4), 0.25)
+    r = optimize_image(quad(t), torch.zeros(1, 3, 4, 4), 20, OptimizerSpec("lbfgs", lr=1.0))
+    assert len(r.history) <= 20 and torch.allclose(r.image, t, atol=1e-4)
+    with pytest.raises(NstbenchError, match="batch 1"):
+        optimize_image(quad(t), torch.zeros(2, 3, 4, 4), 5, OptimizerSpec("lbfgs"))
+
+
+def test_initial_images_are_seeded_and_shaped():
+    a = initial_image("noise", CONTENT, STYLE, "unit", seed=1)
+    b = initial_image("noise", CONTENT, STYLE, "unit", seed=1)
+    assert torch.equal(a, b) and not torch.equal(a, initial_image("noise", CONTENT, STYLE, "unit", seed=2))
+    assert initial_image("style", CONTENT, STYLE, "caffe", batch=2).shape == (2, 3, 32, 32)
+    with pytest.raises(NstbenchError, match="valid"):
+        initial_image("zeros", CONTENT, STYLE, "unit")
+
+
+def test_tv_term_is_used_only_when_weighted(vgg19_random):
+    spec = LossSpec(content_layers=(("relu2_1", 1.0),), style_layers=(("relu1_1", 1.0),), content_mode="mean",
+                    gram_norm="chw", style_mode="frobenius", gamma=2.0, tv_mode="l1_sum")
+    x = initial_image("noise", CONTENT, STYLE, "unit")
+    terms = make_gatys_loss(vgg19_random, CONTENT, STYLE, spec, "unit")(x)
+    assert terms["tv"].item() > 0
+    assert terms["total"].item() == pytest.approx((terms["content"] + terms["style"] + 2.0 * terms["tv"]).item(), rel=1e-6)

@@ -1,0 +1,144 @@
+"""Image formats, resize semantics, spaces, and one-line errors for unreadable files."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nstbench.errors import NstbenchError
+from nstbench.images import (Resize, load_image, save_image, space_bounds, space_to_unit, to_pil,
+                             unit_to_space)
+
+
+def _rgb(w=40, h=30):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_jpeg_and_png_rgb(tmp_path):
+    a = _rgb()
+    Image.fromarray(a).save(tmp_path / "a.png")
+    x = load_image(tmp_path / "a.png")
+    assert x.shape == (1, 3, 30, 40) and x.dtype == torch.float32
+    assert torch.equal((x[0].permute(1, 2, 0) * 255).round().byte(), torch.from_numpy(a))
+    yy, xx = np.mgrid[0:30, 0:40]
+    smooth = np.dstack([xx * 6, yy * 8, xx * 3 + yy * 3]).astype(np.uint8)  # JPEG keeps smooth images
+    Image.fromarray(smooth).save(tmp_path / "s.jpg", quality=95)
+    j = load_image(tmp_path / "s.jpg")
+    assert j.shape == x.shape and (j[0].permute(1, 2, 0) * 255 - torch.from_numpy(smooth).float()).abs().mean() < 3
+
+
+def test_grayscale_rgba_palette(tmp_path):
+    g = np.arange(40 * 30, dtype=np.uint8).reshape(30, 40)
+    Image.fromarray(g, mode="L").save(tmp_path / "g.png")
+    x = load_image(tmp_path / "g.png")
+    assert x.shape == (1, 3, 30, 40) and torch.equal(x[0, 0], x[0, 2])
+    rgba = np.dstack([_rgb(), np.full((30, 40), 7, np.uint8)])
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "a.png")
+    y = load_image(tmp_path / "a.png")
+    assert torch.equal((y[0].permute(1, 2, 0) * 255).round().byte(), torch.from_numpy(rgba[:, :, :3]))  # alpha dropped
+    Image.fromarray(_rgb()).convert("P").save(tmp_path / "p.png")
+    assert load_image(tmp_path / "p.png").shape == (1, 3, 30, 40)
+    Image.fromarray(_rgb()).convert("P").save(tmp_path / "pt.png", transparency=0)
+    assert load_image(tmp_path / "pt.png").shape == (1, 3, 30, 40)
+
+
+def test_16bit_png_keeps_its_range(tmp_path):
+    a = (np.linspace(0, 65535, 40 * 30).reshape(30, 40)).astype(np.uint16)
+    Image.fromarray(a).save(tmp_path / "d.png")
+    assert Image.open(tmp_path / "d.png").mode.startswith("I")
+    x = load_image(tmp_path / "d.png")
+    assert x.max().item() == pytest.approx(1.0) and x.min().item() == 0.0
+    assert torch.allclose(x[0, 1], torch.from_numpy(a / 65535.0).float(), atol=1e-6)
+    assert load_image(tmp_path / "d.png", Resize("long", 20)).shape == (1, 3, 15, 20)
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    im = Image.fromarray(_rgb(40, 30))
+    exif = im.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise on display
+    im.save(tmp_path / "r.jpg", exif=exif)
+    assert load_image(tmp_path / "r.jpg").shape == (1, 3, 40, 30)
+
+
+@pytest.mark.parametrize("resize,w,h,expect", [
+    (Resize("long", 512), 1024, 640, (512, 320)),
+    (Resize("long", 512), 451, 300, (512, 341)),  # round(300 * 512/451) = round(340.6)
+    (Resize("long", 512, only_shrink=True), 451, 300, (451, 300)),
+    (Resize("short", 400), 800, 540, (592, 400)),  # torchvision: int(400 * 800 / 540) = 592
+    (Resize("short", 400), 540, 800, (400, 592)),
+    (Resize("short_capped", 400), 800, 540, (592, 400)),  # UPES: long side 800 > 400
+    (Resize("short_capped", 400), 192, 263, (263, 360)),  # UPES: n = 263, int(263 * 263 / 192) = 360
+    (Resize("exact", (64, 96)), 800, 540, (96, 64)),
+    (Resize(), 800, 540, (800, 540)),
+])
+def test_resize_rules(resize, w, h, expect):
+    assert resize.output_size(w, h) == expect
+
+
+def test_short_side_resize_matches_torchvision(tmp_path):
+    from torchvision import transforms
+
+    Image.fromarray(_rgb(80, 54)).save(tmp_path / "a.png")
+    ref = transforms.ToTensor()(transforms.Resize(40)(Image.open(tmp_path / "a.png").convert("RGB"))).unsqueeze(0)
+    assert torch.equal(load_image(tmp_path / "a.png", Resize("short", 40)), ref)
+
+
+@pytest.mark.parametrize("space", ["unit", "imagenet", "caffe"])
+def test_space_round_trip_and_bounds(space):
+    x = torch.rand(2, 3, 5, 5)
+    assert torch.allclose(space_to_unit(unit_to_space(x, space), space), x, atol=1e-5)
+    lo, hi = space_bounds(space, x)
+    assert torch.allclose(space_to_unit(lo, space), torch.zeros(1, 3, 1, 1), atol=1e-6)
+    assert torch.allclose(space_to_unit(hi, space), torch.ones(1, 3, 1, 1), atol=1e-6)
+
+
+def test_caffe_space_is_bgr_minus_mean():
+    red = torch.zeros(1, 3, 1, 1)
+    red[0, 0] = 1.0
+    c = unit_to_space(red, "caffe").flatten().tolist()
+    assert c == pytest.approx([-103.939, -116.779, 255 - 123.68])
+
+
+def test_save_round_trip(tmp_path):
+    x = torch.rand(1, 3, 20, 30)
+    save_image(x, tmp_path / "o.png")
+    back = load_image(tmp_path / "o.png")
+    assert (back - x).abs().max() <= 0.5 / 255 + 1e-6
+    assert to_pil(x).size == (30, 20)
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def test_bad_files_give_one_line_errors(tmp_path):
+    Image.fromarray(_rgb(64, 64)).save(tmp_path / "ok.jpg")
+    full = (tmp_path / "ok.jpg").read_bytes()
+    cases = {
+        "missing": (tmp_path / "nope.jpg", "not found"),
+        "empty": (_write(tmp_path / "empty.jpg", b""), "empty"),
+        "truncated": (_write(tmp_path / "trunc.jpg", full[: len(full) // 2]), "cannot read"),
+        "text": (_write(tmp_path / "text.jpg", b"hello, I am not a picture\n"), "not an image"),
+        "folder": (tmp_path, "folder"),
+    }
+    for name, (path, msg) in cases.items():
+        with pytest.raises(NstbenchError, match=msg) as e:
+            load_image(path)
+        assert "\n" not in str(e.value) and str(path) in str(e.value), name
+
+
+def test_tiny_and_huge_images_are_refused(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "1x1.png")
+    with pytest.raises(NstbenchError, match="1x1"):
+        load_image(tmp_path / "1x1.png")
+    Image.fromarray(_rgb(100, 100)).save(tmp_path / "big.png")
+    monkeypatch.setattr("nstbench.images.MAX_PIXELS", 5000)
+    with pytest.raises(NstbenchError, match="limit"):
+        load_image(tmp_path / "big.png")
+
+
+def test_unknown_name_lists_registered_images():
+    with pytest.raises(NstbenchError, match="starry_night"):
+        load_image("no_such_painting")
