@@ -27,13 +27,16 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics, RGB,
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # Keras `preprocess_input(mode="caffe")`, BGR, 0..255
 
-Resample = Literal["bilinear", "bicubic", "lanczos", "nearest"]
+Resample = Literal["bilinear", "bicubic", "lanczos", "nearest", "bilinear_tf"]
 _PIL_RESAMPLE = {
     "bilinear": Image.BILINEAR,  # torchvision.transforms.Resize on PIL images
     "bicubic": Image.BICUBIC,
     "lanczos": Image.LANCZOS,  # PIL's ANTIALIAS, used by the Keras/TF tutorial codes
     "nearest": Image.NEAREST,
 }
+# "bilinear_tf" is tf.image.resize(method="bilinear") as the HUST code calls it: half-pixel
+# centres and *no* antialiasing (PIL's bilinear antialiases when shrinking), then tf.cast to
+# uint8, which truncates. Done with torch's interpolate, which computes the same sampling.
 
 
 @dataclass(frozen=True)
@@ -50,12 +53,14 @@ class Resize:
       "exact" - to `size` = (H, W);
       "none"  - keep the image as it is.
     only_shrink: leave images already within `size` untouched ("long" mode only).
+    size_rounding: "round" (Keras codes: round(w * scale)) or "floor" (HUST: tf.cast to int32).
     """
 
     mode: Literal["long", "short", "short_capped", "exact", "none"] = "none"
     size: int | tuple[int, int] | None = None
     resample: Resample = "bilinear"
     only_shrink: bool = False
+    size_rounding: Literal["round", "floor"] = "round"
 
     def output_size(self, w: int, h: int) -> tuple[int, int]:
         """(W, H) after resizing an image of (w, h)."""
@@ -69,7 +74,8 @@ class Resize:
             if self.only_shrink and max(w, h) <= n:
                 return w, h
             scale = n / max(w, h)
-            return max(1, round(w * scale)), max(1, round(h * scale))
+            r = round if self.size_rounding == "round" else int
+            return max(1, r(w * scale)), max(1, r(h * scale))
         if self.mode == "short_capped":
             n = n if max(w, h) > n else max(w, h)
         if self.mode in ("short", "short_capped"):
@@ -126,14 +132,20 @@ def load_image(src: str | os.PathLike, resize: Resize = Resize()) -> torch.Tenso
         h, w = im.shape[:2]
         W, H = resize.output_size(w, h)
         if (W, H) != (w, h):  # resize each channel as a float image ("F" mode keeps the precision)
-            chans = [np.asarray(Image.fromarray(im[:, :, c], mode="F").resize((W, H), _PIL_RESAMPLE[resize.resample])) for c in range(3)]
+            pil = _PIL_RESAMPLE.get(resize.resample, Image.BILINEAR)
+            chans = [np.asarray(Image.fromarray(im[:, :, c], mode="F").resize((W, H), pil)) for c in range(3)]
             im = np.stack(chans, axis=2)
         arr = np.clip(im, 0.0, 1.0)
     else:
         W, H = resize.output_size(*im.size)
-        if (W, H) != im.size:
-            im = im.resize((W, H), _PIL_RESAMPLE[resize.resample])
-        arr = np.asarray(im, dtype=np.float32) / 255.0
+        if resize.resample == "bilinear_tf" and (W, H) != im.size:
+            t = torch.from_numpy(np.asarray(im, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
+            t = torch.nn.functional.interpolate(t, size=(H, W), mode="bilinear", align_corners=False, antialias=False)
+            arr = t[0].permute(1, 2, 0).clamp(0, 255).floor().numpy() / 255.0  # tf.cast(uint8) truncates
+        else:
+            if (W, H) != im.size:
+                im = im.resize((W, H), _PIL_RESAMPLE[resize.resample])
+            arr = np.asarray(im, dtype=np.float32) / 255.0
     if min(arr.shape[:2]) < 1:
         raise NstbenchError(f"resizing {path} gave an empty image")
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0).float()

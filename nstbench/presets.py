@@ -37,9 +37,14 @@ HUST = GatysPreset(
     name="hust",
     source="000 HUST report section 3.1 (code: khanhnn20042002/cv20222, TensorFlow)",
     backbone="vgg19",  # "Network: VGG19 pretrained on the ImageNet dataset"
-    space="unit",  # TF tutorial convention of the code: a [0, 1] RGB variable, clipped each step
-    content_resize=Resize("long", 512, "bilinear"),  # code: tf.image.resize so the long side is 512
-    style_resize=Resize("long", 512, "bilinear"),
+    # The notebook's loss/optimizer cells could not be recovered (only its loader and the
+    # 1000-step loop): the space, clipping and Adam betas/epsilon below follow the TensorFlow
+    # style-transfer tutorial its loop is written after; the loss formulas are the report's.
+    space="unit",  # TF tutorial: a [0, 1] RGB variable, clip_0_1 after each step
+    # code resize(): long side to 512, new size tf.cast(int32) (truncated), tf.image.resize
+    # bilinear without antialias, cast back to uint8
+    content_resize=Resize("long", 512, "bilinear_tf", size_rounding="floor"),
+    style_resize=Resize("long", 512, "bilinear_tf", size_rounding="floor"),
     loss=LossSpec(
         content_layers=(("relu4_2", 1.0),),  # "conv4_2", weight 1; Keras block4_conv2 is post-ReLU
         style_layers=tuple((n, 0.2) for n in GATYS_STYLE_LAYERS),  # conv1_1..conv5_1 at 0.2 each
@@ -51,7 +56,8 @@ HUST = GatysPreset(
         gamma=0.0,  # E1 sweeps gamma; the report shows 0, 10, 100
         tv_mode="l1_sum",  # report: l_tv = sum |y[i+1,j]-y[i,j]| + |y[i,j+1]-y[i,j]|
     ),
-    optimizer=OptimizerSpec("adam_tf", lr=0.01, betas=(0.9, 0.999), eps=1e-7),  # "Adam, lr 0.01"; Keras defaults
+    # "Adam optimizer: learning rate = 0.01"; beta1 0.99 and epsilon 0.1 as the TF tutorial (assumed)
+    optimizer=OptimizerSpec("adam_tf", lr=0.01, betas=(0.99, 0.999), eps=0.1),
     steps=1000,  # "Iterations = 1000"
     init="content",  # "Use the content image instead of the white noise image"
     clamp=True,  # TF tutorial clip_0_1 after each step
@@ -90,7 +96,9 @@ _IITB_COMMON = dict(
     steps=1000,  # "number of iterations = 1000"
     init="content",  # "We initialize the base input image as the content image itself"
     clamp=True,  # clip_by_value(init_image, -mean, 255 - mean) after each step
-    keep_best=True,  # the code keeps the lowest-loss image
+    # the code keeps the lowest-loss image, pairing the loss measured before a step with the image
+    # after it (an off-by-one); we keep the image the lowest loss was measured on
+    keep_best=True,
 )
 
 IITB_VGG19 = GatysPreset(

@@ -142,3 +142,16 @@ def test_tiny_and_huge_images_are_refused(tmp_path, monkeypatch):
 def test_unknown_name_lists_registered_images():
     with pytest.raises(NstbenchError, match="starry_night"):
         load_image("no_such_painting")
+
+
+def test_hust_tf_resize_truncates_and_does_not_antialias(tmp_path):
+    a = np.zeros((30, 41, 3), np.uint8)
+    a[:, ::2] = 255  # 1-px stripes: PIL's antialiased bilinear averages them, tf's bilinear samples
+    Image.fromarray(a).save(tmp_path / "s.png")
+    r = Resize("long", 20, "bilinear_tf", size_rounding="floor")
+    assert r.output_size(41, 30) == (20, 14)  # int(30 * 20 / 41) = int(14.63)
+    tf_like = load_image(tmp_path / "s.png", r)
+    pil = load_image(tmp_path / "s.png", Resize("long", 20, "bilinear"))
+    assert tf_like.shape == (1, 3, 14, 20) and pil.shape == (1, 3, 15, 20)
+    assert tf_like.std() > 2 * pil.std()  # aliasing keeps the stripes' contrast
+    assert torch.equal((tf_like * 255).round(), (tf_like * 255).round().floor())  # whole 8-bit levels
