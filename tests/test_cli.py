@@ -38,7 +38,7 @@ def test_stylize_writes_image_curve_and_record(tmp_path):
 @needs_assets
 def test_every_preset_runs_from_the_cli(tmp_path, preset):
     r = nstbench("stylize", "--preset", preset, "--content", "chelsea", "--style", "starry_night", "--steps", "2",
-                 "--size", "48", "--weights", "random", "--init", "noise", "--out", str(tmp_path))
+                 "--size", "56", "--weights", "random", "--init", "noise", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert len(list(csv.DictReader(open(tmp_path / "curve.csv")))) == 2
 
