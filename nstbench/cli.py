@@ -8,12 +8,14 @@ from .errors import NstbenchError
 
 
 def _stylize(args: argparse.Namespace) -> None:
+    from .gatys import Compute
     from .presets import get_preset
     from .stylize import override, stylize
 
     preset = override(get_preset(args.preset), steps=args.steps, size=args.size, init=args.init)
+    compute = Compute(dtype=args.dtype, channels_last=args.dtype == "bfloat16")  # NHWC pays off with bf16 (README)
     rec = stylize(preset, args.content, args.style, args.out, weights=args.weights, seed=args.seed,
-                  device=args.device, progress_every=args.print_every)
+                  device=args.device, progress_every=args.print_every, compute=compute)
     w = rec["weights"]
     print(f"wrote {args.out}/output.png, curve.csv, run.json ({preset.steps} steps, {rec['seconds']:.1f}s, "
           f"weights: {w['kind']}{'' if w.get('imagenet') else ' (not ImageNet)'})")
@@ -38,6 +40,13 @@ def _apply(args: argparse.Namespace) -> None:
     apply_command(args)
 
 
+def _report(args: argparse.Namespace) -> None:
+    from .report import build_reports
+
+    for p in build_reports(args.results, args.out):
+        print(f"wrote {p}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="nstbench", description="Neural style transfer benchmarks (Gatys; Johnson).")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -52,12 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--init", choices=["content", "noise", "style"], help="override the initial image")
     st.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
     st.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    st.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="backbone precision: bfloat16 = autocast, Grams and losses stay fp32 (default float32)")
     st.add_argument("--print-every", type=int, default=None, help="progress line every N steps (default: preset's)")
     st.add_argument("--out", required=True, help="output folder")
     st.set_defaults(func=_stylize)
 
     pr = sub.add_parser("presets", help="list the Gatys presets")
     pr.set_defaults(func=_presets)
+
+    rp = sub.add_parser("report", help="build reports/ (Markdown per source, claims index, HTML) from results/")
+    rp.add_argument("--results", default="results", help="results folder (default results)")
+    rp.add_argument("--out", default="reports", help="output folder (default reports)")
+    rp.set_defaults(func=_report)
 
     tr = sub.add_parser("train", help="train a fast style transfer network (Johnson et al.)")
     tr.add_argument("--preset", required=True, help="hust | johnson2016 | pytorch-examples")

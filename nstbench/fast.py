@@ -178,7 +178,7 @@ FAST_PRESETS: dict[str, FastPreset] = {p.name: p for p in (HUST, JOHNSON2016, PY
 
 # Profiles change sizes, step counts and data volume only, never the method (EXPERIMENTS.md).
 PROFILES: dict[str, dict] = {
-    "smoke": dict(size=32, steps=4, batch=2, max_images=16, checkpoint_every=2, data="coco100"),
+    "smoke": dict(size=32, steps=4, batch=2, max_images=16, style_size=64, checkpoint_every=2, data="coco100"),
     "cpu": dict(size=128, steps=200, data="coco100"),
     "paper": {},
 }
@@ -192,12 +192,12 @@ def get_fast_preset(name: str) -> FastPreset:
 
 def override(preset: FastPreset, *, steps=None, epochs=None, batch=None, size=None, content_weight=None,
              style_weight=None, tv_weight=None, network=None, norm=None, max_images=None,
-             checkpoint_every=None) -> FastPreset:
+             style_size=None, checkpoint_every=None) -> FastPreset:
     """A copy of the preset with the CLI's overrides. --steps and --epochs exclude each other."""
     if steps is not None and epochs is not None:
         raise NstbenchError("give --steps or --epochs, not both")
     for name, v in (("steps", steps), ("epochs", epochs), ("batch", batch), ("size", size),
-                    ("checkpoint-every", checkpoint_every), ("max-images", max_images)):
+                    ("checkpoint-every", checkpoint_every), ("max-images", max_images), ("style-size", style_size)):
         if v is not None and v < 1:
             raise NstbenchError(f"--{name} must be at least 1, got {v}")
     if size is not None and size < 16:
@@ -208,7 +208,7 @@ def override(preset: FastPreset, *, steps=None, epochs=None, batch=None, size=No
     if epochs is not None:
         changes.update(epochs=epochs, steps=None)
     for k, v in (("batch", batch), ("size", size), ("network", network), ("norm", norm),
-                 ("max_images", max_images), ("checkpoint_every", checkpoint_every)):
+                 ("max_images", max_images), ("style_size", style_size), ("checkpoint_every", checkpoint_every)):
         if v is not None:
             changes[k] = v
     loss = {k: v for k, v in (("alpha", content_weight), ("beta", style_weight), ("gamma", tv_weight)) if v is not None}
@@ -500,7 +500,7 @@ def train_transformer(
         "steps": steps,
         "weights": backbone.weights,
         "loss_terms": "loss.csv: content, style, tv unweighted (batch-reduced); total = alpha*content + beta*style + gamma*tv",
-        "provenance": provenance(dev),
+        "provenance": provenance(dev),  # git and library versions: read once per run
     }
 
     def checkpoint(done: int, final: bool = False) -> None:
@@ -510,7 +510,8 @@ def train_transformer(
             "preset": dataclasses.asdict(preset), "weights": backbone.weights, "data": dataset.describe(),
             "style": style_rec, "seed": seed, "step": done, "total_steps": steps,
             "epoch": done // dataset.batches_per_epoch, "batch_in_epoch": done % dataset.batches_per_epoch,
-            "images_seen": done * preset.batch, "fingerprint": fingerprint, "provenance": provenance(dev),
+            "images_seen": done * preset.batch, "fingerprint": fingerprint, "provenance": record["provenance"],
+            "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         meta = json.loads(json.dumps(to_jsonable(meta)))  # plain types only: loadable with weights_only=True
         _save_atomic({**meta, "state_dict": state, "optimizer": opt.state_dict(),

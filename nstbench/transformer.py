@@ -90,8 +90,12 @@ HUST_NET = TransformerConfig(
     norm_eps=1e-3,  # Keras BatchNormalization default epsilon
     norm_momentum=0.01,  # Keras BatchNormalization default momentum 0.99
 )
-# Note: the models saved in that repository (style/*/saved_models, a later version) use
-# tensorflow-addons InstanceNormalization instead; `--norm instance` selects that.
+# Notes: the models saved in that repository (style/*/saved_models, a later version) use
+# tensorflow-addons InstanceNormalization instead; `--norm instance` selects that. And the
+# notebook calls the Keras model without training=True inside its own train_step, which in TF2
+# runs BatchNormalization in inference mode (moving statistics 0/1, never updated), so there its
+# "batch norm" probably acted as a plain per-channel affine layer. nstbench trains batch norm
+# normally (batch statistics); this difference is not reproduced.
 
 PYTORCH_EXAMPLES = TransformerConfig(
     name="pytorch-examples",
