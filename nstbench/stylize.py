@@ -9,7 +9,7 @@ import torch
 
 from .backbones import Backbone
 from .errors import NstbenchError
-from .gatys import Diverged, OptimizeResult, initial_image, make_gatys_loss, optimize_image
+from .gatys import Compute, Diverged, OptimizeResult, initial_image, make_gatys_loss, optimize_image
 from .images import Resize, load_image, save_image, space_bounds, space_to_unit
 from .presets import GatysPreset
 from .records import ensure_writable_dir, provenance, write_csv, write_json
@@ -50,9 +50,11 @@ def run_preset(
     gamma=None,
     progress_every: int | None = None,
     label: str | None = None,
+    compute: Compute = Compute(),
 ) -> OptimizeResult:
-    """Optimise with the preset's settings on already-loaded images (on their device)."""
-    loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma)
+    """Optimise with the preset's settings on already-loaded images (on their device); `compute`
+    (gatys.Compute) picks the backbone's dtype and memory layout."""
+    loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute)
     x0 = initial_image(preset.init, content, style, preset.space, seed=seed, batch=batch)
     clamp = space_bounds(preset.space, x0) if preset.clamp else None
     return optimize_image(loss_fn, x0, preset.steps, preset.optimizer, clamp=clamp, keep_best=preset.keep_best,
@@ -70,6 +72,7 @@ def stylize(
     seed: int = 0,
     device: str = "cpu",
     progress_every: int | None = None,
+    compute: Compute = Compute(),
 ) -> dict:
     """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json."""
     out = ensure_writable_dir(Path(out))
@@ -85,13 +88,15 @@ def stylize(
         "content_size_hw": list(c.shape[-2:]),
         "style_size_hw": list(s.shape[-2:]),
         "seed": seed,
+        "compute": dataclasses.asdict(compute),
         "weights": backbone.weights,
         "curve_terms": "content, style and tv are unweighted; total = alpha*content + beta*style + gamma*tv",
         "provenance": provenance(dev),
     }
     status, message = "ok", ""
     try:
-        result = run_preset(preset, c.to(dev), s.to(dev), backbone, seed=seed, progress_every=progress_every)
+        result = run_preset(preset, c.to(dev), s.to(dev), backbone, seed=seed, progress_every=progress_every,
+                            compute=compute)
     except Diverged as e:
         result, status, message = e.result, "diverged", str(e)
     save_image(space_to_unit(result.image, preset.space), out / "output.png")

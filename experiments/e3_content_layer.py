@@ -1,0 +1,263 @@
+"""E3 (claims C4, C5): content-layer ablation and batch size of the fast network, NYU report 002 section 4.2.
+
+The `johnson2016` fast preset (nstbench.fast.JOHNSON2016: Johnson et al.'s transformer with batch
+norm, VGG16 loss network, style relu1_2, relu2_2, relu3_3, relu4_3, Adam lr 1e-3, batch 4, 256 x 256
+COCO images) trained on the mosaic style with the content layer set to relu2_2 (the paper's),
+relu3_3 or relu4_3 at the preset's batch 4, and at relu2_2 with other batch sizes (the report does
+not say which it compared). Every run passes over the same training images the same number of
+epochs, so the batch-size runs see the same images and differ in batch size (and hence in the
+number of updates) only; the run relu2_2 / batch 4 belongs to both sweeps. Every network starts
+from the same seeded initialisation and stylises the cat photo (chelsea) in eval mode, as
+`nstbench apply` does.
+
+Measured: colour_artifact_index (metrics: low-passed a*b* distance to the content in CIE Lab, the
+"colour lumps" of C4), SSIM / PSNR to the content, the style distance to the style image in a
+network no run trained with (VGG19 relu1_1..relu5_1, metrics.style_distance), the training loss
+network's style loss on the cat, and the training time: seconds_per_epoch = measured training
+seconds (the training loop only: data loading, forward, backward, update; no checkpoint writes)
+x images per epoch / images processed.
+
+Training data: `coco100` (the asset folder's 100 COCO images) for the smoke and cpu profiles; the
+paper profile needs COCO train2014: pass `--data /path/to/train2014` (nstbench never downloads it).
+
+Writes results/e3_content_layer/: table.csv (one row per sweep point and sweep: `sweep` is
+content_layer or batch_size; C4 on sweep == 'content_layer', C5 on sweep == 'batch_size' with
+ssim_content as the quality), curves.csv (training loss per step, thinned to at most ~200 rows per
+run), grid_content_layer.png, grid_batch_size.png, curves.png, outputs/<layer>_b<batch>.png,
+manifest.json. The training runs (checkpoints) live in the run's temp folder and are deleted.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from nstbench import metrics
+from nstbench.errors import NstbenchError
+from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.fast import COCO_HELP, JOHNSON2016, PerceptualLoss, override, train_transformer
+from nstbench.images import Resize, load_image
+from nstbench.transformer import load_transformer
+
+NAME = "e3_content_layer"
+
+
+@dataclass(frozen=True)
+class Profile:
+    size: int  # training images are size x size px
+    steps: int | None  # training steps per run (tests); None: `epochs` passes over the data, every run
+    epochs: int
+    batch_sizes: tuple[int, ...]  # compared at relu2_2; must include the preset's batch 4
+    max_images: int | None  # only the first N training images (sorted); None: all
+    eval_size: int  # long side of the cat photo the networks stylise, px
+    data: str | None  # training images (dataset name or folder); None: --data is required
+    progress_every: int  # progress line every N training steps
+
+
+PROFILES = {
+    # plumbing only: 8 images at 32 px, one epoch (4, 2 and 1 steps)
+    "smoke": Profile(size=32, steps=None, epochs=1, batch_sizes=(2, 4, 8), max_images=8, eval_size=64,
+                     data="coco100", progress_every=0),
+    # 48 COCO images (divisible by every batch size: no image dropped) at 64 px, 4 epochs: 192
+    # images per run (96, 48 and 24 steps), about 1.5 minutes per run on 2 cores
+    "cpu": Profile(size=64, steps=None, epochs=4, batch_sizes=(2, 4, 8), max_images=48, eval_size=128,
+                   data="coco100", progress_every=24),
+    # paper sec. 4.1: 256 x 256 COCO, batch 4, 40,000 iterations (~2 epochs); here 2 epochs for every
+    # run (41,391 steps at batch 4) so all batch sizes see the same images. Batch sizes 4, 8, 16:
+    # the NYU report does not name its sizes (our choice: the paper's 4 and two doublings)
+    "paper": Profile(size=256, steps=None, epochs=2, batch_sizes=(4, 8, 16), max_images=None, eval_size=512,
+                     data=None, progress_every=1000),
+}
+CONTENT, STYLE = "chelsea", "mosaic"  # report Fig. 6/7: the cat; its style is not named (mosaic: Johnson's example)
+LAYERS = ("relu2_2", "relu3_3", "relu4_3")  # report 4.2 / paper Fig. 3
+BASE_LAYER, BASE_BATCH = JOHNSON2016.loss.content_layers[0][0], JOHNSON2016.batch  # relu2_2, 4
+JUDGE, JUDGE_LAYERS = "vgg19", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")  # not the VGG16 trained with
+CURVE_ROWS = 200  # curves.csv keeps about this many steps per run
+
+TABLE_COLUMNS = ["sweep", "content_layer", "batch_size", "colour_artifact_index", "ssim_content", "psnr_content",
+                 "style_distance", "judge", "judge_weights", "style_loss", "seconds_per_epoch", "seconds_per_step",
+                 "images_per_second", "train_seconds", "train_steps", "train_images", "images_per_epoch", "epochs",
+                 "first_total", "last_total", "height", "width", "output"]
+CURVE_COLUMNS = ["run", "content_layer", "batch_size", "step", "epoch", "total", "content", "style", "tv", "seconds"]
+
+
+def run_name(layer: str, batch: int) -> str:
+    return f"{layer}_b{batch}"
+
+
+def points(profile: Profile) -> list[tuple[str, int]]:
+    pts = [(layer, BASE_BATCH) for layer in LAYERS] + [(BASE_LAYER, b) for b in profile.batch_sizes]
+    return list(dict.fromkeys(pts))
+
+
+def training_preset(profile: Profile):
+    """johnson2016 with the profile's sizes and lengths. The style image (Johnson's code: long side
+    256 for 256 px training) is scaled with the training size, so its texture keeps its scale
+    relative to the training images."""
+    length = {"steps": profile.steps} if profile.steps else {"epochs": profile.epochs}
+    style_size = None
+    if profile.size != JOHNSON2016.size:
+        native = max(load_image(STYLE, Resize()).shape[-2:])
+        style_size = max(32, round((JOHNSON2016.style_size or native) * profile.size / JOHNSON2016.size))
+    # checkpoint only at the end: intermediate checkpoint writes would count as training time
+    return override(JOHNSON2016, **length, size=profile.size, max_images=profile.max_images,
+                    style_size=style_size, checkpoint_every=10**9)
+
+
+def with_content_layer(preset, layer: str):
+    return replace(preset, loss=replace(preset.loss, content_layers=((layer, 1.0),)))
+
+
+@torch.no_grad()
+def stylise(checkpoint, content: torch.Tensor) -> torch.Tensor:
+    """The trained network on the content, in eval mode, as `nstbench apply` runs it; [0, 1]."""
+    net, _ = load_transformer(checkpoint)
+    net.to(content.device)
+    h, w = content.shape[-2:]
+    return net.stylize_unit(content)[..., :h, :w].clamp(0, 1)  # sides not multiples of 4 come out larger
+
+
+def thinned(loss_csv) -> pd.DataFrame:
+    df = pd.read_csv(loss_csv)
+    stride = max(1, len(df) // CURVE_ROWS)
+    return df[(df["step"] % stride == 0) | (df["step"] == df["step"].max()) | (df["step"] == 1)]
+
+
+def compute(exp: Experiment, preset, data: str) -> None:
+    vgg, judge = exp.backbone(preset.backbone), exp.backbone(JUDGE)
+    tag = exp.tag(preset.backbone)
+    content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
+    style_judge = load_image(STYLE, Resize("long", exp.profile.eval_size)).to(exp.device)
+    style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
+    h, w = content.shape[-2:]
+    train_root = exp.path("train")  # inside the temp folder; deleted below
+    results, curves = {}, []
+    pts = points(exp.profile)
+    for k, (layer, batch) in enumerate(pts):
+        name = run_name(layer, batch)
+        p = override(with_content_layer(preset, layer), batch=batch)
+        print(f"[{NAME}] training {k + 1}/{len(pts)}: content {layer}, batch {batch}", file=sys.stderr, flush=True)
+        rec = train_transformer(p, STYLE, data, train_root / name, backbone=vgg, seed=exp.seed,
+                                device=str(exp.device), progress_every=exp.progress_every,
+                                log=lambda m, n=name: print(f"[{NAME} {n}] {m}", file=sys.stderr, flush=True))
+        out = stylise(train_root / name / "transformer.pt", content)
+        with torch.no_grad():
+            terms = PerceptualLoss(vgg, style_train, p.loss, p.tv_batch)(out, content)
+        exp.image(out, f"outputs/{name}.png")
+        loss = pd.read_csv(train_root / name / "loss.csv")
+        steps = rec["steps_done"]
+        images = steps * batch
+        per_epoch = rec["data"]["batches_per_epoch"] * batch  # the incomplete last batch is dropped
+        seconds = float(loss["seconds"].iloc[-1])  # loss.csv's clock: the training loop, no checkpoint writes
+        results[(layer, batch)] = {
+            "content_layer": layer, "batch_size": batch,
+            "colour_artifact_index": float(metrics.colour_artifact_index(out, content)[0]),
+            "ssim_content": float(metrics.ssim(out, content)[0]),
+            "psnr_content": float(metrics.psnr(out, content)[0]),
+            "style_distance": float(metrics.style_distance(out, style_judge, judge, JUDGE_LAYERS)[0]),
+            "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
+            "style_loss": terms["style"].item(),
+            "seconds_per_epoch": seconds * per_epoch / images, "seconds_per_step": seconds / steps,
+            "images_per_second": images / seconds, "train_seconds": seconds, "train_steps": steps,
+            "train_images": images, "images_per_epoch": per_epoch, "epochs": images / per_epoch,
+            "first_total": float(loss["total"].iloc[0]), "last_total": float(loss["total"].iloc[-1]),
+            "height": h, "width": w, "output": f"outputs/{name}.png", "image": out.cpu(),
+        }
+        curves += [{**tag, "run": name, "content_layer": layer, "batch_size": batch, **r}
+                   for r in thinned(train_root / name / "loss.csv").to_dict("records")]
+        if k == 0:
+            exp.record("training_data", rec["data"])
+    shutil.rmtree(train_root)  # checkpoints stay out of the results
+
+    rows = [{**tag, "sweep": "content_layer", **results[(layer, BASE_BATCH)]} for layer in LAYERS]
+    rows += [{**tag, "sweep": "batch_size", **results[(BASE_LAYER, b)]} for b in exp.profile.batch_sizes]
+    exp.write_csv("table.csv", rows, TABLE_COLUMNS)
+    exp.write_csv("curves.csv", curves, CURVE_COLUMNS)
+    figures(exp, content.cpu(), style_judge.cpu(), results, curves)
+    exp.claim("C4", "table.csv", where="sweep == 'content_layer'")
+    exp.claim("C5", "table.csv", where="sweep == 'batch_size'")
+
+    base = results[(BASE_LAYER, BASE_BATCH)]
+    exp.note(f"profile {exp.profile_label}: {len(pts)} networks at {preset.size} x {preset.size} px on {data}, "
+             f"{base['epochs']:g} epoch(s) of {base['images_per_epoch']} images each ({base['train_steps']} steps at "
+             f"batch {BASE_BATCH}); paper: 40,000 iterations of batch 4 (~2 epochs of COCO train2014) at 256 x 256. "
+             f"Style image at {'its own size' if preset.style_size is None else f'long side {preset.style_size} px'}; "
+             f"the cat stylised at {w}x{h} px")
+    exp.note(f"batch sizes {', '.join(map(str, exp.profile.batch_sizes))} at content {BASE_LAYER}: the NYU report "
+             "does not name its batch sizes. seconds_per_epoch = training-loop seconds x images per epoch / images "
+             "processed, measured on this machine while it may be shared (C5 allows 15% spread)")
+    exp.note("loss weights: lambda_c 1, lambda_s 5, lambda_tv 1e-6 (Johnson's code defaults; the paper gives none), "
+             "unchanged across content layers, so the content term's scale differs between layers as in the report")
+    exp.note(f"colour_artifact_index: metrics.colour_artifact_index (mean low-passed a*b* distance to the content, "
+             f"sigma 4 px, CIE Lab); style_distance in {JUDGE} {'/'.join(JUDGE_LAYERS)}, a network no run trained with")
+    if exp.weights_kind(preset.backbone) != "imagenet":
+        exp.note("random loss-network weights: the perceptual terms carry no image semantics; this tests the "
+                 "pipeline, not the report's observations")
+
+
+def _panels(exp, name, title, content, style, items):
+    plt = pyplot()
+    from nstbench.images import to_pil
+
+    fig, axes = plt.subplots(1, len(items) + 2, figsize=(2.6 * (len(items) + 2), 2.4))
+    for ax, (label, img) in zip(axes, [("content", content), ("style", style)] + items):
+        ax.imshow(to_pil(img))
+        ax.set_title(label, fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    exp.figure(fig, name)
+
+
+def figures(exp, content, style, results, curves) -> None:
+    _panels(exp, "grid_content_layer.png", f"content layer (batch {BASE_BATCH})", content, style,
+            [(f"{layer}\ncolour artifact {results[(layer, BASE_BATCH)]['colour_artifact_index']:.2f}",
+              results[(layer, BASE_BATCH)]["image"]) for layer in LAYERS])
+    _panels(exp, "grid_batch_size.png", f"batch size (content {BASE_LAYER})", content, style,
+            [(f"batch {b}\nSSIM {results[(BASE_LAYER, b)]['ssim_content']:.2f}, "
+              f"{results[(BASE_LAYER, b)]['seconds_per_epoch']:.3g} s/epoch", results[(BASE_LAYER, b)]["image"])
+             for b in exp.profile.batch_sizes])
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name in dict.fromkeys(c["run"] for c in curves):
+        pts = np.array([(c["step"] * c["batch_size"], c["total"]) for c in curves if c["run"] == name])
+        ax.semilogy(pts[:, 0], pts[:, 1], lw=1.2, label=name)
+    ax.set_xlabel("training images processed")
+    ax.set_ylabel("training loss (weighted total)")
+    ax.legend(fontsize=7)
+    exp.figure(fig, "curves.png")
+
+
+def split_data_arg(argv: list[str] | None) -> tuple[str | None, list[str]]:
+    """--data is this script's own option; the harness parses the rest."""
+    ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    ap.add_argument("--data")
+    ns, rest = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return ns.data, rest
+
+
+def _main(argv: list[str] | None) -> None:
+    data_arg, argv = split_data_arg(argv)
+    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(JOHNSON2016.backbone, JUDGE),
+                     claims=("C4", "C5"))
+    data = data_arg or exp.profile.data
+    if data is None:
+        raise NstbenchError(f"the {exp.profile_name} profile trains on COCO train2014: pass --data. {COCO_HELP}")
+    if BASE_BATCH not in exp.profile.batch_sizes:  # the shared run of both sweeps
+        raise NstbenchError(f"batch sizes {exp.profile.batch_sizes} must include the preset's {BASE_BATCH}")
+    preset = training_preset(exp.profile)
+    exp.settings.update(preset=preset, data=data, content=CONTENT, style=STYLE, layers=LAYERS,
+                        batch_sizes=exp.profile.batch_sizes, judge=JUDGE, judge_layers=JUDGE_LAYERS)
+    exp.run(lambda e: compute(e, preset, data))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(_main, argv, NAME)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""E6 (claim C10): vanilla optimisation versus one forward pass of the fast network, HUST report 000 section 3.3.
+
+Vanilla: E1's optimisation, the `hust` Gatys preset (VGG19, Adam, from the content; gamma 0 as the
+preset) on chelsea + starry_night at long side 256, 512 and 1024 px (Johnson et al.'s speed-table
+sizes; the HUST code's own size is 512). The report times 1000 iterations. Fast: one forward pass
+of the `hust` transformer (nstbench.transformer, batch norm, eval mode) on the same content at the
+same size; its weights are a seeded random initialisation, which does not change the arithmetic
+and so not the time.
+
+Timing: for each size, `warmup` untimed vanilla iterations (a separate run) and forward passes come
+first; then vanilla runs `steps` iterations, seconds_per_iteration being the median time of one
+iteration; when `steps` < 1000 (smoke, cpu) the 1000-iteration total is extrapolated linearly
+(iterations_measured says how many were run; per-iteration time is constant for a fixed-size
+optimisation). The fast network's seconds_per_iteration is the median of `repeats` timed forward
+passes of one image (CUDA synchronised). The vanilla total excludes loading and target extraction;
+both exclude reading and writing images. speedup = 1000 x vanilla seconds per iteration / fast
+seconds per pass, per (device, dtype, size), as claims.rule_c10 computes it.
+
+Writes results/e6_timing/: table.csv (one row per method and size, with the source's numbers on the
+512 px rows), timing.png, manifest.json.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nstbench.claims import C10_ITERATIONS
+from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.presets import HUST
+from nstbench.stylize import load_pair, override, run_preset
+from nstbench.transformer import build_transformer, get_variant
+
+NAME = "e6_timing"
+
+
+@dataclass(frozen=True)
+class Profile:
+    sizes: tuple[int, ...]  # long side of the content, px
+    steps: int  # vanilla iterations timed per size (extrapolated to 1000 when fewer)
+    warmup: int  # untimed vanilla iterations and forward passes first, per size
+    repeats: int  # timed forward passes of the fast network per size
+    size: int | None = None  # --size: this one size instead of `sizes`
+    progress_every: int = 0
+
+
+PROFILES = {
+    "smoke": Profile(sizes=(64, 96), steps=3, warmup=1, repeats=3),  # plumbing only (64x42, 96x63 px)
+    # 3 timed iterations per size (about 1, 4 and 15 s each on 2 cores) extrapolated to 1000
+    "cpu": Profile(sizes=(256, 512, 1024), steps=3, warmup=1, repeats=5),
+    "paper": Profile(sizes=(256, 512, 1024), steps=1000, warmup=10, repeats=50, progress_every=250),  # report: 1000
+}
+CONTENT, STYLE = "chelsea", "starry_night"  # E1's pair
+FAST_NETWORK = "hust"  # the HUST notebook's transformer (transformer.HUST_NET)
+DTYPE = "float32"  # both methods run in float32 (the sources' precision)
+SOURCE_SIZE = 512  # the HUST code's working size (long side): the report's timing is for it
+SOURCE_VANILLA_SECONDS, SOURCE_FAST_SECONDS = 49.43, 0.04  # report 3.3 table (GPU not stated)
+
+TABLE_COLUMNS = ["method", "size", "dtype", "height", "width", "iterations", "iterations_measured", "extrapolated",
+                 "total_seconds", "seconds_per_iteration", "seconds_per_iteration_mean", "images_per_second",
+                 "speedup", "warmup", "repeats", "source_total_seconds", "source_speedup"]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_vanilla(exp, preset, content, style, vgg) -> dict:
+    """Median seconds of one Adam iteration of the preset (after a separate warm-up run)."""
+    if exp.profile.warmup:
+        run_preset(override(preset, steps=exp.profile.warmup), content, style, vgg, seed=exp.seed, progress_every=0)
+    sync(exp.device)
+    result = run_preset(preset, content, style, vgg, seed=exp.seed, progress_every=exp.progress_every,
+                        label=f"{NAME} vanilla")
+    # history "seconds" is the time since the loop started, read once per iteration; optimize_image
+    # syncs with the device every iteration (the finiteness check), so the differences are iteration
+    # times on a GPU too
+    marks = [0.0] + [r["seconds"] for r in result.history]
+    per_step = np.diff(marks)
+    return {"median": float(np.median(per_step)), "mean": result.seconds / preset.steps, "total": result.seconds}
+
+
+@torch.inference_mode()
+def time_fast(exp, net, content) -> dict:
+    for _ in range(exp.profile.warmup):
+        net.stylize_unit(content)
+    times = []
+    for _ in range(exp.profile.repeats):
+        sync(exp.device)
+        t = time.perf_counter()
+        net.stylize_unit(content)
+        sync(exp.device)
+        times.append(time.perf_counter() - t)
+    return {"median": statistics.median(times), "mean": statistics.fmean(times)}
+
+
+def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
+    vgg = exp.backbone(HUST.backbone)
+    tag = exp.tag(HUST.backbone)
+    net = build_transformer(get_variant(FAST_NETWORK), seed=exp.seed).to(exp.device).eval()
+    steps = min(exp.profile.steps, C10_ITERATIONS)
+    rows = []
+    for size in sizes:
+        preset = override(HUST, steps=steps, size=size)
+        content, style = load_pair(preset, CONTENT, STYLE)
+        content, style = content.to(exp.device), style.to(exp.device)
+        h, w = content.shape[-2:]
+        print(f"[{NAME}] {w}x{h} px: vanilla {exp.profile.warmup} + {steps} iterations, fast {exp.profile.warmup} + "
+              f"{exp.profile.repeats} passes", file=sys.stderr, flush=True)
+        van = time_vanilla(exp, preset, content, style, vgg)
+        fast = time_fast(exp, net, content)
+        speedup = C10_ITERATIONS * van["median"] / fast["median"]
+        source = size == SOURCE_SIZE
+        common = {**tag, "size": size, "dtype": DTYPE, "height": h, "width": w, "speedup": speedup,
+                  "warmup": exp.profile.warmup,
+                  "source_speedup": SOURCE_VANILLA_SECONDS / SOURCE_FAST_SECONDS if source else float("nan")}
+        extrapolated = steps < C10_ITERATIONS
+        van_total = C10_ITERATIONS * van["median"] if extrapolated else van["total"]
+        rows.append({**common, "method": "vanilla", "iterations": C10_ITERATIONS, "iterations_measured": steps,
+                     "extrapolated": extrapolated, "total_seconds": van_total,
+                     "seconds_per_iteration": van["median"], "seconds_per_iteration_mean": van["mean"],
+                     "images_per_second": 1.0 / van_total, "repeats": 1,
+                     "source_total_seconds": SOURCE_VANILLA_SECONDS if source else float("nan")})
+        rows.append({**common, "method": "fast", "iterations": 1, "iterations_measured": exp.profile.repeats,
+                     "extrapolated": False, "total_seconds": fast["median"],
+                     "seconds_per_iteration": fast["median"], "seconds_per_iteration_mean": fast["mean"],
+                     "images_per_second": 1.0 / fast["median"], "repeats": exp.profile.repeats,
+                     "source_total_seconds": SOURCE_FAST_SECONDS if source else float("nan")})
+        print(f"[{NAME}] {w}x{h} px: vanilla {van['median']:.4g} s/it ({van_total:.4g} s per {C10_ITERATIONS}), "
+              f"fast {fast['median']:.4g} s, speed-up {speedup:.4g}x", file=sys.stderr, flush=True)
+    exp.write_csv("table.csv", rows, TABLE_COLUMNS)
+    figure(exp, rows, sizes)
+    exp.claim("C10", "table.csv")
+    exp.record("source", {"vanilla_seconds": SOURCE_VANILLA_SECONDS, "fast_seconds": SOURCE_FAST_SECONDS,
+                          "iterations": C10_ITERATIONS, "size_long_side": SOURCE_SIZE, "device": "not stated"})
+    threads = torch.get_num_threads() if exp.device.type == "cpu" else None
+    exp.note(f"profile {exp.profile_label}: sizes {', '.join(map(str, sizes))} px (long side); vanilla timed over "
+             f"{steps} iteration(s) after {exp.profile.warmup} warm-up iteration(s)"
+             + (f", extrapolated linearly to {C10_ITERATIONS} (column iterations_measured)" if steps < C10_ITERATIONS
+                else "") + f"; fast: median of {exp.profile.repeats} forward passes after {exp.profile.warmup} warm-up"
+             + (f"; {threads} CPU thread(s), on a machine that may be shared" if threads else ""))
+    exp.note(f"report 3.3: vanilla {SOURCE_VANILLA_SECONDS} s (1000 iterations) vs fast {SOURCE_FAST_SECONDS} s, "
+             f"GPU and image size not stated; the source columns sit on the {SOURCE_SIZE} px rows (the HUST code's "
+             "working size). Both methods float32; the fast network is the HUST variant with random weights "
+             "(the time does not depend on the weights)")
+
+
+def figure(exp, rows, sizes) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    x = np.arange(len(sizes))
+    van = [r["total_seconds"] for r in rows if r["method"] == "vanilla"]
+    fast = [r["total_seconds"] for r in rows if r["method"] == "fast"]
+    ax.bar(x - 0.2, van, 0.4, label=f"vanilla, {C10_ITERATIONS} iterations")
+    ax.bar(x + 0.2, fast, 0.4, label="fast, one forward pass")
+    for i, r in enumerate(r for r in rows if r["method"] == "fast"):
+        ax.annotate(f"{r['speedup']:.3g}x", (x[i], max(van[i], fast[i])), ha="center", va="bottom", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xticks(x, [f"{s} px" for s in sizes])
+    ax.set_ylabel(f"seconds ({exp.device.type}, {DTYPE})")
+    ax.legend(fontsize=7)
+    exp.figure(fig, "timing.png")
+
+
+def _main(argv: list[str] | None) -> None:
+    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(HUST.backbone,), claims=("C10",))
+    sizes = (exp.profile.size,) if exp.profile.size else exp.profile.sizes
+    exp.settings.update(preset=HUST, content=CONTENT, style=STYLE, sizes=sizes, fast_network=get_variant(FAST_NETWORK),
+                        dtype=DTYPE)
+    exp.run(lambda e: compute(e, sizes))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(_main, argv, NAME)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""Shared harness of the experiment scripts (experiments/e*.py).
+
+A script states its profile table (a frozen dataclass per profile: sizes, iteration counts, data
+volume; never the method), derives its settings from the core presets with dataclasses.replace,
+and hands a `compute(exp)` function to `Experiment.run`. The harness gives every script the same
+command line, output layout, caching and crash safety:
+
+    results/<name>/               finished results, only ever replaced as a whole
+        manifest.json             settings, cache key, profile, weights records, provenance (git
+                                  commit, versions, device), wall time, files, claim verdicts
+        *.csv                     tidy tables; every row has profile, weights, device, seed
+        *.png                     figures (matplotlib, Agg backend) and images
+    results/.tmp-<name>-<pid>/    where a run writes; renamed to results/<name> when it finished
+
+Caching: the cache key is a SHA-256 over the settings (profile values and overrides, presets,
+images, the weights records of the backbones actually loaded, device type, seed) and over the code
+(every file of the nstbench package and the script itself). A complete results folder with the
+same key is not recomputed; `--force` recomputes. A run that fails or is interrupted deletes its
+temp folder and leaves the previous results as they were; a killed run's temp folder is removed by
+the next run of that experiment.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+
+from . import claims as claims_mod
+from .backbones import Backbone
+from .errors import NstbenchError
+from .images import save_image
+from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
+from .stylize import resolve_device
+from .weights import load_backbone
+
+PROFILE_NAMES = ("smoke", "cpu", "paper")
+COMMON_COLUMNS = ["profile", "weights", "device", "seed"]  # first columns of every CSV row
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only; no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def code_hash(script: str | Path) -> str:
+    """SHA-256 over the nstbench package's source and data files and the experiment script."""
+    h = hashlib.sha256()
+    files = sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".json"))
+    named = [(str(p.relative_to(PACKAGE_DIR)), p) for p in files] + [("script:" + Path(script).name, Path(script))]
+    for label, p in named:  # names relative to the package: the key does not depend on where the clone is
+        h.update(label.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(to_jsonable(obj), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def build_parser(name: str, description: str, profiles: dict) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=name, description=(description or "").strip().splitlines()[0])
+    ap.add_argument("--profile", choices=list(profiles), default="cpu",
+                    help="smoke (CI, minutes), cpu (smaller but faithful), paper (the source's sizes); default cpu")
+    ap.add_argument("--weights", default="auto", help="backbone weights: auto | imagenet | random | PATH (default auto)")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    ap.add_argument("--out", default="results", help="results root; this experiment writes <out>/%s/" % name)
+    ap.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
+    ap.add_argument("--force", action="store_true", help="recompute even if the results are up to date")
+    ap.add_argument("--steps", type=int, help="override the profile's iteration count (tests, quick looks)")
+    ap.add_argument("--size", type=int, help="override the profile's image size (tests, quick looks)")
+    ap.add_argument("--progress-every", type=int, help="progress line every N steps (default: the profile's)")
+    return ap
+
+
+def cli(fn: Callable[[list[str] | None], Any], argv: list[str] | None, prog: str) -> int:
+    """Run fn(argv) as a command: user errors are one line and exit status 2."""
+    try:
+        fn(argv)
+    except NstbenchError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; previous results left as they were", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Experiment:
+    """One experiment run: parsed options, profile, backbones, and the writers for its outputs.
+
+    Attributes a script uses: `profile` (its frozen profile dataclass, overrides applied),
+    `profile_name`, `args`, `device` (torch.device), `seed`, `settings` (a dict the script fills
+    before `run`; it goes into the cache key and the manifest), `dir` (the temp folder, during
+    compute only), `progress_every`.
+    """
+
+    def __init__(self, name: str, script: str | Path, description: str, profiles: dict, argv: list[str] | None,
+                 archs: tuple[str, ...], claims: tuple[str, ...] = ()):
+        self.name = name
+        self.script = Path(script).resolve()
+        self.title = (description or name).strip().splitlines()[0]
+        self.args = build_parser(name, description, profiles).parse_args(argv)
+        self.argv = list(sys.argv[1:] if argv is None else argv)
+        self.profile_name = self.args.profile
+        self.overrides = {k: getattr(self.args, k) for k in ("steps", "size") if getattr(self.args, k) is not None}
+        try:
+            self.profile = dataclasses.replace(profiles[self.profile_name], **self.overrides)
+        except TypeError as e:
+            raise NstbenchError(f"{name}: the profile has no field for this override ({e})") from None
+        for k, v in self.overrides.items():
+            if v < 1:
+                raise NstbenchError(f"--{k} must be at least 1, got {v}")
+        self.profile_label = self.profile_name + (
+            "(" + ",".join(f"{k}={v}" for k, v in self.overrides.items()) + ")" if self.overrides else "")
+        self.device = resolve_device(self.args.device)
+        self.seed = self.args.seed
+        self.progress_every = (self.args.progress_every if self.args.progress_every is not None
+                               else getattr(self.profile, "progress_every", 0))
+        self.archs = tuple(archs)
+        self.claim_ids = tuple(claims)
+        self.settings: dict = {}
+        self.out_root = Path(self.args.out)
+        self.final_dir = self.out_root / name
+        self.dir: Path | None = None
+        self._backbones: dict[str, Backbone] = {}
+        self._manifest: dict = {"claims": {}, "notes": [], "results": {}}
+
+    # ---- backbones ------------------------------------------------------------------------------
+
+    def backbone(self, arch: str) -> Backbone:
+        """The backbone for `arch` (loaded once, with the --weights request and --seed, on the device)."""
+        if arch not in self._backbones:
+            if arch not in self.archs:
+                raise RuntimeError(f"{self.name}: backbone {arch} not declared in archs={self.archs}")
+            self._backbones[arch] = load_backbone(arch, self.args.weights, seed=self.seed).to(self.device)
+        return self._backbones[arch]
+
+    def weights_kind(self, arch: str) -> str:
+        return self.backbone(arch).weights["kind"]
+
+    def tag(self, arch: str) -> dict:
+        """The common columns for a row computed with backbone `arch`."""
+        return {"profile": self.profile_label, "weights": self.weights_kind(arch), "device": self.device.type,
+                "seed": self.seed}
+
+    def weights_records(self) -> dict:
+        return {arch: self.backbone(arch).weights for arch in self.archs}
+
+    # ---- outputs (inside compute) ---------------------------------------------------------------
+
+    def path(self, name: str) -> Path:
+        if self.dir is None:
+            raise RuntimeError("outputs are written inside Experiment.run only")
+        p = self.dir / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def write_csv(self, name: str, rows: list[dict], columns: list[str]) -> pd.DataFrame:
+        """A tidy CSV: the common columns first, then `columns`. Every row must carry the common ones."""
+        for r in rows:
+            missing = [c for c in COMMON_COLUMNS if c not in r]
+            if missing:
+                raise RuntimeError(f"{name}: row lacks {missing} (merge exp.tag(arch) into every row)")
+        cols = COMMON_COLUMNS + [c for c in columns if c not in COMMON_COLUMNS]
+        write_csv(self.path(name), rows, cols)
+        return pd.read_csv(self.path(name))
+
+    def figure(self, fig, name: str) -> Path:
+        p = self.path(name)
+        fig.savefig(p, dpi=120, bbox_inches="tight")
+        pyplot().close(fig)
+        return p
+
+    def image(self, x_unit: torch.Tensor, name: str) -> Path:
+        return save_image(x_unit.detach().cpu(), self.path(name))
+
+    def note(self, text: str) -> None:
+        """A sentence for the manifest (what differs from the source, what the profile reduced)."""
+        self._manifest["notes"].append(text)
+
+    def record(self, key: str, value) -> None:
+        """A result value for the manifest (e.g. reference numbers measured on the inputs)."""
+        self._manifest["results"][key] = value
+
+    def claim(self, claim_id: str, csv: str, where: str | None = None) -> dict:
+        """Evaluate a claim on a CSV this run wrote (optionally the rows matching `where`, a pandas
+        query); the verdict goes into the manifest with the csv and filter, so a report can redo it."""
+        df = pd.read_csv(self.path(csv))
+        if where:
+            df = df.query(where)
+        verdict = claims_mod.evaluate(claim_id, df)
+        kinds = sorted(set(df["weights"].astype(str))) if "weights" in df.columns else []
+        verdict.update(csv=csv, where=where, weights=kinds, profile=self.profile_label)
+        if kinds != ["imagenet"]:
+            verdict["caveat"] = (f"measured with {'/'.join(kinds) or 'unknown'} backbone weights, not ImageNet: "
+                                 "not a test of the source's claim as stated")
+        self._manifest["claims"][claim_id] = verdict
+        print(f"[{self.name}] {claim_id}: {verdict['verdict']} ({verdict['measured']})"
+              + (" [not ImageNet weights]" if "caveat" in verdict else ""), file=sys.stderr, flush=True)
+        return verdict
+
+    # ---- the run --------------------------------------------------------------------------------
+
+    def _cleanup_stale(self) -> None:
+        """Remove temp folders of dead runs of this experiment; restore results a crash left aside."""
+        for p in self.out_root.glob(f".tmp-{self.name}-*"):
+            pid = p.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(p, ignore_errors=True)
+        for p in self.out_root.glob(f".old-{self.name}-*"):
+            pid = p.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                if not self.final_dir.exists():  # killed between the two renames of _swap
+                    os.replace(p, self.final_dir)
+                else:
+                    shutil.rmtree(p, ignore_errors=True)
+
+    def _is_current(self, key: str) -> bool:
+        m = self.final_dir / "manifest.json"
+        if not m.is_file():
+            return False
+        try:
+            old = json.loads(m.read_text())
+        except (OSError, json.JSONDecodeError):
+            return False
+        return (old.get("status") == "complete" and old.get("cache_key") == key
+                and all((self.final_dir / f).is_file() for f in old.get("files", [])))
+
+    def _swap(self, tmp: Path) -> None:
+        """tmp -> final. The old folder is set aside first and deleted only after the new one is in place."""
+        if self.final_dir.exists():
+            old = self.out_root / f".old-{self.name}-{os.getpid()}"
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(self.final_dir, old)
+            os.replace(tmp, self.final_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, self.final_dir)
+
+    def run(self, compute: Callable[["Experiment"], None]) -> Path:
+        started = time.time()
+        ensure_writable_dir(self.out_root)
+        self._cleanup_stale()
+        weights = self.weights_records()  # what actually loads is part of the key (auto may fall back)
+        code = code_hash(self.script)
+        keyed = {"experiment": self.name, "profile": self.profile_name, "profile_settings": self.profile,
+                 "overrides": self.overrides, "settings": self.settings, "device": self.device.type,
+                 "seed": self.seed, "weights": {a: {k: v for k, v in w.items() if k != "fallback_reason"}
+                                                for a, w in weights.items()}}
+        key = _digest({"settings": keyed, "code": code})
+        if not self.args.force and self._is_current(key):
+            print(f"[{self.name}] up to date: {self.final_dir} (cache key {key[:12]}); skipped "
+                  "(use --force to recompute)", file=sys.stderr, flush=True)
+            return self.final_dir
+        kinds = sorted({w["kind"] for w in weights.values()})
+        print(f"[{self.name}] profile {self.profile_label}, weights {'/'.join(kinds)}, device {self.device}, "
+              f"seed {self.seed} -> {self.final_dir}", file=sys.stderr, flush=True)
+        if kinds != ["imagenet"]:
+            print(f"[{self.name}] NOTE: backbone weights are {'/'.join(kinds)}, not ImageNet: the numbers are not "
+                  "comparable with the sources' ImageNet results", file=sys.stderr, flush=True)
+        tmp = self.out_root / f".tmp-{self.name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.dir = tmp
+        try:
+            torch.manual_seed(self.seed)
+            compute(self)
+            wall = time.time() - started
+            files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+            manifest = {
+                "experiment": self.name,
+                "title": self.title,
+                "status": "complete",
+                "cache_key": key,
+                "code_hash": code,
+                "profile": self.profile_name,
+                "profile_label": self.profile_label,
+                "profile_settings": self.profile,
+                "overrides": self.overrides,
+                "settings": self.settings,
+                "weights": weights,
+                "weights_kind": "/".join(kinds),
+                "imagenet": kinds == ["imagenet"],
+                "device": str(self.device),
+                "seed": self.seed,
+                "command": [str(self.script.name)] + self.argv,
+                "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                "wall_seconds": round(wall, 2),
+                **self._manifest,
+                "provenance": provenance(self.device),
+                "files": files + ["manifest.json"],
+            }
+            write_json(tmp / "manifest.json", manifest)
+            self._swap(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            self.dir = None
+        print(f"[{self.name}] wrote {self.final_dir} in {time.time() - started:.1f}s "
+              f"(weights {'/'.join(kinds)})", file=sys.stderr, flush=True)
+        return self.final_dir

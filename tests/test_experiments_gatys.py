@@ -1,0 +1,246 @@
+"""The Gatys experiment scripts E1, E4, E5, E7 and the shared harness (nstbench.experiment).
+
+Each script runs in-process on the smoke profile with test-only --steps/--size overrides and the
+session's random backbones, into tmp_path. Checked: the files, the CSV schemas the claim rules
+read (and that the rule returns a verdict from the written CSV), the manifest's records, caching
+(a second run is skipped, --force and a changed setting recompute), and that a run failing
+midway leaves the previous results untouched and no temp folder behind.
+"""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import nstbench.experiment as harness
+from conftest import needs_assets
+from nstbench import claims
+
+pytestmark = needs_assets
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+# test-only overrides: the smallest sizes the images allow (>= 32 px per side), a few steps
+OVERRIDES = {
+    "e1_tv_gamma": ["--steps", "3", "--size", "56"],  # chelsea 56x37
+    "e4_init": ["--steps", "3", "--size", "32"],  # chelsea 48x32
+    "e5_vgg_resnet": ["--steps", "3", "--size", "48"],  # golden_gate 48x36
+    "e7_upes": ["--steps", "10", "--size", "32"],  # octopus 47x32, smoke prints every 5 steps
+}
+CLAIM_TABLES = {  # claim -> (csv, filter, columns its rule needs)
+    "e1_tv_gamma": {"C1": ("table.csv", None, ["gamma", "hf_fraction"])},
+    "e4_init": {"C6": ("table.csv", None, ["init", "content_loss", "ssim_content", "iteration"])},
+    "e5_vgg_resnet": {"C7": ("table.csv", None, ["net", "n_style_layers", "style_loss"]),
+                      "C8": ("curves.csv", "n_style_layers == 5", ["iteration", "total_loss", "net"]),
+                      "C9": ("table.csv", "n_style_layers == 5", ["net", "style_distance", "judge"])},
+    "e7_upes": {},
+}
+FILES = {
+    "e1_tv_gamma": ["table.csv", "curves.csv", "radial.csv", "grid.png", "spectra.png", "radial_spectrum.png",
+                    "curves.png", "outputs/gamma_1000.png"],
+    "e4_init": ["table.csv", "curves.csv", "loss_curves.png", "grid.png", "outputs/init_noise.png"],
+    "e5_vgg_resnet": ["table.csv", "curves.csv", "fig7.png", "table1.png", "grid.png", "outputs/resnet50_5layers.png"],
+    "e7_upes": ["trajectory.csv", "printed.csv", "trajectory.png", "output.png"],
+}
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f"exp_{name}", EXPERIMENTS_DIR / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the script is executed
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def shared_backbones(monkeypatch, vgg19_random, vgg16_random, resnet50_random):
+    """The harness gets the session's random backbones instead of building new ones (saves seconds)."""
+    cache = {"vgg19": vgg19_random, "vgg16": vgg16_random, "resnet50": resnet50_random}
+    real = harness.load_backbone
+
+    def load(arch, weights="auto", seed=0, pooling="max"):
+        if weights == "random" and seed == 0 and pooling == "max":
+            return cache[arch]
+        return real(arch, weights, seed=seed, pooling=pooling)
+
+    monkeypatch.setattr(harness, "load_backbone", load)
+
+
+def argv(name, out, *extra):
+    return ["--profile", "smoke", "--weights", "random", "--out", str(out), *OVERRIDES[name], *extra]
+
+
+def count_calls(monkeypatch, mod, fail_on=None, exc=RuntimeError):
+    """Wrap the script's run_preset: count calls; raise `exc` on call number `fail_on`."""
+    calls = []
+    real = mod.run_preset
+
+    def wrapped(*a, **k):
+        calls.append(1)
+        if fail_on is not None and len(calls) == fail_on:
+            raise exc("simulated crash in the middle of the run")
+        return real(*a, **k)
+
+    monkeypatch.setattr(mod, "run_preset", wrapped)
+    return calls
+
+
+@pytest.mark.parametrize("name", list(OVERRIDES))
+def test_experiment_outputs_schema_claims_and_cache(name, tmp_path, monkeypatch, capsys, shared_backbones):
+    mod = load_script(name)
+    calls = count_calls(monkeypatch, mod)
+    assert mod.main(argv(name, tmp_path)) == 0
+    out = tmp_path / name
+    for f in FILES[name] + ["manifest.json"]:
+        assert (out / f).is_file(), f
+    assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".old-*"))
+
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["status"] == "complete" and m["profile"] == "smoke"
+    assert m["overrides"] == {"steps": int(OVERRIDES[name][1]), "size": int(OVERRIDES[name][3])}
+    assert m["weights_kind"] == "random" and m["imagenet"] is False
+    assert all(w["kind"] == "random" for w in m["weights"].values())
+    assert {"commit", "torch", "device"} <= set(m["provenance"])
+    assert m["wall_seconds"] > 0 and len(m["cache_key"]) == 64
+    assert sorted(m["files"]) == sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+    for csv in [f for f in FILES[name] if f.endswith(".csv")]:
+        df = pd.read_csv(out / csv)
+        assert list(df.columns[:4]) == harness.COMMON_COLUMNS, csv
+        assert set(df["weights"]) == {"random"} and set(df["device"]) == {"cpu"} and set(df["seed"]) == {0}
+        assert set(df["profile"]) == {f"smoke(steps={OVERRIDES[name][1]},size={OVERRIDES[name][3]})"}
+
+    assert set(m["claims"]) == set(CLAIM_TABLES[name])
+    for cid, (csv, where, columns) in CLAIM_TABLES[name].items():
+        df = pd.read_csv(out / csv)
+        assert set(columns) <= set(df.columns), (cid, columns)
+        verdict = claims.evaluate(cid, df.query(where) if where else df)
+        assert verdict["verdict"] in claims.VERDICTS
+        assert m["claims"][cid]["verdict"] == verdict["verdict"]
+        assert m["claims"][cid]["caveat"]  # random weights are flagged as not testing the source's claim
+
+    CHECKS[name](mod, out, calls)
+
+    # unchanged settings and code: the second run computes nothing and leaves the folder alone
+    n, before = len(calls), (out / "manifest.json").read_bytes()
+    capsys.readouterr()
+    assert mod.main(argv(name, tmp_path)) == 0
+    assert len(calls) == n and (out / "manifest.json").read_bytes() == before
+    assert "up to date" in capsys.readouterr().err
+
+
+def check_e1(mod, out, calls):
+    assert len(calls) == 1  # the sweep is one batched optimisation
+    t = pd.read_csv(out / "table.csv")
+    assert list(t["gamma"]) == list(mod.GAMMAS)
+    assert t["hf_fraction"].between(0, 1).all() and (t["tv"] > 0).all()
+    c = pd.read_csv(out / "curves.csv")
+    assert len(c) == 3 * len(mod.GAMMAS) and sorted(set(c["step"])) == [1, 2, 3]
+    r = pd.read_csv(out / "radial.csv")
+    assert set(r["image"]) == {"content"} | {f"gamma={g:g}" for g in mod.GAMMAS}
+
+
+def check_e4(mod, out, calls):
+    assert len(calls) == len(mod.INITS)  # L-BFGS: one run per init
+    t = pd.read_csv(out / "table.csv")
+    assert list(t["init"]) == list(mod.INITS) and set(t["iteration"]) == {3}
+    c = pd.read_csv(out / "curves.csv")
+    assert c.groupby("init")["iteration"].max().to_dict() == {i: 3 for i in mod.INITS}
+
+
+def check_e5(mod, out, calls):
+    assert len(calls) == 10  # 5 cumulative layer sets x 2 nets, one run each
+    t = pd.read_csv(out / "table.csv")
+    for net, preset in mod.NETS.items():
+        g = t[t["net"] == net].sort_values("n_style_layers")
+        assert list(g["n_style_layers"]) == [1, 2, 3, 4, 5]
+        assert list(g["style_layers"].str.count(r"\+") + 1) == [1, 2, 3, 4, 5]
+        assert g["style_score"].to_numpy() == pytest.approx(preset.loss.beta * g["style_loss"].to_numpy(), rel=1e-9)
+        assert g["content_score"].to_numpy() == pytest.approx(preset.loss.alpha * g["content_loss"].to_numpy(),
+                                                              rel=1e-9)
+        # total is the optimiser's (float32) alpha*content + beta*style of the kept image
+        assert g["total_loss"].to_numpy() == pytest.approx((g["style_score"] + g["content_score"]).to_numpy(),
+                                                           rel=1e-4)
+        assert list(g["source_style"]) == [s for _, s, _ in mod.SOURCE_TABLE1[net]]
+    assert set(t["judge"]) == {"vgg16"} and set(t["judge_weights"]) == {"random"}
+    assert len(pd.read_csv(out / "curves.csv")) == 10 * 3
+
+
+def check_e7(mod, out, calls):
+    assert len(calls) == 1
+    traj = pd.read_csv(out / "trajectory.csv")
+    assert list(traj["step"]) == list(range(1, 11))
+    assert traj["total_loss"].to_numpy() == pytest.approx((traj["content_term"] + traj["style_term"]).to_numpy(),
+                                                          rel=1e-5)
+    printed = pd.read_csv(out / "printed.csv")
+    assert list(printed["step"]) == [5, 10]  # smoke prints every 5 steps
+    assert printed["total_loss"].tolist() == traj.set_index("step").loc[[5, 10], "total_loss"].tolist()
+    assert printed["source_total_loss"].isna().all()  # the source printed at 1600 and 2000 only
+    assert mod.SOURCE_PRINTED == {1600: 3145412.75, 2000: 2023719.125}
+
+
+CHECKS = {"e1_tv_gamma": check_e1, "e4_init": check_e4, "e5_vgg_resnet": check_e5, "e7_upes": check_e7}
+
+
+def test_force_and_changed_settings_recompute(tmp_path, monkeypatch, shared_backbones):
+    mod = load_script("e7_upes")
+    calls = count_calls(monkeypatch, mod)
+    assert mod.main(argv("e7_upes", tmp_path, "--steps", "2")) == 0
+    key = json.loads((tmp_path / "e7_upes" / "manifest.json").read_text())["cache_key"]
+    assert mod.main(argv("e7_upes", tmp_path, "--steps", "2", "--force")) == 0
+    assert len(calls) == 2
+    assert json.loads((tmp_path / "e7_upes" / "manifest.json").read_text())["cache_key"] == key
+    assert mod.main(argv("e7_upes", tmp_path, "--steps", "3")) == 0  # another setting: another key, recomputed
+    assert len(calls) == 3
+    m = json.loads((tmp_path / "e7_upes" / "manifest.json").read_text())
+    assert m["cache_key"] != key and m["profile_settings"]["steps"] == 3
+    assert len(pd.read_csv(tmp_path / "e7_upes" / "trajectory.csv")) == 3
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_failure_midway_keeps_previous_results(error, tmp_path, monkeypatch, shared_backbones):
+    mod = load_script("e4_init")
+    assert mod.main(argv("e4_init", tmp_path)) == 0
+    out = tmp_path / "e4_init"
+    snapshot = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    # fail in the second of the three runs, after the first one's image was written to the temp folder
+    calls = count_calls(monkeypatch, mod, fail_on=2, exc=error)
+    seen = {}
+    real_image = harness.Experiment.image
+
+    def image(self, x, name):
+        seen["tmp"] = self.dir  # the run's temp folder, to check it is gone afterwards
+        return real_image(self, x, name)
+
+    monkeypatch.setattr(harness.Experiment, "image", image)
+    if error is KeyboardInterrupt:  # the command's handler reports it and exits 130
+        assert mod.main(argv("e4_init", tmp_path, "--force")) == 130
+    else:
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            mod.main(argv("e4_init", tmp_path, "--force"))
+    assert len(calls) == 2 and seen["tmp"].name.startswith(".tmp-e4_init-")
+    assert not seen["tmp"].exists()
+    assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".old-*"))
+    after = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == snapshot
+
+
+def test_stale_temp_folder_of_a_dead_run_is_removed(tmp_path, monkeypatch, shared_backbones):
+    mod = load_script("e7_upes")
+    assert mod.main(argv("e7_upes", tmp_path, "--steps", "2")) == 0
+    stale = tmp_path / ".tmp-e7_upes-999999999"  # no such pid
+    stale.mkdir()
+    (stale / "trajectory.csv").write_text("half")
+    assert mod.main(argv("e7_upes", tmp_path, "--steps", "2")) == 0  # cached, and the stale folder is cleaned
+    assert not stale.exists()
+
+
+def test_user_errors_are_one_line(tmp_path, capsys, shared_backbones):
+    mod = load_script("e7_upes")
+    assert mod.main(argv("e7_upes", tmp_path, "--steps", "0")) == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert mod.main(argv("e7_upes", tmp_path, "--device", "nonsense")) == 2
+    assert "unknown device" in capsys.readouterr().err
+    assert not (tmp_path / "e7_upes").exists()

@@ -1,0 +1,122 @@
+"""Performance options keep the numbers: bf16 autocast, channels_last, and the benchmark's plumbing.
+
+Timing ratios are asserted elsewhere (tests/test_timing.py); here only behaviour: what the fast
+modes compute, and that `benchmarks/bench.py --quick` writes what the README says it writes.
+"""
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import needs_assets
+from nstbench.errors import NstbenchError
+from nstbench.gatys import Compute, OptimizerSpec, extract_features, initial_image, make_gatys_loss, optimize_image
+from nstbench.presets import HUST, UPES
+
+ROOT = Path(__file__).resolve().parents[1]
+G = torch.Generator().manual_seed(1)
+CONTENT = torch.rand(1, 3, 48, 48, generator=G)
+STYLE = torch.rand(1, 3, 48, 48, generator=G)
+
+
+def run(backbone, spec, space, compute, steps=5, lr=0.01):
+    loss = make_gatys_loss(backbone, CONTENT, STYLE, spec, space, compute=compute)
+    x0 = initial_image("content", CONTENT, STYLE, space)
+    return optimize_image(loss, x0, steps, OptimizerSpec("adam", lr=lr))
+
+
+def totals(result):
+    return [h["total"] for h in result.history]
+
+
+def test_channels_last_gives_the_same_trajectory(vgg19_random):
+    ref = run(vgg19_random, UPES.loss, "imagenet", Compute(), lr=0.003)
+    cl = run(vgg19_random, UPES.loss, "imagenet", Compute(channels_last=True), lr=0.003)
+    assert totals(cl) == pytest.approx(totals(ref), rel=1e-4)
+    assert totals(ref)[-1] < totals(ref)[0]  # it optimises
+    assert torch.allclose(cl.last, ref.last, atol=1e-4)
+    # the NHWC weights live in a private copy: the shared backbone keeps its layout
+    assert all(p.is_contiguous() for p in vgg19_random.extractor.parameters())
+
+
+def test_bf16_runs_close_to_fp32_and_really_uses_bf16(vgg19_random):
+    spec = replace(HUST.loss, gamma=10.0)
+    ref = run(vgg19_random, spec, "unit", Compute())
+    bf = run(vgg19_random, spec, "unit", Compute("bfloat16", channels_last=True))
+    assert totals(bf) == pytest.approx(totals(ref), rel=0.03)
+    assert totals(bf) != totals(ref)  # autocast engaged: bf16 convolutions round differently
+    assert bf.last.dtype == torch.float32  # the image (and Adam's state) stay fp32
+
+
+def test_features_come_back_fp32_nchw(vgg19_random):
+    x = torch.rand(1, 3, 32, 32, generator=G)
+    f = extract_features(vgg19_random, x, ["relu1_1", "relu3_1"], Compute("bfloat16", channels_last=True))
+    ref = vgg19_random.extract(x, ["relu1_1", "relu3_1"])
+    for name, t in f.items():
+        assert t.dtype == torch.float32 and t.is_contiguous()
+        assert not torch.equal(t, ref[name])  # computed in bf16 ...
+        assert torch.allclose(t, ref[name], rtol=0.05, atol=0.05 * float(ref[name].abs().max()))  # ... close to fp32
+    plain = extract_features(vgg19_random, x, ["relu1_1"], Compute())
+    assert torch.equal(plain["relu1_1"], ref["relu1_1"])  # the default is backbone.extract, bit for bit
+
+
+def test_unknown_dtype_is_a_user_error():
+    with pytest.raises(NstbenchError, match="float16"):
+        Compute("float16")
+
+
+@needs_assets
+def test_cli_dtype_is_recorded(tmp_path):
+    env = dict(os.environ, NSTBENCH_OFFLINE="1")
+    r = subprocess.run([sys.executable, "-m", "nstbench", "stylize", "--preset", "upes", "--content", "octopus",
+                        "--style", "hockney", "--steps", "2", "--size", "40", "--weights", "random", "--dtype",
+                        "bfloat16", "--out", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rec = json.load(open(tmp_path / "run" / "run.json"))
+    assert rec["compute"] == {"dtype": "bfloat16", "channels_last": True}
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("nstbench_bench", ROOT / "benchmarks" / "bench.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_conv_flop_count_matches_vgg19_published_cost():
+    bench = load_bench()
+    # VGG19 at 224 px: 19.6 GMACs in all, of which the three FC layers are 0.124 G
+    macs = sum(ci * co * 9 * h * w for _, ci, co, h, w in bench.vgg_convs("vgg19", 224, 224))
+    assert macs / 1e9 == pytest.approx(19.63 - 0.124, rel=0.01)
+    full, cut = bench.gatys_conv_flops(224, 224, True), bench.gatys_conv_flops(224, 224, False)
+    assert full - cut == pytest.approx(2 * 3 * 512 * 512 * 9 * 14 * 14)  # conv5_2..conv5_4, forward only
+
+
+@needs_assets
+def test_bench_quick_writes_the_csv_and_table(tmp_path):
+    bench = load_bench()
+    threads = torch.get_num_threads()
+    try:
+        assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    rows = list(csv.DictReader(open(tmp_path / "bench.csv")))
+    assert list(rows[0]) == bench.COLUMNS + bench.PROV_COLUMNS
+    assert {r["section"] for r in rows} >= {"peak", "gatys", "e1_bf16", "sweep", "fast", "target", "total"}
+    for r in rows:
+        assert r["device"] == "cpu" and r["torch"] == torch.__version__ and int(r["threads"]) >= 1
+    traj = {r["method"]: float(r["value"]) for r in rows if r["metric"] == "max_rel_diff_total" and r["section"] == "gatys"}
+    assert set(traj) == {"nstbench", "nstbench-cl", "nstbench-bf16", "nstbench-bf16-cl"}
+    assert traj["nstbench"] <= 1e-4 and traj["nstbench-cl"] <= 1e-4  # same loss as the appendix loop
+    methods = {r["method"] for r in rows if r["section"] == "gatys" and r["metric"] == "seconds_per_iter"}
+    assert "baseline" in methods and all(float(r["value"]) > 0 for r in rows if r["metric"] == "seconds_per_iter")
+    targets = [r for r in rows if r["section"] == "target"]
+    assert len(targets) >= 5 and all(r["met"] in ("True", "False") for r in targets)
+    assert "| section |" in (tmp_path / "bench.md").read_text()
