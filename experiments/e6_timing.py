@@ -159,7 +159,7 @@ def figure(exp, rows, sizes) -> None:
     ax.bar(x - 0.2, van, 0.4, label=f"vanilla, {C10_ITERATIONS} iterations")
     ax.bar(x + 0.2, fast, 0.4, label="fast, one forward pass")
     for i, r in enumerate(r for r in rows if r["method"] == "fast"):
-        ax.annotate(f"{r['speedup']:.3g}x", (x[i], max(van[i], fast[i])), ha="center", va="bottom", fontsize=8)
+        ax.annotate(f"{r['speedup']:,.0f}x", (x[i], max(van[i], fast[i])), ha="center", va="bottom", fontsize=8)
     ax.set_yscale("log")
     ax.set_xticks(x, [f"{s} px" for s in sizes])
     ax.set_ylabel(f"seconds ({exp.device.type}, {DTYPE})")

@@ -13,9 +13,8 @@ def _stylize(args: argparse.Namespace) -> None:
     from .stylize import override, stylize
 
     preset = override(get_preset(args.preset), steps=args.steps, size=args.size, init=args.init)
-    compute = Compute(dtype=args.dtype, channels_last=args.dtype == "bfloat16")  # NHWC pays off with bf16 (README)
     rec = stylize(preset, args.content, args.style, args.out, weights=args.weights, seed=args.seed,
-                  device=args.device, progress_every=args.print_every, compute=compute)
+                  device=args.device, progress_every=args.print_every, compute=Compute(dtype=args.dtype))
     w = rec["weights"]
     print(f"wrote {args.out}/output.png, curve.csv, run.json ({preset.steps} steps, {rec['seconds']:.1f}s, "
           f"weights: {w['kind']}{'' if w.get('imagenet') else ' (not ImageNet)'})")

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -84,11 +85,22 @@ def build_parser(name: str, description: str, profiles: dict) -> argparse.Argume
     ap.add_argument("--steps", type=int, help="override the profile's iteration count (tests, quick looks)")
     ap.add_argument("--size", type=int, help="override the profile's image size (tests, quick looks)")
     ap.add_argument("--progress-every", type=int, help="progress line every N steps (default: the profile's)")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default torch's; 1 is often faster on a "
+                                                "machine shared with other jobs)")
     return ap
 
 
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds like an exception: Experiment.run removes its temp folder
+
+
 def cli(fn: Callable[[list[str] | None], Any], argv: list[str] | None, prog: str) -> int:
-    """Run fn(argv) as a command: user errors are one line and exit status 2."""
+    """Run fn(argv) as a command: user errors are one line and exit status 2; SIGTERM (kill, a CI
+    timeout) ends the run as cleanly as Ctrl-C does."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
     try:
         fn(argv)
     except NstbenchError as e:
@@ -97,6 +109,9 @@ def cli(fn: Callable[[list[str] | None], Any], argv: list[str] | None, prog: str
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; previous results left as they were", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 
@@ -138,6 +153,10 @@ class Experiment:
         self.profile_label = self.profile_name + (
             "(" + ",".join(f"{k}={v}" for k, v in self.overrides.items()) + ")" if self.overrides else "")
         self.device = resolve_device(self.args.device)
+        if self.args.threads is not None:  # speed only, not results: recorded in provenance, not in the key
+            if self.args.threads < 1:
+                raise NstbenchError(f"--threads must be at least 1, got {self.args.threads}")
+            torch.set_num_threads(self.args.threads)
         self.seed = self.args.seed
         self.progress_every = (self.args.progress_every if self.args.progress_every is not None
                                else getattr(self.profile, "progress_every", 0))

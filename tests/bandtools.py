@@ -134,15 +134,19 @@ def run_fast(run: dict, spec_change: SpecChange = None, backbone=None) -> dict[i
     return rows
 
 
-def run_scenario(scenario: dict, spec_change: SpecChange = None, backbone=None, device: str = "cpu"
-                 ) -> dict[int, dict[str, float]]:
-    """The losses of a scenario at its recorded steps only: {step: {term: value}}."""
+def run_scenario(scenario: dict, spec_change: SpecChange = None, backbone=None, device: str = "cpu",
+                 until: int | None = None) -> dict[int, dict[str, float]]:
+    """The losses of a scenario at its recorded steps only: {step: {term: value}}.
+    until: stop the run after that step (and record only the steps up to it)."""
     run = scenario["run"]
+    if until is not None:
+        run = dict(run, steps=until)
     if run["kind"] == "gatys":
         rows = run_gatys(run, spec_change, backbone, device)
     else:
         rows = run_fast(run, spec_change, backbone)
     steps = [int(s) for s in scenario.get("reference", {})] or run["record_steps"]
+    steps = [s for s in steps if until is None or s <= until]
     missing = [s for s in steps if s not in rows]
     if missing:
         raise RuntimeError(f"the run produced no losses at steps {missing} (it has {len(rows)} steps)")
@@ -157,14 +161,18 @@ def _reference(scenario: dict) -> dict[int, dict[str, float]]:
     return {int(s): terms for s, terms in scenario["reference"].items()}
 
 
-def deviations(name: str, scenario: dict, measured: dict) -> list[dict]:
+def deviations(name: str, scenario: dict, measured: dict, steps=None) -> list[dict]:
     """One row per (step, term): the value, its band and how far it is from the reference in units
-    of the tolerance ("used": 1.0 = at the edge of the band)."""
+    of the tolerance ("used": 1.0 = at the edge of the band). A step missing from `measured` is a
+    violation; steps=[...] checks only those (a run stopped early on purpose)."""
     ref = _reference(scenario)
+    scales = {t: max(abs(terms[t]) for terms in ref.values() if t in terms) for terms in ref.values() for t in terms}
+    if steps is not None:
+        ref = {s: ref[s] for s in steps}
     tol = scenario["rel_tol"]
     out = []
     for term in sorted({t for terms in ref.values() for t in terms}, key=TERMS.index):
-        scale = max(abs(terms[term]) for terms in ref.values() if term in terms)
+        scale = scales[term]
         for step in sorted(ref):
             if term not in ref[step]:
                 continue
@@ -180,17 +188,17 @@ def deviations(name: str, scenario: dict, measured: dict) -> list[dict]:
     return out
 
 
-def band_violations(name: str, scenario: dict, measured: dict) -> list[str]:
+def band_violations(name: str, scenario: dict, measured: dict, steps=None) -> list[str]:
     """Every (step, term) outside its band, as one readable line each; [] when all pass."""
     return [f"{d['scenario']}: {d['term']} at step {d['step']} = {d['value']:.9g} outside the band "
             f"[{d['lo']:.9g}, {d['hi']:.9g}] (reference {d['reference']:.9g}, rel. diff {d['rel']:.3g}, "
             f"rel_tol {scenario['rel_tol']:g})"
-            for d in deviations(name, scenario, measured) if not d["used"] <= 1.0]
+            for d in deviations(name, scenario, measured, steps) if not d["used"] <= 1.0]
 
 
-def max_used(name: str, scenario: dict, measured: dict) -> float:
+def max_used(name: str, scenario: dict, measured: dict, steps=None) -> float:
     """The largest deviation in units of the tolerance (< 1: inside every band)."""
-    return max(d["used"] for d in deviations(name, scenario, measured))
+    return max(d["used"] for d in deviations(name, scenario, measured, steps))
 
 
 def max_rel_spread(a: dict, b: dict) -> tuple[float, str]:

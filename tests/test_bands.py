@@ -42,6 +42,9 @@ def test_band_check_names_scenario_term_step_value_and_band():
     assert "tv at step 5" in bad[1]  # a term that is zero at every step must stay exactly zero
     nan = B.band_violations("demo", sc, {1: {"total": float("nan"), "tv": 0.0}, 5: {"total": 8.0, "tv": 0.0}})
     assert len(nan) == 1 and "nan" in nan[0]
+    stopped_early = {1: {"total": 10.0, "tv": 0.0}}  # a run that ended before step 5 fails...
+    assert len(B.band_violations("demo", sc, stopped_early)) == 2
+    assert B.band_violations("demo", sc, stopped_early, steps=[1]) == []  # ...unless only step 1 is asked for
     # near-zero references get an absolute allowance of 1e-3 of the term's largest value
     sc0 = {"rel_tol": 1e-3, "reference": {"1": {"content": 0.0}, "5": {"content": 100.0}}}
     assert B.band_violations("z", sc0, {1: {"content": 5e-5}, 5: {"content": 100.0}}) == []
@@ -108,11 +111,16 @@ def test_every_scenario_has_perturbations():
 @pytest.mark.parametrize("name,perturbation", CASES, ids=[f"{n}:{p}" for n, p in CASES])
 def test_perturbation_breaks_the_band(name, perturbation):
     sc = SCENARIOS[name]
-    measured = B.run_scenario(sc, spec_change=PERTURBATIONS[name][perturbation])
-    violations = B.band_violations(name, sc, measured)
+    # to save time the perturbed run stops at the second recorded step (5 of 10, 3 of 6, 2 of 3):
+    # from the content image step 1 cannot see a content-layer change, a later step must
+    until = sc["run"]["record_steps"][1]
+    measured = B.run_scenario(sc, spec_change=PERTURBATIONS[name][perturbation], until=until)
+    steps = list(measured)
+    assert steps == [s for s in sc["run"]["record_steps"] if s <= until]
+    violations = B.band_violations(name, sc, measured, steps)
     assert violations, f"{perturbation} stayed inside the {name} band: the band is too wide to notice it"
     # not a marginal failure: the move is far outside the tolerance
-    assert B.max_used(name, sc, measured) > 10, violations
+    assert B.max_used(name, sc, measured, steps) > 10, violations
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,10 @@ midway leaves the previous results untouched and no temp folder behind.
 """
 import importlib.util
 import json
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -198,7 +201,12 @@ def test_force_and_changed_settings_recompute(tmp_path, monkeypatch, shared_back
     assert len(pd.read_csv(tmp_path / "e7_upes" / "trajectory.csv")) == 3
 
 
-@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def sigterm(message):
+    os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` or a CI timeout would
+    time.sleep(5)  # the handler raises before this returns
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt, sigterm])
 def test_failure_midway_keeps_previous_results(error, tmp_path, monkeypatch, shared_backbones):
     mod = load_script("e4_init")
     assert mod.main(argv("e4_init", tmp_path)) == 0
@@ -217,6 +225,11 @@ def test_failure_midway_keeps_previous_results(error, tmp_path, monkeypatch, sha
     monkeypatch.setattr(harness.Experiment, "image", image)
     if error is KeyboardInterrupt:  # the command's handler reports it and exits 130
         assert mod.main(argv("e4_init", tmp_path, "--force")) == 130
+    elif error is sigterm:  # the harness turns SIGTERM into SystemExit(143), and restores the handler
+        previous = signal.getsignal(signal.SIGTERM)
+        with pytest.raises(SystemExit) as e:
+            mod.main(argv("e4_init", tmp_path, "--force"))
+        assert e.value.code == 128 + signal.SIGTERM and signal.getsignal(signal.SIGTERM) == previous
     else:
         with pytest.raises(RuntimeError, match="simulated crash"):
             mod.main(argv("e4_init", tmp_path, "--force"))
