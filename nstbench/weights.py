@@ -87,8 +87,10 @@ def _load_file(arch: str, path: Path) -> tuple[dict, dict]:
         raise NstbenchError(f"weights file not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise NstbenchError(f"cannot read weights file {path}: {e}") from None
+    except Exception as e:  # torch.load's messages run to several lines: keep the one that says why
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+        msg = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0])
+        raise NstbenchError(f"cannot read weights file {path}: {msg[:200]}") from None
     if isinstance(state, torch.nn.Module):
         state = state.state_dict()
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -59,7 +59,7 @@ def load_bands(path: Path = BANDS_FILE) -> dict:
 def dump_bands(obj, indent: int = 0) -> str:
     """JSON with one line per flat record (a run, a step's terms), so a diff of bands.json reads well."""
     flat = lambda v: not isinstance(v, (dict, list)) or (isinstance(v, list) and all(map(flat, v)))  # noqa: E731
-    if isinstance(obj, dict) and not all(flat(v) for v in obj.values()):
+    if isinstance(obj, dict) and (not all(flat(v) for v in obj.values()) or len(json.dumps(obj)) > 200):
         pad = " " * (indent + 2)
         items = [f"{pad}{json.dumps(k)}: {dump_bands(v, indent + 2)}" for k, v in obj.items()]
         return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"

@@ -183,10 +183,7 @@ def bad_weights(tmp_path_factory, vgg19_random):
 @pytest.mark.parametrize("name,message", [
     ("keys.pth", "do not fit vgg19: missing"),
     ("shapes.pth", "do not fit vgg19: wrong shapes (0.weight (8, 3, 3, 3) != (64, 3, 3, 3))"),
-    # core bug: weights._load_file puts torch.load's multi-line message into the error; the fix is the
-    # one-line extraction transformer.read_checkpoint already does. Strict: this fails once fixed.
-    pytest.param("junk.pth", "cannot read weights file", marks=pytest.mark.xfail(
-        strict=True, reason="weights._load_file: torch.load's multi-line message makes a 6-line error")),
+    ("junk.pth", "cannot read weights file"),
 ])
 def test_bad_weights_files_on_the_cli(bad_weights, tmp_path, capsys, name, message):
     rc, _, err = run_cli(capsys, stylize_args(tmp_path / "o", weights=bad_weights / name))
