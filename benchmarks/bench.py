@@ -47,10 +47,9 @@ from baseline_fast import PlainTrainer, TransformerNet as PlainTransformerNet, V
 from baseline_upes import plain_vgg19, run_appendix  # noqa: E402
 
 from nstbench import metrics  # noqa: E402
-from nstbench.assets import resolve_image  # noqa: E402
+from nstbench.assets import resolve_dataset, resolve_image  # noqa: E402
 from nstbench.backbones import VGG_BLOCKS  # noqa: E402
 from nstbench.fast import ImageFolderData, get_fast_preset, override as fast_override, train_transformer  # noqa: E402
-from nstbench.assets import resolve_dataset  # noqa: E402
 from nstbench.gatys import Compute, make_gatys_loss  # noqa: E402
 from nstbench.images import Resize, load_image, unit_to_space  # noqa: E402
 from nstbench.presets import HUST, UPES  # noqa: E402
