@@ -25,21 +25,18 @@ run's temp folder and are deleted before the results are kept.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from nstbench import metrics
 from nstbench.errors import NstbenchError
-from nstbench.experiment import Experiment, cli, pyplot
-from nstbench.fast import COCO_HELP, HUST, PerceptualLoss, network_config, override, train_transformer
+from nstbench.experiment import Experiment, cli, pyplot, split_option, thin_curve
+from nstbench.fast import COCO_HELP, HUST, train_and_apply, network_config, override
 from nstbench.images import Resize, load_image
-from nstbench.transformer import load_transformer
 
 NAME = "e2_fast_sweeps"
 
@@ -107,21 +104,6 @@ def training_preset(profile: Profile):
                     style_size=style_size, checkpoint_every=10**9)
 
 
-@torch.no_grad()
-def stylise(checkpoint, content: torch.Tensor) -> torch.Tensor:
-    """The trained network on the content, in eval mode, as `nstbench apply` runs it; [0, 1]."""
-    net, _ = load_transformer(checkpoint)
-    net.to(content.device)
-    h, w = content.shape[-2:]
-    return net.stylize_unit(content)[..., :h, :w].clamp(0, 1)  # sides not multiples of 4 come out larger
-
-
-def thinned(loss_csv) -> pd.DataFrame:
-    df = pd.read_csv(loss_csv)
-    stride = max(1, len(df) // CURVE_ROWS)
-    return df[(df["step"] % stride == 0) | (df["step"] == df["step"].max()) | (df["step"] == 1)]
-
-
 def compute(exp: Experiment, preset, data: str) -> None:
     vgg, judge = exp.backbone(preset.backbone), exp.backbone(JUDGE)
     tag = exp.tag(preset.backbone)
@@ -137,19 +119,16 @@ def compute(exp: Experiment, preset, data: str) -> None:
         p = override(preset, content_weight=lc, style_weight=ls)
         print(f"[{NAME}] training {k + 1}/{len(pts)}: lambda_c={lc:g} lambda_s={ls:g} lambda_tv={p.loss.gamma:g}",
               file=sys.stderr, flush=True)
-        rec = train_transformer(p, STYLE, data, train_root / name, backbone=vgg, seed=exp.seed,
-                                device=str(exp.device), progress_every=exp.progress_every,
-                                log=lambda m, n=name: print(f"[{NAME} {n}] {m}", file=sys.stderr, flush=True))
-        out = stylise(train_root / name / "transformer.pt", content)
-        with torch.no_grad():  # the training loss terms, measured on the cat
-            terms = PerceptualLoss(vgg, style_train, p.loss, p.tv_batch)(out, content)
+        run = train_and_apply(p, STYLE, data, train_root / name, content, style_train, backbone=vgg, seed=exp.seed,
+                              progress_every=exp.progress_every,
+                              log=lambda m, n=name: print(f"[{NAME} {n}] {m}", file=sys.stderr, flush=True))
+        out, terms, rec, loss = run.image, run.terms, run.record, pd.read_csv(run.loss_csv)
         exp.image(out, f"outputs/{name}.png")
-        loss = pd.read_csv(train_root / name / "loss.csv")
         results[(lc, ls)] = {
             "lambda_c": lc, "lambda_s": ls, "lambda_tv": p.loss.gamma,
             "ssim_content": float(metrics.ssim(out, content)[0]),
             "psnr_content": float(metrics.psnr(out, content)[0]),
-            "content_loss": terms["content"].item(), "style_loss": terms["style"].item(), "tv_loss": terms["tv"].item(),
+            "content_loss": terms["content"], "style_loss": terms["style"], "tv_loss": terms["tv"],
             "style_distance": float(metrics.style_distance(out, style_judge, judge, JUDGE_LAYERS)[0]),
             "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
             "colour_artifact_index": float(metrics.colour_artifact_index(out, content)[0]),
@@ -160,7 +139,7 @@ def compute(exp: Experiment, preset, data: str) -> None:
             "height": h, "width": w, "output": f"outputs/{name}.png", "image": out.cpu(),
         }
         curves += [{**tag, "run": name, "lambda_c": lc, "lambda_s": ls, **r}
-                   for r in thinned(train_root / name / "loss.csv").to_dict("records")]
+                   for r in thin_curve(loss, CURVE_ROWS).to_dict("records")]
         if k == 0:
             exp.record("training_data", rec["data"])
     shutil.rmtree(train_root)  # checkpoints stay out of the results
@@ -198,27 +177,15 @@ def compute(exp: Experiment, preset, data: str) -> None:
                  "partly untrained statistics")
 
 
-def _panels(exp, name, title, content, style, items):
-    plt = pyplot()
-    from nstbench.images import to_pil
-
-    fig, axes = plt.subplots(1, len(items) + 2, figsize=(2.6 * (len(items) + 2), 2.4))
-    for ax, (label, img) in zip(axes, [("content", content), ("style", style)] + items):
-        ax.imshow(to_pil(img))
-        ax.set_title(label, fontsize=8)
-        ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    exp.figure(fig, name)
-
-
 def figures(exp, content, style, results, curves) -> None:
     def label(r, key):
         return (f"{key}={r[key]:g}\nSSIM {r['ssim_content']:.2f}, style dist {r['style_distance']:.2f}")
 
-    _panels(exp, "grid_lambda_c.png", f"lambda_c sweep (lambda_s={BASE_S:g})", content, style,
-            [(label(results[(lc, BASE_S)], "lambda_c"), results[(lc, BASE_S)]["image"]) for lc in LAMBDA_C])
-    _panels(exp, "grid_lambda_s.png", f"lambda_s sweep (lambda_c={BASE_C:g})", content, style,
-            [(label(results[(BASE_C, ls)], "lambda_s"), results[(BASE_C, ls)]["image"]) for ls in LAMBDA_S])
+    given = [("content", content), ("style", style)]
+    exp.panels("grid_lambda_c.png", f"lambda_c sweep (lambda_s={BASE_S:g})",
+               given + [(label(results[(lc, BASE_S)], "lambda_c"), results[(lc, BASE_S)]["image"]) for lc in LAMBDA_C])
+    exp.panels("grid_lambda_s.png", f"lambda_s sweep (lambda_c={BASE_C:g})",
+               given + [(label(results[(BASE_C, ls)], "lambda_s"), results[(BASE_C, ls)]["image"]) for ls in LAMBDA_S])
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name in dict.fromkeys(c["run"] for c in curves):
@@ -230,16 +197,8 @@ def figures(exp, content, style, results, curves) -> None:
     exp.figure(fig, "curves.png")
 
 
-def split_data_arg(argv: list[str] | None) -> tuple[str | None, list[str]]:
-    """--data is this script's own option; the harness parses the rest."""
-    ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    ap.add_argument("--data")
-    ns, rest = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
-    return ns.data, rest
-
-
 def _main(argv: list[str] | None) -> None:
-    data_arg, argv = split_data_arg(argv)
+    data_arg, argv = split_option(argv, "--data")
     exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(HUST.backbone, JUDGE), claims=("C2", "C3"))
     data = data_arg or exp.profile.data
     if data is None:

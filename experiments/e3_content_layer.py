@@ -28,21 +28,18 @@ manifest.json. The training runs (checkpoints) live in the run's temp folder and
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-import torch
 
 from nstbench import metrics
 from nstbench.errors import NstbenchError
-from nstbench.experiment import Experiment, cli, pyplot
-from nstbench.fast import COCO_HELP, JOHNSON2016, PerceptualLoss, override, train_transformer
+from nstbench.experiment import Experiment, cli, pyplot, split_option, thin_curve
+from nstbench.fast import COCO_HELP, JOHNSON2016, train_and_apply, override
 from nstbench.images import Resize, load_image
-from nstbench.transformer import load_transformer
 
 NAME = "e3_content_layer"
 
@@ -113,21 +110,6 @@ def with_content_layer(preset, layer: str):
     return replace(preset, loss=replace(preset.loss, content_layers=((layer, 1.0),)))
 
 
-@torch.no_grad()
-def stylise(checkpoint, content: torch.Tensor) -> torch.Tensor:
-    """The trained network on the content, in eval mode, as `nstbench apply` runs it; [0, 1]."""
-    net, _ = load_transformer(checkpoint)
-    net.to(content.device)
-    h, w = content.shape[-2:]
-    return net.stylize_unit(content)[..., :h, :w].clamp(0, 1)  # sides not multiples of 4 come out larger
-
-
-def thinned(loss_csv) -> pd.DataFrame:
-    df = pd.read_csv(loss_csv)
-    stride = max(1, len(df) // CURVE_ROWS)
-    return df[(df["step"] % stride == 0) | (df["step"] == df["step"].max()) | (df["step"] == 1)]
-
-
 def compute(exp: Experiment, preset, data: str) -> None:
     vgg, judge = exp.backbone(preset.backbone), exp.backbone(JUDGE)
     tag = exp.tag(preset.backbone)
@@ -142,14 +124,11 @@ def compute(exp: Experiment, preset, data: str) -> None:
         name = run_name(layer, batch)
         p = override(with_content_layer(preset, layer), batch=batch)
         print(f"[{NAME}] training {k + 1}/{len(pts)}: content {layer}, batch {batch}", file=sys.stderr, flush=True)
-        rec = train_transformer(p, STYLE, data, train_root / name, backbone=vgg, seed=exp.seed,
-                                device=str(exp.device), progress_every=exp.progress_every,
-                                log=lambda m, n=name: print(f"[{NAME} {n}] {m}", file=sys.stderr, flush=True))
-        out = stylise(train_root / name / "transformer.pt", content)
-        with torch.no_grad():
-            terms = PerceptualLoss(vgg, style_train, p.loss, p.tv_batch)(out, content)
+        run = train_and_apply(p, STYLE, data, train_root / name, content, style_train, backbone=vgg, seed=exp.seed,
+                              progress_every=exp.progress_every,
+                              log=lambda m, n=name: print(f"[{NAME} {n}] {m}", file=sys.stderr, flush=True))
+        out, terms, rec, loss = run.image, run.terms, run.record, pd.read_csv(run.loss_csv)
         exp.image(out, f"outputs/{name}.png")
-        loss = pd.read_csv(train_root / name / "loss.csv")
         steps = rec["steps_done"]
         images = steps * batch
         per_epoch = rec["data"]["batches_per_epoch"] * batch  # the incomplete last batch is dropped
@@ -161,7 +140,7 @@ def compute(exp: Experiment, preset, data: str) -> None:
             "psnr_content": float(metrics.psnr(out, content)[0]),
             "style_distance": float(metrics.style_distance(out, style_judge, judge, JUDGE_LAYERS)[0]),
             "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
-            "style_loss": terms["style"].item(),
+            "style_loss": terms["style"],
             "seconds_per_epoch": seconds * per_epoch / images, "seconds_per_step": seconds / steps,
             "images_per_second": images / seconds, "train_seconds": seconds, "train_steps": steps,
             "train_images": images, "images_per_epoch": per_epoch, "epochs": images / per_epoch,
@@ -169,7 +148,7 @@ def compute(exp: Experiment, preset, data: str) -> None:
             "height": h, "width": w, "output": f"outputs/{name}.png", "image": out.cpu(),
         }
         curves += [{**tag, "run": name, "content_layer": layer, "batch_size": batch, **r}
-                   for r in thinned(train_root / name / "loss.csv").to_dict("records")]
+                   for r in thin_curve(loss, CURVE_ROWS).to_dict("records")]
         if k == 0:
             exp.record("training_data", rec["data"])
     shutil.rmtree(train_root)  # checkpoints stay out of the results
@@ -200,27 +179,16 @@ def compute(exp: Experiment, preset, data: str) -> None:
                  "pipeline, not the report's observations")
 
 
-def _panels(exp, name, title, content, style, items):
-    plt = pyplot()
-    from nstbench.images import to_pil
-
-    fig, axes = plt.subplots(1, len(items) + 2, figsize=(2.6 * (len(items) + 2), 2.4))
-    for ax, (label, img) in zip(axes, [("content", content), ("style", style)] + items):
-        ax.imshow(to_pil(img))
-        ax.set_title(label, fontsize=8)
-        ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    exp.figure(fig, name)
-
-
 def figures(exp, content, style, results, curves) -> None:
-    _panels(exp, "grid_content_layer.png", f"content layer (batch {BASE_BATCH})", content, style,
-            [(f"{layer}\ncolour artifact {results[(layer, BASE_BATCH)]['colour_artifact_index']:.2f}",
-              results[(layer, BASE_BATCH)]["image"]) for layer in LAYERS])
-    _panels(exp, "grid_batch_size.png", f"batch size (content {BASE_LAYER})", content, style,
-            [(f"batch {b}\nSSIM {results[(BASE_LAYER, b)]['ssim_content']:.2f}, "
-              f"{results[(BASE_LAYER, b)]['seconds_per_epoch']:.3g} s/epoch", results[(BASE_LAYER, b)]["image"])
-             for b in exp.profile.batch_sizes])
+    given = [("content", content), ("style", style)]
+    by_layer = [results[(layer, BASE_BATCH)] for layer in LAYERS]
+    by_batch = [results[(BASE_LAYER, b)] for b in exp.profile.batch_sizes]
+    exp.panels("grid_content_layer.png", f"content layer (batch {BASE_BATCH})",
+               given + [(f"{r['content_layer']}\ncolour artifact {r['colour_artifact_index']:.2f}", r["image"])
+                        for r in by_layer])
+    exp.panels("grid_batch_size.png", f"batch size (content {BASE_LAYER})",
+               given + [(f"batch {r['batch_size']}\nSSIM {r['ssim_content']:.2f}, {r['seconds_per_epoch']:.3g} s/epoch",
+                         r["image"]) for r in by_batch])
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name in dict.fromkeys(c["run"] for c in curves):
@@ -232,16 +200,8 @@ def figures(exp, content, style, results, curves) -> None:
     exp.figure(fig, "curves.png")
 
 
-def split_data_arg(argv: list[str] | None) -> tuple[str | None, list[str]]:
-    """--data is this script's own option; the harness parses the rest."""
-    ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    ap.add_argument("--data")
-    ns, rest = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
-    return ns.data, rest
-
-
 def _main(argv: list[str] | None) -> None:
-    data_arg, argv = split_data_arg(argv)
+    data_arg, argv = split_option(argv, "--data")
     exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(JOHNSON2016.backbone, JUDGE),
                      claims=("C4", "C5"))
     data = data_arg or exp.profile.data

@@ -39,7 +39,7 @@ import torch
 from . import claims as claims_mod
 from .backbones import Backbone
 from .errors import NstbenchError
-from .images import save_image
+from .images import save_image, to_pil
 from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .stylize import resolve_device
 from .weights import load_backbone
@@ -88,6 +88,21 @@ def build_parser(name: str, description: str, profiles: dict) -> argparse.Argume
     ap.add_argument("--threads", type=int, help="torch CPU threads (default torch's; 1 is often faster on a "
                                                 "machine shared with other jobs)")
     return ap
+
+
+def split_option(argv: list[str] | None, option: str) -> tuple[str | None, list[str]]:
+    """An experiment's own `option VALUE` taken out of argv; the harness parses the rest."""
+    ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    ap.add_argument(option)
+    ns, rest = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return getattr(ns, option.lstrip("-").replace("-", "_")), rest
+
+
+def thin_curve(df: pd.DataFrame, rows: int, step: str = "step") -> pd.DataFrame:
+    """About `rows` evenly spaced rows of a per-step curve, keeping the first and last step
+    (a paper-profile training has 20k steps; a figure and a committed CSV need a few hundred)."""
+    stride = max(1, len(df) // rows)
+    return df[(df[step] % stride == 0) | (df[step] == df[step].max()) | (df[step] == df[step].min())]
 
 
 def _terminated(signum, frame):
@@ -217,6 +232,17 @@ class Experiment:
 
     def image(self, x_unit: torch.Tensor, name: str) -> Path:
         return save_image(x_unit.detach().cpu(), self.path(name))
+
+    def panels(self, name: str, title: str, items: list[tuple[str, torch.Tensor]]) -> Path:
+        """One row of labelled images ([1, 3, H, W] unit space) as figure `name`."""
+        plt = pyplot()
+        fig, axes = plt.subplots(1, len(items), figsize=(2.6 * len(items), 2.4), squeeze=False)
+        for ax, (label, img) in zip(axes[0], items):
+            ax.imshow(to_pil(img.detach().cpu()))
+            ax.set_title(label, fontsize=8)
+            ax.axis("off")
+        fig.suptitle(title, fontsize=9)
+        return self.figure(fig, name)
 
     def note(self, text: str) -> None:
         """A sentence for the manifest (what differs from the source, what the profile reduced)."""

@@ -625,6 +625,33 @@ def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str 
     return recs
 
 
+@dataclass
+class TrainedRun:
+    """A network trained by train_and_apply and its output on one content image."""
+
+    image: torch.Tensor  # [1, 3, H, W] in [0, 1]: the content through the network in eval mode
+    terms: dict[str, float]  # the training loss terms (total, content, style, tv; unweighted) on that image
+    record: dict  # train_transformer's run record
+    loss_csv: Path  # per-step training losses (its clock is the training loop's: no checkpoint writes)
+
+
+def train_and_apply(preset: FastPreset, style: str | os.PathLike, data: str | os.PathLike, out: Path,
+                    content: torch.Tensor, style_image: torch.Tensor, *, backbone: Backbone, seed: int = 0,
+                    progress_every: int | None = None, log: Callable[[str], None] | None = None) -> TrainedRun:
+    """Train one network (train_transformer into `out`), stylise `content` as `nstbench apply` does
+    (eval mode, output cropped to the input's size, clamped) and measure the training loss terms
+    on it with `style_image` as the style target. The experiments' sweeps run one of these per point."""
+    rec = train_transformer(preset, style, data, out, backbone=backbone, seed=seed, device=str(content.device),
+                            progress_every=progress_every, log=log)
+    net, _ = load_transformer(out / "transformer.pt")
+    net.to(content.device)
+    h, w = content.shape[-2:]
+    with torch.no_grad():
+        y = net.stylize_unit(content)[..., :h, :w].clamp(0, 1)  # sides not multiples of 4 come out larger
+        terms = PerceptualLoss(backbone, style_image, preset.loss, preset.tv_batch)(y, content)
+    return TrainedRun(y, {k: v.item() for k, v in terms.items()}, rec, out / "loss.csv")
+
+
 # ---------------------------------------------------------------------------------------------
 # CLI handlers
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import torch
 
 from .backbones import Backbone
 from .errors import NstbenchError
-from .images import Space, space_bounds, space_to_unit, unit_to_space
+from .images import Space, space_to_unit, unit_to_space
 from .losses import (ContentMode, GramNorm, Reduce, StyleMode, TVMode, content_loss, gram,
                      style_loss, tv_loss)
 

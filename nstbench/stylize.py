@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -99,14 +103,31 @@ def stylize(
                             compute=compute)
     except Diverged as e:
         result, status, message = e.result, "diverged", str(e)
-    save_image(space_to_unit(result.image, preset.space), out / "output.png")
-    write_csv(out / "curve.csv", result.history, CURVE_COLUMNS)
     record.update(status=status, message=message, seconds=result.seconds, final=result.final,
                   best_step=result.best_step)
-    write_json(out / "run.json", record)
+    if status != "ok" and _finished_ok(out):
+        out = ensure_writable_dir(out / "diverged")  # a failed rerun never replaces a finished result
+    # the three files are written to a temp folder first and moved in together: an interrupted
+    # write leaves the earlier set (or nothing), never a mix of two runs
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-stylize-", dir=out))
+    try:
+        save_image(space_to_unit(result.image, preset.space), tmp / "output.png")
+        write_csv(tmp / "curve.csv", result.history, CURVE_COLUMNS)
+        write_json(tmp / "run.json", record)
+        for name in ("curve.csv", "output.png", "run.json"):  # run.json last: it marks the set complete
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if status != "ok":
         raise NstbenchError(f"{message}; wrote it to {out / 'output.png'}")
     return record
+
+
+def _finished_ok(out: Path) -> bool:
+    try:
+        return json.loads((out / "run.json").read_text()).get("status") == "ok"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def override(preset: GatysPreset, steps: int | None = None, size: int | None = None, init: str | None = None) -> GatysPreset:

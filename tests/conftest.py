@@ -43,3 +43,13 @@ def resnet50_random():
     from nstbench.weights import load_backbone
 
     return load_backbone("resnet50", "random", seed=0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`): on a
+    shared 2-core machine two spinning OpenMP threads are much slower than one."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

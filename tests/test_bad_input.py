@@ -278,6 +278,20 @@ def test_nan_mid_run_stops_keeps_last_finite_image_and_says_so(tmp_path, capsys,
     assert not list(out.glob(".*"))  # no temporary files left
 
 
+def test_diverged_rerun_keeps_the_finished_result(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    rc, _, err = run_cli(capsys, stylize_args(out, steps=2))
+    assert rc == 0, err
+    before = _snapshot(out)
+    _loss_that(monkeypatch, 2, _nan)
+    rc, _, err = run_cli(capsys, stylize_args(out, steps=5))
+    assert_one_line_error(rc, err, "non-finite at step 2", str(out / "diverged" / "output.png"))
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # untouched, byte for byte
+    assert json.load(open(out / "diverged" / "run.json"))["status"] == "diverged"
+    assert sorted(p.name for p in (out / "diverged").iterdir()) == ["curve.csv", "output.png", "run.json"]
+    assert not list(out.glob(".*"))
+
+
 @pytest.fixture(scope="module")
 def results_template(tmp_path_factory):
     """A results folder holding two finished runs (copied for each test)."""

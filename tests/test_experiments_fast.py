@@ -14,25 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 import nstbench.experiment as harness
 from conftest import needs_assets
-from nstbench import claims
+from nstbench import claims, fast
 
-pytestmark = needs_assets
+pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, two spinning threads are much slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def load_script(name):
@@ -58,15 +49,16 @@ def shared_backbones(monkeypatch, vgg19_random, vgg16_random):
 
 
 def record_trainings(monkeypatch, mod):
-    """Wrap the script's train_transformer: keep the preset of every call."""
+    """Wrap train_transformer (which the scripts reach through fast.train_and_apply): keep the
+    preset of every call."""
     presets = []
-    real = mod.train_transformer
+    real = fast.train_transformer
 
     def wrapped(preset, *a, **k):
         presets.append(preset)
         return real(preset, *a, **k)
 
-    monkeypatch.setattr(mod, "train_transformer", wrapped)
+    monkeypatch.setattr(fast, "train_transformer", wrapped)
     return presets
 
 

@@ -20,14 +20,7 @@ from nstbench.fast import FAST_PRESETS, HUST, PROFILES, ImageFolderData, Percept
     network_config, override, train_transformer
 from nstbench.transformer import load_transformer, read_checkpoint
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, two spinning threads are much slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _img(path, h, w, seed, mode="RGB"):

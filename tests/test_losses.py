@@ -62,3 +62,22 @@ def test_losses_are_per_image():
 def test_unknown_mode_is_an_error(fn, args):
     with pytest.raises(ValueError, match="valid"):
         fn(*args)
+
+
+def test_gram_backward_matches_autograd():
+    # the one-matmul backward, (dG + dG^T) F, against autograd through bmm(F, F^T), exact in float64
+    torch.manual_seed(0)
+    f = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 3, 3, dtype=torch.float64)  # not symmetric: dG = w exercises both halves
+    (gram(f, "chw") * w).sum().backward()
+    ours = f.grad.clone()
+    f.grad = None
+    flat = f.reshape(2, 3, 20)
+    ((torch.bmm(flat, flat.transpose(1, 2)) / 60) * w).sum().backward()
+    assert torch.allclose(ours, f.grad, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x: gram(x, "hw"), (f.detach().requires_grad_(),))
+
+
+def test_gram_without_grad_is_plain_product():
+    x = torch.randn(1, 2, 3, 3)
+    assert not gram(x).requires_grad and torch.equal(gram(x), torch.bmm(x.reshape(1, 2, 9), x.reshape(1, 2, 9).transpose(1, 2)))

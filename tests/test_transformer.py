@@ -18,14 +18,7 @@ from nstbench.cli import main
 from nstbench.errors import NstbenchError
 from nstbench.transformer import VARIANTS, build_transformer, get_variant, load_transformer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, two spinning threads are much slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------- reference module
