@@ -22,8 +22,8 @@ DEVICE  ?= $(if $(HAS_GPU),cuda,cpu)
 # up to date (same settings and code); FORCE=1 recomputes.
 RESULTS ?= results
 EXP_ARGS = --profile $(PROFILE) --weights $(WEIGHTS) --device $(DEVICE) --out $(RESULTS) $(if $(FORCE),--force)
-# Order of `make reproduce`. The fast-transfer experiments (e2 e3 e6) and the report step are added
-# by their own issue: append their targets here and after `reproduce:` below.
+# Order of `make reproduce`; the fast-transfer ones (e2 e3) train on coco100 in the smoke and cpu
+# profiles and need DATA=/path/to/train2014 in the paper profile.
 EXPERIMENTS := e1 e2 e3 e4 e5 e6 e7
 
 $(STAMP): pyproject.toml
@@ -64,8 +64,8 @@ bench: $(STAMP)
 report: $(STAMP)
 	$(BIN)/nstbench report --results $(RESULTS) --out reports
 
-# Runs the experiments one after another (a sub-make per target keeps the order under make -j).
-# The report step (added with the report builder) goes after the loop.
+# Runs the experiments one after another (a sub-make per target keeps the order under make -j),
+# then builds reports/ from results/.
 reproduce: $(STAMP)
 	@echo "profile=$(PROFILE) weights=$(WEIGHTS) device=$(DEVICE) results=$(RESULTS)"
 	@for e in $(EXPERIMENTS); do $(MAKE) --no-print-directory $$e || exit 1; done
