@@ -64,8 +64,8 @@ SOURCE_TABLE1 = {
 
 TABLE_COLUMNS = ["net", "n_style_layers", "style_layers", "total_loss", "style_score", "content_score",
                  "style_loss", "content_loss", "source_total", "source_style", "source_content", "best_step",
-                 "style_distance", "judge", "judge_weights", "ssim_content", "status", "seconds", "height", "width",
-                 "steps"]
+                 "style_distance", "judge", "judge_weights", "ssim_content", "max_pixel_change", "status", "seconds",
+                 "height", "width", "steps"]
 CURVE_COLUMNS = ["net", "n_style_layers", "iteration", "total_loss", "style_loss", "content_loss", "seconds"]
 
 
@@ -123,7 +123,9 @@ def compute(exp: Experiment, presets: dict) -> None:
                          "source_content": src[2], "best_step": final["best_step"],
                          "style_distance": float(metrics.style_distance(out, style, judge, JUDGE_LAYERS)[0]),
                          "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
-                         "ssim_content": float(metrics.ssim(out, content)[0]), "status": status,
+                         "ssim_content": float(metrics.ssim(out, content)[0]),
+                         # grey levels (0..255) the most changed pixel moved from the content it started at
+                         "max_pixel_change": float((out - content).abs().max()) * 255, "status": status,
                          "seconds": result.seconds, "height": h, "width": w, "steps": p.steps})
             curves += [{**tag, "net": net, "n_style_layers": k, "iteration": r["step"], "total_loss": r["total"],
                         "style_loss": r["style"], "content_loss": r["content"], "seconds": r["seconds"]}
@@ -144,6 +146,15 @@ def compute(exp: Experiment, presets: dict) -> None:
     if presets["vgg19"].steps < IITB_VGG19.steps:
         exp.note(f"C8 with {presets['vgg19'].steps} iterations: the share of the drop by step 100 is taken over a "
                  f"shorter run than the report's {IITB_VGG19.steps}, which overstates it; the paper profile decides C8")
+    for net, p in presets.items():
+        moved = max(r["max_pixel_change"] for r in rows if r["net"] == net)
+        if moved < 1.0:
+            exp.note(f"{net}: no pixel moved by a whole grey level in {p.steps} iterations (at most {moved:.2g} of "
+                     f"255), so its curves are flat and its rows say nothing about the method. The optimiser is the "
+                     f"IIT code's TF Adam (lr {p.optimizer.lr:g}, epsilon {p.optimizer.eps:g}): a step moves a pixel "
+                     f"by about lr*|g|/epsilon when the gradient g is far below epsilon, as it is here with "
+                     f"{exp.weights_kind(net)} weights (final total loss {min(r['total_loss'] for r in rows if r['net'] == net):.3g}"
+                     f" against the report's {min(t[0] for t in SOURCE_TABLE1[net]):.3g} or more)")
     exp.note(f"C9 judge: {JUDGE} {'/'.join(JUDGE_LAYERS)}, metrics.style_distance (relative Gram distance, "
              "lower = closer to the style), optimised by neither run")
 

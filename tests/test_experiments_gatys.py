@@ -20,6 +20,7 @@ import pytest
 import nstbench.experiment as harness
 from conftest import needs_assets
 from nstbench import claims
+from nstbench.images import Resize, load_image
 
 pytestmark = needs_assets
 
@@ -168,6 +169,15 @@ def check_e5(mod, out, calls):
         assert list(g["source_style"]) == [s for _, s, _ in mod.SOURCE_TABLE1[net]]
     assert set(t["judge"]) == {"vgg16"} and set(t["judge_weights"]) == {"random"}
     assert len(pd.read_csv(out / "curves.csv")) == 10 * 3
+    # the pixel change is measured on the saved outputs; a net whose pixels did not move gets a note
+    for _, r in t.iterrows():
+        saved = load_image(out / "outputs" / f"{r['net']}_{r['n_style_layers']}layers.png", Resize())
+        content = load_image(mod.CONTENT, Resize("long", 48, "lanczos"))
+        assert float((saved - content).abs().max()) * 255 == pytest.approx(r["max_pixel_change"], abs=1.0)
+    notes = json.loads((out / "manifest.json").read_text())["notes"]
+    for net in mod.NETS:
+        still = t[t["net"] == net]["max_pixel_change"].max() < 1.0
+        assert still == any(n.startswith(f"{net}: no pixel moved") for n in notes)
 
 
 def check_e7(mod, out, calls):
