@@ -21,6 +21,7 @@ DEVICE  ?= $(if $(HAS_GPU),cuda,cpu)
 # Experiments (experiments/*.py): each writes results/<name>/ and skips itself when its results are
 # up to date (same settings and code); FORCE=1 recomputes.
 RESULTS ?= results
+REPORTS ?= reports
 EXP_ARGS = --profile $(PROFILE) --weights $(WEIGHTS) --device $(DEVICE) --out $(RESULTS) $(if $(FORCE),--force)
 # Order of `make reproduce`; the fast-transfer ones (e2 e3) train on coco100 in the smoke and cpu
 # profiles and need DATA=/path/to/train2014 in the paper profile.
@@ -62,12 +63,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --threads $(BENCH_THREADS) --device $(DEVICE) $(BENCH_ARGS)
 
 report: $(STAMP)
-	$(BIN)/nstbench report --results $(RESULTS) --out reports
+	$(BIN)/nstbench report --results $(RESULTS) --out $(REPORTS)
 
 # Runs the experiments one after another (a sub-make per target keeps the order under make -j),
 # then builds reports/ from results/.
 reproduce: $(STAMP)
-	@echo "profile=$(PROFILE) weights=$(WEIGHTS) device=$(DEVICE) results=$(RESULTS)"
+	@echo "profile=$(PROFILE) weights=$(WEIGHTS) device=$(DEVICE) results=$(RESULTS) reports=$(REPORTS)"
 	@for e in $(EXPERIMENTS); do $(MAKE) --no-print-directory $$e || exit 1; done
 	$(MAKE) --no-print-directory report
 
