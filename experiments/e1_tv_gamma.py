@@ -43,7 +43,7 @@ CONTENT, STYLE = "chelsea", "starry_night"  # report: a cat photo; a painting
 HF_RADIUS = 0.25  # cycles/pixel (half Nyquist), metrics.high_frequency_fraction's default
 
 TABLE_COLUMNS = ["gamma", "hf_fraction", "tv", "tv_loss", "content_loss", "style_loss", "total_loss",
-                 "ssim_content", "psnr_content", "height", "width", "steps"]
+                 "ssim_content", "psnr_content", "lpips_content", "height", "width", "steps"]
 CURVE_COLUMNS = ["gamma", "step", "total", "content", "style", "tv", "seconds"]
 RADIAL_COLUMNS = ["image", "gamma", "freq", "power"]
 
@@ -63,12 +63,13 @@ def compute(exp: Experiment, preset) -> None:
     tv = metrics.total_variation(out).tolist()
     ss = metrics.ssim(out, content).tolist()
     ps = metrics.psnr(out, content).tolist()
+    lp = exp.lpips(out, content)
     rows = []
     for i, g in enumerate(GAMMAS):
         rows.append({**tag, "gamma": g, "hf_fraction": hf[i], "tv": tv[i], "tv_loss": result.final["tv"][i],
                      "content_loss": result.final["content"][i], "style_loss": result.final["style"][i],
                      "total_loss": result.final["total"][i], "ssim_content": ss[i], "psnr_content": ps[i],
-                     "height": h, "width": w, "steps": preset.steps})
+                     "lpips_content": lp[i], "height": h, "width": w, "steps": preset.steps})
         exp.image(out[i:i + 1], f"outputs/gamma_{g:g}.png")
     exp.write_csv("table.csv", rows, TABLE_COLUMNS)
     curves = [{**tag, "gamma": GAMMAS[r["image"]], **{k: r[k] for k in CURVE_COLUMNS if k in r}}

@@ -72,10 +72,10 @@ BASE_C, BASE_S = HUST.loss.alpha, HUST.loss.beta  # 2 and 40: the shared point o
 JUDGE, JUDGE_LAYERS = "vgg16", ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # not the VGG19 the runs trained with
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run (paper runs have 20k)
 
-TABLE_COLUMNS = ["sweep", "lambda_c", "lambda_s", "lambda_tv", "ssim_content", "psnr_content", "content_loss",
-                 "style_loss", "tv_loss", "style_distance", "judge", "judge_weights", "colour_artifact_index",
-                 "train_steps", "train_images", "train_seconds", "first_total", "last_total", "height", "width",
-                 "output"]
+TABLE_COLUMNS = ["sweep", "lambda_c", "lambda_s", "lambda_tv", "ssim_content", "psnr_content", "lpips_content",
+                 "content_loss", "style_loss", "tv_loss", "style_distance", "judge", "judge_weights",
+                 "colour_artifact_index", "train_steps", "train_images", "train_seconds", "first_total",
+                 "last_total", "height", "width", "output"]
 CURVE_COLUMNS = ["run", "lambda_c", "lambda_s", "step", "epoch", "total", "content", "style", "tv", "seconds"]
 
 
@@ -127,7 +127,7 @@ def compute(exp: Experiment, preset, data: str) -> None:
         results[(lc, ls)] = {
             "lambda_c": lc, "lambda_s": ls, "lambda_tv": p.loss.gamma,
             "ssim_content": float(metrics.ssim(out, content)[0]),
-            "psnr_content": float(metrics.psnr(out, content)[0]),
+            "psnr_content": float(metrics.psnr(out, content)[0]), "lpips_content": exp.lpips(out, content)[0],
             "content_loss": terms["content"], "style_loss": terms["style"], "tv_loss": terms["tv"],
             "style_distance": float(metrics.style_distance(out, style_judge, judge, JUDGE_LAYERS)[0]),
             "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),

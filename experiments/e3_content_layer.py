@@ -77,9 +77,9 @@ JUDGE, JUDGE_LAYERS = "vgg19", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "rel
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run
 
 TABLE_COLUMNS = ["sweep", "content_layer", "batch_size", "colour_artifact_index", "ssim_content", "psnr_content",
-                 "style_distance", "judge", "judge_weights", "style_loss", "seconds_per_epoch", "seconds_per_step",
-                 "images_per_second", "train_seconds", "train_steps", "train_images", "images_per_epoch", "epochs",
-                 "first_total", "last_total", "height", "width", "output"]
+                 "lpips_content", "style_distance", "judge", "judge_weights", "style_loss", "seconds_per_epoch",
+                 "seconds_per_step", "images_per_second", "train_seconds", "train_steps", "train_images",
+                 "images_per_epoch", "epochs", "first_total", "last_total", "height", "width", "output"]
 CURVE_COLUMNS = ["run", "content_layer", "batch_size", "step", "epoch", "total", "content", "style", "tv", "seconds"]
 
 
@@ -137,7 +137,7 @@ def compute(exp: Experiment, preset, data: str) -> None:
             "content_layer": layer, "batch_size": batch,
             "colour_artifact_index": float(metrics.colour_artifact_index(out, content)[0]),
             "ssim_content": float(metrics.ssim(out, content)[0]),
-            "psnr_content": float(metrics.psnr(out, content)[0]),
+            "psnr_content": float(metrics.psnr(out, content)[0]), "lpips_content": exp.lpips(out, content)[0],
             "style_distance": float(metrics.style_distance(out, style_judge, judge, JUDGE_LAYERS)[0]),
             "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
             "style_loss": terms["style"],

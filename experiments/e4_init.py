@@ -41,7 +41,7 @@ INITS = ("content", "noise", "style")  # content vs noise is the claim; style is
 CONTENT, STYLE = "chelsea", "starry_night"
 
 TABLE_COLUMNS = ["init", "iteration", "content_loss", "style_loss", "total_loss", "ssim_content", "psnr_content",
-                 "status", "seconds", "height", "width"]
+                 "lpips_content", "status", "seconds", "height", "width"]
 CURVE_COLUMNS = ["init", "iteration", "total", "content", "style", "seconds"]
 
 
@@ -72,7 +72,8 @@ def compute(exp: Experiment, base) -> None:
         rows.append({**tag, "init": init, "iteration": len(result.history),
                      "content_loss": final.get("content", nan)[0], "style_loss": final.get("style", nan)[0],
                      "total_loss": final.get("total", nan)[0], "ssim_content": float(metrics.ssim(out, content)[0]),
-                     "psnr_content": float(metrics.psnr(out, content)[0]), "status": status,
+                     "psnr_content": float(metrics.psnr(out, content)[0]), "lpips_content": exp.lpips(out, content)[0],
+                     "status": status,
                      "seconds": result.seconds, "height": h, "width": w})
     exp.write_csv("table.csv", rows, TABLE_COLUMNS)
     exp.write_csv("curves.csv", curves, CURVE_COLUMNS)

@@ -64,8 +64,8 @@ SOURCE_TABLE1 = {
 
 TABLE_COLUMNS = ["net", "n_style_layers", "style_layers", "total_loss", "style_score", "content_score",
                  "style_loss", "content_loss", "source_total", "source_style", "source_content", "best_step",
-                 "style_distance", "judge", "judge_weights", "ssim_content", "max_pixel_change", "status", "seconds",
-                 "height", "width", "steps"]
+                 "style_distance", "judge", "judge_weights", "ssim_content", "lpips_content", "max_pixel_change",
+                 "status", "seconds", "height", "width", "steps"]
 CURVE_COLUMNS = ["net", "n_style_layers", "iteration", "total_loss", "style_loss", "content_loss", "seconds"]
 
 
@@ -124,6 +124,7 @@ def compute(exp: Experiment, presets: dict) -> None:
                          "style_distance": float(metrics.style_distance(out, style, judge, JUDGE_LAYERS)[0]),
                          "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
                          "ssim_content": float(metrics.ssim(out, content)[0]),
+                         "lpips_content": exp.lpips(out, content)[0],
                          # grey levels (0..255) the most changed pixel moved from the content it started at
                          "max_pixel_change": float((out - content).abs().max()) * 255, "status": status,
                          "seconds": result.seconds, "height": h, "width": w, "steps": p.steps})

@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from . import claims as claims_mod
+from . import metrics
 from .backbones import Backbone
 from .errors import NstbenchError
 from .images import save_image, to_pil
@@ -246,7 +247,17 @@ class Experiment:
 
     def note(self, text: str) -> None:
         """A sentence for the manifest (what differs from the source, what the profile reduced)."""
-        self._manifest["notes"].append(text)
+        if text not in self._manifest["notes"]:
+            self._manifest["notes"].append(text)
+
+    def lpips(self, x: torch.Tensor, y: torch.Tensor, column: str = "lpips_content") -> list[float | None]:
+        """LPIPS per image pair when its weights are on this machine (metrics.lpips_status); otherwise
+        empty cells, and a note in the manifest (and so in the report) saying why."""
+        d = metrics.lpips_distance(x, y)
+        if d is None:
+            self.note(f"{column} is empty: {metrics.lpips_status()[1]}")
+            return [None] * max(x.shape[0], y.shape[0])
+        return d.tolist()
 
     def record(self, key: str, value) -> None:
         """A result value for the manifest (e.g. reference numbers measured on the inputs)."""

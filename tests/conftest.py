@@ -53,3 +53,53 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def load_script(name: str):
+    """experiments/<name>.py as a module (its main() is what the tests run)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"exp_{name}", EXPERIMENTS_DIR / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the script is executed
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def shared_backbones(monkeypatch, request):
+    """The experiment harness gets the session's random backbones instead of building new ones
+    (each is built on first use)."""
+    import nstbench.experiment as harness
+
+    real = harness.load_backbone
+
+    def load(arch, weights="auto", seed=0, pooling="max"):
+        if weights == "random" and seed == 0 and pooling == "max" and arch in ("vgg19", "vgg16", "resnet50"):
+            return request.getfixturevalue(f"{arch}_random")
+        return real(arch, weights, seed=seed, pooling=pooling)
+
+    monkeypatch.setattr(harness, "load_backbone", load)
+
+
+def check_lpips_column(out: Path, table: str = "table.csv") -> None:
+    """An experiment's lpips_content column: filled when LPIPS can run here, otherwise empty with
+    a manifest note that gives the reason (tests run offline, so it is empty unless the AlexNet
+    weights happen to be cached)."""
+    import json
+
+    import pandas as pd
+
+    from nstbench import metrics
+
+    col = pd.read_csv(out / table)["lpips_content"]
+    ok, reason = metrics.lpips_status()
+    notes = json.loads((out / "manifest.json").read_text())["notes"]
+    if ok:
+        assert col.notna().all() and (col >= 0).all()
+    else:
+        assert col.isna().all() and f"lpips_content is empty: {reason}" in notes

@@ -7,9 +7,7 @@ verdicts (recomputed from the CSV and the recorded filter), which trainings ran 
 settings, the derived columns (seconds per epoch, extrapolated totals, speed-up), and the --data
 errors. The harness itself (caching, crash safety) is tested in test_experiments_gatys.py.
 """
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,35 +15,14 @@ import pytest
 from PIL import Image
 
 import nstbench.experiment as harness
-from conftest import needs_assets
+from conftest import check_lpips_column, load_script, needs_assets
 from nstbench import claims, fast
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
 
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"exp_{name}", EXPERIMENTS_DIR / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while the script is executed
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.fixture
-def shared_backbones(monkeypatch, vgg19_random, vgg16_random):
-    """The harness gets the session's random backbones instead of building new ones."""
-    cache = {"vgg19": vgg19_random, "vgg16": vgg16_random}
-    real = harness.load_backbone
-
-    def load(arch, weights="auto", seed=0, pooling="max"):
-        if weights == "random" and seed == 0 and pooling == "max" and arch in cache:
-            return cache[arch]
-        return real(arch, weights, seed=seed, pooling=pooling)
-
-    monkeypatch.setattr(harness, "load_backbone", load)
 
 
 def record_trainings(monkeypatch, mod):
@@ -86,6 +63,7 @@ def test_e2_fast_sweeps(tmp_path, monkeypatch, shared_backbones):
     assert mod.main(["--profile", "smoke", "--weights", "random", "--out", str(tmp_path), "--steps", "2"]) == 0
     out = tmp_path / "e2_fast_sweeps"
     m = check_common(out, ["table.csv", "curves.csv"], "smoke(steps=2)")
+    check_lpips_column(out)
     assert set(m["claims"]) == {"C2", "C3"}
     assert m["claims"]["C2"]["where"] == "sweep == 'lambda_c'" and m["claims"]["C3"]["where"] == "sweep == 'lambda_s'"
 
@@ -119,6 +97,7 @@ def test_e3_content_layer(tmp_path, monkeypatch, shared_backbones):
     assert mod.main(["--profile", "smoke", "--weights", "random", "--out", str(tmp_path)]) == 0
     out = tmp_path / "e3_content_layer"
     m = check_common(out, ["table.csv", "curves.csv"], "smoke")
+    check_lpips_column(out)
     assert set(m["claims"]) == {"C4", "C5"}
 
     # relu2_2/batch 4 is shared; one epoch of 8 images for every batch size

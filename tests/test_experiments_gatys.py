@@ -6,25 +6,21 @@ read (and that the rule returns a verdict from the written CSV), the manifest's 
 (a second run is skipped, --force and a changed setting recompute), and that a run failing
 midway leaves the previous results untouched and no temp folder behind.
 """
-import importlib.util
 import json
 import os
 import signal
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import nstbench.experiment as harness
-from conftest import needs_assets
+from conftest import check_lpips_column, load_script, needs_assets
 from nstbench import claims
 from nstbench.images import Resize, load_image
 
 pytestmark = needs_assets
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
 # test-only overrides: the smallest sizes the images allow (>= 32 px per side), a few steps
 OVERRIDES = {
     "e1_tv_gamma": ["--steps", "3", "--size", "56"],  # chelsea 56x37
@@ -49,26 +45,6 @@ FILES = {
 }
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"exp_{name}", EXPERIMENTS_DIR / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while the script is executed
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.fixture
-def shared_backbones(monkeypatch, vgg19_random, vgg16_random, resnet50_random):
-    """The harness gets the session's random backbones instead of building new ones (saves seconds)."""
-    cache = {"vgg19": vgg19_random, "vgg16": vgg16_random, "resnet50": resnet50_random}
-    real = harness.load_backbone
-
-    def load(arch, weights="auto", seed=0, pooling="max"):
-        if weights == "random" and seed == 0 and pooling == "max":
-            return cache[arch]
-        return real(arch, weights, seed=seed, pooling=pooling)
-
-    monkeypatch.setattr(harness, "load_backbone", load)
 
 
 def argv(name, out, *extra):
@@ -124,6 +100,8 @@ def test_experiment_outputs_schema_claims_and_cache(name, tmp_path, monkeypatch,
         assert m["claims"][cid]["verdict"] == verdict["verdict"]
         assert m["claims"][cid]["caveat"]  # random weights are flagged as not testing the source's claim
 
+    if name != "e7_upes":  # E7 reproduces a loss trajectory; it has no output-quality table
+        check_lpips_column(out)
     CHECKS[name](mod, out, calls)
 
     # unchanged settings and code: the second run computes nothing and leaves the folder alone
