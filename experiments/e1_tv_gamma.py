@@ -61,15 +61,13 @@ def compute(exp: Experiment, preset) -> None:
 
     hf = metrics.high_frequency_fraction(out, HF_RADIUS).tolist()
     tv = metrics.total_variation(out).tolist()
-    ss = metrics.ssim(out, content).tolist()
-    ps = metrics.psnr(out, content).tolist()
-    lp = exp.lpips(out, content)
+    quality = exp.content_quality(out, content)
     rows = []
     for i, g in enumerate(GAMMAS):
         rows.append({**tag, "gamma": g, "hf_fraction": hf[i], "tv": tv[i], "tv_loss": result.final["tv"][i],
                      "content_loss": result.final["content"][i], "style_loss": result.final["style"][i],
-                     "total_loss": result.final["total"][i], "ssim_content": ss[i], "psnr_content": ps[i],
-                     "lpips_content": lp[i], "height": h, "width": w, "steps": preset.steps})
+                     "total_loss": result.final["total"][i], **quality[i], "height": h, "width": w,
+                     "steps": preset.steps})
         exp.image(out[i:i + 1], f"outputs/gamma_{g:g}.png")
     exp.write_csv("table.csv", rows, TABLE_COLUMNS)
     curves = [{**tag, "gamma": GAMMAS[r["image"]], **{k: r[k] for k in CURVE_COLUMNS if k in r}}
@@ -98,17 +96,9 @@ def compute(exp: Experiment, preset) -> None:
 
 def figures(exp, content, style, out, freqs, power, power_c, rows, curves) -> None:
     plt = pyplot()
-    from nstbench.images import to_pil
-
     n = len(GAMMAS)
-    fig, axes = plt.subplots(1, n + 2, figsize=(2.6 * (n + 2), 2.4))
-    panels = [("content", content[0]), ("style", style[0])] + [
-        (f"gamma={g:g}\nSSIM {r['ssim_content']:.2f}", out[i]) for i, (g, r) in enumerate(zip(GAMMAS, rows))]
-    for ax, (title, img) in zip(axes, panels):
-        ax.imshow(to_pil(img.unsqueeze(0).cpu()))
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
-    exp.figure(fig, "grid.png")
+    exp.panels("grid.png", f"TV weight sweep ({n} gammas, one batch)", [("content", content), ("style", style)] + [
+        (f"gamma={g:g}\nSSIM {r['ssim_content']:.2f}", out[i:i + 1]) for i, (g, r) in enumerate(zip(GAMMAS, rows))])
 
     amp = metrics.fft_log_amplitude(out).cpu().numpy()
     amp_c = metrics.fft_log_amplitude(content).cpu().numpy()[0]

@@ -110,6 +110,7 @@ def compute(exp: Experiment, preset, data: str) -> None:
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_judge = load_image(STYLE, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
+    style_distance = metrics.style_distance_fn(style_judge, judge, JUDGE_LAYERS)  # the style's Grams once
     h, w = content.shape[-2:]
     train_root = exp.path("train")  # inside the temp folder; deleted below
     results, curves = {}, []
@@ -126,10 +127,9 @@ def compute(exp: Experiment, preset, data: str) -> None:
         exp.image(out, f"outputs/{name}.png")
         results[(lc, ls)] = {
             "lambda_c": lc, "lambda_s": ls, "lambda_tv": p.loss.gamma,
-            "ssim_content": float(metrics.ssim(out, content)[0]),
-            "psnr_content": float(metrics.psnr(out, content)[0]), "lpips_content": exp.lpips(out, content)[0],
+            **exp.content_quality(out, content)[0],
             "content_loss": terms["content"], "style_loss": terms["style"], "tv_loss": terms["tv"],
-            "style_distance": float(metrics.style_distance(out, style_judge, judge, JUDGE_LAYERS)[0]),
+            "style_distance": float(style_distance(out)[0]),
             "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
             "colour_artifact_index": float(metrics.colour_artifact_index(out, content)[0]),
             "train_steps": rec["steps_done"], "train_images": rec["steps_done"] * p.batch,

@@ -116,6 +116,7 @@ def compute(exp: Experiment, preset, data: str) -> None:
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_judge = load_image(STYLE, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
+    style_distance = metrics.style_distance_fn(style_judge, judge, JUDGE_LAYERS)  # the style's Grams once
     h, w = content.shape[-2:]
     train_root = exp.path("train")  # inside the temp folder; deleted below
     results, curves = {}, []
@@ -136,9 +137,8 @@ def compute(exp: Experiment, preset, data: str) -> None:
         results[(layer, batch)] = {
             "content_layer": layer, "batch_size": batch,
             "colour_artifact_index": float(metrics.colour_artifact_index(out, content)[0]),
-            "ssim_content": float(metrics.ssim(out, content)[0]),
-            "psnr_content": float(metrics.psnr(out, content)[0]), "lpips_content": exp.lpips(out, content)[0],
-            "style_distance": float(metrics.style_distance(out, style_judge, judge, JUDGE_LAYERS)[0]),
+            **exp.content_quality(out, content)[0],
+            "style_distance": float(style_distance(out)[0]),
             "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
             "style_loss": terms["style"],
             "seconds_per_epoch": seconds * per_epoch / images, "seconds_per_step": seconds / steps,

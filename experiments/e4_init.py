@@ -16,7 +16,6 @@ import math
 import sys
 from dataclasses import dataclass, replace
 
-from nstbench import metrics
 from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.gatys import Diverged
 from nstbench.presets import NYU
@@ -71,9 +70,7 @@ def compute(exp: Experiment, base) -> None:
         nan = [math.nan]
         rows.append({**tag, "init": init, "iteration": len(result.history),
                      "content_loss": final.get("content", nan)[0], "style_loss": final.get("style", nan)[0],
-                     "total_loss": final.get("total", nan)[0], "ssim_content": float(metrics.ssim(out, content)[0]),
-                     "psnr_content": float(metrics.psnr(out, content)[0]), "lpips_content": exp.lpips(out, content)[0],
-                     "status": status,
+                     "total_loss": final.get("total", nan)[0], **exp.content_quality(out, content)[0], "status": status,
                      "seconds": result.seconds, "height": h, "width": w})
     exp.write_csv("table.csv", rows, TABLE_COLUMNS)
     exp.write_csv("curves.csv", curves, CURVE_COLUMNS)
@@ -88,8 +85,6 @@ def compute(exp: Experiment, base) -> None:
 
 def figures(exp, content, style, outputs, rows, curves) -> None:
     plt = pyplot()
-    from nstbench.images import to_pil
-
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, term in zip(axes, ("content", "style", "total")):
         for init in INITS:
@@ -100,14 +95,8 @@ def figures(exp, content, style, outputs, rows, curves) -> None:
         ax.legend(fontsize=7)
     exp.figure(fig, "loss_curves.png")
 
-    panels = [("content", content), ("style", style)] + [
-        (f"init={r['init']}\nSSIM {r['ssim_content']:.2f}", outputs[r["init"]]) for r in rows]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 2.6))
-    for ax, (title, img) in zip(axes, panels):
-        ax.imshow(to_pil(img.cpu()))
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
-    exp.figure(fig, "grid.png")
+    exp.panels("grid.png", "initialisation", [("content", content), ("style", style)] + [
+        (f"init={r['init']}\nSSIM {r['ssim_content']:.2f}", outputs[r["init"]]) for r in rows])
 
 
 def _main(argv: list[str] | None) -> None:

@@ -64,8 +64,8 @@ SOURCE_TABLE1 = {
 
 TABLE_COLUMNS = ["net", "n_style_layers", "style_layers", "total_loss", "style_score", "content_score",
                  "style_loss", "content_loss", "source_total", "source_style", "source_content", "best_step",
-                 "style_distance", "judge", "judge_weights", "ssim_content", "lpips_content", "max_pixel_change",
-                 "status", "seconds", "height", "width", "steps"]
+                 "style_distance", "judge", "judge_weights", "ssim_content", "psnr_content", "lpips_content",
+                 "max_pixel_change", "status", "seconds", "height", "width", "steps"]
 CURVE_COLUMNS = ["net", "n_style_layers", "iteration", "total_loss", "style_loss", "content_loss", "seconds"]
 
 
@@ -93,6 +93,7 @@ def compute(exp: Experiment, presets: dict) -> None:
     content, style = content.to(exp.device), style.to(exp.device)
     h, w = content.shape[-2:]
     judge = exp.backbone(JUDGE)
+    style_distance = metrics.style_distance_fn(style, judge, JUDGE_LAYERS)  # the style's Grams once
     rows, curves, outputs = [], [], {}
     n_runs, run = sum(len(p.loss.style_layers) for p in presets.values()), 0
     for net, preset in presets.items():
@@ -121,10 +122,9 @@ def compute(exp: Experiment, presets: dict) -> None:
                          "content_score": p.loss.alpha * final["content"], "style_loss": final["style"],
                          "content_loss": final["content"], "source_total": src[0], "source_style": src[1],
                          "source_content": src[2], "best_step": final["best_step"],
-                         "style_distance": float(metrics.style_distance(out, style, judge, JUDGE_LAYERS)[0]),
+                         "style_distance": float(style_distance(out)[0]),
                          "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
-                         "ssim_content": float(metrics.ssim(out, content)[0]),
-                         "lpips_content": exp.lpips(out, content)[0],
+                         **exp.content_quality(out, content)[0],
                          # grey levels (0..255) the most changed pixel moved from the content it started at
                          "max_pixel_change": float((out - content).abs().max()) * 255, "status": status,
                          "seconds": result.seconds, "height": h, "width": w, "steps": p.steps})

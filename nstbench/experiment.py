@@ -250,6 +250,13 @@ class Experiment:
         if text not in self._manifest["notes"]:
             self._manifest["notes"].append(text)
 
+    def content_quality(self, out: torch.Tensor, content: torch.Tensor) -> list[dict]:
+        """Per output image (unit space, [B, 3, H, W]) its distance to the content: ssim_content,
+        psnr_content and lpips_content (empty when LPIPS cannot run here; see `lpips`)."""
+        ss, ps = metrics.ssim(out, content).tolist(), metrics.psnr(out, content).tolist()
+        lp = self.lpips(out, content)
+        return [{"ssim_content": a, "psnr_content": b, "lpips_content": c} for a, b, c in zip(ss, ps, lp)]
+
     def lpips(self, x: torch.Tensor, y: torch.Tensor, column: str = "lpips_content") -> list[float | None]:
         """LPIPS per image pair when its weights are on this machine (metrics.lpips_status); otherwise
         empty cells, and a note in the manifest (and so in the report) saying why."""

@@ -21,7 +21,7 @@ import os
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -277,9 +277,12 @@ def colour_artifact_index(x: torch.Tensor, content: torch.Tensor, sigma: float =
 # ---------------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def style_distance(x: torch.Tensor, style: torch.Tensor, backbone: Backbone, layers: Iterable[str]) -> torch.Tensor:
-    """Mean over `layers` of ||G(x) - G(s)||_F / ||G(s)||_F, Grams normalised by C*H*W -> [B].
+def style_distance_fn(style: torch.Tensor, backbone: Backbone,
+                      layers: Iterable[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """x -> mean over `layers` of ||G(x) - G(s)||_F / ||G(s)||_F, Grams normalised by C*H*W -> [B].
 
+    The style's Grams are computed once here, so a sweep measures every output against the same
+    targets without a forward pass of the style image per output (see style_distance).
     Meant to be measured in a network that no compared run optimised (e.g. VGG16 or ResNet50 when
     the runs used VGG19), so it is an independent judge; the caller picks and passes that backbone
     (and its weights record belongs in the output). Images are unit RGB and are ImageNet-normalised
@@ -291,15 +294,25 @@ def style_distance(x: torch.Tensor, style: torch.Tensor, backbone: Backbone, lay
         raise ValueError("style_distance needs at least one layer")
     param = next(backbone.extractor.parameters(), None)
     dtype = param.dtype if param is not None else torch.float32
-    device = param.device if param is not None else x.device
-    fx = backbone.extract(imagenet_normalize(x.detach().to(device, dtype)), layers)
+    device = param.device if param is not None else style.device
     fs = backbone.extract(imagenet_normalize(style.detach().to(device, dtype)), layers)
-    total = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
-    for name in layers:
-        gx = gram(fx[name].to(torch.float64), "chw")
-        gs = gram(fs[name].to(torch.float64), "chw")  # [1 or B, C, C], broadcasts against gx
-        total = total + (gx - gs).flatten(1).norm(dim=1) / gs.flatten(1).norm(dim=1).clamp_min(1e-300)
-    return total / len(layers)
+    targets = {n: gram(fs[n].to(torch.float64), "chw") for n in layers}  # [1 or B, C, C], broadcast against x's
+
+    @torch.no_grad()
+    def distance(x: torch.Tensor) -> torch.Tensor:
+        fx = backbone.extract(imagenet_normalize(x.detach().to(device, dtype)), layers)
+        total = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
+        for name, gs in targets.items():
+            gx = gram(fx[name].to(torch.float64), "chw")
+            total = total + (gx - gs).flatten(1).norm(dim=1) / gs.flatten(1).norm(dim=1).clamp_min(1e-300)
+        return total / len(layers)
+
+    return distance
+
+
+def style_distance(x: torch.Tensor, style: torch.Tensor, backbone: Backbone, layers: Iterable[str]) -> torch.Tensor:
+    """style_distance_fn(style, backbone, layers)(x): one output against one style image."""
+    return style_distance_fn(style, backbone, layers)(x)
 
 
 # ---------------------------------------------------------------------------------------------

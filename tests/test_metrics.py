@@ -229,3 +229,19 @@ def test_lpips_loads_cached_alexnet_features(tmp_path, monkeypatch, no_network):
         assert d.shape == (2,) and (d > 0).all()
     finally:
         metrics._lpips_model.cache_clear()
+
+
+def test_style_distance_fn_computes_the_style_targets_once_and_matches_style_distance(monkeypatch):
+    from nstbench.weights import load_backbone
+
+    bb = load_backbone("vgg16", "random", seed=0)
+    calls = []
+    real = bb.extract
+    monkeypatch.setattr(bb, "extract", lambda x, layers: calls.append(x.shape) or real(x, layers))
+    style, xs = _rand(1, 24, 32, seed=1), [_rand(2, 16, 16, seed=s) for s in (2, 3)]
+    judge = metrics.style_distance_fn(style, bb, ["relu1_2", "relu2_2"])
+    assert len(calls) == 1  # the style image, once
+    got = [judge(x) for x in xs]
+    assert len(calls) == 3  # then one forward per measured batch, none for the style
+    for x, d in zip(xs, got):
+        assert torch.equal(d, metrics.style_distance(x, style, bb, ["relu1_2", "relu2_2"]))
