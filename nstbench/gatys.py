@@ -123,10 +123,15 @@ def make_gatys_loss(
     """
     content_w = dict(spec.content_layers)
     style_w = dict(spec.style_layers)
-    if compute.channels_last:
-        # NHWC weights too (no per-call weight reorder), in a private copy: the caller's backbone
-        # keeps its layout, so other users of it compute exactly what they did before
-        ext = copy.deepcopy(backbone.extractor).to(memory_format=torch.channels_last)
+    if compute.channels_last or compute.dtype == "bfloat16":
+        # A private copy of the extractor, converted once: NHWC weights (no per-call reorder) and/or
+        # bf16 weights (autocast casts weights that need no gradient anew at every forward; the
+        # features are bit-identical). The caller's backbone keeps its layout and dtype.
+        ext = copy.deepcopy(backbone.extractor)
+        if compute.channels_last:
+            ext = ext.to(memory_format=torch.channels_last)
+        if compute.dtype == "bfloat16":
+            ext = ext.to(torch.bfloat16)
         backbone = dataclasses.replace(backbone, extractor=ext)
     with torch.no_grad():
         p = extract_features(backbone, to_network(unit_to_space(content, space), space), list(content_w), compute)

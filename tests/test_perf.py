@@ -3,7 +3,9 @@
 Timing ratios are asserted elsewhere (tests/test_timing.py); here only behaviour: what the fast
 modes compute, and that `benchmarks/bench.py --quick` writes what the README says it writes.
 """
+import copy
 import csv
+import dataclasses
 import importlib.util
 import json
 import os
@@ -53,6 +55,22 @@ def test_bf16_runs_close_to_fp32_and_really_uses_bf16(vgg19_random):
     assert totals(bf) == pytest.approx(totals(ref), rel=0.03)
     assert totals(bf) != totals(ref)  # autocast engaged: bf16 convolutions round differently
     assert bf.last.dtype == torch.float32  # the image (and Adam's state) stay fp32
+
+
+def test_bf16_weights_converted_once_give_the_autocast_numbers(vgg19_random):
+    # make_gatys_loss converts a private copy of the weights to bf16 once; autocast over the fp32
+    # weights casts them at every forward. Same roundings: same features and gradients, bit for bit.
+    layers = ["relu1_1", "relu3_1", "relu4_2", "relu5_1"]
+    bf16 = dataclasses.replace(vgg19_random, extractor=copy.deepcopy(vgg19_random.extractor).to(torch.bfloat16))
+    x = torch.rand(1, 3, 40, 40, generator=G, requires_grad=True)
+    ref = extract_features(vgg19_random, x, layers, Compute("bfloat16"))
+    got = extract_features(bf16, x, layers, Compute("bfloat16"))
+    assert all(torch.equal(got[n], ref[n]) for n in layers)
+    (g_ref,) = torch.autograd.grad(sum(t.sum() for t in ref.values()), x)
+    (g_got,) = torch.autograd.grad(sum(t.sum() for t in got.values()), x)
+    assert torch.equal(g_got, g_ref)
+    make_gatys_loss(vgg19_random, CONTENT, STYLE, UPES.loss, "imagenet", compute=Compute("bfloat16"))
+    assert all(p.dtype == torch.float32 for p in vgg19_random.extractor.parameters())  # the caller's stays fp32
 
 
 def test_features_come_back_fp32_nchw(vgg19_random):
