@@ -60,8 +60,12 @@ from nstbench.weights import load_backbone  # noqa: E402
 
 COLUMNS = ["section", "case", "method", "px", "dtype", "channels_last", "batch", "metric", "value", "unit", "n",
            "min", "max", "baseline", "ratio", "ratio_min", "ratio_max", "target", "met", "note"]
-PROV_COLUMNS = ["device", "device_name", "threads", "torch", "torchvision", "numpy", "python", "nstbench",
-                "commit", "dirty", "platform", "cpu_bf16", "load_avg_1m", "time_utc"]
+PROV_COLUMNS = ["weights", "plan", "device", "device_name", "threads", "torch", "torchvision", "numpy", "python",
+                "nstbench", "commit", "dirty", "platform", "cpu_bf16", "load_avg_1m", "time_utc"]
+# Every backbone here (VGG19, VGG16, the loss networks of both fast-network implementations) is
+# built with seeded random weights: timings do not depend on the weights' values, and the quality
+# rows (E1 bf16 vs fp32) compare two runs on the same random weights, not ImageNet results.
+WEIGHTS = "random"
 
 # Gatys variants: name -> Compute (None: the baseline)
 GATYS_METHODS = {
@@ -105,9 +109,10 @@ QUICK = Plan(gatys=((64, 3, 1, ALL),), e1_px=64, e1_steps=3, sweep_steps=2, swee
 
 
 class Bench:
-    def __init__(self, device: torch.device, out: Path):
+    def __init__(self, device: torch.device, out: Path, plan: str):
         self.device, self.out, self.rows = device, out, []
         prov = provenance(device)
+        prov["weights"], prov["plan"] = WEIGHTS, plan
         flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
         prov["cpu_bf16"] = " ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags) or "none"
         self.prov = prov
@@ -497,6 +502,8 @@ def markdown(rows: list[dict], prov: dict, wall: float) -> str:
 
     lines = [f"# nstbench benchmark ({prov.get('device_name')}, {prov.get('device')}, {prov.get('threads')} threads, "
              f"bf16 cpu flags: {prov.get('cpu_bf16')})", "",
+             f"Plan `{prov.get('plan')}`; backbone weights: **{prov.get('weights')}** (seeded) throughout: timings do "
+             "not depend on the weights; quality rows compare runs on the same random weights.", "",
              f"torch {prov.get('torch')}, torchvision {prov.get('torchvision')}, nstbench {prov.get('nstbench')}, "
              f"commit {prov.get('commit')}{' (dirty)' if prov.get('dirty') else ''}, {prov.get('time_utc')}; "
              f"wall time {wall:.0f} s. Ratios: baseline time / method time (spread over rounds in brackets).", "",
@@ -532,7 +539,7 @@ def main(argv=None) -> int:
     want = set(args.only or ["peak", "gatys", "e1", "fast", "smoke"])
     dev = resolve_device(args.device)
     out = ensure_writable_dir(Path(args.out))
-    b = Bench(dev, out)
+    b = Bench(dev, out, "quick" if args.quick else "full")
     t0 = time.perf_counter()
     g = e1 = fast = None
     with tempfile.TemporaryDirectory(prefix="nstbench-bench-") as tmp:

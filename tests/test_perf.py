@@ -131,6 +131,7 @@ def test_bench_quick_writes_the_csv_and_table(tmp_path):
     assert {r["section"] for r in rows} >= {"peak", "gatys", "e1_bf16", "sweep", "fast", "target", "total"}
     for r in rows:
         assert r["device"] == "cpu" and r["torch"] == torch.__version__ and int(r["threads"]) >= 1
+        assert r["weights"] == "random" and r["plan"] == "quick"  # every row says what produced it
     traj = {r["method"]: float(r["value"]) for r in rows if r["metric"] == "max_rel_diff_total" and r["section"] == "gatys"}
     assert set(traj) == {"nstbench", "nstbench-cl", "nstbench-bf16", "nstbench-bf16-cl"}
     assert traj["nstbench"] <= 1e-4 and traj["nstbench-cl"] <= 1e-4  # same loss as the appendix loop
