@@ -73,6 +73,7 @@ class FastPreset:
     source: str
     network: str  # transformer variant (transformer.VARIANTS)
     backbone: str
+    weights: str  # the source's ImageNet weight family (see presets.GatysPreset.weights)
     loss: LossSpec
     tv_batch: Literal["mean", "sum"] = "mean"
     lr: float = 1e-3
@@ -97,6 +98,7 @@ HUST = FastPreset(
     source="000 HUST report sec. 3.2; code khanhnn20042002/cv20222 fast-style-transfer.ipynb",
     network="hust",
     backbone="vgg19",  # notebook: tf.keras.applications.VGG19(weights="imagenet")
+    weights="keras",  # Keras applications' ImageNet VGG19 (the Caffe weights, BGR 0..255 input)
     loss=LossSpec(
         content_layers=(("relu4_2", 1.0),),  # CONTENT_LAYERS = ['block4_conv2'] (Keras conv output is post-ReLU)
         style_layers=tuple((n, 0.2) for n in GATYS_STYLE_LAYERS),  # block1..5_conv1; style_loss divides by 5 layers
@@ -124,6 +126,7 @@ JOHNSON2016 = FastPreset(
     source="Johnson et al. 2016 sec. 3 and 4.1; loss weights from Johnson's fast-neural-style train.lua defaults",
     network="johnson2016",
     backbone="vgg16",  # sec. 3: "16-layer VGG network pretrained on ImageNet"
+    weights="caffe",  # Johnson's code trains against the Caffe VGG16 (models/vgg16.t7 from the Caffe model zoo)
     loss=LossSpec(
         content_layers=(("relu2_2", 1.0),),  # sec. 4.1: feature reconstruction loss at relu2_2
         style_layers=tuple((n, 1.0) for n in JOHNSON_STYLE_LAYERS),  # sec. 4.1: relu1_2, relu2_2, relu3_3, relu4_3
@@ -154,6 +157,7 @@ PYTORCH_EXAMPLES = FastPreset(
     source="pytorch/examples fast_neural_style/neural_style/neural_style.py (train defaults)",
     network="pytorch-examples",
     backbone="vgg16",  # vgg.Vgg16: relu1_2, relu2_2, relu3_3, relu4_3
+    weights="torchvision",  # vgg.py: models.vgg16(pretrained=True)
     loss=LossSpec(
         content_layers=(("relu2_2", 1.0),),  # mse_loss(features_y.relu2_2, features_x.relu2_2)
         style_layers=tuple((n, 1.0) for n in JOHNSON_STYLE_LAYERS),  # summed over the four layers

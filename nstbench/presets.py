@@ -20,6 +20,11 @@ class GatysPreset:
     name: str
     source: str
     backbone: str
+    # The ImageNet weight family the source used (weights.py): "torchvision" (torchvision's
+    # IMAGENET1K_V1), "keras" (Keras applications' HDF5 files, converted Caffe weights), "caffe"
+    # (the Oxford Caffe VGG models as converted by jcjohnson) or "gatys" (Gatys' normalised VGG19,
+    # vgg_conv.pth). `--weights imagenet` loads this family; each expects its own input convention.
+    weights: str
     space: Space  # what the optimised pixels are (images.py): fixes the meaning of lr and clamping
     content_resize: Resize
     style_resize: Resize | None  # None: resized to exactly the content's (H, W)
@@ -37,6 +42,7 @@ HUST = GatysPreset(
     name="hust",
     source="000 HUST report section 3.1 (code: khanhnn20042002/cv20222, TensorFlow)",
     backbone="vgg19",  # "Network: VGG19 pretrained on the ImageNet dataset"
+    weights="keras",  # the notebook: tf.keras.applications.VGG19(include_top=False, weights="imagenet")
     # The notebook's loss/optimizer cells could not be recovered (only its loader and the
     # 1000-step loop): the space, clipping and Adam betas/epsilon below follow the TensorFlow
     # style-transfer tutorial its loop is written after; the loss formulas are the report's.
@@ -67,6 +73,7 @@ NYU = GatysPreset(
     name="nyu",
     source="002 NYU report section 4.1 (PyTorch; settings as the official PyTorch neural-style tutorial)",
     backbone="vgg19",  # section 3.2: "A pre-trained VGG network with 19 layers"
+    weights="torchvision",  # the PyTorch tutorial: models.vgg19(pretrained=True) (IMAGENET1K_V1)
     space="unit",  # tutorial: images in [0, 1], a Normalization module inside the network
     content_resize=Resize("short", 512, "bilinear"),  # tutorial: transforms.Resize(imsize), 512 on a GPU
     style_resize=None,  # tutorial asserts style and content have the same size
@@ -89,6 +96,7 @@ NYU = GatysPreset(
 
 _IITB_COMMON = dict(
     source="001 IIT Bombay report (Keras/TF eager code; EXPERIMENTS.md E5)",
+    weights="keras",  # tf.keras.applications vgg19.VGG19 / resnet50.ResNet50(weights="imagenet")
     space="caffe",  # vgg19/resnet50 preprocess_input: BGR, 0..255, ImageNet mean subtracted
     content_resize=Resize("long", 512, "lanczos"),  # load_img: long side 512, PIL ANTIALIAS, round()
     style_resize=Resize("long", 512, "lanczos"),
@@ -138,6 +146,7 @@ UPES = GatysPreset(
     name="upes",
     source="004 UPES report, Appendix I (PyTorch)",
     backbone="vgg19",  # models.vgg19(pretrained=True).features
+    weights="torchvision",  # pretrained=True: torchvision's IMAGENET1K_V1
     space="imagenet",  # the target tensor is the Normalize()d image itself; nothing is clipped
     # load_image(max_size=400): Resize(400) scales the *short* side to 400 when the long side > 400
     # (Resize(int) semantics); smaller images get Resize(long side) (images.Resize "short_capped").
