@@ -52,6 +52,7 @@ from nstbench.backbones import VGG_BLOCKS  # noqa: E402
 from nstbench.fast import ImageFolderData, get_fast_preset, override as fast_override, train_transformer  # noqa: E402
 from nstbench.gatys import Compute, make_gatys_loss  # noqa: E402
 from nstbench.images import Resize, load_image, unit_to_space  # noqa: E402
+from nstbench.precision import bf16_support  # noqa: E402
 from nstbench.presets import HUST, UPES  # noqa: E402
 from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
 from nstbench.stylize import load_pair, override, resolve_device, run_preset  # noqa: E402
@@ -61,7 +62,7 @@ from nstbench.weights import load_backbone  # noqa: E402
 COLUMNS = ["section", "case", "method", "px", "dtype", "channels_last", "batch", "metric", "value", "unit", "n",
            "min", "max", "baseline", "ratio", "ratio_min", "ratio_max", "target", "met", "note"]
 PROV_COLUMNS = ["weights", "plan", "device", "device_name", "threads", "torch", "torchvision", "numpy", "python",
-                "nstbench", "commit", "dirty", "platform", "cpu_bf16", "load_avg_1m", "time_utc"]
+                "nstbench", "commit", "dirty", "platform", "cpu_bf16", "bf16_native", "load_avg_1m", "time_utc"]
 # Every backbone here (VGG19, VGG16, the loss networks of both fast-network implementations) is
 # built with seeded random weights: timings do not depend on the weights' values, and the quality
 # rows (E1 bf16 vs fp32) compare two runs on the same random weights, not ImageNet results.
@@ -115,7 +116,17 @@ class Bench:
         prov["weights"], prov["plan"] = WEIGHTS, plan
         flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
         prov["cpu_bf16"] = " ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags) or "none"
+        # bf16 rows only where bf16 is native: an emulated bf16 run takes many times the fp32 time
+        # and its "speed-up" would be meaningless (nstbench/precision.py)
+        self.bf16_ok, self.bf16_why = bf16_support(device)
+        prov["bf16_native"] = self.bf16_ok
         self.prov = prov
+        if not self.bf16_ok:
+            print(f"[bench] bf16 rows skipped: {self.bf16_why}", file=sys.stderr, flush=True)
+
+    def methods(self, names) -> list:
+        """The names without the bf16 ones where bf16 is not native here."""
+        return [m for m in names if self.bf16_ok or "bf16" not in m]
 
     def sync(self):
         if self.device.type == "cuda":
@@ -192,7 +203,7 @@ def timeit(fn, reps: int, sync) -> list[float]:
 def bench_peak(b: Bench, plan: Plan) -> dict:
     dev, n, hw = b.device, plan.peak_n, plan.peak_conv_hw
     peaks = {}
-    for dt in (torch.float32, torch.bfloat16):
+    for dt in (torch.float32, torch.bfloat16) if b.bf16_ok else (torch.float32,):
         name = str(dt).split(".")[-1]
         g = torch.Generator().manual_seed(0)
         a, c = (torch.randn(n, n, generator=g).to(dev, dt) for _ in range(2))
@@ -232,6 +243,7 @@ def bench_gatys(b: Bench, plan: Plan) -> dict:
     plain = plain_vgg19({k.split(".", 1)[1]: v for k, v in backbone.extractor.state_dict().items()}).to(b.device)
     summary = {}
     for px, steps, rounds, methods in plan.gatys:
+        methods = b.methods(methods)
         preset = override(replace(UPES, content_resize=Resize("exact", (px, px), "bilinear")), steps=steps)
         content, style = load_pair(preset, "octopus", "hockney")
         content, style = content.to(b.device), style.to(b.device)
@@ -283,6 +295,11 @@ def bench_e1_and_sweep(b: Bench, plan: Plan, backbone) -> dict:
     content, style = content.to(b.device), style.to(b.device)
     h, w = content.shape[-2:]
     case = f"hust x5 gammas {w}x{h}"
+    e1 = bench_e1_bf16(b, plan, backbone, preset, content, style, case) if b.bf16_ok else {}
+    return e1 | bench_sweep(b, plan, backbone, preset, content, style, case)
+
+
+def bench_e1_bf16(b: Bench, plan: Plan, backbone, preset, content, style, case: str) -> dict:
     res = {}
     for name, comp in (("nstbench", Compute()), ("nstbench-bf16-cl", Compute("bfloat16", True))):
         res[name] = run_preset(preset, content, style, backbone, batch=len(E1_GAMMAS), gamma=list(E1_GAMMAS),
@@ -305,8 +322,11 @@ def bench_e1_and_sweep(b: Bench, plan: Plan, backbone) -> dict:
     b.add("e1_bf16", case, "seconds_per_iter", t_bf, "s", method="nstbench-bf16-cl", px=plan.e1_px,
           dtype="bfloat16", channels_last=True, batch=len(E1_GAMMAS), baseline=t_fp, ratio=t_fp / t_bf,
           note="ratio = fp32 / bf16 (same run pair)")
+    return {"e1_rel_max": max(rel), "e1_rel32_max": max(rel32), "e1_ssim_min": min(ss)}
 
-    # the sweep: one batch of five against five single runs, alternating
+
+def bench_sweep(b: Bench, plan: Plan, backbone, preset, content, style, case: str) -> dict:
+    """The sweep: one batch of five against five single runs, alternating."""
     sp = override(preset, steps=plan.sweep_steps)
     batch_t, single_t, ratios = [], [], []
     for r in range(plan.sweep_rounds):
@@ -328,7 +348,7 @@ def bench_e1_and_sweep(b: Bench, plan: Plan, backbone) -> dict:
           note="ratio = (sum of the five single runs' seconds/iter) / (the batch's seconds/iter)")
     b.add("sweep", case, "seconds_per_iter_all_points", tsg, "s", method="nstbench one by one", px=plan.e1_px,
           batch=1, dtype="float32")
-    return {"e1_rel_max": max(rel), "e1_rel32_max": max(rel32), "e1_ssim_min": min(ss), "sweep_ratio": tsg / tb}
+    return {"sweep_ratio": tsg / tb}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,6 +383,7 @@ def bench_fast(b: Bench, plan: Plan, tmp: Path) -> dict:
             "nstbench-bf16": (lambda: fwd(net, x, True), "bfloat16", False),
             "nstbench-bf16-cl": (lambda: fwd(net_cl, xcl, True), "bfloat16", True),
         }
+        variants = {k: variants[k] for k in b.methods(variants)}
         if px <= 512:  # oneDNN primitive creation; negligible next to a 1024 px forward
             for fn, *_ in variants.values():
                 fn()
@@ -484,10 +505,13 @@ def targets(b: Bench, g: dict, e1: dict, fast: dict, plan: Plan) -> None:
               note=f"as the bf16 run measured it: {e1['e1_rel_max']:.2e}")
         b.add("target", "E1 bf16 SSIM to fp32", "min_ssim", e1["e1_ssim_min"], "", method="nstbench-bf16-cl",
               target=">= 0.98", met=e1["e1_ssim_min"] >= 0.98)
+    elif not b.bf16_ok:
+        b.add("target", f"gatys bf16 {px}px >= 2x baseline", "speedup", "", "x", method="nstbench-bf16-cl", px=px, dtype="bfloat16",
+              target=">= 2", met="not measured", note=b.bf16_why)
     b.add("target", "sweep as one batch", "speedup", e1["sweep_ratio"], "x", method="nstbench batch",
           target="reported", met=e1["sweep_ratio"] > 1.0)
     for px_, _ in plan.fast_sizes:
-        best = max(("nstbench", "nstbench-cl", "nstbench-bf16", "nstbench-bf16-cl"), key=lambda k: fast[(px_, k)])
+        best = max(b.methods(("nstbench", "nstbench-cl", "nstbench-bf16", "nstbench-bf16-cl")), key=lambda k: fast[(px_, k)])
         b.add("target", f"fast forward {px_}px >= plain", "speedup", fast[(px_, best)], "x", method=best, px=px_,
               target=">= 1.0", met=fast[(px_, best)] >= 1.0, note=f"nstbench fp32 default: {fast[(px_, 'nstbench')]:.2f}x")
     b.add("target", "fast training >= plain", "speedup", fast["train_ratio"], "x", method="nstbench", px=plan.train_px,
@@ -540,6 +564,8 @@ def main(argv=None) -> int:
     dev = resolve_device(args.device)
     out = ensure_writable_dir(Path(args.out))
     b = Bench(dev, out, "quick" if args.quick else "full")
+    if not b.bf16_ok:
+        b.add("bf16", "skipped", "native_bf16", "no", "", note=f"every bf16 row skipped: {b.bf16_why}")
     t0 = time.perf_counter()
     g = e1 = fast = None
     with tempfile.TemporaryDirectory(prefix="nstbench-bench-") as tmp:

@@ -14,7 +14,8 @@ def _stylize(args: argparse.Namespace) -> None:
 
     preset = override(get_preset(args.preset), steps=args.steps, size=args.size, init=args.init)
     rec = stylize(preset, args.content, args.style, args.out, weights=args.weights, seed=args.seed,
-                  device=args.device, progress_every=args.print_every, compute=Compute(dtype=args.dtype))
+                  device=args.device, progress_every=args.print_every, compute=Compute(dtype=args.dtype),
+                  allow_slow_bf16=args.allow_slow_bf16)
     w = rec["weights"]
     print(f"wrote {args.out}/output.png, curve.csv, run.json ({preset.steps} steps, {rec['seconds']:.1f}s, "
           f"weights: {w['kind']}{'' if w.get('imagenet') else ' (not ImageNet)'})")
@@ -61,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
     st.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     st.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                    help="backbone precision: bfloat16 = autocast, Grams and losses stay fp32 (default float32)")
+                    help="backbone precision: bfloat16 = autocast, Grams and losses stay fp32 (default float32); "
+                         "refused on a CPU without native bf16 (no AVX512_BF16/AMX)")
+    st.add_argument("--allow-slow-bf16", action="store_true",
+                    help="run --dtype bfloat16 even where the CPU would emulate it (many times slower than float32)")
     st.add_argument("--print-every", type=int, default=None, help="progress line every N steps (default: preset's)")
     st.add_argument("--out", required=True, help="output folder")
     st.set_defaults(func=_stylize)

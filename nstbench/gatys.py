@@ -82,14 +82,16 @@ class Compute:
 
 
 def extract_features(backbone: Backbone, x: torch.Tensor, layers, compute: Compute) -> dict[str, torch.Tensor]:
-    """backbone.extract under `compute`; the features come back as fp32 NCHW tensors (for fp32
-    NCHW this is backbone.extract itself, bit for bit)."""
+    """backbone.extract under `compute`; the features come back NCHW in the image's dtype (fp32
+    from a bf16 backbone; float64 stays float64 for exact-arithmetic tests). For fp32 NCHW this is
+    backbone.extract itself, bit for bit."""
     if compute.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+    dtype = x.dtype
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=compute.dtype == "bfloat16"):
         f = backbone.extract(x, layers)
     # one copy converts dtype and layout; Grams (losses.gram reshapes to [B, C, HW]) want NCHW
-    return {k: v.to(torch.float32, memory_format=torch.contiguous_format) for k, v in f.items()}
+    return {k: v.to(dtype, memory_format=torch.contiguous_format) for k, v in f.items()}
 
 
 def _per_image(w: Weight, like: torch.Tensor) -> torch.Tensor | float:

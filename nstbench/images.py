@@ -36,7 +36,11 @@ _PIL_RESAMPLE = {
 }
 # "bilinear_tf" is tf.image.resize(method="bilinear") as the HUST code calls it: half-pixel
 # centres and *no* antialiasing (PIL's bilinear antialiases when shrinking), then tf.cast to
-# uint8, which truncates. Done with torch's interpolate, which computes the same sampling.
+# uint8, which truncates. Computed by _resize_bilinear_tf in numpy float32, op for op as
+# TensorFlow's CPU kernel: the truncation turns a one-ulp difference next to a whole level
+# into a whole 8-bit level, so the arithmetic must not depend on the CPU's kernels (torch's
+# interpolate rounds differently with its AVX-512, AVX2 and scalar kernels: measured 1 % of
+# the HUST cat's pixels one level apart between ATEN_CPU_CAPABILITY=avx512 and default).
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,27 @@ def _open_rgb(path: Path) -> np.ndarray | Image.Image:
     return im.convert("RGB")
 
 
+def _lerp_axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TF's half-pixel sampling along one axis: (low index, high index, fraction), float32 as TF:
+    in = (i + 0.5) * scale - 0.5, low = max(floor(in), 0), high = min(ceil(in), n_in - 1)."""
+    scale = np.float32(n_in / n_out)
+    pos = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    low = np.maximum(np.floor(pos), 0).astype(np.int64)
+    high = np.minimum(np.ceil(pos), n_in - 1).astype(np.int64)
+    return low, high, (pos - np.floor(pos)).astype(np.float32)
+
+
+def _resize_bilinear_tf(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """tf.image.resize(a, (h, w), "bilinear") of an [H, W, C] float32 array, without antialiasing:
+    top = tl + (tr - tl) * dx, bottom = bl + (br - bl) * dx, out = top + (bottom - top) * dy."""
+    y0, y1, dy = _lerp_axis(a.shape[0], h)
+    x0, x1, dx = _lerp_axis(a.shape[1], w)
+    dx = dx[None, :, None]
+    top = a[y0][:, x0] + (a[y0][:, x1] - a[y0][:, x0]) * dx
+    bottom = a[y1][:, x0] + (a[y1][:, x1] - a[y1][:, x0]) * dx
+    return top + (bottom - top) * dy[:, None, None]
+
+
 def load_image(src: str | os.PathLike, resize: Resize = Resize()) -> torch.Tensor:
     """Load an image (registered name or path) as a [1, 3, H, W] float32 tensor in [0, 1]."""
     from .assets import resolve_image
@@ -139,9 +164,8 @@ def load_image(src: str | os.PathLike, resize: Resize = Resize()) -> torch.Tenso
     else:
         W, H = resize.output_size(*im.size)
         if resize.resample == "bilinear_tf" and (W, H) != im.size:
-            t = torch.from_numpy(np.asarray(im, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
-            t = torch.nn.functional.interpolate(t, size=(H, W), mode="bilinear", align_corners=False, antialias=False)
-            arr = t[0].permute(1, 2, 0).clamp(0, 255).floor().numpy() / 255.0  # tf.cast(uint8) truncates
+            resized = _resize_bilinear_tf(np.asarray(im, dtype=np.float32), H, W)
+            arr = np.floor(np.clip(resized, 0, 255)) / np.float32(255.0)  # tf.cast(uint8) truncates
         else:
             if (W, H) != im.size:
                 im = im.resize((W, H), _PIL_RESAMPLE[resize.resample])

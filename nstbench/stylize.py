@@ -15,6 +15,7 @@ from .backbones import Backbone
 from .errors import NstbenchError
 from .gatys import Compute, Diverged, OptimizeResult, initial_image, make_gatys_loss, optimize_image
 from .images import Resize, load_image, save_image, space_bounds, space_to_unit
+from .precision import require_native_bf16
 from .presets import GatysPreset
 from .records import ensure_writable_dir, provenance, write_csv, write_json
 from .weights import load_backbone
@@ -77,10 +78,14 @@ def stylize(
     device: str = "cpu",
     progress_every: int | None = None,
     compute: Compute = Compute(),
+    allow_slow_bf16: bool = False,
 ) -> dict:
-    """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json."""
-    out = ensure_writable_dir(Path(out))
+    """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json.
+    bf16 on a device that would only emulate it is refused before any work (precision.py)
+    unless allow_slow_bf16."""
     dev = resolve_device(device)
+    bf16_note = require_native_bf16(dev, allow_slow_bf16) if compute.dtype == "bfloat16" else None
+    out = ensure_writable_dir(Path(out))
     c, s = load_pair(preset, content, style)
     backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling)
     backbone.to(dev)
@@ -92,7 +97,7 @@ def stylize(
         "content_size_hw": list(c.shape[-2:]),
         "style_size_hw": list(s.shape[-2:]),
         "seed": seed,
-        "compute": dataclasses.asdict(compute),
+        "compute": dataclasses.asdict(compute) | ({"bf16_support": bf16_note} if bf16_note else {}),
         "weights": backbone.weights,
         "curve_terms": "content, style and tv are unweighted; total = alpha*content + beta*style + gamma*tv",
         "provenance": provenance(dev),

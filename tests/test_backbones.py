@@ -126,15 +126,19 @@ def test_average_pooling_option():
 
 
 def test_gatys_normalisation_makes_mean_activation_one():
+    # float64: the claim is exact arithmetic (mean 1 per channel). In float32 a nearly dead
+    # channel's mean is mostly rounding, and the scalar kernels (ATEN_CPU_CAPABILITY=default)
+    # round differently between the measuring pass and the check (measured: off by > 1e-4).
     b = load_backbone("vgg16", "random", seed=1)
-    imgs = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    b.extractor.double()
+    imgs = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     before = b.extract(imgs, ["relu3_3"])["relu3_3"]
     gatys_normalize(b.extractor, imgs)
     after = b.extract(imgs, ["relu1_1", "relu2_2", "relu3_3"])
     for name, a in after.items():
         m = a.mean(dim=(0, 2, 3))
         alive = m > 0
-        assert torch.allclose(m[alive], torch.ones_like(m[alive]), rtol=1e-4), name
+        assert torch.allclose(m[alive], torch.ones_like(m[alive]), rtol=1e-10), name
     # the same function up to a positive per-channel scale: the sign pattern is unchanged
     assert torch.equal(before > 0, after["relu3_3"] > 0)
 

@@ -155,3 +155,40 @@ def test_hust_tf_resize_truncates_and_does_not_antialias(tmp_path):
     assert tf_like.shape == (1, 3, 14, 20) and pil.shape == (1, 3, 15, 20)
     assert tf_like.std() > 2 * pil.std()  # aliasing keeps the stripes' contrast
     assert torch.equal((tf_like * 255).round(), (tf_like * 255).round().floor())  # whole 8-bit levels
+
+
+def _tf_bilinear_reference(a, h, w):
+    """tf.image.resize(..., "bilinear") pixel by pixel, as TensorFlow's CPU kernel computes it in
+    float32 (half-pixel centres, no antialiasing): written out here as the plain reference."""
+    import numpy as np
+
+    f = np.float32
+    H, W = a.shape[:2]
+    out = np.zeros((h, w, a.shape[2]), dtype=np.float32)
+    sy, sx = f(H / h), f(W / w)
+    for i in range(h):
+        y = (f(i) + f(0.5)) * sy - f(0.5)
+        y0, y1, dy = max(int(np.floor(y)), 0), min(int(np.ceil(y)), H - 1), f(y - f(np.floor(y)))
+        for j in range(w):
+            x = (f(j) + f(0.5)) * sx - f(0.5)
+            x0, x1, dx = max(int(np.floor(x)), 0), min(int(np.ceil(x)), W - 1), f(x - f(np.floor(x)))
+            top = a[y0, x0] + (a[y0, x1] - a[y0, x0]) * dx
+            bottom = a[y1, x0] + (a[y1, x1] - a[y1, x0]) * dx
+            out[i, j] = top + (bottom - top) * dy
+    return out
+
+
+def test_tf_bilinear_resize_is_tensorflows_arithmetic_on_every_cpu():
+    """Computed in numpy (per-op IEEE float32, no CPU-kernel choice): equal to the pixel-by-pixel
+    TF formula exactly, and the same sampling as torch's interpolate up to float rounding."""
+    import numpy as np
+
+    from nstbench.images import _resize_bilinear_tf
+
+    a = np.random.default_rng(0).integers(0, 256, (13, 17, 3)).astype(np.float32)
+    for h, w in ((6, 8), (13, 17), (29, 23)):  # shrink, same size, enlarge
+        ours = _resize_bilinear_tf(a, h, w)
+        assert np.array_equal(ours, _tf_bilinear_reference(a, h, w))
+        t = torch.nn.functional.interpolate(torch.from_numpy(a).permute(2, 0, 1)[None], size=(h, w), mode="bilinear",
+                                            align_corners=False, antialias=False)[0].permute(1, 2, 0).numpy()
+        assert np.abs(ours - t).max() < 1e-3
