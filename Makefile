@@ -16,43 +16,24 @@ PROFILE ?= $(if $(HAS_GPU),paper,cpu)
 WEIGHTS ?= auto
 DEVICE  ?= $(if $(HAS_GPU),cuda,cpu)
 
-.PHONY: install test reproduce report bench clean e1 e2 e3 e4 e5 e6 e7
+.PHONY: install test test-kernels reproduce report bench clean
 
-# Experiments (experiments/*.py): each writes results/<name>/ and skips itself when its results are
-# up to date (same settings and code); FORCE=1 recomputes.
+# Experiments: every experiments/eN_*.py is target eN (nstbench/registry.py reads the same files);
+# each writes results/<name>/ and skips itself when its results are up to date (same settings and
+# code); FORCE=1 recomputes. Order of `make reproduce`: numeric (e2 before e10).
 RESULTS ?= results
 REPORTS ?= reports
 EXP_ARGS = --profile $(PROFILE) --weights $(WEIGHTS) --device $(DEVICE) --out $(RESULTS) $(if $(FORCE),--force)
-# Order of `make reproduce`; the fast-transfer ones (e2 e3) train on coco100 in the smoke and cpu
-# profiles and need DATA=/path/to/train2014 in the paper profile.
-EXPERIMENTS := e1 e2 e3 e4 e5 e6 e7
+EXPERIMENTS := $(shell ls experiments/e*_*.py 2>/dev/null | sed -n 's|^experiments/\(e[0-9][0-9]*\)_.*|\1|p' | sort -V)
+# The fast-transfer experiments train on coco100 in the smoke and cpu profiles; the paper profile
+# needs COCO train2014: DATA=/path/to/train2014 (experiments that train read it as $NSTBENCH_DATA).
+ifneq ($(DATA),)
+export NSTBENCH_DATA := $(abspath $(DATA))
+endif
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
-
-install: $(STAMP)
-
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
-
-e1: $(STAMP)
-	$(BIN)/python experiments/e1_tv_gamma.py $(EXP_ARGS)
-e4: $(STAMP)
-	$(BIN)/python experiments/e4_init.py $(EXP_ARGS)
-e5: $(STAMP)
-	$(BIN)/python experiments/e5_vgg_resnet.py $(EXP_ARGS)
-e7: $(STAMP)
-	$(BIN)/python experiments/e7_upes.py $(EXP_ARGS)
-# e2, e3 train on coco100 at smoke/cpu; the paper profile needs DATA=/path/to/coco/train2014.
-e2: $(STAMP)
-	$(BIN)/python experiments/e2_fast_sweeps.py $(EXP_ARGS) $(if $(DATA),--data $(DATA))
-e3: $(STAMP)
-	$(BIN)/python experiments/e3_content_layer.py $(EXP_ARGS) $(if $(DATA),--data $(DATA))
-e6: $(STAMP)
-	$(BIN)/python experiments/e6_timing.py $(EXP_ARGS)
+.PHONY: $(EXPERIMENTS)
+$(EXPERIMENTS): $(STAMP)
+	$(BIN)/python $(wildcard experiments/$@_*.py) $(EXP_ARGS)
 
 # Timings against plain baselines -> results/bench/bench.csv and bench.md (README "Performance").
 # One thread by default: on a shared machine a 2-thread OpenMP region stalls whenever another

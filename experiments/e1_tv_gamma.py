@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nstbench import metrics
-from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.presets import HUST
 from nstbench.stylize import load_pair, override, run_preset
 
@@ -38,6 +38,15 @@ PROFILES = {
     "cpu": Profile(size=128, steps=300, progress_every=50),  # 128x85 px, 300 of the report's 1000 iterations
     "paper": Profile(size=512, steps=1000, progress_every=100),  # report 3.1: long side 512, 1000 iterations
 }
+SPEC = Spec(
+    name=NAME,
+    title="TV weight gamma sweep with FFT spectra, HUST report 000 section 3.1",
+    sources=("hust",),
+    claims=("C1",),
+    archs=("vgg19",),
+    profiles=PROFILES,
+    test_argv=("--steps", "3", "--size", "56"),  # chelsea 56x37
+)
 GAMMAS = (0.0, 1.0, 10.0, 100.0, 1000.0)  # report shows 0, 10, 100; EXPERIMENTS.md asks for at least these
 CONTENT, STYLE = "chelsea", "starry_night"  # report: a cat photo; a painting
 HF_RADIUS = 0.25  # cycles/pixel (half Nyquist), metrics.high_frequency_fraction's default
@@ -134,7 +143,7 @@ def figures(exp, content, style, out, freqs, power, power_c, rows, curves) -> No
 
 
 def _main(argv: list[str] | None) -> None:
-    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=("vgg19",), claims=("C1",))
+    exp = Experiment(SPEC, __file__, __doc__, argv)
     preset = override(HUST, steps=exp.profile.steps, size=exp.profile.size)
     exp.settings.update(preset=preset, content=CONTENT, style=STYLE, gammas=GAMMAS, hf_radius=HF_RADIUS,
                         batched=True)

@@ -34,7 +34,7 @@ import pandas as pd
 
 from nstbench import metrics
 from nstbench.errors import NstbenchError
-from nstbench.experiment import Experiment, cli, pyplot, split_option, thin_curve
+from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
 from nstbench.fast import COCO_HELP, HUST, train_and_apply, network_config, override
 from nstbench.images import Resize, load_image
 
@@ -70,6 +70,16 @@ LAMBDA_C = (0.5, 2.0, 8.0)  # report 3.2, at lambda_s = 40
 LAMBDA_S = (4.0, 40.0, 400.0)  # report 3.2, at lambda_c = 2
 BASE_C, BASE_S = HUST.loss.alpha, HUST.loss.beta  # 2 and 40: the shared point of both sweeps
 JUDGE, JUDGE_LAYERS = "vgg16", ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # not the VGG19 the runs trained with
+SPEC = Spec(
+    name=NAME,
+    title="fast style transfer lambda_c and lambda_s sweeps, HUST report 000 section 3.2",
+    sources=("hust",),
+    claims=("C2", "C3"),
+    archs=(HUST.backbone, JUDGE),
+    profiles=PROFILES,
+    options={"steps": int, "size": int, "data": str},
+    test_argv=("--steps", "2"),  # 2 steps per network
+)
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run (paper runs have 20k)
 
 TABLE_COLUMNS = ["sweep", "lambda_c", "lambda_s", "lambda_tv", "ssim_content", "psnr_content", "lpips_content",
@@ -198,9 +208,8 @@ def figures(exp, content, style, results, curves) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    data_arg, argv = split_option(argv, "--data")
-    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(HUST.backbone, JUDGE), claims=("C2", "C3"))
-    data = data_arg or exp.profile.data
+    exp = Experiment(SPEC, __file__, __doc__, argv)
+    data = exp.profile.data  # the profile's, or --data / $NSTBENCH_DATA
     if data is None:
         raise NstbenchError(f"the {exp.profile_name} profile trains on COCO train2014: pass --data. {COCO_HELP}")
     preset = training_preset(exp.profile)

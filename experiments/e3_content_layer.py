@@ -37,7 +37,7 @@ import pandas as pd
 
 from nstbench import metrics
 from nstbench.errors import NstbenchError
-from nstbench.experiment import Experiment, cli, pyplot, split_option, thin_curve
+from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
 from nstbench.fast import COCO_HELP, JOHNSON2016, train_and_apply, override
 from nstbench.images import Resize, load_image
 
@@ -74,6 +74,16 @@ CONTENT, STYLE = "chelsea", "mosaic"  # report Fig. 6/7: the cat; its style is n
 LAYERS = ("relu2_2", "relu3_3", "relu4_3")  # report 4.2 / paper Fig. 3
 BASE_LAYER, BASE_BATCH = JOHNSON2016.loss.content_layers[0][0], JOHNSON2016.batch  # relu2_2, 4
 JUDGE, JUDGE_LAYERS = "vgg19", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")  # not the VGG16 trained with
+SPEC = Spec(
+    name=NAME,
+    title="content-layer ablation and batch size of the fast network, NYU report 002 section 4.2",
+    sources=("nyu",),
+    claims=("C4", "C5"),
+    archs=(JOHNSON2016.backbone, JUDGE),
+    profiles=PROFILES,
+    options={"steps": int, "size": int, "data": str},
+    test_argv=(),  # the smoke profile is already minimal
+)
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run
 
 TABLE_COLUMNS = ["sweep", "content_layer", "batch_size", "colour_artifact_index", "ssim_content", "psnr_content",
@@ -201,10 +211,8 @@ def figures(exp, content, style, results, curves) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    data_arg, argv = split_option(argv, "--data")
-    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(JOHNSON2016.backbone, JUDGE),
-                     claims=("C4", "C5"))
-    data = data_arg or exp.profile.data
+    exp = Experiment(SPEC, __file__, __doc__, argv)
+    data = exp.profile.data  # the profile's, or --data / $NSTBENCH_DATA
     if data is None:
         raise NstbenchError(f"the {exp.profile_name} profile trains on COCO train2014: pass --data. {COCO_HELP}")
     if BASE_BATCH not in exp.profile.batch_sizes:  # the shared run of both sweeps

@@ -16,7 +16,7 @@ import math
 import sys
 from dataclasses import dataclass, replace
 
-from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.gatys import Diverged
 from nstbench.presets import NYU
 from nstbench.stylize import load_pair, override, run_preset
@@ -36,6 +36,15 @@ PROFILES = {
     "cpu": Profile(size=128, steps=300, progress_every=50),  # the tutorial without a GPU: imsize 128 (192x128 px), 300 steps
     "paper": Profile(size=512, steps=300, progress_every=50),  # tutorial on a GPU: imsize 512, num_steps 300
 }
+SPEC = Spec(
+    name=NAME,
+    title="white-noise versus content initialisation, NYU report 002 section 4.1",
+    sources=("nyu",),
+    claims=("C6",),
+    archs=("vgg19",),
+    profiles=PROFILES,
+    test_argv=("--steps", "3", "--size", "32"),  # chelsea 48x32
+)
 INITS = ("content", "noise", "style")  # content vs noise is the claim; style is the extension
 CONTENT, STYLE = "chelsea", "starry_night"
 
@@ -100,7 +109,7 @@ def figures(exp, content, style, outputs, rows, curves) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=("vgg19",), claims=("C6",))
+    exp = Experiment(SPEC, __file__, __doc__, argv)
     base = override(NYU, steps=exp.profile.steps, size=exp.profile.size)
     exp.settings.update(preset=base, inits=INITS, content=CONTENT, style=STYLE)
     exp.run(lambda e: compute(e, base))

@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from nstbench import metrics
-from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.gatys import Diverged
 from nstbench.images import space_to_unit
 from nstbench.presets import IITB_RESNET50, IITB_VGG19
@@ -53,6 +53,15 @@ PROFILES = {
 NETS = {"vgg19": IITB_VGG19, "resnet50": IITB_RESNET50}
 CONTENT, STYLE = "golden_gate", "starry_night"  # report: Mumbai Sea Link + Starry Night
 JUDGE, JUDGE_LAYERS = "vgg16", ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+SPEC = Spec(
+    name=NAME,
+    title="VGG19 versus ResNet50, IIT Bombay report 001 (Table 1, Fig. 7, Conclusions)",
+    sources=("iitb",),
+    claims=("C7", "C8", "C9"),
+    archs=("vgg19", "resnet50", JUDGE),
+    profiles=PROFILES,
+    test_argv=("--steps", "3", "--size", "48"),  # golden_gate 48x36
+)
 
 # Report Table 1, (total, style, content) for style layers {1}..{1..5}: weighted scores (see above).
 SOURCE_TABLE1 = {
@@ -202,8 +211,7 @@ def figures(exp, content, style, outputs, rows, curves) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=("vgg19", "resnet50", JUDGE),
-                     claims=("C7", "C8", "C9"))
+    exp = Experiment(SPEC, __file__, __doc__, argv)
     presets = {net: override(p, steps=exp.profile.steps, size=exp.profile.size) for net, p in NETS.items()}
     exp.settings.update(presets=presets, content=CONTENT, style=STYLE, judge=JUDGE, judge_layers=JUDGE_LAYERS,
                         source_table1=SOURCE_TABLE1)

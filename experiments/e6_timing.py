@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from nstbench.claims import C10_ITERATIONS
-from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.presets import HUST
 from nstbench.stylize import load_pair, override, run_preset
 from nstbench.transformer import build_transformer, get_variant
@@ -54,6 +54,15 @@ PROFILES = {
     "cpu": Profile(sizes=(256, 512, 1024), steps=3, warmup=1, repeats=5),
     "paper": Profile(sizes=(256, 512, 1024), steps=1000, warmup=10, repeats=50, progress_every=250),  # report: 1000
 }
+SPEC = Spec(
+    name=NAME,
+    title="vanilla optimisation versus one forward pass of the fast network, HUST report 000 section 3.3",
+    sources=("hust",),
+    claims=("C10",),
+    archs=(HUST.backbone,),
+    profiles=PROFILES,
+    test_argv=("--size", "64"),  # one 64 px size
+)
 CONTENT, STYLE = "chelsea", "starry_night"  # E1's pair
 FAST_NETWORK = "hust"  # the HUST notebook's transformer (transformer.HUST_NET)
 DTYPE = "float32"  # both methods run in float32 (the sources' precision)
@@ -168,7 +177,7 @@ def figure(exp, rows, sizes) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(HUST.backbone,), claims=("C10",))
+    exp = Experiment(SPEC, __file__, __doc__, argv)
     sizes = (exp.profile.size,) if exp.profile.size else exp.profile.sizes
     exp.settings.update(preset=HUST, content=CONTENT, style=STYLE, sizes=sizes, fast_network=get_variant(FAST_NETWORK),
                         dtype=DTYPE)

@@ -16,7 +16,7 @@ import math
 import sys
 from dataclasses import dataclass, replace
 
-from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.images import space_to_unit
 from nstbench.presets import UPES
 from nstbench.stylize import load_pair, override, run_preset
@@ -39,6 +39,15 @@ PROFILES = {
     "cpu": Profile(size=96, steps=2000, print_every=400, progress_every=200),
     "paper": Profile(size=400, steps=2000, print_every=400, progress_every=400),  # appendix: 400, 2000, 400
 }
+SPEC = Spec(
+    name=NAME,
+    title="the Adam loss trajectory of the UPES appendix code, report 004 (Appendix I, Fig. 6.1)",
+    sources=("upes",),
+    claims=(),
+    archs=("vgg19",),
+    profiles=PROFILES,
+    test_argv=("--steps", "10", "--size", "32"),  # octopus 47x32; smoke prints every 5 steps
+)
 CONTENT, STYLE = "octopus", "hockney"  # appendix: images/octopus_color.jpg, images/hockney.jpg
 SOURCE_PRINTED = {1600: 3145412.75, 2000: 2023719.125}  # Fig. 6.1 output, ImageNet weights, max_size 400
 
@@ -98,7 +107,7 @@ def figure(exp, traj, printed) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=("vgg19",))
+    exp = Experiment(SPEC, __file__, __doc__, argv)
     preset = replace(override(UPES, steps=exp.profile.steps, size=exp.profile.size), print_every=exp.profile.print_every)
     exp.settings.update(preset=preset, content=CONTENT, style=STYLE, source_printed=SOURCE_PRINTED)
     exp.run(lambda e: compute(e, preset))

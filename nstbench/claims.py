@@ -410,8 +410,15 @@ def rule_c10(df: pd.DataFrame) -> dict:
 class Claim(NamedTuple):
     source: str  # the report that made the claim (seed file in ../shared/seeds)
     text: str
-    experiment: str  # E1..E7 in EXPERIMENTS.md
     rule: Callable[[pd.DataFrame], dict]
+
+    @property
+    def experiment(self) -> str:
+        """E1..E10: the experiment whose Spec declares this claim (nstbench/registry.py), or "none"."""
+        from .registry import experiment_of_claim
+
+        name = experiment_of_claim(next(k for k, c in CLAIMS.items() if c is self))
+        return name.split("_", 1)[0].upper() if name else "none"
 
 
 _HUST = "000 HUST computer-vision course report"
@@ -419,19 +426,16 @@ _IITB = "001 IIT Bombay CS725 report"
 _NYU = "002 NYU report"
 
 CLAIMS: dict[str, Claim] = {
-    "C1": Claim(_HUST + " (3.1)", "As the TV weight gamma grows, high-frequency energy falls.", "E1", rule_c1),
-    "C2": Claim(_HUST + " (3.2)", "A higher lambda_c gives an output closer to the content.", "E2", rule_c2),
-    "C3": Claim(_HUST + " (3.2)", "lambda_s=4 changes the input little; lambda_s=400 loses the content.", "E2", rule_c3),
-    "C4": Claim(_NYU + " (4.2)", "relu2_2 is the best content layer; relu3_3 gives colour lumps, relu4_3 worse.",
-                "E3", rule_c4),
-    "C5": Claim(_NYU + " (4.2)", "Batch size changes neither training time per epoch nor result quality.", "E3", rule_c5),
-    "C6": Claim(_NYU + " (4.1)", "Initialising from the content delivers the content better than white noise.",
-                "E4", rule_c6),
-    "C7": Claim(_IITB + " (Table 1)", "Style loss grows as style layers are added (VGG19 and ResNet50).", "E5", rule_c7),
-    "C8": Claim(_IITB + " (Fig. 7)", "Most of the loss drop happens in the first ~100 iterations.", "E5", rule_c8),
-    "C9": Claim(_IITB + " (5 Conclusions)", "VGG19 stylises more than ResNet50.", "E5", rule_c9),
-    "C10": Claim(_HUST + " (3.3)", "The fast network is at least 1000x faster than 1000 vanilla iterations.",
-                 "E6", rule_c10),
+    "C1": Claim(_HUST + " (3.1)", "As the TV weight gamma grows, high-frequency energy falls.", rule_c1),
+    "C2": Claim(_HUST + " (3.2)", "A higher lambda_c gives an output closer to the content.", rule_c2),
+    "C3": Claim(_HUST + " (3.2)", "lambda_s=4 changes the input little; lambda_s=400 loses the content.", rule_c3),
+    "C4": Claim(_NYU + " (4.2)", "relu2_2 is the best content layer; relu3_3 gives colour lumps, relu4_3 worse.", rule_c4),
+    "C5": Claim(_NYU + " (4.2)", "Batch size changes neither training time per epoch nor result quality.", rule_c5),
+    "C6": Claim(_NYU + " (4.1)", "Initialising from the content delivers the content better than white noise.", rule_c6),
+    "C7": Claim(_IITB + " (Table 1)", "Style loss grows as style layers are added (VGG19 and ResNet50).", rule_c7),
+    "C8": Claim(_IITB + " (Fig. 7)", "Most of the loss drop happens in the first ~100 iterations.", rule_c8),
+    "C9": Claim(_IITB + " (5 Conclusions)", "VGG19 stylises more than ResNet50.", rule_c9),
+    "C10": Claim(_HUST + " (3.3)", "The fast network is at least 1000x faster than 1000 vanilla iterations.", rule_c10),
 }
 
 

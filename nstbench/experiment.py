@@ -1,8 +1,13 @@
 """Shared harness of the experiment scripts (experiments/e*.py).
 
-A script states its profile table (a frozen dataclass per profile: sizes, iteration counts, data
-volume; never the method), derives its settings from the core presets with dataclasses.replace,
-and hands a `compute(exp)` function to `Experiment.run`. The harness gives every script the same
+A script declares itself once, as data: `SPEC = Spec(...)` at its top (name, title, the source
+reports whose report shows it, the claims it evaluates, the backbones it loads, its profile table
+(a frozen dataclass per profile: sizes, iteration counts, data volume; never the method), the
+profile fields a command line may override, the smallest settings the tests run). The registry
+(nstbench/registry.py) finds the scripts and reads their SPECs: the Makefile's targets, the report
+builder, the claims index and the tests' parametrisation all come from it, so a new experiment is
+one new file. A script derives its settings from the core presets with dataclasses.replace and
+hands a `compute(exp)` function to `Experiment.run`. The harness gives every script the same
 command line, output layout, caching and crash safety:
 
     results/<name>/               finished results, only ever replaced as a whole
@@ -31,7 +36,8 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 import torch
@@ -45,7 +51,7 @@ from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, wr
 from .stylize import resolve_device
 from .weights import load_backbone
 
-PROFILE_NAMES = ("smoke", "cpu", "paper")
+PROFILE_NAMES = ("smoke", "cpu", "paper")  # every experiment has these three (EXPERIMENTS.md)
 COMMON_COLUMNS = ["profile", "weights", "device", "seed"]  # first columns of every CSV row
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -74,29 +80,44 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(to_jsonable(obj), sort_keys=True, default=str).encode()).hexdigest()
 
 
-def build_parser(name: str, description: str, profiles: dict) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=name, description=(description or "").strip().splitlines()[0])
-    ap.add_argument("--profile", choices=list(profiles), default="cpu",
+@dataclass(frozen=True)
+class Spec:
+    """What an experiment is, declared once at the top of its script experiments/<name>.py."""
+
+    name: str  # the script's file stem; it writes results/<name>/ and `make eN` runs it
+    title: str  # one line, for reports and listings
+    sources: tuple[str, ...]  # keys of report.SOURCES whose report shows this experiment
+    claims: tuple[str, ...]  # claims.CLAIMS it evaluates; a run that does not evaluate them all fails
+    archs: tuple[str, ...]  # backbones it loads (their weights records go into the cache key)
+    profiles: Mapping[str, Any]  # PROFILE_NAMES -> a frozen dataclass of sizes, steps, data volume
+    # profile fields a command line may override (--steps, --size, --data, ...) with their types;
+    # "data" defaults to $NSTBENCH_DATA (the Makefile's DATA=) where an experiment declares it
+    options: Mapping[str, type] = field(default_factory=lambda: {"steps": int, "size": int})
+    test_argv: tuple[str, ...] = ()  # added to `--profile smoke` by the tests: the smallest settings
+
+    @property
+    def key(self) -> str:
+        """"e4" for e4_init: the Makefile target and the EXPERIMENTS.md heading (E4)."""
+        return self.name.split("_", 1)[0]
+
+
+def build_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=spec.name, description=(description or spec.title).strip().splitlines()[0])
+    ap.add_argument("--profile", choices=list(PROFILE_NAMES), default="cpu",
                     help="smoke (CI, minutes), cpu (smaller but faithful), paper (the source's sizes); default cpu")
     ap.add_argument("--weights", default="auto", help="backbone weights: auto | imagenet | random | PATH (default auto)")
     ap.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
-    ap.add_argument("--out", default="results", help="results root; this experiment writes <out>/%s/" % name)
+    ap.add_argument("--out", default="results", help="results root; this experiment writes <out>/%s/" % spec.name)
     ap.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
     ap.add_argument("--force", action="store_true", help="recompute even if the results are up to date")
-    ap.add_argument("--steps", type=int, help="override the profile's iteration count (tests, quick looks)")
-    ap.add_argument("--size", type=int, help="override the profile's image size (tests, quick looks)")
+    for opt, typ in spec.options.items():
+        default = (os.environ.get("NSTBENCH_DATA") or None) if opt == "data" else None
+        ap.add_argument("--" + opt.replace("_", "-"), dest=opt, type=typ, default=default,
+                        help=f"override the profile's {opt}" + (" (default $NSTBENCH_DATA)" if opt == "data" else ""))
     ap.add_argument("--progress-every", type=int, help="progress line every N steps (default: the profile's)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default torch's; 1 is often faster on a "
                                                 "machine shared with other jobs)")
     return ap
-
-
-def split_option(argv: list[str] | None, option: str) -> tuple[str | None, list[str]]:
-    """An experiment's own `option VALUE` taken out of argv; the harness parses the rest."""
-    ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    ap.add_argument(option)
-    ns, rest = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
-    return getattr(ns, option.lstrip("-").replace("-", "_")), rest
 
 
 def thin_curve(df: pd.DataFrame, rows: int, step: str = "step") -> pd.DataFrame:
@@ -150,21 +171,20 @@ class Experiment:
     compute only), `progress_every`.
     """
 
-    def __init__(self, name: str, script: str | Path, description: str, profiles: dict, argv: list[str] | None,
-                 archs: tuple[str, ...], claims: tuple[str, ...] = ()):
-        self.name = name
+    def __init__(self, spec: Spec, script: str | Path, description: str, argv: list[str] | None):
+        self.spec = spec
+        name = self.name = spec.name
         self.script = Path(script).resolve()
-        self.title = (description or name).strip().splitlines()[0]
-        self.args = build_parser(name, description, profiles).parse_args(argv)
+        if self.script.stem != name:
+            raise RuntimeError(f"{self.script.name} declares Spec(name={name!r}): the name must be the file's stem")
+        self.title = spec.title
+        self.args = build_parser(spec, description).parse_args(argv)
         self.argv = list(sys.argv[1:] if argv is None else argv)
         self.profile_name = self.args.profile
-        self.overrides = {k: getattr(self.args, k) for k in ("steps", "size") if getattr(self.args, k) is not None}
-        try:
-            self.profile = dataclasses.replace(profiles[self.profile_name], **self.overrides)
-        except TypeError as e:
-            raise NstbenchError(f"{name}: the profile has no field for this override ({e})") from None
+        self.overrides = {k: getattr(self.args, k) for k in spec.options if getattr(self.args, k) is not None}
+        self.profile = dataclasses.replace(spec.profiles[self.profile_name], **self.overrides)
         for k, v in self.overrides.items():
-            if v < 1:
+            if isinstance(v, int) and v < 1:
                 raise NstbenchError(f"--{k} must be at least 1, got {v}")
         self.profile_label = self.profile_name + (
             "(" + ",".join(f"{k}={v}" for k, v in self.overrides.items()) + ")" if self.overrides else "")
@@ -176,24 +196,26 @@ class Experiment:
         self.seed = self.args.seed
         self.progress_every = (self.args.progress_every if self.args.progress_every is not None
                                else getattr(self.profile, "progress_every", 0))
-        self.archs = tuple(archs)
-        self.claim_ids = tuple(claims)
+        self.archs = tuple(spec.archs)
+        self.claim_ids = tuple(spec.claims)
         self.settings: dict = {}
         self.out_root = Path(self.args.out)
         self.final_dir = self.out_root / name
         self.dir: Path | None = None
-        self._backbones: dict[str, Backbone] = {}
+        self._backbones: dict[tuple[str, str], Backbone] = {}
         self._manifest: dict = {"claims": {}, "notes": [], "results": {}}
 
     # ---- backbones ------------------------------------------------------------------------------
 
-    def backbone(self, arch: str) -> Backbone:
-        """The backbone for `arch` (loaded once, with the --weights request and --seed, on the device)."""
-        if arch not in self._backbones:
+    def backbone(self, arch: str, pooling: str = "max") -> Backbone:
+        """The backbone for `arch` (loaded once per pooling, with the --weights request and --seed,
+        on the device); pooling "avg" is Gatys et al.'s average-pooling variant."""
+        if (arch, pooling) not in self._backbones:
             if arch not in self.archs:
                 raise RuntimeError(f"{self.name}: backbone {arch} not declared in archs={self.archs}")
-            self._backbones[arch] = load_backbone(arch, self.args.weights, seed=self.seed).to(self.device)
-        return self._backbones[arch]
+            self._backbones[(arch, pooling)] = load_backbone(arch, self.args.weights, seed=self.seed,
+                                                             pooling=pooling).to(self.device)
+        return self._backbones[(arch, pooling)]
 
     def weights_kind(self, arch: str) -> str:
         return self.backbone(arch).weights["kind"]
@@ -276,6 +298,8 @@ class Experiment:
         df = pd.read_csv(self.path(csv))
         if where:
             df = df.query(where)
+        if claim_id not in self.claim_ids:
+            raise RuntimeError(f"{self.name} evaluates {claim_id} but its Spec declares claims={self.claim_ids}")
         verdict = claims_mod.evaluate(claim_id, df)
         kinds = sorted(set(df["weights"].astype(str))) if "weights" in df.columns else []
         verdict.update(csv=csv, where=where, weights=kinds, profile=self.profile_label)
@@ -354,11 +378,15 @@ class Experiment:
         try:
             torch.manual_seed(self.seed)
             compute(self)
+            missing = [c for c in self.claim_ids if c not in self._manifest["claims"]]
+            if missing:  # a declared claim that no run evaluated would read "not run" in the index
+                raise RuntimeError(f"{self.name} declares claims {missing} but did not evaluate them")
             wall = time.time() - started
             files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
             manifest = {
                 "experiment": self.name,
                 "title": self.title,
+                "sources": list(self.spec.sources),
                 "status": "complete",
                 "cache_key": key,
                 "code_hash": code,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import claims as claims_mod
+from . import registry
 from .records import atomic_write_text
 
 RANDOM_BANNER = ("**Random-weight run.** These numbers come from seeded random backbone weights, not the "
@@ -28,31 +29,26 @@ MAX_TABLE_ROWS = 40  # larger CSVs (per-iteration curves) are linked, not printe
 
 @dataclass(frozen=True)
 class Source:
-    key: str
+    key: str  # experiments name it in their Spec(sources=...) to appear in this report
     title: str
     seed: str
-    experiments: tuple[str, ...]
     own_numbers: tuple[tuple[str, str], ...] = ()  # (what, value) quoted from the source
 
 
 SOURCES = (
     Source("hust", "HUST computer-vision course report (Gatys + TV, Johnson fast transfer, timing)",
-           "000_09ab2c0b738b0cea.txt", ("e1_tv_gamma", "e2_fast_sweeps", "e6_timing"),
-           (("Vanilla style transfer, 1000 Adam iterations (s)", "49.43"),
+           "000_09ab2c0b738b0cea.txt", (("Vanilla style transfer, 1000 Adam iterations (s)", "49.43"),
             ("Fast style transfer, one forward pass (s)", "0.04"),
             ("Speed-up stated", "1000x"),
             ("TV weights shown", "gamma in {0, 10, 100}"))),
     Source("iitb", "IIT Bombay CS725 report (VGG19 vs ResNet50, style-layer table)",
-           "001_c2c77009bd561117.txt", ("e5_vgg_resnet",),
-           (("Table 1, VGG19 {1..5}: total / style / content", "9.34e6 / 3.59e6 / 5.74e6"),
+           "001_c2c77009bd561117.txt", (("Table 1, VGG19 {1..5}: total / style / content", "9.34e6 / 3.59e6 / 5.74e6"),
             ("Table 1, ResNet50 {1..5}: total / style / content", "1.15e3 / 1.11e3 / 2.98"),
             ("Images", "Mumbai Sea Link with Starry Night"))),
     Source("nyu", "NYU report (Gatys init; Johnson content layer and batch size)",
-           "002_9797a248db40b906.txt", ("e3_content_layer", "e4_init"),
-           (("Best content layer", "relu2_2"), ("Batch size", "no significant difference"))),
+           "002_9797a248db40b906.txt", (("Best content layer", "relu2_2"), ("Batch size", "no significant difference"))),
     Source("upes", "UPES B.Tech report (appendix code: Gatys with Adam)",
-           "004_cd6a8acf84783d6c.txt", ("e7_upes",),
-           (("Total loss at step 1600 (ImageNet VGG19)", "3145412.75"),
+           "004_cd6a8acf84783d6c.txt", (("Total loss at step 1600 (ImageNet VGG19)", "3145412.75"),
             ("Total loss at step 2000 (ImageNet VGG19)", "2023719.125"))),
 )
 
@@ -199,16 +195,22 @@ def _experiment_section(doc: Doc, name: str, m: dict | None) -> None:
             doc.img(p, f"{name}: {p.stem}")
 
 
+def source_experiments(src: Source) -> list[str]:
+    """The experiments whose Spec names this source (registry order: e1, e2, ..., e10)."""
+    return [name for name, spec in registry.specs().items() if src.key in spec.sources]
+
+
 def source_report(src: Source, manifests: dict[str, dict]) -> Doc:
     doc = Doc(src.title)
-    ran = [manifests[e] for e in src.experiments if e in manifests]
+    experiments = source_experiments(src)
+    ran = [manifests[e] for e in experiments if e in manifests]
     if any(not m.get("imagenet") for m in ran):
         doc.p(RANDOM_BANNER)
-    doc.p(f"Source: `shared/seeds/{src.seed}`. Experiments: {', '.join(src.experiments)}.")
+    doc.p(f"Source: `shared/seeds/{src.seed}`. Experiments: {', '.join(experiments)}.")
     if src.own_numbers:
         doc.h(2, "The source's own numbers")
         doc.table(pd.DataFrame(src.own_numbers, columns=["what", "source"]))
-    for e in src.experiments:
+    for e in experiments:
         _experiment_section(doc, e, manifests.get(e))
     return doc
 
@@ -223,8 +225,10 @@ def claims_index(manifests: dict[str, dict]) -> Doc:
     for cid, claim in claims_mod.CLAIMS.items():
         found = [(n, m) for n, m in manifests.items() if cid in m.get("claims", {})]
         if not found:
-            rows.append({"claim": cid, "source": claim.source, "text": claim.text, "measured": "",
-                         "verdict": "not run", "rule": "", "profile": "", "weights": ""})
+            name = registry.experiment_of_claim(cid)
+            rows.append({"claim": cid, "source": claim.source, "text": claim.text,
+                         "measured": f"`make {name.split('_')[0]}`" if name else "", "verdict": "not run",
+                         "rule": "", "profile": "", "weights": ""})
             continue
         name, m = found[0]
         v = reevaluate(m, cid)

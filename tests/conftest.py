@@ -13,7 +13,9 @@ _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
 if "NSTBENCH_ASSETS" not in os.environ and (_SHARED / "SOURCES.md").is_file():
     os.environ["NSTBENCH_ASSETS"] = str(_SHARED)
 os.environ.setdefault("NSTBENCH_OFFLINE", "1")  # `auto` weights never try the network in tests
-torch.set_num_threads(min(2, os.cpu_count() or 1))  # fixed threads: reproducible float sums
+# Fixed threads: reproducible float sums. OMP_NUM_THREADS, when set, chooses the count (the suite
+# must pass with 1 and 2 threads: `OMP_NUM_THREADS=1 make test`).
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
 
 
 def assets_dir() -> Path | None:
@@ -55,19 +57,11 @@ def one_thread():
     torch.set_num_threads(old)
 
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
-
-
 def load_script(name: str):
-    """experiments/<name>.py as a module (its main() is what the tests run)."""
-    import importlib.util
-    import sys
+    """experiments/<name>.py as a module (its main() is what the tests run; its SPEC describes it)."""
+    from nstbench.registry import load_script as load
 
-    spec = importlib.util.spec_from_file_location(f"exp_{name}", EXPERIMENTS_DIR / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while the script is executed
-    spec.loader.exec_module(mod)
-    return mod
+    return load(name)
 
 
 @pytest.fixture
