@@ -1,17 +1,18 @@
 """The `upes` preset against a plain re-implementation of the UPES appendix loop (004, Appendix I).
 
-The reference below follows the appendix line by line (torchvision `features` with its in-place
-ReLUs, the same load_image, Gram, losses and Adam), written for this test. Both load the same
+The reference follows the appendix line by line (torchvision `features` with its in-place ReLUs,
+the same load_image, Gram, losses and Adam): its loop is the benchmark's plain baseline
+(benchmarks/baseline_upes.py, one copy for both), its load_image is here. Both load the same
 weights file, which the test creates. The loss trajectories must agree to 1e-4 relative.
 """
 import dataclasses
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-import torch.optim as optim
 from PIL import Image
 from torchvision import transforms
-from torchvision.models.vgg import cfgs, make_layers
 
 from conftest import needs_assets
 from nstbench.assets import resolve_image
@@ -19,16 +20,17 @@ from nstbench.presets import UPES
 from nstbench.stylize import load_pair, override, run_preset
 from nstbench.weights import load_backbone
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from baseline_upes import plain_vgg19, run_appendix  # noqa: E402
+
 MAX_SIZE = 64  # the appendix uses 400; the loop is the same at any size
 STEPS = 40
 
 
 def reference_upes(weights_file, content_path, style_path, steps, max_size):
-    vgg = make_layers(cfgs["E"])  # models.vgg19().features: ReLU(inplace=True) after every conv
-    vgg.load_state_dict(torch.load(weights_file))
-    for param in vgg.parameters():
-        param.requires_grad_(False)
-    vgg.eval()
+    """The appendix: its load_image here, its network, Gram, losses and Adam loop from the plain
+    baseline module (benchmarks/baseline_upes.py, written line by line after the appendix)."""
+    vgg = plain_vgg19(torch.load(weights_file))  # models.vgg19().features: ReLU(inplace=True) after every conv
 
     def load_image(img_path, max_size=max_size, shape=None):
         image = Image.open(img_path).convert("RGB")
@@ -46,47 +48,8 @@ def reference_upes(weights_file, content_path, style_path, steps, max_size):
 
     content = load_image(content_path)
     style = load_image(style_path, shape=content.shape[-2:])
-
-    def get_features(image, model):
-        layers = {"0": "conv1_1", "5": "conv2_1", "10": "conv3_1", "19": "conv4_1", "21": "conv4_2", "28": "conv5_1"}
-        features = {}
-        x = image
-        for name, layer in model._modules.items():
-            x = layer(x)
-            if name in layers:
-                features[layers[name]] = x
-        return features
-
-    def gram_matrix(tensor):
-        _, d, h, w = tensor.size()
-        tensor = tensor.view(d, h * w)
-        return torch.mm(tensor, tensor.t())
-
-    content_features = get_features(content, vgg)
-    style_features = get_features(style, vgg)
-    style_grams = {layer: gram_matrix(style_features[layer]) for layer in style_features}
-    target = content.clone().requires_grad_(True)
-    style_weights = {"conv1_1": 1.0, "conv2_1": 0.75, "conv3_1": 0.2, "conv4_1": 0.2, "conv5_1": 0.2}
-    content_weight, style_weight = 1, 1e6
-    optimizer = optim.Adam([target], lr=0.003)
-    totals = []
-    for ii in range(1, steps + 1):
-        target_features = get_features(target, vgg)
-        content_loss = torch.mean((target_features["conv4_2"] - content_features["conv4_2"]) ** 2)
-        style_loss = 0
-        for layer in style_weights:
-            target_feature = target_features[layer]
-            target_gram = gram_matrix(target_feature)
-            _, d, h, w = target_feature.shape
-            style_gram = style_grams[layer]
-            layer_style_loss = style_weights[layer] * torch.mean((target_gram - style_gram) ** 2)
-            style_loss += layer_style_loss / (d * h * w)
-        total_loss = content_weight * content_loss + style_weight * style_loss
-        optimizer.zero_grad()
-        total_loss.backward()
-        optimizer.step()
-        totals.append(total_loss.item())
-    return totals, target.detach(), content.shape
+    totals, _, target = run_appendix(vgg, content, style, steps)
+    return totals, target, content.shape
 
 
 @needs_assets
