@@ -1,5 +1,5 @@
 # nstbench: `make test` and `make reproduce` work as the only command on a fresh clone:
-# they create .venv and install the package (with its test extra) when it is missing.
+# they create .venv and install the package (with its test and app extras) when it is missing.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -16,7 +16,7 @@ PROFILE ?= $(if $(HAS_GPU),paper,cpu)
 WEIGHTS ?= auto
 DEVICE  ?= $(if $(HAS_GPU),cuda,cpu)
 
-.PHONY: install test reproduce report bench clean e1 e2 e3 e4 e5 e6 e7
+.PHONY: install test reproduce report bench clean e1 e2 e3 e4 e5 e6 e7 app app-models
 
 # Experiments (experiments/*.py): each writes results/<name>/ and skips itself when its results are
 # up to date (same settings and code); FORCE=1 recomputes.
@@ -30,7 +30,7 @@ EXPERIMENTS := e1 e2 e3 e4 e5 e6 e7
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,app]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -61,6 +61,23 @@ BENCH_THREADS ?= 1
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --threads $(BENCH_THREADS) --device $(DEVICE) $(BENCH_ARGS)
+
+# The web app (Streamlit, on 127.0.0.1 only): `make app APP_PORT=8502 MODELS=dir`. Its fast-network
+# checkpoints: `make app-models` trains the HUST app's four styles (hust preset, cpu profile, coco100)
+# into runs/hust-<style>/ unless they are there (an interrupted one is resumed).
+APP_PORT ?= 8501
+APP_STYLES := mosaic udnie wave rain_princess
+app: $(STAMP)
+	$(BIN)/nstbench app --port $(APP_PORT) $(if $(MODELS),--models $(MODELS))
+
+app-models: $(STAMP)
+	@for s in $(APP_STYLES); do \
+	  d=runs/hust-$$s; \
+	  if [ -f $$d/transformer.pt ]; then echo "$$d/transformer.pt exists"; continue; fi; \
+	  if [ -f $$d/checkpoint.pt ]; then resume=--resume; else resume=; fi; \
+	  $(BIN)/nstbench train --preset hust --style $$s --profile cpu --weights $(WEIGHTS) --device $(DEVICE) \
+	    --out $$d $$resume || exit 1; \
+	done
 
 report: $(STAMP)
 	$(BIN)/nstbench report --results $(RESULTS) --out $(REPORTS)

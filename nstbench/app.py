@@ -325,7 +325,7 @@ def server_command(port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(PAGE),
             "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
             "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--server.fileWatcherType", "none",
-            "--browser.gatherUsageStats", "false"]
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
 
 
 def server_env(models: str | None) -> dict:

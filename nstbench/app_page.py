@@ -71,8 +71,8 @@ def pick_picture(kind: str, names: list[str], default: str, where) -> app.Pictur
     return pic
 
 
-def show_weights(label: str) -> None:
-    (st.warning if label.startswith("RANDOM") else st.caption)(f"Backbone weights: {label}")
+def show_weights(label: str, what: str = "Backbone weights") -> None:
+    (st.warning if label.startswith("RANDOM") else st.caption)(f"{what}: {label}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,8 +113,7 @@ def show_fast(res: app.FastResult, pic: app.Picture) -> None:
         h, w = res.size_hw
         st.image(res.image, caption=f"{res.entry.style}: {w}x{h}, forward pass {res.seconds * 1000:.0f} ms",
                  width="stretch")
-    show_weights(f"loss network of this {res.entry.format} checkpoint: {res.entry.weights}"
-                 if not res.entry.weights.startswith("RANDOM") else res.entry.weights)
+    show_weights(res.entry.weights, f"Loss network this {res.entry.format} network was trained against")
     st.download_button("Download PNG", res.png, file_name=f"{Path(pic.name).stem}-{res.entry.style}.png",
                        mime="image/png", key="fast_download")
 
@@ -254,7 +253,7 @@ def compare_tab(pic: app.Picture | None, long_side: int, weights: str) -> None:
             with st.container(key="cmp_fast_output"):
                 st.image(fast.image, caption=f"{fast.entry.style}: forward pass {fast.seconds * 1000:.0f} ms",
                          width="stretch")
-            show_weights(fast.entry.weights)
+            show_weights(fast.entry.weights, "Loss network it was trained against")
     job = st.session_state.get("cmp")
     if fast is not None and job is not None and job.status == "done":
         ratio = job.record["seconds"] / max(fast.seconds, 1e-9)

@@ -12,10 +12,10 @@ APP_PAGE = Path(__file__).resolve().parents[1] / "nstbench" / "app_page.py"
 
 
 def make_models(root: Path, vgg19) -> Path:
-    """root/hust-mosaic/transformer.pt (hust preset at 32 px, 2 steps, batch 2, 4 coco100 images),
-    root/udnie.pth (pytorch/examples TransformerNet state dict) and root/broken.pth (not a checkpoint)."""
+    """root/hust-udnie/transformer.pt (hust preset at 32 px, 2 steps, batch 2, 4 coco100 images),
+    root/mosaic.pth (pytorch/examples TransformerNet state dict) and root/broken.pth (not a checkpoint)."""
     tiny = dataclasses.replace(HUST, size=32, steps=2, batch=2, max_images=4, style_size=64)
-    train_transformer(tiny, "mosaic", "coco100", root / "hust-mosaic", backbone=vgg19, progress_every=0)
-    torch.save(build_transformer(get_variant("pytorch-examples"), seed=1).state_dict(), root / "udnie.pth")
+    train_transformer(tiny, "udnie", "coco100", root / "hust-udnie", backbone=vgg19, progress_every=0)
+    torch.save(build_transformer(get_variant("pytorch-examples"), seed=1).state_dict(), root / "mosaic.pth")
     (root / "broken.pth").write_bytes(b"not a checkpoint")
     return root
