@@ -170,7 +170,8 @@ def show_job_live(slot: str) -> None:
         st.rerun()  # the whole page once more: final state, and this polling stops
     st.progress(job.step / job.preset.steps, text=f"step {job.step} / {job.preset.steps}")
     if job.preview is not None:
-        st.image(job.preview, caption=f"step {job.step}", width=320)
+        st.image(job.preview, caption=f"step {job.step}; backbone weights requested: {job.weights} (the result "
+                 "names the ones used)", width=320)
     curve_chart(job)
 
 
@@ -188,11 +189,15 @@ def job_controls(slot: str, start) -> None:
     if c1.button("Run", key=f"{slot}_go", type="primary", disabled=running):
         with guarded("Starting the run"):
             start()
+            st.rerun()  # drawn again with Run disabled and Cancel enabled
     if c2.button("Cancel", key=f"{slot}_cancel", disabled=not running) and job is not None:
         job.cancel()
-    job = st.session_state.get(slot)
-    if job is not None:
-        show_job_live(slot) if job.running else show_job_final(job, slot)
+    if job is None:
+        return
+    if job.running:
+        show_job_live(slot)
+    else:
+        show_job_final(job, slot)
 
 
 def gatys_settings(slot: str, preset_names: list[str], default_steps: int) -> tuple[str, int, int]:

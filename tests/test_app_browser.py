@@ -56,11 +56,13 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
     raise AssertionError(f"the app did not answer on {url} within {timeout} s")
 
 
-@pytest.fixture
-def server(tmp_path, vgg19_random):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, vgg19_random):
+    tmp_path = tmp_path_factory.mktemp("app")
     models = make_models(tmp_path / "models", vgg19_random)
     port = free_port()
-    env = dict(os.environ, NSTBENCH_OFFLINE="1", OMP_NUM_THREADS="1")
+    # TMPDIR: the page's per-session folders (uploads, outputs) stay under the test's tmp folder
+    env = dict(os.environ, NSTBENCH_OFFLINE="1", OMP_NUM_THREADS="1", TMPDIR=str(tmp_path))
     # its own process group: `nstbench app` starts Streamlit as a child, and both must stop
     proc = subprocess.Popen([sys.executable, "-m", "nstbench", "app", "--port", str(port), "--models", str(models)],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -78,7 +80,7 @@ def server(tmp_path, vgg19_random):
             proc.wait(5)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -128,3 +130,41 @@ def test_upload_pick_style_and_get_the_picture(server, browser, tmp_path):
     inp = np.asarray(Image.open(chelsea).convert("RGB"), dtype=np.float32)
     assert out.shape == inp.shape == (300, 451, 3)
     assert np.abs(out - inp).mean() > 10  # 0..255 units: the network changed the picture
+
+
+def set_number(browser, key: str, value: int) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = browser.find_element(By.CSS_SELECTOR, f".st-key-{key} input")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(str(value), Keys.ENTER)
+
+
+def test_gatys_run_updates_live_and_cancels(server, browser):
+    """The polling fragment and the Cancel button in a real browser (AppTest reruns by hand)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 90)
+    browser.get(server)
+    tab = wait.until(EC.element_to_be_clickable((By.XPATH, "//*[@role='tab'][.//*[text()='Gatys']]")))
+    tab.click()
+    wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".st-key-gatys_steps input")))
+    set_number(browser, "gatys_steps", 5000)
+    set_number(browser, "gatys_size", 64)
+    wait.until(EC.text_to_be_present_in_element_value((By.CSS_SELECTOR, ".st-key-gatys_size input"), "64"))
+    time.sleep(1)  # the last edit's rerun
+    wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-gatys_go button"))).click()
+    progress = (By.CSS_SELECTOR, "[data-testid='stProgress']")
+    steps_seen = set()
+
+    def advanced(driver):  # three different step counts: the page updated itself twice, no user action
+        steps_seen.update(el.text for el in driver.find_elements(*progress))
+        return len(steps_seen) >= 3
+    wait.until(advanced)
+    wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-gatys_cancel button"))).click()
+    note = wait.until(EC.visibility_of_element_located((By.XPATH, "//*[starts-with(text(), 'Cancelled at step')]")))
+    assert note.text.endswith("of 5000; nothing was written.")
+    assert not browser.find_elements(*progress) and not browser.find_elements(By.CSS_SELECTOR, ".st-key-gatys_output img")
