@@ -16,11 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .assets import cache_dir, registry, resolve_image
 from .errors import NstbenchError
-from .images import MAX_PIXELS, Resize, load_image, save_image, space_to_unit, to_pil
+from .images import Resize, load_image, save_image, space_to_unit, to_pil
 from .presets import GatysPreset
 from .transformer import CHECKPOINT_KIND, is_examples_state_dict, read_checkpoint
 
@@ -183,12 +183,9 @@ def read_upload(name: str, data: bytes, folder: Path) -> Picture:
     path.write_bytes(data)
     try:
         image = load_image(path)  # refuses what it cannot use (the pixel limit before decoding)
-        notes = _probe_notes(path)
     except NstbenchError as e:
         raise NstbenchError(str(e).replace(str(path), shown)) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise NstbenchError(f"cannot read {shown}: {str(e).replace(str(path), shown)}") from None
-    return Picture(path, shown, image, notes)
+    return Picture(path, shown, image, _probe_notes(path))
 
 
 def named_picture(name: str) -> Picture:
@@ -216,8 +213,6 @@ def resized_copy(picture: Picture, resize: Resize, folder: Path) -> Picture:
     return Picture(path, picture.name, load_image(path), picture.notes)
 
 
-def pixel_limit() -> int:
-    return MAX_PIXELS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,7 +262,6 @@ class GatysJob:
         self.preview: Image.Image | None = None
         self.record: dict | None = None
         self.error = ""
-        self.started = time.time()
         self._last_preview = 0.0
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="nstbench-gatys")

@@ -15,7 +15,7 @@ import streamlit as st
 
 from nstbench import app
 from nstbench.errors import NstbenchError
-from nstbench.images import to_pil
+from nstbench.images import MAX_PIXELS, to_pil
 from nstbench.presets import PRESETS, get_preset
 from nstbench.stylize import override
 
@@ -273,11 +273,13 @@ def main() -> None:
                "optimisation. Everything runs on this machine.")
     with st.sidebar:
         st.header("Content")
-    pic = pick_picture("content", app.content_names(), "chelsea", st.sidebar)
+    pic = None
+    with guarded("Content image"):
+        pic = pick_picture("content", app.content_names(), "chelsea", st.sidebar)
     long_side = st.sidebar.slider("Fast networks: long side (px, never enlarged)", 64, 1024, 512, step=32)
     weights = st.sidebar.selectbox("Gatys backbone weights", ["auto", "random", "imagenet"], key="weights",
                                    help="auto: ImageNet when available, otherwise seeded random weights (labelled)")
-    st.sidebar.caption(f"Uploads: at most {app.MAX_UPLOAD_MB} MB and {app.pixel_limit():,} pixels.")
+    st.sidebar.caption(f"Uploads: at most {app.MAX_UPLOAD_MB} MB and {MAX_PIXELS:,} pixels.")
     fast, gatys, both = st.tabs(["Fast", "Gatys", "Fast vs Gatys"])
     with fast, guarded("Fast tab"):
         fast_tab(pic, long_side)
