@@ -60,7 +60,7 @@ def weights_label(rec: dict | None) -> str:
     arch = rec.get("arch", "backbone")
     family = f" ({rec['family']})" if rec.get("family") else ""
     if rec.get("kind") == "random":
-        return f"RANDOM {arch} weights (seed {rec.get('seed')}): not ImageNet, the style is not meaningful"
+        return f"RANDOM {arch} weights (seed {rec.get('seed')}): not ImageNet, not comparable with the sources' results"
     if rec.get("imagenet"):
         return f"ImageNet {arch}{family}: {rec.get('source') or rec.get('file')}"
     return f"{arch} weights from {rec.get('file')} (not verified as ImageNet)"

@@ -102,13 +102,16 @@ def list_models(entries: list[app.ModelEntry], problems: list[str]) -> int:
         with st.expander(f"{len(problems)} file(s) skipped"):
             for p in problems:
                 st.text(p)
-    return st.radio("Style", range(len(entries)), format_func=lambda i: entries[i].style, key="fast_style",
-                    horizontal=True)
+    styles = [e.style for e in entries]  # a style found twice is told apart by its file
+    labels = [s if styles.count(s) == 1 else f"{s} ({e.path.parent.name}/{e.path.name})" for s, e in zip(styles, entries)]
+    return st.radio("Style", range(len(entries)), format_func=labels.__getitem__, key="fast_style", horizontal=True)
 
 
 def show_fast(res: app.FastResult, pic: app.Picture) -> None:
     c1, c2 = st.columns(2)
-    c1.image(to_pil(pic.image), caption=f"input: {pic.name}", width="stretch")
+    shown = to_pil(pic.image)
+    shown.thumbnail((1024, 1024))  # a large upload is shown, not sent, at full size
+    c1.image(shown, caption=f"input: {pic.name}", width="stretch")
     with c2.container(key="fast_output"):
         h, w = res.size_hw
         st.image(res.image, caption=f"{res.entry.style}: {w}x{h}, forward pass {res.seconds * 1000:.0f} ms",

@@ -116,6 +116,15 @@ def test_no_checkpoints_says_how_to_get_one(tmp_path, monkeypatch):
     assert str(tmp_path) in text
 
 
+def test_a_style_found_twice_is_told_apart(models, tmp_path, monkeypatch):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        shutil.copyfile(models / "hust-udnie" / "transformer.pt", tmp_path / sub / "transformer.pt")
+    monkeypatch.setenv(app.MODELS_ENV, str(tmp_path))
+    at = AppTest.from_file(str(APP_PAGE), default_timeout=60).run()
+    assert at.radio(key="fast_style").options == ["udnie (a/transformer.pt)", "udnie (b/transformer.pt)"]
+
+
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # the header says 100 Mpx: refused
 def test_bad_upload_gives_a_message_and_the_page_keeps_working(page):
     at = page
