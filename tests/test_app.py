@@ -159,6 +159,13 @@ def test_refused_uploads(tmp_path, name, data, message):
     assert str(tmp_path) not in str(e.value)  # the message names the upload, not the temp file
 
 
+def test_upload_over_the_size_limit_is_refused_unread(tmp_path):
+    big = b"\xff\xd8" + bytes(app.MAX_UPLOAD_MB * 2**20)  # a JPEG start, then 50 MB of zeros
+    with pytest.raises(NstbenchError, match="big.jpg is 50 MB, above the upload limit of 50 MB"):
+        app.read_upload("big.jpg", big, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written or opened
+
+
 def test_accepted_uploads_say_what_was_done(tmp_path):
     a16 = np.full((20, 24), 65535, dtype=np.uint16)
     a16[:, :12] = 0
