@@ -1,5 +1,5 @@
 # nstbench: `make test` and `make reproduce` work as the only command on a fresh clone:
-# they create .venv and install the package (with its test extra) when it is missing.
+# they create .venv and install the package (with its test and app extras) when it is missing.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -16,7 +16,7 @@ PROFILE ?= $(if $(HAS_GPU),paper,cpu)
 WEIGHTS ?= auto
 DEVICE  ?= $(if $(HAS_GPU),cuda,cpu)
 
-.PHONY: install test test-kernels reproduce report bench clean
+.PHONY: install test test-kernels reproduce report bench clean app app-models
 
 # Experiments: every experiments/eN_*.py is target eN (nstbench/registry.py reads the same files);
 # each writes results/<name>/ and skips itself when its results are up to date (same settings and
@@ -31,6 +31,25 @@ ifneq ($(DATA),)
 export NSTBENCH_DATA := $(abspath $(DATA))
 endif
 
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,app]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# The numeric tests again under the CPU kernel set this machine does not use by default: an
+# AVX-512 machine runs them as an AVX2-only CPU (Zen 3) would, an AVX2 machine with ATen's scalar
+# kernels. A test that holds on one CPU only fails here, not on a user's machine (.ci/run runs it).
+KERNEL_TESTS ?= tests/test_bands.py tests/test_gatys.py tests/test_losses.py tests/test_backbones.py
+OTHER_KERNELS := $(shell grep -q avx512f /proc/cpuinfo 2>/dev/null && echo "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2" || echo "ATEN_CPU_CAPABILITY=default")
+test-kernels: $(STAMP)
+	env $(OTHER_KERNELS) $(BIN)/python -m pytest -q $(KERNEL_TESTS)
+
 .PHONY: $(EXPERIMENTS)
 $(EXPERIMENTS): $(STAMP)
 	$(BIN)/python $(wildcard experiments/$@_*.py) $(EXP_ARGS)
@@ -42,6 +61,23 @@ BENCH_THREADS ?= 1
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --threads $(BENCH_THREADS) --device $(DEVICE) $(BENCH_ARGS)
+
+# The web app (Streamlit, on 127.0.0.1 only): `make app APP_PORT=8502 MODELS=dir`. Its fast-network
+# checkpoints: `make app-models` trains the HUST app's four styles (hust preset, cpu profile, coco100)
+# into runs/hust-<style>/ unless they are there (an interrupted one is resumed).
+APP_PORT ?= 8501
+APP_STYLES := mosaic udnie wave rain_princess
+app: $(STAMP)
+	$(BIN)/nstbench app --port $(APP_PORT) $(if $(MODELS),--models $(MODELS))
+
+app-models: $(STAMP)
+	@for s in $(APP_STYLES); do \
+	  d=runs/hust-$$s; \
+	  if [ -f $$d/transformer.pt ]; then echo "$$d/transformer.pt exists"; continue; fi; \
+	  if [ -f $$d/checkpoint.pt ]; then resume=--resume; else resume=; fi; \
+	  $(BIN)/nstbench train --preset hust --style $$s --profile cpu --weights $(WEIGHTS) --device $(DEVICE) \
+	    --out $$d $$resume || exit 1; \
+	done
 
 report: $(STAMP)
 	$(BIN)/nstbench report --results $(RESULTS) --out $(REPORTS)

@@ -40,6 +40,12 @@ def _apply(args: argparse.Namespace) -> None:
     apply_command(args)
 
 
+def _app(args: argparse.Namespace) -> None:
+    from .app import app_command
+
+    app_command(args)
+
+
 def _report(args: argparse.Namespace) -> None:
     from .report import build_reports
 
@@ -112,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap_.add_argument("--size", type=int, help="scale each content so its long side is N px")
     ap_.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     ap_.set_defaults(func=_apply)
+
+    web = sub.add_parser("app", help="the web app (Streamlit, on 127.0.0.1): fast networks, Gatys, side by side")
+    web.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
+    web.add_argument("--models", help="folder of fast-network checkpoints (default: runs/ and ~/.cache/nstbench/models)")
+    web.set_defaults(func=_app)
     return ap
 
 

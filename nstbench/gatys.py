@@ -211,12 +211,16 @@ def optimize_image(
     keep_best: bool = False,
     progress_every: int = 0,
     label: str = "gatys",
+    on_step: Callable[[int, torch.Tensor, dict], None] | None = None,
 ) -> OptimizeResult:
     """Minimise loss_fn over the pixels of `init` ([B, 3, H, W]) for `steps` steps.
 
     History row k holds the losses of the image *before* update k (what the sources print at
     step k). clamp = (lo, hi) clips the pixels after every update (and the initial image).
     keep_best returns, per image, the lowest-loss image seen (the last one included).
+    on_step(step, x, losses) is called after each step's progress line with the current pixels
+    (detached, in the space) and the first image's losses of that step (a host sync per step, so
+    only when given); an exception it raises ends the run (the app cancels runs this way).
     """
     if steps < 1:
         raise NstbenchError(f"steps must be at least 1, got {steps}")
@@ -263,6 +267,8 @@ def optimize_image(
             eta = el / step * (steps - step)
             print(f"[{label}] step {step}/{steps} total={r[0]:.4g} content={r[1]:.4g} style={r[2]:.4g} "
                   f"tv={r[3]:.4g} {el / step:.3f}s/it ETA {eta:.0f}s", file=sys.stderr, flush=True)
+        if on_step is not None:
+            on_step(step, x.detach(), dict(zip(TERMS, rows[-1][:, 0].tolist())))
 
     if optimizer.name in ("adam", "adam_tf"):
         if optimizer.name == "adam":

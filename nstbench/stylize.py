@@ -56,15 +56,16 @@ def run_preset(
     progress_every: int | None = None,
     label: str | None = None,
     compute: Compute = Compute(),
+    on_step=None,
 ) -> OptimizeResult:
     """Optimise with the preset's settings on already-loaded images (on their device); `compute`
-    (gatys.Compute) picks the backbone's dtype and memory layout."""
+    (gatys.Compute) picks the backbone's dtype and memory layout; on_step: see optimize_image."""
     loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute)
     x0 = initial_image(preset.init, content, style, preset.space, seed=seed, batch=batch)
     clamp = space_bounds(preset.space, x0) if preset.clamp else None
     return optimize_image(loss_fn, x0, preset.steps, preset.optimizer, clamp=clamp, keep_best=preset.keep_best,
                           progress_every=preset.print_every if progress_every is None else progress_every,
-                          label=label or preset.name)
+                          label=label or preset.name, on_step=on_step)
 
 
 def stylize(
@@ -79,10 +80,12 @@ def stylize(
     progress_every: int | None = None,
     compute: Compute = Compute(),
     allow_slow_bf16: bool = False,
+    on_step=None,
 ) -> dict:
     """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json.
     bf16 on a device that would only emulate it is refused before any work (precision.py)
-    unless allow_slow_bf16."""
+    unless allow_slow_bf16. on_step: see optimize_image (an exception it raises ends the run
+    before anything is written)."""
     dev = resolve_device(device)
     bf16_note = require_native_bf16(dev, allow_slow_bf16) if compute.dtype == "bfloat16" else None
     out = ensure_writable_dir(Path(out))
@@ -105,7 +108,7 @@ def stylize(
     status, message = "ok", ""
     try:
         result = run_preset(preset, c.to(dev), s.to(dev), backbone, seed=seed, progress_every=progress_every,
-                            compute=compute)
+                            compute=compute, on_step=on_step)
     except Diverged as e:
         result, status, message = e.result, "diverged", str(e)
     record.update(status=status, message=message, seconds=result.seconds, final=result.final,
