@@ -82,7 +82,7 @@ def stylize(
     out = ensure_writable_dir(Path(out))
     dev = resolve_device(device)
     c, s = load_pair(preset, content, style)
-    backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling)
+    backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling, family=preset.weights)
     backbone.to(dev)
     record = {
         "command": "stylize",
