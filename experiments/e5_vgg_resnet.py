@@ -154,7 +154,7 @@ def compute(exp: Experiment, presets: dict) -> None:
                      f"255), so its curves are flat and its rows say nothing about the method. The optimiser is the "
                      f"IIT code's TF Adam (lr {p.optimizer.lr:g}, epsilon {p.optimizer.eps:g}): a step moves a pixel "
                      f"by about lr*|g|/epsilon when the gradient g is far below epsilon, as it is here with "
-                     f"{exp.weights_kind(net)} weights (final total loss {min(r['total_loss'] for r in rows if r['net'] == net):.3g}"
+                     f"{exp.weights_kind(p.backbone)} weights (final total loss {min(r['total_loss'] for r in rows if r['net'] == net):.3g}"
                      f" against the report's {min(t[0] for t in SOURCE_TABLE1[net]):.3g} or more)")
     exp.note(f"C9 judge: {JUDGE} {'/'.join(JUDGE_LAYERS)}, metrics.style_distance (relative Gram distance, "
              "lower = closer to the style), optimised by neither run")
@@ -202,8 +202,8 @@ def figures(exp, content, style, outputs, rows, curves) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=("vgg19", "resnet50", JUDGE),
-                     claims=("C7", "C8", "C9"))
+    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(IITB_VGG19.backbone, IITB_RESNET50.backbone, JUDGE),
+                     claims=("C7", "C8", "C9"), families={p.backbone: p.weights for p in NETS.values()})
     presets = {net: override(p, steps=exp.profile.steps, size=exp.profile.size) for net, p in NETS.items()}
     exp.settings.update(presets=presets, content=CONTENT, style=STYLE, judge=JUDGE, judge_layers=JUDGE_LAYERS,
                         source_table1=SOURCE_TABLE1)

@@ -151,7 +151,7 @@ class Experiment:
     """
 
     def __init__(self, name: str, script: str | Path, description: str, profiles: dict, argv: list[str] | None,
-                 archs: tuple[str, ...], claims: tuple[str, ...] = ()):
+                 archs: tuple[str, ...], claims: tuple[str, ...] = (), families: dict[str, str] | None = None):
         self.name = name
         self.script = Path(script).resolve()
         self.title = (description or name).strip().splitlines()[0]
@@ -177,6 +177,9 @@ class Experiment:
         self.progress_every = (self.args.progress_every if self.args.progress_every is not None
                                else getattr(self.profile, "progress_every", 0))
         self.archs = tuple(archs)
+        # arch -> the weight family `--weights imagenet|auto` loads for it (the presets' `weights`);
+        # unlisted archs get torchvision's (keras for keras_resnet50)
+        self.families = dict(families or {})
         self.claim_ids = tuple(claims)
         self.settings: dict = {}
         self.out_root = Path(self.args.out)
@@ -192,7 +195,9 @@ class Experiment:
         if arch not in self._backbones:
             if arch not in self.archs:
                 raise RuntimeError(f"{self.name}: backbone {arch} not declared in archs={self.archs}")
-            self._backbones[arch] = load_backbone(arch, self.args.weights, seed=self.seed).to(self.device)
+            family = self.families.get(arch)
+            kw = {"family": family} if family else {}
+            self._backbones[arch] = load_backbone(arch, self.args.weights, seed=self.seed, **kw).to(self.device)
         return self._backbones[arch]
 
     def weights_kind(self, arch: str) -> str:
