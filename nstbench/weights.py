@@ -310,14 +310,15 @@ def _keras_state(model, arch: str, layers, origin: str) -> tuple[dict, list[str]
     return state, [n for n, _ in extra]
 
 
-def _torchvision_state(arch: str, state: dict) -> tuple[dict, list[str]]:
-    """torchvision layout; a VGG file may hold `features` only, or carry the classifier (unused)."""
+def _torchvision_state(model, arch: str, state: dict) -> tuple[torch.nn.Module, dict, list[str]]:
+    """torchvision layout; a VGG file may hold `features` only (checked against `features`, so an
+    error names the file's own key), or carry the classifier (unused)."""
     if arch not in VGG_BLOCKS:
-        return dict(state), []
+        return model, dict(state), []
     if not any(k.startswith(("features.", "classifier.")) for k in state):
-        state = {f"features.{k}": v for k, v in state.items()}  # a features-only file: "0.weight", ...
+        return model.features, dict(state), []  # a features-only file: "0.weight", "2.bias", ...
     unused = [k for k in state if k.startswith("classifier.")]
-    return {k: v for k, v in state.items() if k not in unused}, unused
+    return model, {k: v for k, v in state.items() if k not in unused}, unused
 
 
 def _gatys_state(arch: str, state: dict) -> dict:
@@ -334,18 +335,19 @@ def _gatys_state(arch: str, state: dict) -> dict:
 
 def apply_weights(model: torch.nn.Module, arch: str, layout: str, content, origin: str) -> list[str]:
     """Load a file's content into the model strictly; returns the unused head entries."""
+    target = model
     if layout == "keras":
         state, unused = _keras_state(model, arch, content, origin)
     elif layout == "gatys":
         state, unused = _gatys_state(arch, content), []
     else:
-        state, unused = _torchvision_state(arch, content)
-    own = model.state_dict()
+        target, state, unused = _torchvision_state(model, arch, content)
+    own = target.state_dict()
     for k in own:  # batch norm's step counter is bookkeeping, not a weight: old files lack it
         if k.endswith(".num_batches_tracked") and k not in state:
             state[k] = own[k]
     check_state({k: v.shape for k, v in own.items()}, state, f"weights {origin} do not fit {arch}")
-    model.load_state_dict(state)
+    target.load_state_dict(state)
     return unused
 
 
