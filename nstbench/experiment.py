@@ -43,10 +43,11 @@ from .errors import NstbenchError
 from .images import save_image, to_pil
 from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .stylize import resolve_device
-from .weights import load_backbone
+from .weights import load_backbone, weights_label
 
 PROFILE_NAMES = ("smoke", "cpu", "paper")
-COMMON_COLUMNS = ["profile", "weights", "device", "seed"]  # first columns of every CSV row
+# first columns of every CSV row; weights_id: family, file and hash of the row's backbone, or random
+COMMON_COLUMNS = ["profile", "weights", "weights_id", "device", "seed"]
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -205,8 +206,8 @@ class Experiment:
 
     def tag(self, arch: str) -> dict:
         """The common columns for a row computed with backbone `arch`."""
-        return {"profile": self.profile_label, "weights": self.weights_kind(arch), "device": self.device.type,
-                "seed": self.seed}
+        return {"profile": self.profile_label, "weights": self.weights_kind(arch),
+                "weights_id": weights_label(self.backbone(arch).weights), "device": self.device.type, "seed": self.seed}
 
     def weights_records(self) -> dict:
         return {arch: self.backbone(arch).weights for arch in self.archs}
@@ -374,6 +375,7 @@ class Experiment:
                 "settings": self.settings,
                 "weights": weights,
                 "weights_kind": "/".join(kinds),
+                "weights_labels": {a: weights_label(w) for a, w in weights.items()},
                 "imagenet": kinds == ["imagenet"],
                 "device": str(self.device),
                 "seed": self.seed,

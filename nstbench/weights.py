@@ -455,4 +455,6 @@ def weights_label(record: dict) -> str:
     if record.get("kind") == "random":
         return f"random (seed {record.get('seed', 0)})"
     sub = f", instead of {record['substituted_for']}" if record.get("substituted_for") else ""
-    return f"{record['family']} {record['file_name']} sha256 {record['sha256'][:12]}{sub}"
+    name = record.get("file_name") or os.path.basename(str(record.get("file", "?")))  # older records: no file_name
+    digest = record.get("sha256") or record.get("sha256_prefix") or "?"
+    return f"{record.get('family', record.get('kind'))} {name} sha256 {digest[:12]}{sub}"
