@@ -264,7 +264,7 @@ def read_weights_file(path: Path) -> tuple[str, object]:
 # Fitting a file's tensors to the architecture (strict)
 # ---------------------------------------------------------------------------------------------
 
-def _weighted_layers(model: torch.nn.Module, arch: str) -> list[tuple[str, dict[str, torch.Tensor]]]:
+def _weighted_layers(model: torch.nn.Module, arch: str, origin: str) -> list[tuple[str, dict[str, torch.Tensor]]]:
     """(name, {state key: tensor}) per layer with weights, in Keras' order; a layer's dict is in Keras'
     array order: conv kernel, bias; batch norm gamma, beta, moving_mean, moving_variance."""
     if arch in VGG_BLOCKS:
@@ -277,7 +277,7 @@ def _weighted_layers(model: torch.nn.Module, arch: str) -> list[tuple[str, dict[
             keys = ("weight", "bias") if isinstance(m, torch.nn.Conv2d) else ("weight", "bias", "running_mean", "running_var")
             out.append((name, {f"layers.{name}.{k}": getattr(m, k) for k in keys}))
         return out
-    raise NstbenchError(f"Keras weights files fit vgg16, vgg19 and keras_resnet50, not {arch}")
+    raise NstbenchError(f"weights {origin} are a Keras file; Keras files fit vgg16, vgg19 and keras_resnet50, not {arch}")
 
 
 def _is_dense(arrays: list[tuple[str, np.ndarray]]) -> bool:
@@ -286,7 +286,7 @@ def _is_dense(arrays: list[tuple[str, np.ndarray]]) -> bool:
 
 def _keras_state(model, arch: str, layers, origin: str) -> tuple[dict, list[str]]:
     """Map a Keras file onto the model by the order of the weighted layers, checking every shape."""
-    targets = _weighted_layers(model, arch)
+    targets = _weighted_layers(model, arch, origin)
     what = f"weights {origin} do not fit {arch}"
     if len(layers) < len(targets):
         raise NstbenchError(f"{what}: the file has {len(layers)} layers with weights, {arch} has {len(targets)} "

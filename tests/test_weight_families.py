@@ -315,7 +315,7 @@ def test_keras_file_errors_truncated_missing_array_and_wrong_arch(tmp_path):
         W.load_backbone("vgg16", str(tmp_path / "plain.h5"))
     with pytest.raises(NstbenchError, match="do not fit vgg19: the file has 13 layers with weights, vgg19 has 16"):
         W.load_backbone("vgg19", str(path))
-    with pytest.raises(NstbenchError, match="Keras weights files fit vgg16, vgg19 and keras_resnet50, not resnet50"):
+    with pytest.raises(NstbenchError, match="ok.h5 are a Keras file; Keras files fit vgg16, vgg19 and keras_resnet50, not resnet50"):
         W.load_backbone("resnet50", str(path))
 
 
