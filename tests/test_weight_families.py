@@ -465,3 +465,14 @@ def test_cli_stylize_iitb_resnet50_with_a_keras_file(resnet_keras_file, tmp_path
     assert w["family"] == "keras" and w["arch"] == "keras_resnet50" and w["input_space"] == "caffe"
     assert w["file_name"] == path.name and w["md5"] == hashlib.md5(path.read_bytes()).hexdigest()
     assert w["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and w["sha256"][:12] in out
+
+
+def test_gatys_family_from_its_cache_folder(caches, vgg19_random):
+    """vgg_conv.pth has no published hash: in its cache folder it counts as the family's file, and
+    the record says no hash could be checked."""
+    W.hub_checkpoint_dir().mkdir(parents=True)
+    torch.save(_gatys_state(vgg19_random), W.hub_checkpoint_dir() / "vgg_conv.pth")
+    b = W.load_backbone("vgg19", "imagenet", family="gatys")
+    assert b.weights["kind"] == "imagenet" and b.weights["family"] == "gatys" and b.input_space == "gatys"
+    assert b.weights["published_hash"] == "none published" and len(b.weights["sha256"]) == 64
+    assert W.weights_label(b.weights).startswith("gatys vgg_conv.pth sha256 ")
