@@ -134,7 +134,8 @@ def figures(exp, content, style, out, freqs, power, power_c, rows, curves) -> No
 
 
 def _main(argv: list[str] | None) -> None:
-    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=("vgg19",), claims=("C1",))
+    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(HUST.backbone,), claims=("C1",),
+                     families={HUST.backbone: HUST.weights})
     preset = override(HUST, steps=exp.profile.steps, size=exp.profile.size)
     exp.settings.update(preset=preset, content=CONTENT, style=STYLE, gammas=GAMMAS, hf_radius=HF_RADIUS,
                         batched=True)

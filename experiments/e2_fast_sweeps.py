@@ -199,7 +199,8 @@ def figures(exp, content, style, results, curves) -> None:
 
 def _main(argv: list[str] | None) -> None:
     data_arg, argv = split_option(argv, "--data")
-    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(HUST.backbone, JUDGE), claims=("C2", "C3"))
+    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(HUST.backbone, JUDGE), claims=("C2", "C3"),
+                     families={HUST.backbone: HUST.weights})
     data = data_arg or exp.profile.data
     if data is None:
         raise NstbenchError(f"the {exp.profile_name} profile trains on COCO train2014: pass --data. {COCO_HELP}")

@@ -203,7 +203,7 @@ def figures(exp, content, style, results, curves) -> None:
 def _main(argv: list[str] | None) -> None:
     data_arg, argv = split_option(argv, "--data")
     exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(JOHNSON2016.backbone, JUDGE),
-                     claims=("C4", "C5"))
+                     claims=("C4", "C5"), families={JOHNSON2016.backbone: JOHNSON2016.weights})
     data = data_arg or exp.profile.data
     if data is None:
         raise NstbenchError(f"the {exp.profile_name} profile trains on COCO train2014: pass --data. {COCO_HELP}")

@@ -168,7 +168,8 @@ def figure(exp, rows, sizes) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(HUST.backbone,), claims=("C10",))
+    exp = Experiment(NAME, __file__, __doc__, PROFILES, argv, archs=(HUST.backbone,), claims=("C10",),
+                     families={HUST.backbone: HUST.weights})
     sizes = (exp.profile.size,) if exp.profile.size else exp.profile.sizes
     exp.settings.update(preset=HUST, content=CONTENT, style=STYLE, sizes=sizes, fast_network=get_variant(FAST_NETWORK),
                         dtype=DTYPE)
