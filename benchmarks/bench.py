@@ -48,7 +48,7 @@ from baseline_upes import plain_vgg19, run_appendix  # noqa: E402
 
 from nstbench import metrics  # noqa: E402
 from nstbench.assets import resolve_dataset, resolve_image  # noqa: E402
-from nstbench.backbones import VGG_BLOCKS  # noqa: E402
+from nstbench.backbones import vgg_feature_info  # noqa: E402
 from nstbench.fast import ImageFolderData, get_fast_preset, override as fast_override, train_transformer  # noqa: E402
 from nstbench.gatys import Compute, make_gatys_loss  # noqa: E402
 from nstbench.images import Resize, load_image, unit_to_space  # noqa: E402
@@ -163,15 +163,10 @@ def rounds_order(methods, r):
 # ---------------------------------------------------------------------------------------------
 
 def vgg_convs(arch: str, h: int, w: int) -> list[tuple[str, int, int, int, int]]:
-    """(name, C_in, C_out, H, W) of every 3x3 conv of a VGG `features` on an h x w input."""
-    convs, cin = [], 3
-    for b, n in enumerate(VGG_BLOCKS[arch], start=1):
-        cout = min(64 * 2 ** (b - 1), 512)
-        for i in range(1, n + 1):
-            convs.append((f"conv{b}_{i}", cin, cout, h, w))
-            cin = cout
-        h, w = h // 2, w // 2  # 2x2 max pool, stride 2 (floor)
-    return convs
+    """(name, C_in, C_out, H, W) of every 3x3 conv of a VGG `features` on an h x w input, from the
+    extractor's feature_info (output size = input // reduction: the 2x2 stride-2 pools floor)."""
+    return [(n, fi.in_channels, fi.channels, h // fi.reduction, w // fi.reduction)
+            for n, fi in vgg_feature_info(arch).items() if fi.kind == "conv"]
 
 
 def gatys_conv_flops(h: int, w: int, full_forward: bool) -> float:

@@ -46,6 +46,7 @@ SPEC = Spec(
     archs=("vgg19",),
     profiles=PROFILES,
     test_argv=("--steps", "3", "--size", "56"),  # chelsea 56x37
+    families={HUST.backbone: HUST.weights},
 )
 GAMMAS = (0.0, 1.0, 10.0, 100.0, 1000.0)  # report shows 0, 10, 100; EXPERIMENTS.md asks for at least these
 CONTENT, STYLE = "chelsea", "starry_night"  # report: a cat photo; a painting

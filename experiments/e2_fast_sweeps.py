@@ -79,6 +79,7 @@ SPEC = Spec(
     profiles=PROFILES,
     options={"steps": int, "size": int, "data": str},
     test_argv=("--steps", "2"),  # 2 steps per network
+    families={HUST.backbone: HUST.weights},
 )
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run (paper runs have 20k)
 

@@ -83,6 +83,7 @@ SPEC = Spec(
     profiles=PROFILES,
     options={"steps": int, "size": int, "data": str},
     test_argv=(),  # the smoke profile is already minimal
+    families={JOHNSON2016.backbone: JOHNSON2016.weights},
 )
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run
 

@@ -58,9 +58,10 @@ SPEC = Spec(
     title="VGG19 versus ResNet50, IIT Bombay report 001 (Table 1, Fig. 7, Conclusions)",
     sources=("iitb",),
     claims=("C7", "C8", "C9"),
-    archs=("vgg19", "resnet50", JUDGE),
+    archs=(IITB_VGG19.backbone, IITB_RESNET50.backbone, JUDGE),
     profiles=PROFILES,
     test_argv=("--steps", "3", "--size", "48"),  # golden_gate 48x36
+    families={p.backbone: p.weights for p in NETS.values()},
 )
 
 # Report Table 1, (total, style, content) for style layers {1}..{1..5}: weighted scores (see above).
@@ -163,7 +164,7 @@ def compute(exp: Experiment, presets: dict) -> None:
                      f"255), so its curves are flat and its rows say nothing about the method. The optimiser is the "
                      f"IIT code's TF Adam (lr {p.optimizer.lr:g}, epsilon {p.optimizer.eps:g}): a step moves a pixel "
                      f"by about lr*|g|/epsilon when the gradient g is far below epsilon, as it is here with "
-                     f"{exp.weights_kind(net)} weights (final total loss {min(r['total_loss'] for r in rows if r['net'] == net):.3g}"
+                     f"{exp.weights_kind(p.backbone)} weights (final total loss {min(r['total_loss'] for r in rows if r['net'] == net):.3g}"
                      f" against the report's {min(t[0] for t in SOURCE_TABLE1[net]):.3g} or more)")
     exp.note(f"C9 judge: {JUDGE} {'/'.join(JUDGE_LAYERS)}, metrics.style_distance (relative Gram distance, "
              "lower = closer to the style), optimised by neither run")

@@ -62,6 +62,7 @@ SPEC = Spec(
     archs=(HUST.backbone,),
     profiles=PROFILES,
     test_argv=("--size", "64"),  # one 64 px size
+    families={HUST.backbone: HUST.weights},
 )
 CONTENT, STYLE = "chelsea", "starry_night"  # E1's pair
 FAST_NETWORK = "hust"  # the HUST notebook's transformer (transformer.HUST_NET)

@@ -12,6 +12,14 @@ EXPERIMENTS.md: conv{S}_block{B}_{k}_{conv|bn|relu} -> layer{S-1}[B-1].{conv|bn}
 conv{S}_block{B}_0_{conv|bn} -> layer{S-1}[0].downsample[0|1], conv{S}_block{B}_out -> block output.
 Note: torchvision's resnet50 is "v1.5" (stride 2 in the 3x3 conv); Keras' ResNet50 is v1 (stride
 2 in the first 1x1 conv). Shapes of every named layer agree; the weights do not transfer.
+`keras_resnet50` is Keras' ResNet50 v1 itself (keras/src/applications/resnet.py): ZeroPadding2D(3)
+before the 7x7 stride-2 conv, ZeroPadding2D(1) before the 3x3 stride-2 max pool, stride 2 in the
+first 1x1 conv (and the 1x1 shortcut) of a stage's first block, every conv with a bias, batch norm
+epsilon 1.001e-5. Same names, the same taps; a `_conv` tap includes its bias.
+
+Every extractor carries `feature_info`: name -> FeatureInfo (channels, reduction = input pixels per
+output pixel along a side, kind conv/bn/relu/pool/add; convs also their input channels, kernel and
+stride), declared below where the layers are built, so callers need not recompute shapes.
 
 In-place ReLUs: torchvision builds VGG and ResNet with `ReLU(inplace=True)`, which overwrites a
 conv output that was stored for later (the UPES appendix taps `conv1_1` and actually gets
@@ -28,12 +36,70 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import NstbenchError, unknown
+from .images import Space, unit_to_space
 
-ARCHS = ("vgg16", "vgg19", "resnet50")
+ARCHS = ("vgg16", "vgg19", "resnet50", "keras_resnet50")
+RESNETS = ("resnet50", "keras_resnet50")
 VGG_BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+VGG_CHANNELS = (64, 128, 256, 512, 512)  # per block (torchvision cfgs "D"/"E", Keras VGG16/VGG19)
 RESNET50_BLOCKS = (3, 4, 6, 3)  # blocks per stage, Keras stages conv2..conv5
+KERAS_BN_EPS = 1.001e-5  # resnet.py: BatchNormalization(epsilon=1.001e-5); torchvision uses 1e-5
 
 Pooling = Literal["max", "avg"]
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One named layer's output: channels, reduction (stride from the input), kind; for convs also
+    the input channels, kernel size and the conv's own stride."""
+
+    channels: int
+    reduction: int
+    kind: Literal["conv", "bn", "relu", "pool", "add"]
+    in_channels: int | None = None
+    kernel: int | None = None
+    stride: int | None = None
+
+
+def vgg_feature_info(arch: str) -> dict[str, FeatureInfo]:
+    """Same order and names as vgg_layer_names: 3x3 convs (padding 1), ReLUs, 2x2 stride-2 pools."""
+    info, cin, red = {}, 3, 1
+    for b, (n, c) in enumerate(zip(VGG_BLOCKS[arch], VGG_CHANNELS), start=1):
+        for i in range(1, n + 1):
+            info[f"conv{b}_{i}"] = FeatureInfo(c, red, "conv", in_channels=cin, kernel=3, stride=1)
+            info[f"relu{b}_{i}"] = FeatureInfo(c, red, "relu")
+            cin = c
+        red *= 2
+        info[f"pool{b}"] = FeatureInfo(c, red, "pool")
+    return info
+
+
+def resnet50_feature_info(arch: str) -> dict[str, FeatureInfo]:
+    """Keras names in forward order. A stage's first block halves the size (stages conv3..conv5): in
+    its first 1x1 conv for Keras' v1 (keras_resnet50), in its 3x3 conv for torchvision's v1.5."""
+    v1 = arch == "keras_resnet50"
+    info = {"conv1_conv": FeatureInfo(64, 2, "conv", in_channels=3, kernel=7, stride=2),
+            "conv1_bn": FeatureInfo(64, 2, "bn"), "conv1_relu": FeatureInfo(64, 2, "relu"),
+            "pool1_pool": FeatureInfo(64, 4, "pool")}
+    cin, red = 64, 4
+    for s, nblocks in enumerate(RESNET50_BLOCKS, start=2):
+        f = 64 * 2 ** (s - 2)
+        for b in range(1, nblocks + 1):
+            p, stride = f"conv{s}_block{b}", (2 if s > 2 and b == 1 else 1)
+            out_red = red * stride
+            if b == 1:
+                info[f"{p}_0_conv"] = FeatureInfo(4 * f, out_red, "conv", in_channels=cin, kernel=1, stride=stride)
+                info[f"{p}_0_bn"] = FeatureInfo(4 * f, out_red, "bn")
+            r1, s1, s2 = (out_red, stride, 1) if v1 else (red, 1, stride)
+            info[f"{p}_1_conv"] = FeatureInfo(f, r1, "conv", in_channels=cin, kernel=1, stride=s1)
+            info[f"{p}_1_bn"], info[f"{p}_1_relu"] = FeatureInfo(f, r1, "bn"), FeatureInfo(f, r1, "relu")
+            info[f"{p}_2_conv"] = FeatureInfo(f, out_red, "conv", in_channels=f, kernel=3, stride=s2)
+            info[f"{p}_2_bn"], info[f"{p}_2_relu"] = FeatureInfo(f, out_red, "bn"), FeatureInfo(f, out_red, "relu")
+            info[f"{p}_3_conv"] = FeatureInfo(4 * f, out_red, "conv", in_channels=f, kernel=1, stride=1)
+            info[f"{p}_3_bn"] = FeatureInfo(4 * f, out_red, "bn")
+            info[f"{p}_add"], info[f"{p}_out"] = FeatureInfo(4 * f, out_red, "add"), FeatureInfo(4 * f, out_red, "relu")
+            cin, red = 4 * f, out_red
+    return info
 
 
 def vgg_layer_names(arch: str) -> list[str]:
@@ -71,7 +137,7 @@ def resnet50_layer_names() -> list[str]:
 def layer_names(arch: str) -> list[str]:
     if arch in VGG_BLOCKS:
         return vgg_layer_names(arch)
-    if arch == "resnet50":
+    if arch in RESNETS:
         return resnet50_layer_names()
     raise unknown("backbone", arch, ARCHS)
 
@@ -106,8 +172,8 @@ def build_torchvision(arch: str) -> nn.Module:
     """
     import torchvision
 
-    if arch not in ARCHS:
-        raise unknown("backbone", arch, ARCHS)
+    if arch not in ("vgg16", "vgg19", "resnet50"):
+        raise unknown("torchvision backbone", arch, ("vgg16", "vgg19", "resnet50"))
     if arch in VGG_BLOCKS:
         from torchvision.models.vgg import cfgs, make_layers
 
@@ -119,6 +185,106 @@ def build_torchvision(arch: str) -> nn.Module:
                 nn.init.zeros_(m.bias)
         return model
     return getattr(torchvision.models, arch)(weights=None)
+
+
+def build_model(arch: str) -> nn.Module:
+    """The randomly initialised network for any backbone (the caller seeds the RNG)."""
+    if arch == "keras_resnet50":
+        return KerasResNet50()
+    if arch not in ARCHS:
+        raise unknown("backbone", arch, ARCHS)
+    return build_torchvision(arch)
+
+
+def keras_resnet50_weighted_layers() -> list[str]:
+    """The layers with weights of Keras' ResNet50 in the order of its `model.layers`, which is the
+    order legacy .h5 files store them in and Keras loads them by. In a stage's first block that is
+    1_conv, 1_bn, 2_conv, 2_bn, 0_conv, 3_conv, 0_bn, 3_bn (the model's summary lists the shortcut
+    conv after 2_relu: layers are sorted by depth in the graph), in later blocks 1, 2, 3."""
+    names = ["conv1_conv", "conv1_bn"]
+    for s, nblocks in enumerate(RESNET50_BLOCKS, start=2):
+        for b in range(1, nblocks + 1):
+            p = f"conv{s}_block{b}"
+            names += [f"{p}_1_conv", f"{p}_1_bn", f"{p}_2_conv", f"{p}_2_bn"]
+            names += ([f"{p}_0_conv", f"{p}_3_conv", f"{p}_0_bn", f"{p}_3_bn"] if b == 1 else [f"{p}_3_conv", f"{p}_3_bn"])
+    return names
+
+
+def _block_of(names: list[str]) -> dict[str, int]:
+    """Which block produces each ResNet name: 0 = stem, then 1, 2, ... in forward order."""
+    block_of = {n: 0 for n in names if n.startswith(("conv1_", "pool1_"))}
+    order = 0
+    for s, nblocks in enumerate(RESNET50_BLOCKS, start=2):
+        for b in range(1, nblocks + 1):
+            order += 1
+            block_of.update({n: order for n in names if n.startswith(f"conv{s}_block{b}_")})
+    return block_of
+
+
+class KerasResNet50(nn.Module):
+    """Keras' ResNet50 v1 (resnet.py ResNet50, include_top=False) behind its own layer names.
+
+    Modules live in `layers`, keyed by the Keras layer name, so a Keras file maps onto them layer
+    by layer. Random init as torchvision's resnet50 (Kaiming normal, fan_out; zero biases; batch norm
+    1, 0, running mean 0, variance 1), not Keras' Glorot-uniform: with eval-mode batch norm Glorot
+    halves the activations' variance at every ReLU, and 50 layers on, the deep taps of a random
+    network are ~1e-7 and an optimisation on them barely moves (useless for regression bands).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.arch = "keras_resnet50"
+        self.names = resnet50_layer_names()
+        self.feature_info = resnet50_feature_info(self.arch)
+        self.block_of = _block_of(self.names)
+        layers = {}
+        for name, fi in self.feature_info.items():
+            if fi.kind == "conv":
+                pad = 1 if fi.kernel == 3 else 0  # the 3x3 convs are padding="SAME"; 1x1 and the stem "valid"
+                conv = nn.Conv2d(fi.in_channels, fi.channels, fi.kernel, stride=fi.stride, padding=pad, bias=True)
+                nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(conv.bias)
+                layers[name] = conv
+            elif fi.kind == "bn":
+                layers[name] = nn.BatchNorm2d(fi.channels, eps=KERAS_BN_EPS)
+        self.layers = nn.ModuleDict(layers)
+
+    def weighted_layers(self) -> list[tuple[str, nn.Module]]:
+        return [(n, self.layers[n]) for n in keras_resnet50_weighted_layers()]
+
+    def extract(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        want = _requests(self.arch, layers)
+        last = max(self.block_of[c] for c in want)
+        taps: dict[str, torch.Tensor] = {}
+        L = self.layers
+
+        def tap(name: str, t: torch.Tensor) -> torch.Tensor:
+            for asked in want.get(name, ()):
+                taps[asked] = t
+            return t
+
+        x = tap("conv1_conv", L["conv1_conv"](F.pad(x, (3, 3, 3, 3))))  # conv1_pad: ZeroPadding2D(3)
+        x = tap("conv1_bn", L["conv1_bn"](x))
+        x = tap("conv1_relu", F.relu(x))
+        x = tap("pool1_pool", F.max_pool2d(F.pad(x, (1, 1, 1, 1)), kernel_size=3, stride=2))  # pool1_pad: zeros
+        order = 0
+        for s, nblocks in enumerate(RESNET50_BLOCKS, start=2):
+            for b in range(1, nblocks + 1):
+                order += 1
+                if order > last:
+                    return taps
+                p = f"conv{s}_block{b}"
+                shortcut = x
+                if b == 1:
+                    shortcut = tap(f"{p}_0_bn", L[f"{p}_0_bn"](tap(f"{p}_0_conv", L[f"{p}_0_conv"](x))))
+                y = x
+                for k in (1, 2):
+                    y = tap(f"{p}_{k}_bn", L[f"{p}_{k}_bn"](tap(f"{p}_{k}_conv", L[f"{p}_{k}_conv"](y))))
+                    y = tap(f"{p}_{k}_relu", F.relu(y))
+                y = tap(f"{p}_3_bn", L[f"{p}_3_bn"](tap(f"{p}_3_conv", L[f"{p}_3_conv"](y))))
+                y = tap(f"{p}_add", shortcut + y)
+                x = tap(f"{p}_out", F.relu(y))
+        return taps
 
 
 class VGGExtractor(nn.Module):
@@ -137,6 +303,7 @@ class VGGExtractor(nn.Module):
             mods.append(m)
         self.layers = nn.ModuleList(mods)
         self.index = {n: i for i, n in enumerate(self.names)}
+        self.feature_info = vgg_feature_info(arch)
 
     def extract(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
         want = _requests(self.arch, layers)
@@ -165,13 +332,8 @@ class ResNet50Extractor(nn.Module):
         self.stem = nn.ModuleDict({"conv": model.conv1, "bn": model.bn1})
         self.stages = nn.ModuleList([model.layer1, model.layer2, model.layer3, model.layer4])
         self.names = resnet50_layer_names()
-        # which block produces each name: 0 = stem, then 1, 2, ... in forward order
-        self.block_of = {n: 0 for n in self.names if n.startswith(("conv1_", "pool1_"))}
-        order = 0
-        for s, nblocks in enumerate(RESNET50_BLOCKS, start=2):
-            for b in range(1, nblocks + 1):
-                order += 1
-                self.block_of.update({n: order for n in self.names if n.startswith(f"conv{s}_block{b}_")})
+        self.feature_info = resnet50_feature_info(self.arch)
+        self.block_of = _block_of(self.names)
 
     def extract(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
         want = _requests("resnet50", layers)
@@ -217,11 +379,23 @@ class Backbone:
 
     arch: str
     extractor: nn.Module
-    weights: dict  # {"kind": "imagenet"|"file"|"random", ...}; see weights.py
+    weights: dict  # {"kind": "imagenet"|"file"|"random", "family": ..., ...}; see weights.py
+    # The input convention of the weights (images.Space): "imagenet" (torchvision: mean/std RGB),
+    # "caffe" (Keras and Caffe VGG: BGR 0..255 minus the mean) or "gatys" (vgg_conv.pth). Random
+    # weights keep "imagenet", the convention every random-weight band was measured with.
+    input_space: Space = "imagenet"
 
     def extract(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
-        """x is in the network's input space: ImageNet-normalised RGB (torchvision weights)."""
+        """x is in the network's input space (`input_space`; see `preprocess`)."""
         return self.extractor.extract(x, layers)
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """Unit RGB [B, 3, H, W] -> the input these weights expect."""
+        return unit_to_space(x, self.input_space)
+
+    @property
+    def feature_info(self) -> dict[str, FeatureInfo]:
+        return self.extractor.feature_info
 
     def to(self, device=None, memory_format=None) -> "Backbone":
         self.extractor.to(device=device)
@@ -233,10 +407,10 @@ class Backbone:
 def make_extractor(model: nn.Module, arch: str, pooling: Pooling = "max") -> nn.Module:
     if arch in VGG_BLOCKS:
         ext = VGGExtractor(model.features, arch, pooling)
-    elif arch == "resnet50":
+    elif arch in RESNETS:
         if pooling != "max":
             raise NstbenchError("average pooling is only available for the VGG backbones")
-        ext = ResNet50Extractor(model)
+        ext = ResNet50Extractor(model) if arch == "resnet50" else model
     else:
         raise unknown("backbone", arch, ARCHS)
     ext.eval()  # batch norm uses its running statistics; nothing here is trained

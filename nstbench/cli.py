@@ -16,16 +16,18 @@ def _stylize(args: argparse.Namespace) -> None:
     rec = stylize(preset, args.content, args.style, args.out, weights=args.weights, seed=args.seed,
                   device=args.device, progress_every=args.print_every, compute=Compute(dtype=args.dtype),
                   allow_slow_bf16=args.allow_slow_bf16)
+    from .weights import weights_label
+
     w = rec["weights"]
     print(f"wrote {args.out}/output.png, curve.csv, run.json ({preset.steps} steps, {rec['seconds']:.1f}s, "
-          f"weights: {w['kind']}{'' if w.get('imagenet') else ' (not ImageNet)'})")
+          f"weights: {weights_label(w)}{'' if w.get('imagenet') else ' (not ImageNet)'})")
 
 
 def _presets(args: argparse.Namespace) -> None:
     from .presets import PRESETS
 
     for name, p in PRESETS.items():
-        print(f"{name:15s} {p.backbone:9s} {p.optimizer.name:8s} {p.steps:5d} steps  {p.source}")
+        print(f"{name:15s} {p.backbone:14s} {p.weights:11s} {p.optimizer.name:8s} {p.steps:5d} steps  {p.source}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -61,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--preset", required=True, help="hust | nyu | iitb-vgg19 | iitb-resnet50 | upes")
     st.add_argument("--content", required=True, help="image name (e.g. tubingen) or path")
     st.add_argument("--style", required=True, help="image name (e.g. starry_night) or path")
-    st.add_argument("--weights", default="auto", help="auto | imagenet | random | PATH (default auto)")
+    st.add_argument("--weights", default="auto", help="auto | imagenet (the source's own ImageNet weights) | "
+                    "torchvision | keras | caffe | gatys (another family's) | random | PATH (default auto)")
     st.add_argument("--steps", type=int, help="override the preset's iteration count")
     st.add_argument("--size", type=int, help="override the working size (the preset's resize rule is kept)")
     st.add_argument("--init", choices=["content", "noise", "style"], help="override the initial image")
@@ -101,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--tv-weight", type=float, help="override lambda_tv")
     tr.add_argument("--network", help="override the network variant: johnson2016 | hust | pytorch-examples")
     tr.add_argument("--norm", choices=["batch", "instance"], help="override the network's norm layers")
-    tr.add_argument("--weights", default="auto", help="loss network weights: auto | imagenet | random | PATH")
+    tr.add_argument("--weights", default="auto", help="loss network weights: auto | imagenet | torchvision | keras "
+                    "| caffe | gatys | random | PATH")
     tr.add_argument("--seed", type=int, default=0, help="seed for the network init and data order (default 0)")
     tr.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     tr.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (default: preset's)")

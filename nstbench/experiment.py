@@ -49,10 +49,11 @@ from .errors import NstbenchError
 from .images import save_image, to_pil
 from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .stylize import resolve_device
-from .weights import load_backbone
+from .weights import load_backbone, weights_label
 
 PROFILE_NAMES = ("smoke", "cpu", "paper")  # every experiment has these three (EXPERIMENTS.md)
-COMMON_COLUMNS = ["profile", "weights", "device", "seed"]  # first columns of every CSV row
+# first columns of every CSV row; weights_id: family, file and hash of the row's backbone, or random
+COMMON_COLUMNS = ["profile", "weights", "weights_id", "device", "seed"]
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -94,6 +95,8 @@ class Spec:
     # "data" defaults to $NSTBENCH_DATA (the Makefile's DATA=) where an experiment declares it
     options: Mapping[str, type] = field(default_factory=lambda: {"steps": int, "size": int})
     test_argv: tuple[str, ...] = ()  # added to `--profile smoke` by the tests: the smallest settings
+    # arch -> the weight family `--weights imagenet|auto` loads for it: the presets' `weights`
+    families: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -197,6 +200,9 @@ class Experiment:
         self.progress_every = (self.args.progress_every if self.args.progress_every is not None
                                else getattr(self.profile, "progress_every", 0))
         self.archs = tuple(spec.archs)
+        # arch -> the weight family `--weights imagenet|auto` loads for it (the presets' `weights`);
+        # unlisted archs get torchvision's (keras for keras_resnet50)
+        self.families = dict(spec.families)
         self.claim_ids = tuple(spec.claims)
         self.settings: dict = {}
         self.out_root = Path(self.args.out)
@@ -213,8 +219,10 @@ class Experiment:
         if (arch, pooling) not in self._backbones:
             if arch not in self.archs:
                 raise RuntimeError(f"{self.name}: backbone {arch} not declared in archs={self.archs}")
-            self._backbones[(arch, pooling)] = load_backbone(arch, self.args.weights, seed=self.seed,
-                                                             pooling=pooling).to(self.device)
+            family = self.families.get(arch)
+            kw = {"family": family} if family else {}
+            self._backbones[(arch, pooling)] = load_backbone(arch, self.args.weights, seed=self.seed, pooling=pooling,
+                                                             **kw).to(self.device)
         return self._backbones[(arch, pooling)]
 
     def weights_kind(self, arch: str) -> str:
@@ -222,8 +230,8 @@ class Experiment:
 
     def tag(self, arch: str) -> dict:
         """The common columns for a row computed with backbone `arch`."""
-        return {"profile": self.profile_label, "weights": self.weights_kind(arch), "device": self.device.type,
-                "seed": self.seed}
+        return {"profile": self.profile_label, "weights": self.weights_kind(arch),
+                "weights_id": weights_label(self.backbone(arch).weights), "device": self.device.type, "seed": self.seed}
 
     def weights_records(self) -> dict:
         return {arch: self.backbone(arch).weights for arch in self.archs}
@@ -397,6 +405,7 @@ class Experiment:
                 "settings": self.settings,
                 "weights": weights,
                 "weights_kind": "/".join(kinds),
+                "weights_labels": {a: weights_label(w) for a, w in weights.items()},
                 "imagenet": kinds == ["imagenet"],
                 "device": str(self.device),
                 "seed": self.seed,

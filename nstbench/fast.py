@@ -45,13 +45,13 @@ from .assets import resolve_dataset, resolve_image, sha256_of
 from .backbones import Backbone
 from .errors import NstbenchError, unknown
 from .gatys import LossSpec
-from .images import Resize, imagenet_normalize, load_image, save_image
+from .images import Resize, load_image, save_image
 from .losses import content_loss, gram, style_loss, tv_loss
 from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .stylize import resolve_device
 from .transformer import CHECKPOINT_KIND, TransformerConfig, build_transformer, get_variant, load_state, \
     load_transformer, read_checkpoint
-from .weights import load_backbone
+from .weights import load_backbone, weights_label
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 LOSS_COLUMNS = ["step", "epoch", "images", "total", "content", "style", "tv", "seconds"]
@@ -323,10 +323,11 @@ class ImageFolderData:
 class PerceptualLoss:
     """Johnson's perceptual loss for a batch of outputs y and inputs x (both unit space).
 
-    The loss network sees ImageNet-normalised RGB (what torchvision's weights expect). The style
-    Grams are computed once here and broadcast over every batch. Note: the sources' loss
-    networks (Caffe/Keras VGG on 0..255 BGR input) produce features on another scale than
-    torchvision's VGG, so the same lambdas weigh the terms differently; see README.
+    The loss network sees the input its weights expect (Backbone.preprocess: ImageNet-normalised
+    RGB for torchvision and random weights, BGR 0..255 minus the mean for Keras and Caffe weights).
+    The style Grams are computed once here and broadcast over every batch. Note: the Caffe/Keras
+    VGGs produce features on another scale than torchvision's VGG, so the same lambdas weigh the
+    terms differently unless the preset's own weight family is loaded; see README.
     """
 
     def __init__(self, backbone: Backbone, style: torch.Tensor, spec: LossSpec, tv_batch: str = "mean",
@@ -336,14 +337,14 @@ class PerceptualLoss:
         self.style_w = dict(spec.style_layers)
         self.layers = list(dict.fromkeys(list(self.content_w) + list(self.style_w)))
         with torch.no_grad():
-            s = backbone.extract(imagenet_normalize(style), list(self.style_w))
+            s = backbone.extract(backbone.preprocess(style), list(self.style_w))
             self.targets = {n: gram(s[n], spec.gram_norm) for n in self.style_w}  # [1, C, C] each
 
     def __call__(self, y: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
         spec = self.spec
-        f = self.backbone.extract(imagenet_normalize(y), self.layers)
+        f = self.backbone.extract(self.backbone.preprocess(y), self.layers)
         with torch.no_grad():
-            p = self.backbone.extract(imagenet_normalize(x / 255.0 if self.quirk else x), list(self.content_w))
+            p = self.backbone.extract(self.backbone.preprocess(x / 255.0 if self.quirk else x), list(self.content_w))
         lc = sum(w * content_loss(f[n], p[n], spec.content_mode) for n, w in self.content_w.items())
         ls = style_loss(f, self.targets, self.style_w, spec.gram_norm, spec.style_mode, spec.style_reduce)
         if spec.gamma != 0.0:
@@ -457,7 +458,7 @@ def train_transformer(
     steps = total_steps(preset, dataset.batches_per_epoch)
 
     if backbone is None:
-        backbone = load_backbone(preset.backbone, weights, seed=seed)
+        backbone = load_backbone(preset.backbone, weights, seed=seed, family=preset.weights)
     elif backbone.arch != preset.backbone:
         raise NstbenchError(f"preset {preset.name} needs {preset.backbone}, got a {backbone.arch} backbone")
     backbone.to(dev)
@@ -683,7 +684,7 @@ def train_command(args) -> None:
     first, last = rec["first"] or {}, rec["last"] or {}
     print(f"wrote {args.out}/transformer.pt, checkpoint.pt, loss.csv, run.json ({rec['steps_done']} steps, "
           f"{rec['seconds']:.1f}s, loss {first.get('total', float('nan')):.4g} -> {last.get('total', float('nan')):.4g}, "
-          f"weights: {w['kind']}{'' if w.get('imagenet') else ' (not ImageNet)'})")
+          f"weights: {weights_label(w)}{'' if w.get('imagenet') else ' (not ImageNet)'})")
 
 
 def apply_command(args) -> None:

@@ -100,9 +100,10 @@ def _per_image(w: Weight, like: torch.Tensor) -> torch.Tensor | float:
     return torch.as_tensor(list(w), dtype=like.dtype, device=like.device)
 
 
-def to_network(x: torch.Tensor, space: Space) -> torch.Tensor:
-    """Pixels in `space` -> the input torchvision's weights expect (ImageNet-normalised RGB)."""
-    return x if space == "imagenet" else unit_to_space(space_to_unit(x, space), "imagenet")
+def to_network(x: torch.Tensor, space: Space, input_space: Space = "imagenet") -> torch.Tensor:
+    """Pixels in `space` -> the backbone's input (`input_space`, Backbone.input_space: the
+    convention of its weights). Pixels already in that space pass through untouched."""
+    return x if space == input_space else unit_to_space(space_to_unit(x, space), input_space)
 
 
 def make_gatys_loss(
@@ -136,8 +137,9 @@ def make_gatys_loss(
             ext = ext.to(torch.bfloat16)
         backbone = dataclasses.replace(backbone, extractor=ext)
     with torch.no_grad():
-        p = extract_features(backbone, to_network(unit_to_space(content, space), space), list(content_w), compute)
-        s = extract_features(backbone, to_network(unit_to_space(style, space), space), list(style_w), compute)
+        net_in = backbone.input_space
+        p = extract_features(backbone, to_network(unit_to_space(content, space), space, net_in), list(content_w), compute)
+        s = extract_features(backbone, to_network(unit_to_space(style, space), space, net_in), list(style_w), compute)
         targets = {n: gram(s[n], spec.gram_norm) for n in style_w}
     layers = list(dict.fromkeys(list(content_w) + list(style_w)))
     a = _per_image(spec.alpha if alpha is None else alpha, content)
@@ -146,7 +148,7 @@ def make_gatys_loss(
     uses_tv = not (isinstance(g, float) and g == 0.0)
 
     def loss(x: torch.Tensor) -> dict:
-        f = extract_features(backbone, to_network(x, space), layers, compute)
+        f = extract_features(backbone, to_network(x, space, net_in), layers, compute)
         lc = sum(w * content_loss(f[n], p[n], spec.content_mode) for n, w in content_w.items())
         ls = style_loss(f, targets, style_w, spec.gram_norm, spec.style_mode, spec.style_reduce)
         ltv = tv_loss(x, spec.tv_mode) if uses_tv else torch.zeros_like(lc)

@@ -26,6 +26,9 @@ MIN_SIDE = 16
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics, RGB, on [0, 1]
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # Keras `preprocess_input(mode="caffe")`, BGR, 0..255
+# Gatys' PytorchNeuralStyleTransfer notebook: transforms.Normalize(mean=[0.40760392, 0.45795686,
+# 0.48501961], std=[1, 1, 1]) on BGR in [0, 1], then Lambda(x * 255): BGR, 0..255, minus 255 * mean.
+GATYS_MEAN_BGR = tuple(255.0 * m for m in (0.40760392, 0.45795686, 0.48501961))
 
 Resample = Literal["bilinear", "bicubic", "lanczos", "nearest", "bilinear_tf"]
 _PIL_RESAMPLE = {
@@ -196,11 +199,13 @@ def save_image(x: torch.Tensor, path: str | os.PathLike) -> Path:
 # Spaces: what the optimised pixels are, and how the network sees them.
 # ---------------------------------------------------------------------------------------------
 
-Space = Literal["unit", "imagenet", "caffe"]
-SPACES = ("unit", "imagenet", "caffe")
+Space = Literal["unit", "imagenet", "caffe", "gatys"]
+SPACES = ("unit", "imagenet", "caffe", "gatys")
 # unit:     RGB in [0, 1]; the network normalises with ImageNet mean/std (PyTorch tutorial, HUST).
 # imagenet: the pixels *are* ImageNet-normalised RGB (torchvision Normalize); UPES optimises here.
 # caffe:    BGR, 0..255, ImageNet mean subtracted (Keras `preprocess_input` mode "caffe"; IIT Bombay).
+# gatys:    BGR, 0..255, Gatys' mean subtracted (the input of his normalised VGG19, vgg_conv.pth).
+# The last three are also the input conventions of the backbone weights (Backbone.input_space).
 
 
 def _stats(space: Space, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,6 +213,8 @@ def _stats(space: Space, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
         m, s = IMAGENET_MEAN, IMAGENET_STD
     elif space == "caffe":
         m, s = CAFFE_MEAN_BGR, (1.0, 1.0, 1.0)
+    elif space == "gatys":
+        m, s = GATYS_MEAN_BGR, (1.0, 1.0, 1.0)
     else:
         m, s = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     t = lambda v: torch.tensor(v, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)  # noqa: E731
@@ -218,7 +225,7 @@ def unit_to_space(x: torch.Tensor, space: Space) -> torch.Tensor:
     if space == "unit":
         return x
     mean, std = _stats(space, x)
-    if space == "caffe":
+    if space in ("caffe", "gatys"):
         return x.flip(1) * 255.0 - mean  # RGB -> BGR, 0..255, minus the BGR mean
     return (x - mean) / std
 
@@ -227,7 +234,7 @@ def space_to_unit(x: torch.Tensor, space: Space) -> torch.Tensor:
     if space == "unit":
         return x
     mean, std = _stats(space, x)
-    if space == "caffe":
+    if space in ("caffe", "gatys"):
         return ((x + mean) / 255.0).flip(1)
     return x * std + mean
 

@@ -27,9 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import Backbone
-from .images import imagenet_normalize
 from .losses import gram, tv_loss
-from .weights import _hash_prefix, _verified, hub_checkpoint_dir
+from .weights import hash_prefix, hub_checkpoint_dir, verified
 
 LUMA_BT601 = (0.299, 0.587, 0.114)
 
@@ -285,8 +284,8 @@ def style_distance_fn(style: torch.Tensor, backbone: Backbone,
     targets without a forward pass of the style image per output (see style_distance).
     Meant to be measured in a network that no compared run optimised (e.g. VGG16 or ResNet50 when
     the runs used VGG19), so it is an independent judge; the caller picks and passes that backbone
-    (and its weights record belongs in the output). Images are unit RGB and are ImageNet-normalised
-    here, as torchvision weights expect. `style` may have another size than `x` (Grams are C x C);
+    (and its weights record belongs in the output). Images are unit RGB and are converted here to
+    the input the backbone's weights expect (Backbone.preprocess). `style` may have another size than `x` (Grams are C x C);
     the relative form makes layers of different scale count equally. 0 for x == style.
     """
     layers = list(layers)
@@ -295,12 +294,12 @@ def style_distance_fn(style: torch.Tensor, backbone: Backbone,
     param = next(backbone.extractor.parameters(), None)
     dtype = param.dtype if param is not None else torch.float32
     device = param.device if param is not None else style.device
-    fs = backbone.extract(imagenet_normalize(style.detach().to(device, dtype)), layers)
+    fs = backbone.extract(backbone.preprocess(style.detach().to(device, dtype)), layers)
     targets = {n: gram(fs[n].to(torch.float64), "chw") for n in layers}  # [1 or B, C, C], broadcast against x's
 
     @torch.no_grad()
     def distance(x: torch.Tensor) -> torch.Tensor:
-        fx = backbone.extract(imagenet_normalize(x.detach().to(device, dtype)), layers)
+        fx = backbone.extract(backbone.preprocess(x.detach().to(device, dtype)), layers)
         total = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
         for name, gs in targets.items():
             gx = gram(fx[name].to(torch.float64), "chw")
@@ -349,8 +348,8 @@ def lpips_status() -> tuple[bool, str]:
     if not ckpt.is_file():
         return False, (f"AlexNet ImageNet weights are not in the torch cache ({ckpt}); LPIPS needs them and "
                        f"nstbench does not download them: place {ckpt.name} (from {url}) there")
-    prefix = _hash_prefix(ckpt.name)
-    if prefix and not _verified(str(ckpt), prefix):
+    prefix = hash_prefix(ckpt.name)
+    if prefix and not verified(ckpt, prefix):
         return False, f"{ckpt} does not match the sha256 prefix {prefix} in its name"
     from importlib.metadata import version
 

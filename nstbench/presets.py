@@ -127,7 +127,7 @@ IITB_VGG19 = GatysPreset(
 
 IITB_RESNET50 = GatysPreset(
     name="iitb-resnet50",
-    backbone="resnet50",
+    backbone="keras_resnet50",  # resnet50.ResNet50: Keras' ResNet50 v1 (not torchvision's v1.5)
     loss=LossSpec(
         content_layers=(("conv5_block3_3_bn", 1.0),),  # report section 3
         style_layers=tuple((n, 1.0) for n in ("conv2_block2_2_bn", "conv3_block1_0_bn", "conv3_block1_0_conv",

@@ -167,7 +167,9 @@ def _experiment_section(doc: Doc, name: str, m: dict | None) -> None:
     folder = Path(m["_dir"])
     doc.h(2, f"{name}: {m.get('title', '')}".rstrip(": "))
     prov = m.get("provenance", {})
-    doc.p(f"Profile `{m.get('profile_label', m.get('profile'))}`, weights **{m.get('weights_kind')}**, device "
+    labels = "; ".join(f"{a}: {w}" for a, w in m.get("weights_labels", {}).items())
+    doc.p(f"Profile `{m.get('profile_label', m.get('profile'))}`, weights **{m.get('weights_kind')}**"
+          f"{f' ({labels})' if labels else ''}, device "
           f"`{m.get('device')}`, seed {m.get('seed')}, wall time {m.get('wall_seconds')} s, nstbench commit "
           f"`{str(prov.get('commit'))[:12]}`{' (uncommitted changes)' if prov.get('dirty') else ''}, torch "
           f"{prov.get('torch')}.")

@@ -90,7 +90,7 @@ def stylize(
     bf16_note = require_native_bf16(dev, allow_slow_bf16) if compute.dtype == "bfloat16" else None
     out = ensure_writable_dir(Path(out))
     c, s = load_pair(preset, content, style)
-    backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling)
+    backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling, family=preset.weights)
     backbone.to(dev)
     record = {
         "command": "stylize",

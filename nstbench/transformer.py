@@ -30,6 +30,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .checkpoints import check_state, read_torch_file
 from .errors import NstbenchError, unknown
 
 CHECKPOINT_KIND = "nstbench-transformer"
@@ -253,17 +254,7 @@ def is_examples_state_dict(obj) -> bool:
 def read_checkpoint(path: str | Path) -> dict:
     """torch.load with weights_only=True, with one-line errors naming the file."""
     path = Path(path).expanduser()
-    if not path.exists():
-        raise NstbenchError(f"checkpoint not found: {path}")
-    if path.is_dir():
-        raise NstbenchError(f"expected a checkpoint file, got a folder: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling errors, truncated files, non-torch files
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
-        # weights_only refusals put the reason on a "WeightsUnpickler error" line, not the first
-        msg = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0])
-        raise NstbenchError(f"cannot read checkpoint {path} as tensors only: {msg[:200]}") from None
+    obj = read_torch_file(path, "checkpoint")
     if not isinstance(obj, dict):
         raise NstbenchError(f"{path} is not a transformer checkpoint (it holds a {type(obj).__name__})")
     return obj
@@ -275,18 +266,8 @@ def load_state(net: TransformerNet, state: dict, origin: str) -> None:
     if net.cfg.norm == "instance":
         for k in [k for k in state if _OLD_IN_KEYS.search(k)]:
             del state[k]
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
-    if missing or extra:
-        raise NstbenchError(
-            f"{origin} does not fit the {net.cfg.name} network ({net.cfg.norm} norm): "
-            + (f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})" if missing else "")
-            + ("; " if missing and extra else "")
-            + (f"unexpected {len(extra)} keys (e.g. {', '.join(extra[:3])})" if extra else ""))
-    bad = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if state[k].shape != v.shape]
-    if bad:
-        raise NstbenchError(f"{origin} does not fit the {net.cfg.name} network: wrong shapes ({'; '.join(bad[:3])})")
+    expected = {k: v.shape for k, v in net.state_dict().items()}
+    check_state(expected, state, f"{origin} does not fit the {net.cfg.name} network ({net.cfg.norm} norm)")
     net.load_state_dict(state)
 
 

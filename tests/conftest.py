@@ -72,10 +72,10 @@ def shared_backbones(monkeypatch, request):
 
     real = harness.load_backbone
 
-    def load(arch, weights="auto", seed=0, pooling="max"):
+    def load(arch, weights="auto", seed=0, pooling="max", family=None):
         if weights == "random" and seed == 0 and pooling == "max" and arch in ("vgg19", "vgg16", "resnet50"):
-            return request.getfixturevalue(f"{arch}_random")
-        return real(arch, weights, seed=seed, pooling=pooling)
+            return request.getfixturevalue(f"{arch}_random")  # random weights: the family does not matter
+        return real(arch, weights, seed=seed, pooling=pooling, family=family)
 
     monkeypatch.setattr(harness, "load_backbone", load)
 

@@ -142,9 +142,9 @@ def test_unknown_layer_or_backbone_in_a_preset_is_a_one_line_error(tmp_path):
     with pytest.raises(NstbenchError, match=r"unknown vgg19 layer 'conv4_9'; valid: .*conv4_2"):
         stylize_mod.stylize(bad_layer, "chelsea", "starry_night", tmp_path / "a", weights="random")
     bad_arch = replace(stylize_mod.override(HUST, steps=1, size=56), backbone="alexnet")
-    with pytest.raises(NstbenchError, match="unknown backbone 'alexnet'; valid: resnet50, vgg16, vgg19"):
+    with pytest.raises(NstbenchError, match="unknown backbone 'alexnet'; valid: keras_resnet50, resnet50, vgg16, vgg19"):
         stylize_mod.stylize(bad_arch, "chelsea", "starry_night", tmp_path / "b", weights="random")
-    with pytest.raises(NstbenchError, match="valid: resnet50, vgg16, vgg19"):
+    with pytest.raises(NstbenchError, match="valid: keras_resnet50, resnet50, vgg16, vgg19"):
         load_backbone("vgg11", "random")
 
 

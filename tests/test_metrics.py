@@ -207,7 +207,7 @@ def test_lpips_loads_cached_alexnet_features(tmp_path, monkeypatch, no_network):
     # A features-only AlexNet checkpoint under torchvision's file name (random values; the hash
     # check is bypassed because this file is not the real one).
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(metrics, "_verified", lambda path, prefix: True)
+    monkeypatch.setattr(metrics, "verified", lambda path, prefix: True)
     ckpt, _ = metrics._alexnet_checkpoint()
     ckpt.parent.mkdir(parents=True)
     g = torch.Generator().manual_seed(0)

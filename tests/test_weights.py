@@ -74,7 +74,7 @@ def hub(tmp_path, monkeypatch, vgg16_state):
     name = f"vgg16-{prefix}.pth"
     (www / "tmp.pth").rename(www / name)
     (www / "vgg16-00000000.pth").write_bytes((www / name).read_bytes())  # a name whose hash is wrong
-    W._verified.cache_clear()
+    W.file_digest.cache_clear()
     return www, name
 
 
@@ -91,7 +91,7 @@ def test_imagenet_download_is_hash_checked_and_cached(hub, monkeypatch):
     assert W.load_backbone("vgg16", "auto").weights["kind"] == "imagenet"
     # a corrupted cache file is refused, not silently used
     cached.write_bytes(cached.read_bytes()[:-10] + b"0123456789")
-    W._verified.cache_clear()
+    W.file_digest.cache_clear()
     with pytest.raises(NstbenchError, match="sha256 prefix"):
         W.load_backbone("vgg16", "imagenet")
 

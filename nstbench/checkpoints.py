@@ -1,0 +1,47 @@
+"""Reading tensor files and checking that a state dict fits a network, with one-line errors.
+
+Shared by the backbone weights (weights.py) and the transformer checkpoints (transformer.py).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from .errors import NstbenchError
+
+
+def read_torch_file(path: Path, what: str):
+    """torch.load(weights_only=True) of an existing file; a failure is one line naming the file.
+
+    `what` names the file in the error ("weights file", "checkpoint").
+    """
+    if not path.exists():
+        raise NstbenchError(f"{what} not found: {path}")
+    if path.is_dir():
+        raise NstbenchError(f"expected a {what}, got a folder: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors, truncated files, non-torch files
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+        # weights_only refusals put the reason on a "WeightsUnpickler error" line, not the first
+        msg = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0])
+        raise NstbenchError(f"cannot read {what} {path}: {msg[:200]}") from None
+
+
+def check_state(expected: Mapping[str, torch.Size | tuple], state: Mapping[str, torch.Tensor], what: str) -> None:
+    """Strict fit: every expected key present, no other key, every shape equal.
+
+    The first bad entry is named: `what` is the start of the message, e.g.
+    "weights f.pth do not fit vgg19" -> "... do not fit vgg19: missing 3 keys (first: 0.weight)".
+    """
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise NstbenchError(f"{what}: missing {len(missing)} keys (first: {missing[0]})")
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise NstbenchError(f"{what}: unexpected {len(extra)} keys (first: {extra[0]})")
+    for k, shape in expected.items():
+        if tuple(state[k].shape) != tuple(shape):
+            raise NstbenchError(f"{what}: wrong shapes ({k} {tuple(state[k].shape)} != {tuple(shape)})")
