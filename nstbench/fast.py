@@ -44,9 +44,9 @@ import torch
 from .assets import resolve_dataset, resolve_image, sha256_of
 from .backbones import Backbone
 from .errors import NstbenchError, unknown
-from .gatys import LossSpec
 from .images import Resize, load_image, save_image
-from .losses import content_loss, gram, style_loss, tv_loss
+from .losses import tv_loss
+from .perceptual import GATYS_STYLE_LAYERS, JOHNSON_STYLE_LAYERS, FeatureLoss, LossSpec
 from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .stylize import resolve_device
 from .transformer import CHECKPOINT_KIND, TransformerConfig, build_transformer, get_variant, load_state, \
@@ -58,8 +58,6 @@ LOSS_COLUMNS = ["step", "epoch", "images", "total", "content", "style", "tv", "s
 COCO_HELP = ("COCO train2014 (82,783 images, about 13 GB) is not downloaded by nstbench: get "
              "http://images.cocodataset.org/zips/train2014.zip (see https://cocodataset.org/#download), unzip it "
              "and pass --data .../train2014, or use --data coco100 (100 images from the asset folder)")
-GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-JOHNSON_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
 
 @dataclass(frozen=True)
@@ -333,20 +331,17 @@ class PerceptualLoss:
     def __init__(self, backbone: Backbone, style: torch.Tensor, spec: LossSpec, tv_batch: str = "mean",
                  content_target_quirk: bool = False):
         self.backbone, self.spec, self.tv_batch, self.quirk = backbone, spec, tv_batch, content_target_quirk
-        self.content_w = dict(spec.content_layers)
-        self.style_w = dict(spec.style_layers)
-        self.layers = list(dict.fromkeys(list(self.content_w) + list(self.style_w)))
-        with torch.no_grad():
-            s = backbone.extract(backbone.preprocess(style), list(self.style_w))
-            self.targets = {n: gram(s[n], spec.gram_norm) for n in self.style_w}  # [1, C, C] each
+        self.terms = FeatureLoss(backbone, spec, backbone.preprocess(style))  # style Grams [1, C, C], once
+
+    @property
+    def targets(self) -> dict[str, torch.Tensor]:
+        """The style Grams, one [1, C, C] per style layer (broadcast over every batch)."""
+        return self.terms.style_targets
 
     def __call__(self, y: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        spec = self.spec
-        f = self.backbone.extract(self.backbone.preprocess(y), self.layers)
-        with torch.no_grad():
-            p = self.backbone.extract(self.backbone.preprocess(x / 255.0 if self.quirk else x), list(self.content_w))
-        lc = sum(w * content_loss(f[n], p[n], spec.content_mode) for n, w in self.content_w.items())
-        ls = style_loss(f, self.targets, self.style_w, spec.gram_norm, spec.style_mode, spec.style_reduce)
+        spec, pre = self.spec, self.backbone.preprocess
+        p = self.terms.content_targets(pre(x / 255.0 if self.quirk else x))
+        lc, ls = self.terms(pre(y), p)
         if spec.gamma != 0.0:
             ltv = tv_loss(y * 255.0, spec.tv_mode)  # 0..255 pixel units
             tv = ltv.sum() if self.tv_batch == "sum" else ltv.mean()

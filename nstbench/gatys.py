@@ -6,18 +6,11 @@ A batch of B images is B independent problems (a sweep point per image): each im
 comes from its own loss only, and Adam's update is elementwise, so per-image results equal
 separate runs. L-BFGS couples the batch through its line search and therefore takes B = 1.
 
-`Compute` says how the backbone runs, never what is computed. dtype "bfloat16" runs the backbone
-under autocast (convolutions in bf16, ~2x the fp32 throughput on CPUs with AVX512-BF16 or AMX and
-on GPUs); the image, Adam's state, the Grams and the losses stay fp32. Grams are formed in fp32
-from the bf16 features because a Gram entry sums H*W products (65,536 at 256 px): a bf16 result
-keeps ~3 significant digits, and the style loss (G - A)^2 subtracts nearly equal Grams, so bf16
-Grams would leave mostly rounding noise near convergence. channels_last hands the convolutions
-NHWC tensors, which oneDNN (CPU) and cuDNN (tensor cores) run without layout reorders.
+The content and style terms come from the perceptual-loss core the fast trainer uses too
+(perceptual.FeatureLoss); `Compute` (how the backbone runs: bf16, channels_last) is described there.
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,29 +21,13 @@ import torch
 from .backbones import Backbone
 from .errors import NstbenchError
 from .images import Space, space_to_unit, unit_to_space
-from .losses import (ContentMode, GramNorm, Reduce, StyleMode, TVMode, content_loss, gram,
-                     style_loss, tv_loss)
+from .losses import tv_loss
+# LossSpec, Compute and extract_features live with the shared loss core; imported here for callers
+from .perceptual import DTYPES, Compute, FeatureLoss, LossSpec, extract_features  # noqa: F401
 
 TERMS = ("total", "content", "style", "tv")
 LossFn = Callable[[torch.Tensor], dict]
 Weight = float | Sequence[float]  # one value, or one per image of the batch (a sweep)
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    """What is measured: layers with weights, normalisation modes (see losses.py), and the mix
-    total = alpha * content + beta * style + gamma * tv."""
-
-    content_layers: tuple[tuple[str, float], ...]
-    style_layers: tuple[tuple[str, float], ...]
-    content_mode: ContentMode
-    gram_norm: GramNorm
-    style_mode: StyleMode
-    style_reduce: Reduce = "sum"
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 0.0
-    tv_mode: TVMode = "l1_sum"
 
 
 @dataclass(frozen=True)
@@ -64,34 +41,6 @@ class OptimizerSpec:
     lr: float = 1.0
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
-
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-@dataclass(frozen=True)
-class Compute:
-    """How the backbone runs (see the module docstring). The default is plain fp32 NCHW."""
-
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    channels_last: bool = False
-
-    def __post_init__(self):
-        if self.dtype not in DTYPES:
-            raise NstbenchError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
-
-
-def extract_features(backbone: Backbone, x: torch.Tensor, layers, compute: Compute) -> dict[str, torch.Tensor]:
-    """backbone.extract under `compute`; the features come back NCHW in the image's dtype (fp32
-    from a bf16 backbone; float64 stays float64 for exact-arithmetic tests). For fp32 NCHW this is
-    backbone.extract itself, bit for bit."""
-    if compute.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    dtype = x.dtype
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=compute.dtype == "bfloat16"):
-        f = backbone.extract(x, layers)
-    # one copy converts dtype and layout; Grams (losses.gram reshapes to [B, C, HW]) want NCHW
-    return {k: v.to(dtype, memory_format=torch.contiguous_format) for k, v in f.items()}
 
 
 def _per_image(w: Weight, like: torch.Tensor) -> torch.Tensor | float:
@@ -124,33 +73,16 @@ def make_gatys_loss(
     targets are computed under the same `compute` as the loop, so that at the optimum the
     features can match them exactly.
     """
-    content_w = dict(spec.content_layers)
-    style_w = dict(spec.style_layers)
-    if compute.channels_last or compute.dtype == "bfloat16":
-        # A private copy of the extractor, converted once: NHWC weights (no per-call reorder) and/or
-        # bf16 weights (autocast casts weights that need no gradient anew at every forward; the
-        # features are bit-identical). The caller's backbone keeps its layout and dtype.
-        ext = copy.deepcopy(backbone.extractor)
-        if compute.channels_last:
-            ext = ext.to(memory_format=torch.channels_last)
-        if compute.dtype == "bfloat16":
-            ext = ext.to(torch.bfloat16)
-        backbone = dataclasses.replace(backbone, extractor=ext)
-    with torch.no_grad():
-        net_in = backbone.input_space
-        p = extract_features(backbone, to_network(unit_to_space(content, space), space, net_in), list(content_w), compute)
-        s = extract_features(backbone, to_network(unit_to_space(style, space), space, net_in), list(style_w), compute)
-        targets = {n: gram(s[n], spec.gram_norm) for n in style_w}
-    layers = list(dict.fromkeys(list(content_w) + list(style_w)))
+    net_in = backbone.input_space
+    terms = FeatureLoss(backbone, spec, to_network(unit_to_space(style, space), space, net_in), compute)
+    p = terms.content_targets(to_network(unit_to_space(content, space), space, net_in))
     a = _per_image(spec.alpha if alpha is None else alpha, content)
     b = _per_image(spec.beta if beta is None else beta, content)
     g = _per_image(spec.gamma if gamma is None else gamma, content)
     uses_tv = not (isinstance(g, float) and g == 0.0)
 
     def loss(x: torch.Tensor) -> dict:
-        f = extract_features(backbone, to_network(x, space, net_in), layers, compute)
-        lc = sum(w * content_loss(f[n], p[n], spec.content_mode) for n, w in content_w.items())
-        ls = style_loss(f, targets, style_w, spec.gram_norm, spec.style_mode, spec.style_reduce)
+        lc, ls = terms(to_network(x, space, net_in), p)
         ltv = tv_loss(x, spec.tv_mode) if uses_tv else torch.zeros_like(lc)
         return {"total": a * lc + b * ls + g * ltv, "content": lc, "style": ls, "tv": ltv}
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import unknown
-from .gatys import LossSpec, OptimizerSpec
+from .gatys import OptimizerSpec
+from .perceptual import GATYS_STYLE_LAYERS, LossSpec
 from .images import Resize, Space
 
-GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 @dataclass(frozen=True)

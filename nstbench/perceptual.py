@@ -1,0 +1,125 @@
+"""The perceptual loss core that both methods share: what is measured (LossSpec), how the backbone
+runs (Compute), and the content and style terms with their targets computed once (FeatureLoss).
+
+Gatys' optimisation (gatys.make_gatys_loss) compares one image with fixed content features; the
+fast trainer (fast.PerceptualLoss) compares each batch of outputs with the features of its own
+inputs. Both build a FeatureLoss from the style image once and hand it the content targets.
+
+`Compute` says how the backbone runs, never what is computed. dtype "bfloat16" runs the backbone
+under autocast (convolutions in bf16, ~2x the fp32 throughput on CPUs with AVX512-BF16 or AMX and
+on GPUs); the image, the optimiser's state, the Grams and the losses stay fp32. Grams are formed in
+fp32 from the bf16 features because a Gram entry sums H*W products (65,536 at 256 px): a bf16
+result keeps ~3 significant digits, and the style loss (G - A)^2 subtracts nearly equal Grams, so
+bf16 Grams would leave mostly rounding noise near convergence. channels_last hands the
+convolutions NHWC tensors, which oneDNN (CPU) and cuDNN (tensor cores) run without layout reorders.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from .backbones import Backbone
+from .errors import NstbenchError
+from .losses import ContentMode, GramNorm, Reduce, StyleMode, TVMode, content_loss, gram, style_loss
+
+# The sources' standard style layers (post-ReLU VGG names): Gatys et al.'s conv1_1 .. conv5_1 (a
+# Keras blockN_conv1 output is post-ReLU; the PyTorch codes tap after in-place ReLUs) and Johnson
+# et al.'s relu1_2, relu2_2, relu3_3, relu4_3 (VGG16).
+GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+JOHNSON_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """What is measured: layers with weights, normalisation modes (see losses.py), and the mix
+    total = alpha * content + beta * style + gamma * tv."""
+
+    content_layers: tuple[tuple[str, float], ...]
+    style_layers: tuple[tuple[str, float], ...]
+    content_mode: ContentMode
+    gram_norm: GramNorm
+    style_mode: StyleMode
+    style_reduce: Reduce = "sum"
+    alpha: float = 1.0
+    beta: float = 1.0
+    gamma: float = 0.0
+    tv_mode: TVMode = "l1_sum"
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Compute:
+    """How the backbone runs (see the module docstring). The default is plain fp32 NCHW."""
+
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    channels_last: bool = False
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise NstbenchError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
+
+
+def extract_features(backbone: Backbone, x: torch.Tensor, layers, compute: Compute) -> dict[str, torch.Tensor]:
+    """backbone.extract under `compute`; the features come back NCHW in the image's dtype (fp32
+    from a bf16 backbone; float64 stays float64 for exact-arithmetic tests). For fp32 NCHW this is
+    backbone.extract itself, bit for bit."""
+    if compute.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    dtype = x.dtype
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=compute.dtype == "bfloat16"):
+        f = backbone.extract(x, layers)
+    # one copy converts dtype and layout; Grams (losses.gram reshapes to [B, C, HW]) want NCHW
+    return {k: v.to(dtype, memory_format=torch.contiguous_format) for k, v in f.items()}
+
+
+def compute_backbone(backbone: Backbone, compute: Compute) -> Backbone:
+    """The backbone as `compute` runs it. For NHWC or bf16, a private copy of the extractor
+    converted once: NHWC weights (no per-call reorder) and/or bf16 weights (autocast would cast
+    weights that need no gradient anew at every forward; the features are bit-identical). The
+    caller's backbone keeps its layout and dtype."""
+    if not (compute.channels_last or compute.dtype == "bfloat16"):
+        return backbone
+    ext = copy.deepcopy(backbone.extractor)
+    if compute.channels_last:
+        ext = ext.to(memory_format=torch.channels_last)
+    if compute.dtype == "bfloat16":
+        ext = ext.to(torch.bfloat16)
+    return dataclasses.replace(backbone, extractor=ext)
+
+
+class FeatureLoss:
+    """The content and style terms of `spec` on `backbone`, per image ([B] each).
+
+    The style Grams come from `style` (network input, [1, 3, H, W]) once, here; the content
+    targets are the caller's (`content_targets` of the content image, once for Gatys, of every
+    input batch for the fast trainer). All images go in as network input (Backbone.preprocess /
+    gatys.to_network), and every call runs the network once, to the deepest layer either term needs.
+    """
+
+    def __init__(self, backbone: Backbone, spec: LossSpec, style: torch.Tensor, compute: Compute = Compute()):
+        self.backbone, self.spec, self.compute = compute_backbone(backbone, compute), spec, compute
+        self.content_w = dict(spec.content_layers)
+        self.style_w = dict(spec.style_layers)
+        self.layers = list(dict.fromkeys(list(self.content_w) + list(self.style_w)))
+        with torch.no_grad():
+            s = extract_features(self.backbone, style, list(self.style_w), compute)
+            self.style_targets = {n: gram(s[n], spec.gram_norm) for n in self.style_w}  # [1, C, C] each
+
+    def content_targets(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The content layers' features of network input `x` (no gradient)."""
+        with torch.no_grad():
+            return extract_features(self.backbone, x, list(self.content_w), self.compute)
+
+    def __call__(self, x: torch.Tensor, targets: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(content, style) of network input `x` against content `targets` and the style Grams."""
+        spec = self.spec
+        f = extract_features(self.backbone, x, self.layers, self.compute)
+        lc = sum(w * content_loss(f[n], targets[n], spec.content_mode) for n, w in self.content_w.items())
+        ls = style_loss(f, self.style_targets, self.style_w, spec.gram_norm, spec.style_mode, spec.style_reduce)
+        return lc, ls
