@@ -16,7 +16,7 @@ PROFILE ?= $(if $(HAS_GPU),paper,cpu)
 WEIGHTS ?= auto
 DEVICE  ?= $(if $(HAS_GPU),cuda,cpu)
 
-.PHONY: install test test-kernels reproduce report bench clean app app-models
+.PHONY: install test test-kernels lint reproduce report bench clean app app-models
 
 # Experiments: every experiments/eN_*.py is target eN (nstbench/registry.py reads the same files);
 # each writes results/<name>/ and skips itself when its results are up to date (same settings and
@@ -49,6 +49,11 @@ KERNEL_TESTS ?= tests/test_bands.py tests/test_gatys.py tests/test_losses.py tes
 OTHER_KERNELS := $(shell grep -q avx512f /proc/cpuinfo 2>/dev/null && echo "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2" || echo "ATEN_CPU_CAPABILITY=default")
 test-kernels: $(STAMP)
 	env $(OTHER_KERNELS) $(BIN)/python -m pytest -q $(KERNEL_TESTS)
+
+# Style: ruff (pyproject.toml [tool.ruff]): lint rules and the formatter, checked, never rewritten here.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 .PHONY: $(EXPERIMENTS)
 $(EXPERIMENTS): $(STAMP)
