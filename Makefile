@@ -97,3 +97,7 @@ reproduce: $(STAMP)
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# `make print-EXPERIMENTS` prints a variable (the tests compare the experiment list with the registry).
+print-%:
+	@echo $($*)
