@@ -58,12 +58,23 @@ class OptimizerSpec:
     """adam: torch.optim.Adam. adam_tf: TensorFlow/Keras Adam, whose epsilon is added outside the
     bias correction (x -= lr_t * m / (sqrt(v) + eps), lr_t = lr sqrt(1-b2^t) / (1-b1^t)); with a
     large eps such as the Keras codes' 0.1 the two differ a lot. lbfgs: torch.optim.LBFGS, one
-    step per loss evaluation."""
+    history row per loss evaluation.
+
+    lbfgs_loop says how L-BFGS is driven (`steps` counts loss evaluations in both):
+      "single" - one optimizer.step(closure) with max_iter = max_eval = steps and zero tolerances:
+                 exactly `steps` evaluations (steps - 1 updates);
+      "while"  - `while evaluations <= steps: optimizer.step(closure)` with torch's LBFGS defaults
+                 (max_iter 20, max_eval 25, tolerance_grad 1e-7, tolerance_change 1e-9), the loop of
+                 the PyTorch tutorial and of Gatys' official code: each call evaluates up to 20 times
+                 and the state (history, step size) carries over, so steps=300 runs 320 evaluations
+                 and 320 updates.
+    """
 
     name: Literal["adam", "adam_tf", "lbfgs"] = "adam"
     lr: float = 1.0
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    lbfgs_loop: Literal["single", "while"] = "single"
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -282,8 +293,13 @@ def optimize_image(
                     x.copy_(torch.max(torch.min(x, clamp[1]), clamp[0]))
             report(step)
     elif optimizer.name == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=optimizer.lr, max_iter=steps, max_eval=steps,
-                                tolerance_grad=0.0, tolerance_change=0.0, history_size=100)
+        if optimizer.lbfgs_loop == "single":
+            opt = torch.optim.LBFGS([x], lr=optimizer.lr, max_iter=steps, max_eval=steps,
+                                    tolerance_grad=0.0, tolerance_change=0.0, history_size=100)
+        elif optimizer.lbfgs_loop == "while":
+            opt = torch.optim.LBFGS([x], lr=optimizer.lr)  # torch's defaults, as the sources call it
+        else:
+            raise NstbenchError(f"unknown lbfgs_loop {optimizer.lbfgs_loop!r}; valid: single, while")
         status = {"ok": True}
 
         def closure():
@@ -299,6 +315,9 @@ def optimize_image(
             return total.sum() if status["ok"] else torch.tensor(float("inf"))
 
         opt.step(closure)
+        # the sources' `while run[0] <= num_steps`: the evaluation counter is checked between calls only
+        while optimizer.lbfgs_loop == "while" and status["ok"] and len(rows) <= steps:
+            opt.step(closure)
         diverged = not status["ok"]
         if clamp is not None:
             with torch.no_grad():
@@ -326,6 +345,7 @@ def optimize_image(
     if keep_best:
         better = final["total"].to(torch.float64) < best_total
         result.image = torch.where(better.view(-1, 1, 1, 1), last, best)
-        result.best_step = torch.where(better, torch.full_like(best_step, steps + 1), best_step).tolist()
+        after = hist.shape[0] + 1  # the final image, after the last evaluated step
+        result.best_step = torch.where(better, torch.full_like(best_step, after), best_step).tolist()
     return result
 

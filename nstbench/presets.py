@@ -88,7 +88,9 @@ NYU = GatysPreset(
         alpha=1.0,  # content_weight=1
         beta=1e6,  # style_weight=1000000
     ),
-    optimizer=OptimizerSpec("lbfgs", lr=1.0),  # tutorial: optim.LBFGS([input_img])
+    # tutorial: optim.LBFGS([input_img]) with its defaults, driven by `while run[0] <= num_steps:
+    # optimizer.step(closure)` (run[0] counts closure calls): 320 evaluations for num_steps 300
+    optimizer=OptimizerSpec("lbfgs", lr=1.0, lbfgs_loop="while"),
     steps=300,  # tutorial: num_steps=300
     init="content",  # E4 compares content with white noise (torch.randn, as in the tutorial)
     clamp=True,  # tutorial: input_img.data.clamp_(0, 1) in the closure
