@@ -190,7 +190,7 @@ class OptimizeResult:
     final: dict = field(default_factory=dict)  # losses of `last`, per image
     seconds: float = 0.0
     diverged: bool = False
-    best_step: list[int] = field(default_factory=list)
+    best_step: list[int] = field(default_factory=list)  # per image; see optimize_image's keep_best_as
 
 
 class Diverged(NstbenchError):
@@ -220,15 +220,26 @@ def optimize_image(
     keep_best: bool = False,
     progress_every: int = 0,
     label: str = "gatys",
+    keep_best_as: Literal["measured", "after_update"] = "measured",
 ) -> OptimizeResult:
     """Minimise loss_fn over the pixels of `init` ([B, 3, H, W]) for `steps` steps.
 
     History row k holds the losses of the image *before* update k (what the sources print at
     step k). clamp = (lo, hi) clips the pixels after every update (and the initial image).
-    keep_best returns, per image, the lowest-loss image seen (the last one included).
+    keep_best returns, per image, a lowest-loss image; keep_best_as says which:
+      "measured"     - the image the lowest loss was measured on (the last image included);
+                       best_step k is its history row (steps + 1: the last image);
+      "after_update" - the TensorFlow style-transfer tutorial's `if loss < best_loss: best_img =
+                       init_image` after the update and clip: the image *after* the update whose
+                       pre-update loss was the lowest (the last image is never scored); best_step k
+                       is the history row of that loss. Adam only.
     """
     if steps < 1:
         raise NstbenchError(f"steps must be at least 1, got {steps}")
+    if keep_best_as not in ("measured", "after_update"):
+        raise NstbenchError(f"unknown keep_best_as {keep_best_as!r}; valid: measured, after_update")
+    if keep_best and keep_best_as == "after_update" and optimizer.name == "lbfgs":
+        raise NstbenchError("keep_best_as 'after_update' pairs a loss with one update; L-BFGS makes several per call")
     if optimizer.name == "lbfgs" and init.shape[0] != 1:
         raise NstbenchError("L-BFGS couples the images of a batch through its line search; use batch 1")
     x = init.detach().clone()
@@ -242,6 +253,7 @@ def optimize_image(
     best = x.detach().clone() if keep_best else None
     best_total = torch.full((B,), float("inf"), dtype=torch.float64, device=x.device)
     best_step = torch.zeros(B, dtype=torch.long, device=x.device)
+    improved = torch.zeros(B, dtype=torch.bool, device=x.device)  # after_update: this step's loss was the best
     t0 = time.perf_counter()
     diverged = False
 
@@ -262,7 +274,9 @@ def optimize_image(
             better = total.to(torch.float64) < best_total
             best_total.copy_(torch.where(better, total.to(torch.float64), best_total))
             best_step.copy_(torch.where(better, torch.full_like(best_step, step), best_step))
-            best.copy_(torch.where(better.view(-1, 1, 1, 1), x.detach(), best))
+            if keep_best_as == "measured":
+                best.copy_(torch.where(better.view(-1, 1, 1, 1), x.detach(), best))
+            improved.copy_(better)
         return True
 
     def report(step: int) -> None:
@@ -291,6 +305,8 @@ def optimize_image(
                     _tf_adam_step(x, x.grad, state, optimizer.lr, optimizer.betas, optimizer.eps)
                 if clamp is not None:
                     x.copy_(torch.max(torch.min(x, clamp[1]), clamp[0]))
+                if keep_best and keep_best_as == "after_update":
+                    best.copy_(torch.where(improved.view(-1, 1, 1, 1), x.detach(), best))
             report(step)
     elif optimizer.name == "lbfgs":
         if optimizer.lbfgs_loop == "single":
@@ -342,7 +358,9 @@ def optimize_image(
     result.last = last
     result.final = {k: v.cpu().tolist() for k, v in final.items()}
     result.image = last
-    if keep_best:
+    if keep_best and keep_best_as == "after_update":
+        result.image, result.best_step = best, best_step.tolist()
+    elif keep_best:
         better = final["total"].to(torch.float64) < best_total
         result.image = torch.where(better.view(-1, 1, 1, 1), last, best)
         after = hist.shape[0] + 1  # the final image, after the last evaluated step

@@ -34,6 +34,7 @@ class GatysPreset:
     init: str = "content"
     clamp: bool = False
     keep_best: bool = False
+    keep_best_as: str = "measured"  # which image keep_best returns (gatys.optimize_image)
     pooling: str = "max"
     print_every: int = 0
 
@@ -106,9 +107,10 @@ _IITB_COMMON = dict(
     steps=1000,  # "number of iterations = 1000"
     init="content",  # "We initialize the base input image as the content image itself"
     clamp=True,  # clip_by_value(init_image, -mean, 255 - mean) after each step
-    # the code keeps the lowest-loss image, pairing the loss measured before a step with the image
-    # after it (an off-by-one); we keep the image the lowest loss was measured on
+    # the code keeps the lowest-loss image: `if loss < best_loss: best_img = init_image` after the
+    # update and clip, pairing the loss measured before a step with the image after it (kept)
     keep_best=True,
+    keep_best_as="after_update",
 )
 
 IITB_VGG19 = GatysPreset(
