@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap_.add_argument("--content", required=True, nargs="+", help="content image name(s) or path(s)")
     ap_.add_argument("--out", required=True, help="output image path (one content) or folder")
     ap_.add_argument("--size", type=int, help="scale each content so its long side is N px")
+    ap_.add_argument("--crop", action="store_true", help="crop the output to the content's size (sides that are "
+                     "not multiples of 4 come out rounded up, as in the sources)")
     ap_.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     ap_.set_defaults(func=_apply)
     return ap

@@ -45,7 +45,7 @@ from .assets import resolve_dataset, resolve_image, sha256_of
 from .backbones import Backbone
 from .errors import NstbenchError, unknown
 from .gatys import LossSpec
-from .images import Resize, imagenet_normalize, load_image, save_image
+from .images import Resize, imagenet_normalize, load_image, save_image, save_truncated_255
 from .losses import content_loss, gram, style_loss, tv_loss
 from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .stylize import resolve_device
@@ -601,12 +601,16 @@ def _output_paths(contents: list[str], out: Path) -> list[Path]:
 
 @torch.inference_mode()
 def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str | os.PathLike, *,
-                   size: int | None = None, device: str = "cpu") -> list[dict]:
+                   size: int | None = None, device: str = "cpu", crop: bool = False) -> list[dict]:
     """Apply a trained network to each content image (name or path).
 
     out: an image path (one content) or a folder (out/<content stem>.png). size: long side of the
-    content in pixels (default: as loaded). The network's output is clamped to [0, 255] and rounded
-    when saved. Returns one record per image: content, output, size_hw, seconds.
+    content in pixels (default: as loaded). The output has the network's size: sides that are not
+    multiples of 4 come out rounded up (two stride-2 convs, two x2 upsamplings; pytorch/examples
+    saves a 452-column image for a 451-column input), unless `crop` drops the extra bottom/right
+    rows and columns. Saving clamps to [0, 255]; a pytorch/examples checkpoint is quantised as that
+    project's save_image does (numpy astype("uint8") of the 0..255 output: truncation), nstbench's
+    own round. Returns one record per image: content, output, size_hw, seconds.
     """
     dev = resolve_device(device)
     net, info = load_transformer(checkpoint)
@@ -617,13 +621,18 @@ def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str 
     for c, path in zip(contents, paths):
         x = load_image(c, resize).to(dev)
         t = time.perf_counter()
-        # Sides that are not multiples of 4 come out rounded up (two stride-2 convs, two x2
-        # upsamplings); the extra bottom/right rows are dropped, the rest is the network's output.
-        y = net.stylize_unit(x)[..., :x.shape[-2], :x.shape[-1]]
+        examples = info["format"] == "pytorch-examples"
+        # pytorch/examples stylize: the network on ToTensor() * 255, its raw 0..255 output kept
+        y = net(x * 255.0) if examples else net.stylize_unit(x)
+        if crop:
+            y = y[..., :x.shape[-2], :x.shape[-1]]
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - t
-        save_image(y.cpu(), path)
+        if examples:
+            save_truncated_255(y, path)
+        else:
+            save_image(y.cpu(), path)
         recs.append({"content": str(c), "output": str(path), "size_hw": list(y.shape[-2:]), "seconds": seconds,
                      "network": info.get("network", {}).get("name"), "format": info["format"]})
     return recs
@@ -687,7 +696,8 @@ def train_command(args) -> None:
 
 
 def apply_command(args) -> None:
-    recs = stylize_images(args.checkpoint, args.content, args.out, size=args.size, device=args.device)
+    recs = stylize_images(args.checkpoint, args.content, args.out, size=args.size, device=args.device,
+                          crop=args.crop)
     for r in recs:
         h, w = r["size_hw"]
         print(f"wrote {r['output']} ({w}x{h}, {r['seconds'] * 1000:.0f} ms, {r['format']} {r['network']} network)")
