@@ -55,6 +55,16 @@ class TransformerConfig:
     final_norm: bool = False  # a norm layer (`in6`) between the last conv and the output tanh
     norm_eps: float = 1e-5
     norm_momentum: float = 0.1  # PyTorch convention: new = (1 - m) * old + m * batch (Keras' 0.99 is m = 0.01)
+    # "symmetric": the stride-2 convs pad k // 2 on every side and the transposed convs give 2H with
+    # padding 1, output_padding 1 (PyTorch's usual choice). "tf_same": TensorFlow's padding="same",
+    # which splits the padding pad_total = max((ceil(H/s) - 1) s + k - H, 0) as pad_total // 2 before
+    # and the rest after (an even side gets its one extra row only at the bottom/right), and whose
+    # Conv2DTranspose keeps the first 2H rows of the full transposed output. Stride 1 is the same.
+    stride2_padding: Literal["symmetric", "tf_same"] = "symmetric"
+    # Batch norm in inference mode during training too: the moving statistics (0 and 1 when
+    # initialised, never updated) normalise, gamma and beta still learn. What a Keras model does when
+    # a custom train_step calls it without training=True.
+    bn_inference: bool = False
 
 
 JOHNSON2016 = TransformerConfig(
@@ -79,7 +89,7 @@ HUST_NET = TransformerConfig(
     source="000 HUST report sec. 2.2; code khanhnn20042002/cv20222 fast-style-transfer.ipynb (ImageTransformNet)",
     norm="batch",  # notebook ConvBlock / ResidualBlock: tf.keras.layers.BatchNormalization()
     upsample="transpose",  # notebook ConvBlock(upsample=True): Conv2DTranspose(k3, strides 2, "same")
-    padding="zero",  # notebook: padding="same" (TF pads asymmetrically at stride 2; we pad 1 on each side)
+    padding="zero",  # notebook: padding="same" (zeros)
     output="tanh",  # notebook OutputBlock: (tanh(x) + 1) * 255 / 2, i.e. 127.5 + 127.5 * tanh
     tanh_scale=127.5,
     out_offset=(127.5, 127.5, 127.5),
@@ -89,13 +99,13 @@ HUST_NET = TransformerConfig(
     final_norm=True,  # notebook OutputBlock: conv -> BatchNormalization -> scaled tanh
     norm_eps=1e-3,  # Keras BatchNormalization default epsilon
     norm_momentum=0.01,  # Keras BatchNormalization default momentum 0.99
+    stride2_padding="tf_same",  # notebook: Conv2D / Conv2DTranspose(strides=2, padding="same") in TensorFlow
+    # notebook train_step calls the model as transformer(content_images), without training=True:
+    # TF2 Keras then runs BatchNormalization in inference mode (moving mean 0, variance 1, not updated)
+    bn_inference=True,
 )
-# Notes: the models saved in that repository (style/*/saved_models, a later version) use
-# tensorflow-addons InstanceNormalization instead; `--norm instance` selects that. And the
-# notebook calls the Keras model without training=True inside its own train_step, which in TF2
-# runs BatchNormalization in inference mode (moving statistics 0/1, never updated), so there its
-# "batch norm" probably acted as a plain per-channel affine layer. nstbench trains batch norm
-# normally (batch statistics); this difference is not reproduced.
+# Note: the models saved in that repository (style/*/saved_models, a later version) use
+# tensorflow-addons InstanceNormalization instead; `--norm instance` selects that.
 
 PYTORCH_EXAMPLES = TransformerConfig(
     name="pytorch-examples",
@@ -136,13 +146,36 @@ def _norm(cfg: TransformerConfig, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels, eps=cfg.norm_eps, momentum=cfg.norm_momentum)
 
 
+def tf_same_pads(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
+    """TensorFlow padding="same" along one side: (before, after)."""
+    total = max((-(-size // stride) - 1) * stride + kernel_size - size, 0)
+    return total // 2, total - total // 2
+
+
+class TFSamePad(nn.Module):
+    """Zero padding as TensorFlow's padding="same" computes it for this input size."""
+
+    def __init__(self, kernel_size: int, stride: int):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = tf_same_pads(x.shape[-2], self.kernel_size, self.stride)
+        left, right = tf_same_pads(x.shape[-1], self.kernel_size, self.stride)
+        return nn.functional.pad(x, (left, right, top, bottom))
+
+
 class ConvLayer(nn.Module):
-    """Pad by kernel_size // 2 (zero or reflect), then convolve: `pad` + `conv2d`."""
+    """Pad by kernel_size // 2 (zero or reflect; TF "same" at stride 2 with tf_same), then convolve:
+    `pad` + `conv2d`."""
 
     def __init__(self, cfg: TransformerConfig, cin: int, cout: int, kernel_size: int, stride: int = 1):
         super().__init__()
         p = kernel_size // 2
-        self.pad = nn.ReflectionPad2d(p) if cfg.padding == "reflect" else nn.ZeroPad2d(p)
+        if stride > 1 and cfg.stride2_padding == "tf_same":
+            self.pad = TFSamePad(kernel_size, stride)
+        else:
+            self.pad = nn.ReflectionPad2d(p) if cfg.padding == "reflect" else nn.ZeroPad2d(p)
         self.conv2d = nn.Conv2d(cin, cout, kernel_size, stride, bias=cfg.conv_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,10 +189,13 @@ class UpsampleLayer(nn.Module):
     def __init__(self, cfg: TransformerConfig, cin: int, cout: int):
         super().__init__()
         self.transpose = cfg.upsample == "transpose"
+        self.tf_same = self.transpose and cfg.stride2_padding == "tf_same"
         if self.transpose:
             self.pad = nn.Identity()
-            # padding=1, output_padding=1: H -> 2H, the size Keras' "same" Conv2DTranspose gives
-            self.conv2d = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=cfg.conv_bias)
+            # symmetric: padding=1, output_padding=1 gives 2H, the size of Keras' "same" Conv2DTranspose,
+            # shifted by a row; tf_same: padding=0 (2H + 1 rows), then forward keeps the first 2H as TF
+            p = 0 if self.tf_same else 1
+            self.conv2d = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=p, output_padding=p, bias=cfg.conv_bias)
         else:
             self.pad = nn.ReflectionPad2d(1) if cfg.padding == "reflect" else nn.ZeroPad2d(1)
             self.conv2d = nn.Conv2d(cin, cout, 3, 1, bias=cfg.conv_bias)
@@ -167,7 +203,8 @@ class UpsampleLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.transpose:
             x = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
-        return self.conv2d(self.pad(x))
+        y = self.conv2d(self.pad(x))
+        return y[..., :2 * x.shape[-2], :2 * x.shape[-1]] if self.tf_same else y
 
 
 class ResidualBlock(nn.Module):
@@ -206,6 +243,15 @@ class TransformerNet(nn.Module):
         self.in6 = _norm(cfg, 3) if cfg.final_norm else nn.Identity()
         self.register_buffer("in_mean", torch.tensor(cfg.in_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("out_offset", torch.tensor(cfg.out_offset).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> "TransformerNet":
+        """nn.Module.train, except that with bn_inference the batch norm layers stay in eval mode."""
+        super().train(mode)
+        if self.cfg.bn_inference:
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The raw network: input and output in the source's units (see TransformerConfig)."""
