@@ -23,7 +23,7 @@ pytestmark = needs_assets
 
 # test-only overrides: the smallest sizes the images allow (>= 32 px per side), a few steps
 OVERRIDES = {
-    "e1_tv_gamma": ["--steps", "3", "--size", "56"],  # chelsea 56x37
+    "e1_tv_gamma": ["--steps", "3", "--size", "56"],  # hust_cat 56x42
     "e4_init": ["--steps", "3", "--size", "32"],  # chelsea 48x32
     "e5_vgg_resnet": ["--steps", "3", "--size", "48"],  # golden_gate 48x36
     "e7_upes": ["--steps", "10", "--size", "32"],  # octopus 47x32, smoke prints every 5 steps
