@@ -21,10 +21,16 @@ def _stylize(args: argparse.Namespace) -> None:
 
 
 def _presets(args: argparse.Namespace) -> None:
+    from .fast import FAST_PRESETS
     from .presets import PRESETS
 
+    print(f"{'command':8s} {'preset':17s} {'backbone':9s} {'weights':11s} {'optimiser':9s} {'length':12s} source")
     for name, p in PRESETS.items():
-        print(f"{name:15s} {p.backbone:9s} {p.optimizer.name:8s} {p.steps:5d} steps  {p.source}")
+        print(f"{'stylize':8s} {name:17s} {p.backbone:9s} {p.weights:11s} {p.optimizer.name:9s} "
+              f"{f'{p.steps} steps':12s} {p.source}")
+    for name, p in FAST_PRESETS.items():
+        length = f"{p.steps} steps" if p.steps else f"{p.epochs} epochs"
+        print(f"{'train':8s} {name:17s} {p.backbone:9s} {p.weights:11s} {'adam':9s} {length:12s} {p.source}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -66,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--out", required=True, help="output folder")
     st.set_defaults(func=_stylize)
 
-    pr = sub.add_parser("presets", help="list the Gatys presets")
+    pr = sub.add_parser("presets", help="list the presets (stylize and train) with their source and weights family")
     pr.set_defaults(func=_presets)
 
     rp = sub.add_parser("report", help="build reports/ (Markdown per source, claims index, HTML) from results/")
