@@ -129,14 +129,15 @@ JOHNSON2016 = FastPreset(
     weights="caffe",  # Johnson's code trains against the Caffe VGG16 (models/vgg16.t7 from the Caffe model zoo)
     loss=LossSpec(
         content_layers=(("relu2_2", 1.0),),  # sec. 4.1: feature reconstruction loss at relu2_2
-        style_layers=tuple((n, 1.0) for n in JOHNSON_STYLE_LAYERS),  # sec. 4.1: relu1_2, relu2_2, relu3_3, relu4_3
+        # sec. 4.1: relu1_2, relu2_2, relu3_3, relu4_3. The paper gives no lambda_s; the layer weights
+        # 5 / C_l^2 are its code's style_weights 5.0 restated for the paper's loss: the code takes the
+        # mean of (G - A)^2 over the C^2 entries (johnson2016-code), the paper's eq. 4 their sum
+        style_layers=tuple((n, 5.0 / c**2) for n, c in zip(JOHNSON_STYLE_LAYERS, (64, 128, 256, 512))),
         content_mode="mean",  # eq. 2: 1/(C H W) ||phi(y_hat) - phi(y)||^2
         gram_norm="chw",  # eq. 3: G = psi psi^T / (C H W)
         style_mode="frobenius",  # eq. 4: squared Frobenius norm of G(y_hat) - G(y_s)
-        # The paper gives no lambda_c / lambda_s; 1 and 5 are the defaults of Johnson's later code
-        # (content_weights 1.0, style_weights 5.0). Uncertain for the paper's own models.
-        alpha=1.0,
-        beta=5.0,
+        alpha=1.0,  # the paper gives no lambda_c: the code's content_weights 1.0
+        beta=1.0,  # lambda_s sits in the layer weights above
         gamma=1e-6,  # sec. 4.1: TV strength "between 1e-6 and 1e-4", cross-validated per style; 1e-6 = code default
         tv_mode="squared_sum",  # Johnson's TV regulariser: squared neighbour differences
     ),
@@ -178,7 +179,38 @@ PYTORCH_EXAMPLES = FastPreset(
     checkpoint_every=2000,  # --checkpoint-interval 2000
 )
 
-FAST_PRESETS: dict[str, FastPreset] = {p.name: p for p in (HUST, JOHNSON2016, PYTORCH_EXAMPLES)}
+JOHNSON2016_CODE = FastPreset(
+    name="johnson2016-code",
+    source="jcjohnson/fast-neural-style train.lua defaults and fast_neural_style/*.lua",
+    network="johnson2016-code",  # -arch c9s1-32,d64,d128,R128 x5,u64,u32,c9s1-3, instance norm, reflect-start
+    backbone="vgg16",  # -loss_network models/vgg16.t7
+    weights="caffe",  # vgg16.t7: the Caffe VGG16 loaded with loadcaffe (BGR 0..255 minus the mean)
+    loss=LossSpec(
+        # -content_layers 16 of the loadcaffe VGG16: relu3_3 (not the paper's relu2_2)
+        content_layers=(("relu3_3", 1.0),),  # -content_weights 1.0
+        # -style_layers 4,9,16,23 = relu1_2, relu2_2, relu3_3, relu4_3; -style_weights 5.0 for each
+        style_layers=tuple((n, 1.0) for n in JOHNSON_STYLE_LAYERS),
+        content_mode="mean",  # ContentLoss: nn.MSECriterion (mean over N C H W)
+        gram_norm="chw",  # GramMatrix: `normalize or true` is always true, output:div(C * H * W)
+        style_mode="mean",  # StyleLoss: nn.MSECriterion(G, A), the target expanded over the batch
+        alpha=1.0,
+        beta=5.0,  # the 5.0 of every style layer
+        gamma=1e-6,  # -tv_strength 1e-6
+        tv_mode="squared_half_interior",  # TotalVariation.lua's gradient (see losses.py)
+    ),
+    tv_batch="sum",  # TotalVariation adds each image's gradient, while the MSE criteria average over N
+    lr=1e-3,  # -learning_rate 1e-3 (optim.adam, its default betas and epsilon)
+    batch=4,  # -batch_size 4
+    epochs=2,
+    steps=40000,  # -num_iterations 40000
+    size=256,  # -h5_file data/ms-coco-256.h5: COCO resized to 256 x 256
+    data_resize="exact",
+    shuffle=True,
+    style_size=256,  # -style_image_size 256: image.scale(style, 256), the long side
+    checkpoint_every=1000,  # -checkpoint_every 1000
+)
+
+FAST_PRESETS: dict[str, FastPreset] = {p.name: p for p in (HUST, JOHNSON2016, PYTORCH_EXAMPLES, JOHNSON2016_CODE)}
 
 # Profiles change sizes, step counts and data volume only, never the method (EXPERIMENTS.md).
 PROFILES: dict[str, dict] = {

@@ -65,6 +65,13 @@ class TransformerConfig:
     # initialised, never updated) normalise, gamma and beta still learn. What a Keras model does when
     # a custom train_step calls it without training=True.
     bn_inference: bool = False
+    # "bgr": the network takes and returns BGR (Johnson's vgg preprocessing, img:index(2, {3, 2, 1})).
+    channel_order: Literal["rgb", "bgr"] = "rgb"
+    # "valid": the residual blocks' convs are unpadded and the identity is shaved by 2 px per side
+    # (Johnson's padding_type reflect-start); input_reflect_pad reflection-pads the input so that
+    # the output keeps the input's size (train.lua adds (H - H_out) / 2 = 40 px for 5 such blocks).
+    residual_padding: Literal["same", "valid"] = "same"
+    input_reflect_pad: int = 0
 
 
 JOHNSON2016 = TransformerConfig(
@@ -120,7 +127,28 @@ PYTORCH_EXAMPLES = TransformerConfig(
     in_mean=(0.0, 0.0, 0.0),
 )
 
-VARIANTS: dict[str, TransformerConfig] = {c.name: c for c in (JOHNSON2016, HUST_NET, PYTORCH_EXAMPLES)}
+JOHNSON_MEAN_BGR = tuple(reversed(IMAGENET_MEAN_255))  # vgg_mean = {103.939, 116.779, 123.68}
+
+JOHNSON2016_CODE = TransformerConfig(
+    name="johnson2016-code",
+    source="jcjohnson/fast-neural-style train.lua and fast_neural_style/models.lua (defaults)",
+    norm="instance",  # -use_instance_norm 1 (InstanceNormalization.lua: eps 1e-5, batch statistics always)
+    upsample="transpose",  # u64, u32: SpatialFullConvolution(3, 3, 2, 2, 1, 1, 1, 1)
+    # -padding_type reflect-start: the c9 convs keep their zero padding (models.lua tests the global
+    # `padding_type`, which is nil), d64/d128 pad 1 with zeros
+    padding="zero",
+    output="tanh",  # nn.Tanh, nn.MulConstant(-tanh_constant 150)
+    tanh_scale=150.0,
+    out_offset=JOHNSON_MEAN_BGR,  # output in preprocessed units: BGR 0..255 minus the mean
+    in_scale=255.0,
+    in_mean=JOHNSON_MEAN_BGR,  # preprocess.vgg: RGB -> BGR, * 255, minus vgg_mean
+    final_norm=False,  # c9s1-3 is the last layer: no norm, no ReLU
+    channel_order="bgr",
+    residual_padding="valid",  # build_conv_block with p = 0, ShaveImage(2) on the identity
+    input_reflect_pad=40,  # train.lua: SpatialReflectionPadding(pw, pw, ph, ph) inserted at the start
+)
+
+VARIANTS: dict[str, TransformerConfig] = {c.name: c for c in (JOHNSON2016, HUST_NET, PYTORCH_EXAMPLES, JOHNSON2016_CODE)}
 
 
 def get_variant(name: str, norm: str | None = None) -> TransformerConfig:
@@ -214,10 +242,16 @@ class ResidualBlock(nn.Module):
         self.in1 = _norm(cfg, channels)
         self.conv2 = ConvLayer(cfg, channels, channels, 3)
         self.in2 = _norm(cfg, channels)
+        self.shave = 0
+        if cfg.residual_padding == "valid":  # unpadded convs: the branch loses 2 px per side
+            self.conv1.pad = self.conv2.pad = nn.Identity()
+            self.shave = 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.in1(self.conv1(x)))
-        return self.in2(self.conv2(y)) + x  # no ReLU after the addition (Gross and Wilber)
+        s = self.shave
+        skip = x[..., s:x.shape[-2] - s, s:x.shape[-1] - s] if s else x
+        return self.in2(self.conv2(y)) + skip  # no ReLU after the addition (Gross and Wilber)
 
 
 class TransformerNet(nn.Module):
@@ -255,6 +289,9 @@ class TransformerNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The raw network: input and output in the source's units (see TransformerConfig)."""
+        if self.cfg.input_reflect_pad:
+            p = self.cfg.input_reflect_pad
+            x = nn.functional.pad(x, (p, p, p, p), mode="reflect")
         y = torch.relu(self.in1(self.conv1(x)))
         y = torch.relu(self.in2(self.conv2(y)))
         y = torch.relu(self.in3(self.conv3(y)))
@@ -270,6 +307,8 @@ class TransformerNet(nn.Module):
         """Unit-space image [B, 3, H, W] in, unit-space image out (output / 255, not clamped).
         H and W should be multiples of 4; otherwise the output size differs from the input's
         (two stride-2 convs then two x2 upsamplings), exactly as in the sources."""
+        if self.cfg.channel_order == "bgr":
+            return self(x.flip(1) * self.cfg.in_scale - self.in_mean).flip(1) / 255.0
         return self(x * self.cfg.in_scale - self.in_mean) / 255.0
 
 

@@ -99,6 +99,8 @@ PERTURBATIONS = {
     "fast-hust": {"gram chw->hw": _gram("hw"), "content relu4_2->relu4_1": _content_layer("relu4_1"), "TV dropped": _no_tv},
     "fast-johnson2016": {"style frobenius->mean": _style_mode("mean"), "content relu2_2->relu2_1": _content_layer("relu2_1"),
                          "TV dropped": _no_tv},
+    "fast-johnson2016-code": {"gram chw->hw": _gram("hw"), "content relu3_3->relu2_2": _content_layer("relu2_2"),
+                              "TV squared_half_interior->squared_sum": lambda s: replace(s, tv_mode="squared_sum")},
 }
 CASES = [(n, p) for n, ps in PERTURBATIONS.items() for p in ps]
 
