@@ -4,7 +4,9 @@ The `hust` preset (VGG19, content conv4_2, style conv1_1..conv5_1 at 0.2, alpha 
 lr 0.01, init from the content, l_tv = sum |dy| + |dx|) with gamma in {0, 1, 10, 100, 1000},
 optimised as ONE batch: image i of the batch is sweep point gamma_i (Adam is elementwise and each
 image's gradient comes from its own loss, so this equals five separate runs).
-Content chelsea (the report's cat photo), style starry_night (a painting).
+Images: the HUST repository's own, hust_cat (its Gatys notebook's content, 259x195) and hust_picasso
+(its style). The gamma sweep runs on `hust`, the report's settings (with its TV term); `hust-code`, the
+earlier notebook, has no TV term to sweep.
 
 Writes results/e1_tv_gamma/: table.csv (one row per gamma: hf_fraction, tv, content_loss,
 style_loss, ssim_content, ...; claim C1), curves.csv (per iteration and gamma), radial.csv
@@ -45,11 +47,11 @@ SPEC = Spec(
     claims=("C1",),
     archs=("vgg19",),
     profiles=PROFILES,
-    test_argv=("--steps", "3", "--size", "56"),  # chelsea 56x37
+    test_argv=("--steps", "3", "--size", "56"),  # hust_cat 56x42
     families={HUST.backbone: HUST.weights},
 )
 GAMMAS = (0.0, 1.0, 10.0, 100.0, 1000.0)  # report shows 0, 10, 100; EXPERIMENTS.md asks for at least these
-CONTENT, STYLE = "chelsea", "starry_night"  # report: a cat photo; a painting
+CONTENT, STYLE = "hust_cat", "hust_picasso"  # the HUST repository: cat.jpg, picasso.jpg
 HF_RADIUS = 0.25  # cycles/pixel (half Nyquist), metrics.high_frequency_fraction's default
 
 TABLE_COLUMNS = ["gamma", "hf_fraction", "tv", "tv_loss", "content_loss", "style_loss", "total_loss",
@@ -100,6 +102,8 @@ def compute(exp: Experiment, preset) -> None:
     exp.note(f"profile {exp.profile_label}: {w}x{h} px and {preset.steps} iterations (report: long side 512, 1000)")
     exp.note("hust preset: the notebook's optimiser cell is lost; Adam beta1 0.99 / epsilon 0.1 (TensorFlow "
              "form) and clipping to [0, 1] follow the TF tutorial its loop is written after (see presets.py)")
+    exp.note(f"images {CONTENT} / {STYLE}: the HUST repository's cat.jpg and picasso.jpg. The sweep runs on the "
+             "hust preset (the report, with its TV term); hust-code, the repository's earlier notebook, has none")
     exp.note(f"hf_fraction: share of non-DC luma power above {HF_RADIUS} cycles/pixel; tv: L1 TV per pixel "
              "(metrics.total_variation); tv_loss: the optimised l1_sum term; losses unweighted, report formulas")
 

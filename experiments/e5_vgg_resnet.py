@@ -12,9 +12,13 @@ Images: the report's Mumbai Sea Link is not available; golden_gate (the nearest:
 starry_night (the report's style).
 
 The IIT code prints style_score = beta * style loss and content_score = alpha * content loss and
-total = their sum; the report's Table 1 numbers are those. table.csv has our unweighted losses
-(style_loss, content_loss), the weighted ones (style_score, content_score, total_loss) and the
-report's (source_total, source_style, source_content) side by side.
+total = their sum every num_iterations / 10 iterations (`if i % display_interval == 0`); the report's
+Table 1 triple is its last print (i = 900 of 1000: history step 901), not the lowest loss. table.csv
+has, at that printed step (printed_step), the weighted losses (total_loss, style_score,
+content_score) and the unweighted ones (style_loss, content_loss) next to the report's
+(source_total, source_style, source_content); and the lowest loss the code's keep-best saw
+(best_total_loss, best_style_loss, best_content_loss at best_step), whose update gave the returned
+image.
 
 Writes results/e5_vgg_resnet/: table.csv (one row per net and layer count; C7, C9 on the
 5-layer rows), curves.csv (per iteration of every run; C8 on the 5-layer runs), fig7.png,
@@ -73,7 +77,8 @@ SOURCE_TABLE1 = {
 }
 
 TABLE_COLUMNS = ["net", "n_style_layers", "style_layers", "total_loss", "style_score", "content_score",
-                 "style_loss", "content_loss", "source_total", "source_style", "source_content", "best_step",
+                 "style_loss", "content_loss", "source_total", "source_style", "source_content", "printed_step",
+                 "best_total_loss", "best_style_loss", "best_content_loss", "best_step",
                  "style_distance", "judge", "judge_weights", "ssim_content", "psnr_content", "lpips_content",
                  "max_pixel_change", "status", "seconds", "height", "width", "steps"]
 CURVE_COLUMNS = ["net", "n_style_layers", "iteration", "total_loss", "style_loss", "content_loss", "seconds"]
@@ -84,18 +89,27 @@ def ablation(preset, k: int):
     return replace(preset, loss=replace(preset.loss, style_layers=preset.loss.style_layers[:k]))
 
 
-def losses_of_result(result, steps: int) -> dict:
-    """Unweighted content/style and weighted total of the returned (lowest-loss) image.
+def printed_step(steps: int) -> int:
+    """History step of the code's last print: `if i % display_interval == 0` for i in
+    range(num_iterations), display_interval = num_iterations / (num_rows * num_cols) = steps / 10 (a
+    float); row i + 1 holds the loss printed at i (1000 iterations: i = 900, step 901)."""
+    interval = steps / 10
+    return max(i for i in range(steps) if i % interval == 0) + 1
 
-    History row k holds the losses of the image that update k started from, so best step k < steps+1
-    is that row; best step steps+1 is the image after the last update, whose losses are `final`.
+
+def losses_of_result(result, steps: int) -> dict:
+    """The printed losses (Table 1's triple) and the lowest loss of the run, from its history.
+
+    Row k holds the losses measured before update k. The presets keep the image after the update
+    whose pre-update loss was the lowest (the code's best_img), so best_step's row is the code's
+    best_loss.
     """
-    b = result.best_step[0] if result.best_step else steps + 1
-    if b > steps:
-        return {t: result.final[t][0] for t in ("total", "content", "style")} | {"best_step": b}
-    row = result.history[b - 1]
-    assert row["step"] == b and row["image"] == 0
-    return {t: row[t] for t in ("total", "content", "style")} | {"best_step": b}
+    p = printed_step(steps)
+    b = result.best_step[0] if result.best_step else p
+    printed, best = result.history[p - 1], result.history[b - 1]
+    assert printed["step"] == p and best["step"] == b and printed["image"] == best["image"] == 0
+    return ({t: printed[t] for t in ("total", "content", "style")} | {"printed_step": p, "best_step": b}
+            | {f"best_{t}": best[t] for t in ("total", "content", "style")})
 
 
 def compute(exp: Experiment, presets: dict) -> None:
@@ -122,7 +136,8 @@ def compute(exp: Experiment, presets: dict) -> None:
                 final = losses_of_result(result, p.steps)
             except Diverged as e:
                 result, status = e.result, "diverged"
-                final = {"total": math.nan, "content": math.nan, "style": math.nan, "best_step": math.nan}
+                final = {k: math.nan for k in ("total", "content", "style", "printed_step", "best_step",
+                                               "best_total", "best_content", "best_style")}
             out = space_to_unit(result.image, p.space).clamp(0, 1)
             outputs[(net, k)] = out
             exp.image(out, f"outputs/{net}_{k}layers.png")
@@ -131,7 +146,9 @@ def compute(exp: Experiment, presets: dict) -> None:
                          "total_loss": final["total"], "style_score": p.loss.beta * final["style"],
                          "content_score": p.loss.alpha * final["content"], "style_loss": final["style"],
                          "content_loss": final["content"], "source_total": src[0], "source_style": src[1],
-                         "source_content": src[2], "best_step": final["best_step"],
+                         "source_content": src[2], "printed_step": final["printed_step"],
+                         "best_total_loss": final["best_total"], "best_style_loss": final["best_style"],
+                         "best_content_loss": final["best_content"], "best_step": final["best_step"],
                          "style_distance": float(style_distance(out)[0]),
                          "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
                          **exp.content_quality(out, content)[0],
@@ -151,9 +168,10 @@ def compute(exp: Experiment, presets: dict) -> None:
              f"style {STYLE} (the report's)")
     exp.note(f"profile {exp.profile_label}: {w}x{h} px, {presets['vgg19'].steps} iterations per run "
              "(report: long side 512, 1000)")
-    exp.note("style_score/content_score/total_loss are beta*style, alpha*content and their sum (what the IIT code "
-             "prints, and the report's Table 1); style_loss/content_loss are unweighted; all of the returned "
-             "lowest-loss image (the code pairs the loss before a step with the image after it; we do not)")
+    exp.note("style_score/content_score/total_loss are beta*style, alpha*content and their sum at printed_step, the "
+             "IIT code's last print (step 901 of 1000), which is what the report's Table 1 shows; style_loss/"
+             "content_loss are unweighted. best_*_loss is the lowest loss of the run (at best_step); the returned "
+             "image is the one after that step's update, as the code's keep-best pairs them")
     if presets["vgg19"].steps < IITB_VGG19.steps:
         exp.note(f"C8 with {presets['vgg19'].steps} iterations: the share of the drop by step 100 is taken over a "
                  f"shorter run than the report's {IITB_VGG19.steps}, which overstates it; the paper profile decides C8")

@@ -24,10 +24,16 @@ def _stylize(args: argparse.Namespace) -> None:
 
 
 def _presets(args: argparse.Namespace) -> None:
+    from .fast import FAST_PRESETS
     from .presets import PRESETS
 
+    print(f"{'command':8s} {'preset':17s} {'backbone':9s} {'weights':11s} {'optimiser':9s} {'length':12s} source")
     for name, p in PRESETS.items():
-        print(f"{name:15s} {p.backbone:14s} {p.weights:11s} {p.optimizer.name:8s} {p.steps:5d} steps  {p.source}")
+        print(f"{'stylize':8s} {name:17s} {p.backbone:9s} {p.weights:11s} {p.optimizer.name:9s} "
+              f"{f'{p.steps} steps':12s} {p.source}")
+    for name, p in FAST_PRESETS.items():
+        length = f"{p.steps} steps" if p.steps else f"{p.epochs} epochs"
+        print(f"{'train':8s} {name:17s} {p.backbone:9s} {p.weights:11s} {'adam':9s} {length:12s} {p.source}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -79,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--out", required=True, help="output folder")
     st.set_defaults(func=_stylize)
 
-    pr = sub.add_parser("presets", help="list the Gatys presets")
+    pr = sub.add_parser("presets", help="list the presets (stylize and train) with their source and weights family")
     pr.set_defaults(func=_presets)
 
     rp = sub.add_parser("report", help="build reports/ (Markdown per source, claims index, HTML) from results/")
@@ -120,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap_.add_argument("--content", required=True, nargs="+", help="content image name(s) or path(s)")
     ap_.add_argument("--out", required=True, help="output image path (one content) or folder")
     ap_.add_argument("--size", type=int, help="scale each content so its long side is N px")
+    ap_.add_argument("--crop", action="store_true", help="crop the output to the content's size (sides that are "
+                     "not multiples of 4 come out rounded up, as in the sources)")
     ap_.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     ap_.set_defaults(func=_apply)
 

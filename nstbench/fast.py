@@ -44,7 +44,7 @@ import torch
 from .assets import resolve_dataset, resolve_image, sha256_of
 from .backbones import Backbone
 from .errors import NstbenchError, unknown
-from .images import Resize, load_image, save_image
+from .images import Resize, load_image, save_image, save_truncated_255
 from .losses import tv_loss
 from .perceptual import GATYS_STYLE_LAYERS, JOHNSON_STYLE_LAYERS, FeatureLoss, LossSpec
 from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
@@ -127,14 +127,15 @@ JOHNSON2016 = FastPreset(
     weights="caffe",  # Johnson's code trains against the Caffe VGG16 (models/vgg16.t7 from the Caffe model zoo)
     loss=LossSpec(
         content_layers=(("relu2_2", 1.0),),  # sec. 4.1: feature reconstruction loss at relu2_2
-        style_layers=tuple((n, 1.0) for n in JOHNSON_STYLE_LAYERS),  # sec. 4.1: relu1_2, relu2_2, relu3_3, relu4_3
+        # sec. 4.1: relu1_2, relu2_2, relu3_3, relu4_3. The paper gives no lambda_s; the layer weights
+        # 5 / C_l^2 are its code's style_weights 5.0 restated for the paper's loss: the code takes the
+        # mean of (G - A)^2 over the C^2 entries (johnson2016-code), the paper's eq. 4 their sum
+        style_layers=tuple((n, 5.0 / c**2) for n, c in zip(JOHNSON_STYLE_LAYERS, (64, 128, 256, 512))),
         content_mode="mean",  # eq. 2: 1/(C H W) ||phi(y_hat) - phi(y)||^2
         gram_norm="chw",  # eq. 3: G = psi psi^T / (C H W)
         style_mode="frobenius",  # eq. 4: squared Frobenius norm of G(y_hat) - G(y_s)
-        # The paper gives no lambda_c / lambda_s; 1 and 5 are the defaults of Johnson's later code
-        # (content_weights 1.0, style_weights 5.0). Uncertain for the paper's own models.
-        alpha=1.0,
-        beta=5.0,
+        alpha=1.0,  # the paper gives no lambda_c: the code's content_weights 1.0
+        beta=1.0,  # lambda_s sits in the layer weights above
         gamma=1e-6,  # sec. 4.1: TV strength "between 1e-6 and 1e-4", cross-validated per style; 1e-6 = code default
         tv_mode="squared_sum",  # Johnson's TV regulariser: squared neighbour differences
     ),
@@ -176,7 +177,38 @@ PYTORCH_EXAMPLES = FastPreset(
     checkpoint_every=2000,  # --checkpoint-interval 2000
 )
 
-FAST_PRESETS: dict[str, FastPreset] = {p.name: p for p in (HUST, JOHNSON2016, PYTORCH_EXAMPLES)}
+JOHNSON2016_CODE = FastPreset(
+    name="johnson2016-code",
+    source="jcjohnson/fast-neural-style train.lua defaults and fast_neural_style/*.lua",
+    network="johnson2016-code",  # -arch c9s1-32,d64,d128,R128 x5,u64,u32,c9s1-3, instance norm, reflect-start
+    backbone="vgg16",  # -loss_network models/vgg16.t7
+    weights="caffe",  # vgg16.t7: the Caffe VGG16 loaded with loadcaffe (BGR 0..255 minus the mean)
+    loss=LossSpec(
+        # -content_layers 16 of the loadcaffe VGG16: relu3_3 (not the paper's relu2_2)
+        content_layers=(("relu3_3", 1.0),),  # -content_weights 1.0
+        # -style_layers 4,9,16,23 = relu1_2, relu2_2, relu3_3, relu4_3; -style_weights 5.0 for each
+        style_layers=tuple((n, 1.0) for n in JOHNSON_STYLE_LAYERS),
+        content_mode="mean",  # ContentLoss: nn.MSECriterion (mean over N C H W)
+        gram_norm="chw",  # GramMatrix: `normalize or true` is always true, output:div(C * H * W)
+        style_mode="mean",  # StyleLoss: nn.MSECriterion(G, A), the target expanded over the batch
+        alpha=1.0,
+        beta=5.0,  # the 5.0 of every style layer
+        gamma=1e-6,  # -tv_strength 1e-6
+        tv_mode="squared_half_interior",  # TotalVariation.lua's gradient (see losses.py)
+    ),
+    tv_batch="sum",  # TotalVariation adds each image's gradient, while the MSE criteria average over N
+    lr=1e-3,  # -learning_rate 1e-3 (optim.adam, its default betas and epsilon)
+    batch=4,  # -batch_size 4
+    epochs=2,
+    steps=40000,  # -num_iterations 40000
+    size=256,  # -h5_file data/ms-coco-256.h5: COCO resized to 256 x 256
+    data_resize="exact",
+    shuffle=True,
+    style_size=256,  # -style_image_size 256: image.scale(style, 256), the long side
+    checkpoint_every=1000,  # -checkpoint_every 1000
+)
+
+FAST_PRESETS: dict[str, FastPreset] = {p.name: p for p in (HUST, JOHNSON2016, PYTORCH_EXAMPLES, JOHNSON2016_CODE)}
 
 # Profiles change sizes, step counts and data volume only, never the method (EXPERIMENTS.md).
 PROFILES: dict[str, dict] = {
@@ -597,12 +629,16 @@ def _output_paths(contents: list[str], out: Path) -> list[Path]:
 
 @torch.inference_mode()
 def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str | os.PathLike, *,
-                   size: int | None = None, device: str = "cpu") -> list[dict]:
+                   size: int | None = None, device: str = "cpu", crop: bool = False) -> list[dict]:
     """Apply a trained network to each content image (name or path).
 
     out: an image path (one content) or a folder (out/<content stem>.png). size: long side of the
-    content in pixels (default: as loaded). The network's output is clamped to [0, 255] and rounded
-    when saved. Returns one record per image: content, output, size_hw, seconds.
+    content in pixels (default: as loaded). The output has the network's size: sides that are not
+    multiples of 4 come out rounded up (two stride-2 convs, two x2 upsamplings; pytorch/examples
+    saves a 452-column image for a 451-column input), unless `crop` drops the extra bottom/right
+    rows and columns. Saving clamps to [0, 255]; a pytorch/examples checkpoint is quantised as that
+    project's save_image does (numpy astype("uint8") of the 0..255 output: truncation), nstbench's
+    own round. Returns one record per image: content, output, size_hw, seconds.
     """
     dev = resolve_device(device)
     net, info = load_transformer(checkpoint)
@@ -613,13 +649,18 @@ def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str 
     for c, path in zip(contents, paths):
         x = load_image(c, resize).to(dev)
         t = time.perf_counter()
-        # Sides that are not multiples of 4 come out rounded up (two stride-2 convs, two x2
-        # upsamplings); the extra bottom/right rows are dropped, the rest is the network's output.
-        y = net.stylize_unit(x)[..., :x.shape[-2], :x.shape[-1]]
+        examples = info["format"] == "pytorch-examples"
+        # pytorch/examples stylize: the network on ToTensor() * 255, its raw 0..255 output kept
+        y = net(x * 255.0) if examples else net.stylize_unit(x)
+        if crop:
+            y = y[..., :x.shape[-2], :x.shape[-1]]
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - t
-        save_image(y.cpu(), path)
+        if examples:
+            save_truncated_255(y, path)
+        else:
+            save_image(y.cpu(), path)
         recs.append({"content": str(c), "output": str(path), "size_hw": list(y.shape[-2:]), "seconds": seconds,
                      "network": info.get("network", {}).get("name"), "format": info["format"]})
     return recs
@@ -683,7 +724,8 @@ def train_command(args) -> None:
 
 
 def apply_command(args) -> None:
-    recs = stylize_images(args.checkpoint, args.content, args.out, size=args.size, device=args.device)
+    recs = stylize_images(args.checkpoint, args.content, args.out, size=args.size, device=args.device,
+                          crop=args.crop)
     for r in recs:
         h, w = r["size_hw"]
         print(f"wrote {r['output']} ({w}x{h}, {r['seconds'] * 1000:.0f} ms, {r['format']} {r['network']} network)")

@@ -35,12 +35,23 @@ class OptimizerSpec:
     """adam: torch.optim.Adam. adam_tf: TensorFlow/Keras Adam, whose epsilon is added outside the
     bias correction (x -= lr_t * m / (sqrt(v) + eps), lr_t = lr sqrt(1-b2^t) / (1-b1^t)); with a
     large eps such as the Keras codes' 0.1 the two differ a lot. lbfgs: torch.optim.LBFGS, one
-    step per loss evaluation."""
+    history row per loss evaluation.
+
+    lbfgs_loop says how L-BFGS is driven (`steps` counts loss evaluations in both):
+      "single" - one optimizer.step(closure) with max_iter = max_eval = steps and zero tolerances:
+                 exactly `steps` evaluations (steps - 1 updates);
+      "while"  - `while evaluations <= steps: optimizer.step(closure)` with torch's LBFGS defaults
+                 (max_iter 20, max_eval 25, tolerance_grad 1e-7, tolerance_change 1e-9), the loop of
+                 the PyTorch tutorial and of Gatys' official code: each call evaluates up to 20 times
+                 and the state (history, step size) carries over, so steps=300 runs 320 evaluations
+                 and 320 updates.
+    """
 
     name: Literal["adam", "adam_tf", "lbfgs"] = "adam"
     lr: float = 1.0
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    lbfgs_loop: Literal["single", "while"] = "single"
 
 
 def _per_image(w: Weight, like: torch.Tensor) -> torch.Tensor | float:
@@ -115,7 +126,7 @@ class OptimizeResult:
     final: dict = field(default_factory=dict)  # losses of `last`, per image
     seconds: float = 0.0
     diverged: bool = False
-    best_step: list[int] = field(default_factory=list)
+    best_step: list[int] = field(default_factory=list)  # per image; see optimize_image's keep_best_as
 
 
 class Diverged(NstbenchError):
@@ -146,18 +157,29 @@ def optimize_image(
     progress_every: int = 0,
     label: str = "gatys",
     on_step: Callable[[int, torch.Tensor, dict], None] | None = None,
+    keep_best_as: Literal["measured", "after_update"] = "measured",
 ) -> OptimizeResult:
     """Minimise loss_fn over the pixels of `init` ([B, 3, H, W]) for `steps` steps.
 
     History row k holds the losses of the image *before* update k (what the sources print at
     step k). clamp = (lo, hi) clips the pixels after every update (and the initial image).
-    keep_best returns, per image, the lowest-loss image seen (the last one included).
+    keep_best returns, per image, a lowest-loss image; keep_best_as says which:
+      "measured"     - the image the lowest loss was measured on (the last image included);
+                       best_step k is its history row (steps + 1: the last image);
+      "after_update" - the TensorFlow style-transfer tutorial's `if loss < best_loss: best_img =
+                       init_image` after the update and clip: the image *after* the update whose
+                       pre-update loss was the lowest (the last image is never scored); best_step k
+                       is the history row of that loss. Adam only.
     on_step(step, x, losses) is called after each step's progress line with the current pixels
     (detached, in the space) and the first image's losses of that step (a host sync per step, so
     only when given); an exception it raises ends the run (the app cancels runs this way).
     """
     if steps < 1:
         raise NstbenchError(f"steps must be at least 1, got {steps}")
+    if keep_best_as not in ("measured", "after_update"):
+        raise NstbenchError(f"unknown keep_best_as {keep_best_as!r}; valid: measured, after_update")
+    if keep_best and keep_best_as == "after_update" and optimizer.name == "lbfgs":
+        raise NstbenchError("keep_best_as 'after_update' pairs a loss with one update; L-BFGS makes several per call")
     if optimizer.name == "lbfgs" and init.shape[0] != 1:
         raise NstbenchError("L-BFGS couples the images of a batch through its line search; use batch 1")
     x = init.detach().clone()
@@ -171,6 +193,7 @@ def optimize_image(
     best = x.detach().clone() if keep_best else None
     best_total = torch.full((B,), float("inf"), dtype=torch.float64, device=x.device)
     best_step = torch.zeros(B, dtype=torch.long, device=x.device)
+    improved = torch.zeros(B, dtype=torch.bool, device=x.device)  # after_update: this step's loss was the best
     t0 = time.perf_counter()
     diverged = False
 
@@ -191,7 +214,9 @@ def optimize_image(
             better = total.to(torch.float64) < best_total
             best_total.copy_(torch.where(better, total.to(torch.float64), best_total))
             best_step.copy_(torch.where(better, torch.full_like(best_step, step), best_step))
-            best.copy_(torch.where(better.view(-1, 1, 1, 1), x.detach(), best))
+            if keep_best_as == "measured":
+                best.copy_(torch.where(better.view(-1, 1, 1, 1), x.detach(), best))
+            improved.copy_(better)
         return True
 
     def report(step: int) -> None:
@@ -222,10 +247,17 @@ def optimize_image(
                     _tf_adam_step(x, x.grad, state, optimizer.lr, optimizer.betas, optimizer.eps)
                 if clamp is not None:
                     x.copy_(torch.max(torch.min(x, clamp[1]), clamp[0]))
+                if keep_best and keep_best_as == "after_update":
+                    best.copy_(torch.where(improved.view(-1, 1, 1, 1), x.detach(), best))
             report(step)
     elif optimizer.name == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=optimizer.lr, max_iter=steps, max_eval=steps,
-                                tolerance_grad=0.0, tolerance_change=0.0, history_size=100)
+        if optimizer.lbfgs_loop == "single":
+            opt = torch.optim.LBFGS([x], lr=optimizer.lr, max_iter=steps, max_eval=steps,
+                                    tolerance_grad=0.0, tolerance_change=0.0, history_size=100)
+        elif optimizer.lbfgs_loop == "while":
+            opt = torch.optim.LBFGS([x], lr=optimizer.lr)  # torch's defaults, as the sources call it
+        else:
+            raise NstbenchError(f"unknown lbfgs_loop {optimizer.lbfgs_loop!r}; valid: single, while")
         status = {"ok": True}
 
         def closure():
@@ -241,6 +273,9 @@ def optimize_image(
             return total.sum() if status["ok"] else torch.tensor(float("inf"))
 
         opt.step(closure)
+        # the sources' `while run[0] <= num_steps`: the evaluation counter is checked between calls only
+        while optimizer.lbfgs_loop == "while" and status["ok"] and len(rows) <= steps:
+            opt.step(closure)
         diverged = not status["ok"]
         if clamp is not None:
             with torch.no_grad():
@@ -265,9 +300,12 @@ def optimize_image(
     result.last = last
     result.final = {k: v.cpu().tolist() for k, v in final.items()}
     result.image = last
-    if keep_best:
+    if keep_best and keep_best_as == "after_update":
+        result.image, result.best_step = best, best_step.tolist()
+    elif keep_best:
         better = final["total"].to(torch.float64) < best_total
         result.image = torch.where(better.view(-1, 1, 1, 1), last, best)
-        result.best_step = torch.where(better, torch.full_like(best_step, steps + 1), best_step).tolist()
+        after = hist.shape[0] + 1  # the final image, after the last evaluated step
+        result.best_step = torch.where(better, torch.full_like(best_step, after), best_step).tolist()
     return result
 

@@ -188,9 +188,21 @@ def to_pil(x: torch.Tensor) -> Image.Image:
 
 def save_image(x: torch.Tensor, path: str | os.PathLike) -> Path:
     """Save atomically: written beside the target and renamed, so a crash leaves no half file."""
+    return save_pil(to_pil(x), path)
+
+
+def save_truncated_255(y: torch.Tensor, path: str | os.PathLike) -> Path:
+    """Save a [1, 3, H, W] image in 0..255 units as pytorch/examples' utils.save_image does: clamp to
+    [0, 255], then numpy astype("uint8"), which truncates (save_image rounds)."""
+    a = y[0].detach().float().clamp(0, 255).permute(1, 2, 0).cpu().numpy().astype(np.uint8)
+    return save_pil(Image.fromarray(a, mode="RGB"), path)
+
+
+def save_pil(im: Image.Image, path: str | os.PathLike) -> Path:
+    """Save a PIL image atomically (see save_image)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    to_pil(x).save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
+    im.save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
     os.replace(tmp, path)
     return path
 

@@ -23,6 +23,9 @@ TV modes (on the image tensor [B, 3, H, W], summed over channels):
   l1_sum       sum |y[i+1,j]-y[i,j]| + |y[i,j+1]-y[i,j]|     EXPERIMENTS.md E1 (HUST formula)
   l1_mean      l1_sum / (H W)  per-pixel normalised          HUST code (see presets.py)
   squared_sum  sum (y[i+1,j]-y[i,j])^2 + (y[i,j+1]-y[i,j])^2  Johnson et al. (squared TV)
+  squared_half_interior  1/2 sum over i < H-1, j < W-1 of (y[i,j]-y[i,j+1])^2 + (y[i,j]-y[i+1,j])^2:
+               the loss whose gradient Johnson's TotalVariation.lua adds (it reports no value; the
+               last row and column never enter a difference as its first pixel)
 """
 from __future__ import annotations
 
@@ -33,13 +36,13 @@ import torch
 ContentMode = Literal["half_sum", "sum", "mean"]
 GramNorm = Literal["none", "hw", "chw"]
 StyleMode = Literal["gatys", "frobenius", "mean", "upes"]
-TVMode = Literal["l1_sum", "l1_mean", "squared_sum"]
+TVMode = Literal["l1_sum", "l1_mean", "squared_sum", "squared_half_interior"]
 Reduce = Literal["sum", "mean"]
 
 CONTENT_MODES = ("half_sum", "sum", "mean")
 GRAM_NORMS = ("none", "hw", "chw")
 STYLE_MODES = ("gatys", "frobenius", "mean", "upes")
-TV_MODES = ("l1_sum", "l1_mean", "squared_sum")
+TV_MODES = ("l1_sum", "l1_mean", "squared_sum", "squared_half_interior")
 
 
 class _Gram(torch.autograd.Function):
@@ -133,4 +136,6 @@ def tv_loss(y: torch.Tensor, mode: TVMode = "l1_sum") -> torch.Tensor:
         return (dy.abs().flatten(1).sum(1) + dx.abs().flatten(1).sum(1)) / (h * w)
     if mode == "squared_sum":
         return dy.pow(2).flatten(1).sum(1) + dx.pow(2).flatten(1).sum(1)
+    if mode == "squared_half_interior":
+        return 0.5 * (dy[..., :, :-1].pow(2).flatten(1).sum(1) + dx[..., :-1, :].pow(2).flatten(1).sum(1))
     raise ValueError(f"unknown TV mode {mode!r}; valid: {TV_MODES}")

@@ -1,7 +1,8 @@
 """Frozen presets for the Gatys optimisation, one per source, each value citing where it comes from.
 
 Seeds: 000 = HUST report (E1), 002 = NYU report (E4), 001 = IIT Bombay report (E5),
-004 = UPES report and its appendix code (E7); EXPERIMENTS.md is the catalog. Sweeps and profiles
+004 = UPES report and its appendix code (E7); gatys2016 / gatys2016-code: the Gatys et al. paper and
+its official code (EXPERIMENTS.md, "The Gatys et al. presets"). EXPERIMENTS.md is the catalog. Sweeps and profiles
 derive new presets with `dataclasses.replace`; the presets themselves never change at run time.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ class GatysPreset:
     init: str = "content"
     clamp: bool = False
     keep_best: bool = False
+    keep_best_as: str = "measured"  # which image keep_best returns (gatys.optimize_image)
     pooling: str = "max"
     print_every: int = 0
 
@@ -88,7 +90,9 @@ NYU = GatysPreset(
         alpha=1.0,  # content_weight=1
         beta=1e6,  # style_weight=1000000
     ),
-    optimizer=OptimizerSpec("lbfgs", lr=1.0),  # tutorial: optim.LBFGS([input_img])
+    # tutorial: optim.LBFGS([input_img]) with its defaults, driven by `while run[0] <= num_steps:
+    # optimizer.step(closure)` (run[0] counts closure calls): 320 evaluations for num_steps 300
+    optimizer=OptimizerSpec("lbfgs", lr=1.0, lbfgs_loop="while"),
     steps=300,  # tutorial: num_steps=300
     init="content",  # E4 compares content with white noise (torch.randn, as in the tutorial)
     clamp=True,  # tutorial: input_img.data.clamp_(0, 1) in the closure
@@ -104,9 +108,10 @@ _IITB_COMMON = dict(
     steps=1000,  # "number of iterations = 1000"
     init="content",  # "We initialize the base input image as the content image itself"
     clamp=True,  # clip_by_value(init_image, -mean, 255 - mean) after each step
-    # the code keeps the lowest-loss image, pairing the loss measured before a step with the image
-    # after it (an off-by-one); we keep the image the lowest loss was measured on
+    # the code keeps the lowest-loss image: `if loss < best_loss: best_img = init_image` after the
+    # update and clip, pairing the loss measured before a step with the image after it (kept)
     keep_best=True,
+    keep_best_as="after_update",
 )
 
 IITB_VGG19 = GatysPreset(
@@ -171,8 +176,66 @@ UPES = GatysPreset(
     print_every=400,  # show_every = 400
 )
 
+GATYS2016 = GatysPreset(
+    name="gatys2016",
+    source="Gatys, Ecker, Bethge: Image Style Transfer Using Convolutional Neural Networks, CVPR 2016",
+    backbone="vgg19",  # sec. 2: "the 16 convolutional and 5 pooling layers of the 19-layer VGG network"
+    weights="gatys",  # sec. 2: "a normalized version" of VGG19 (released as vgg_conv.pth with their code)
+    pooling="avg",  # sec. 2: "replacing the maximum pooling operation by average pooling"
+    space="caffe",  # the normalised Caffe VGG19 takes BGR 0..255 minus the ImageNet mean
+    # sec. 3: images of 512 px; the paper gives no resize rule, so its code's Scale(512) (short side)
+    content_resize=Resize("short", 512, "bilinear"),
+    style_resize=Resize("short", 512, "bilinear"),
+    loss=LossSpec(
+        # sec. 3: content conv4_2; the responses F are taken after the rectification (Caffe's in-place
+        # ReLU makes the conv4_2 blob post-ReLU; the official code names it r42)
+        content_layers=(("relu4_2", 1.0),),
+        style_layers=tuple((n, 0.2) for n in GATYS_STYLE_LAYERS),  # conv1_1..conv5_1, w_l = 1/5
+        content_mode="half_sum",  # eq. 1: 1/2 sum (F - P)^2
+        gram_norm="none",  # eq. 3: G_ij = sum_k F_ik F_jk
+        style_mode="gatys",  # eq. 4: E_l = 1/(4 N_l^2 M_l^2) sum (G - A)^2
+        alpha=1.0,  # alpha / beta = 1e-3 (Fig. 3 / sec. 3)
+        beta=1e3,
+    ),
+    optimizer=OptimizerSpec("lbfgs", lr=1.0),  # sec. 2: "we use L-BFGS"
+    steps=500,  # the paper gives no iteration count: 500 as its official code (gatys2016-code)
+    init="noise",  # sec. 2: "starting from a white noise image"
+    clamp=False,
+)
 
-PRESETS: dict[str, GatysPreset] = {p.name: p for p in (HUST, NYU, IITB_VGG19, IITB_RESNET50, UPES)}
+GATYS2016_CODE = GatysPreset(
+    name="gatys2016-code",
+    source="Gatys et al. official PyTorch code: leongatys/PytorchNeuralStyleTransfer, NeuralStyleTransfer.ipynb",
+    backbone="vgg19",  # class VGG: conv1_1 .. conv5_4 with F.relu
+    weights="gatys",  # vgg.load_state_dict(torch.load(model_dir + 'vgg_conv.pth'))
+    pooling="max",  # VGG(pool='max') is the default it builds
+    # prep: ToTensor, RGB -> BGR, subtract [0.40760392, 0.45795686, 0.48501961], times 255: the caffe
+    # space (those means are 103.939, 116.779, 123.68 / 255; equal to float32 rounding)
+    space="caffe",
+    content_resize=Resize("short", 512, "bilinear"),  # transforms.Scale(512): short side, PIL bilinear
+    style_resize=Resize("short", 512, "bilinear"),  # the same prep for the style: not resized to the content
+    loss=LossSpec(
+        content_layers=(("relu4_2", 1.0),),  # content_layers = ['r42'], content_weights = [1e0]
+        # style_layers r11..r51, style_weights = [1e3/n**2 for n in [64,128,256,512,512]]
+        style_layers=tuple((n, 1e3 / c**2) for n, c in zip(GATYS_STYLE_LAYERS, (64, 128, 256, 512, 512))),
+        content_mode="mean",  # nn.MSELoss()(F, P)
+        gram_norm="hw",  # GramMatrix: bmm(F, F^T), G.div_(h*w)
+        style_mode="mean",  # GramMSELoss: nn.MSELoss()(G, A), a mean over C^2
+        alpha=1.0,  # the weights sit in the layer lists: loss = sum(weights[a] * loss_fns[a](...))
+        beta=1.0,
+    ),
+    # optim.LBFGS([opt_img]) with defaults, `while n_iter[0] <= max_iter: optimizer.step(closure)`,
+    # n_iter counted in the closure: max_iter 500 runs 520 evaluations
+    optimizer=OptimizerSpec("lbfgs", lr=1.0, lbfgs_loop="while"),
+    steps=500,  # max_iter = 500
+    init="content",  # opt_img = Variable(content_image.data.clone(), requires_grad=True)
+    clamp=False,  # nothing is clipped while optimising (postp clips for display only)
+    print_every=50,  # show_iter = 50
+)
+
+
+PRESETS: dict[str, GatysPreset] = {p.name: p for p in (HUST, NYU, IITB_VGG19, IITB_RESNET50, UPES, GATYS2016,
+                                                      GATYS2016_CODE)}
 
 
 def get_preset(name: str) -> GatysPreset:

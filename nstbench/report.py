@@ -159,6 +159,27 @@ def reevaluate(manifest: dict, claim_id: str) -> dict:
     return claims_mod.evaluate(claim_id, df) | {k: rec.get(k) for k in ("csv", "where", "weights", "profile", "caveat")}
 
 
+def _presets_of(settings) -> list[tuple[str, str]]:
+    """(name, weights family) of every preset recorded in an experiment's settings, in order, once each."""
+    found: list[tuple[str, str]] = []
+
+    def visit(v) -> None:
+        if isinstance(v, dict):
+            if {"name", "source", "backbone"} <= set(v):  # a Gatys or fast preset
+                entry = (v["name"], v.get("weights", "unrecorded"))  # manifests before the weights field
+                if entry not in found:
+                    found.append(entry)
+            else:
+                for x in v.values():
+                    visit(x)
+        elif isinstance(v, list):
+            for x in v:
+                visit(x)
+
+    visit(settings)
+    return found
+
+
 def _experiment_section(doc: Doc, name: str, m: dict | None) -> None:
     if m is None:
         doc.h(2, name)
@@ -173,6 +194,10 @@ def _experiment_section(doc: Doc, name: str, m: dict | None) -> None:
           f"`{m.get('device')}`, seed {m.get('seed')}, wall time {m.get('wall_seconds')} s, nstbench commit "
           f"`{str(prov.get('commit'))[:12]}`{' (uncommitted changes)' if prov.get('dirty') else ''}, torch "
           f"{prov.get('torch')}.")
+    presets = _presets_of(m.get("settings", {}))
+    if presets:
+        doc.p("Presets: " + ", ".join(f"`{n}` (source weights family: {w})" for n, w in presets)
+              + f"; this run's backbone weights: **{m.get('weights_kind')}**.")
     for note in m.get("notes", []):
         doc.p(note)
     if m.get("claims"):

@@ -65,7 +65,7 @@ def run_preset(
     clamp = space_bounds(preset.space, x0) if preset.clamp else None
     return optimize_image(loss_fn, x0, preset.steps, preset.optimizer, clamp=clamp, keep_best=preset.keep_best,
                           progress_every=preset.print_every if progress_every is None else progress_every,
-                          label=label or preset.name, on_step=on_step)
+                          label=label or preset.name, keep_best_as=preset.keep_best_as, on_step=on_step)
 
 
 def stylize(

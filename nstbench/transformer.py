@@ -56,6 +56,23 @@ class TransformerConfig:
     final_norm: bool = False  # a norm layer (`in6`) between the last conv and the output tanh
     norm_eps: float = 1e-5
     norm_momentum: float = 0.1  # PyTorch convention: new = (1 - m) * old + m * batch (Keras' 0.99 is m = 0.01)
+    # "symmetric": the stride-2 convs pad k // 2 on every side and the transposed convs give 2H with
+    # padding 1, output_padding 1 (PyTorch's usual choice). "tf_same": TensorFlow's padding="same",
+    # which splits the padding pad_total = max((ceil(H/s) - 1) s + k - H, 0) as pad_total // 2 before
+    # and the rest after (an even side gets its one extra row only at the bottom/right), and whose
+    # Conv2DTranspose keeps the first 2H rows of the full transposed output. Stride 1 is the same.
+    stride2_padding: Literal["symmetric", "tf_same"] = "symmetric"
+    # Batch norm in inference mode during training too: the moving statistics (0 and 1 when
+    # initialised, never updated) normalise, gamma and beta still learn. What a Keras model does when
+    # a custom train_step calls it without training=True.
+    bn_inference: bool = False
+    # "bgr": the network takes and returns BGR (Johnson's vgg preprocessing, img:index(2, {3, 2, 1})).
+    channel_order: Literal["rgb", "bgr"] = "rgb"
+    # "valid": the residual blocks' convs are unpadded and the identity is shaved by 2 px per side
+    # (Johnson's padding_type reflect-start); input_reflect_pad reflection-pads the input so that
+    # the output keeps the input's size (train.lua adds (H - H_out) / 2 = 40 px for 5 such blocks).
+    residual_padding: Literal["same", "valid"] = "same"
+    input_reflect_pad: int = 0
 
 
 JOHNSON2016 = TransformerConfig(
@@ -80,7 +97,7 @@ HUST_NET = TransformerConfig(
     source="000 HUST report sec. 2.2; code khanhnn20042002/cv20222 fast-style-transfer.ipynb (ImageTransformNet)",
     norm="batch",  # notebook ConvBlock / ResidualBlock: tf.keras.layers.BatchNormalization()
     upsample="transpose",  # notebook ConvBlock(upsample=True): Conv2DTranspose(k3, strides 2, "same")
-    padding="zero",  # notebook: padding="same" (TF pads asymmetrically at stride 2; we pad 1 on each side)
+    padding="zero",  # notebook: padding="same" (zeros)
     output="tanh",  # notebook OutputBlock: (tanh(x) + 1) * 255 / 2, i.e. 127.5 + 127.5 * tanh
     tanh_scale=127.5,
     out_offset=(127.5, 127.5, 127.5),
@@ -90,13 +107,13 @@ HUST_NET = TransformerConfig(
     final_norm=True,  # notebook OutputBlock: conv -> BatchNormalization -> scaled tanh
     norm_eps=1e-3,  # Keras BatchNormalization default epsilon
     norm_momentum=0.01,  # Keras BatchNormalization default momentum 0.99
+    stride2_padding="tf_same",  # notebook: Conv2D / Conv2DTranspose(strides=2, padding="same") in TensorFlow
+    # notebook train_step calls the model as transformer(content_images), without training=True:
+    # TF2 Keras then runs BatchNormalization in inference mode (moving mean 0, variance 1, not updated)
+    bn_inference=True,
 )
-# Notes: the models saved in that repository (style/*/saved_models, a later version) use
-# tensorflow-addons InstanceNormalization instead; `--norm instance` selects that. And the
-# notebook calls the Keras model without training=True inside its own train_step, which in TF2
-# runs BatchNormalization in inference mode (moving statistics 0/1, never updated), so there its
-# "batch norm" probably acted as a plain per-channel affine layer. nstbench trains batch norm
-# normally (batch statistics); this difference is not reproduced.
+# Note: the models saved in that repository (style/*/saved_models, a later version) use
+# tensorflow-addons InstanceNormalization instead; `--norm instance` selects that.
 
 PYTORCH_EXAMPLES = TransformerConfig(
     name="pytorch-examples",
@@ -111,7 +128,28 @@ PYTORCH_EXAMPLES = TransformerConfig(
     in_mean=(0.0, 0.0, 0.0),
 )
 
-VARIANTS: dict[str, TransformerConfig] = {c.name: c for c in (JOHNSON2016, HUST_NET, PYTORCH_EXAMPLES)}
+JOHNSON_MEAN_BGR = tuple(reversed(IMAGENET_MEAN_255))  # vgg_mean = {103.939, 116.779, 123.68}
+
+JOHNSON2016_CODE = TransformerConfig(
+    name="johnson2016-code",
+    source="jcjohnson/fast-neural-style train.lua and fast_neural_style/models.lua (defaults)",
+    norm="instance",  # -use_instance_norm 1 (InstanceNormalization.lua: eps 1e-5, batch statistics always)
+    upsample="transpose",  # u64, u32: SpatialFullConvolution(3, 3, 2, 2, 1, 1, 1, 1)
+    # -padding_type reflect-start: the c9 convs keep their zero padding (models.lua tests the global
+    # `padding_type`, which is nil), d64/d128 pad 1 with zeros
+    padding="zero",
+    output="tanh",  # nn.Tanh, nn.MulConstant(-tanh_constant 150)
+    tanh_scale=150.0,
+    out_offset=JOHNSON_MEAN_BGR,  # output in preprocessed units: BGR 0..255 minus the mean
+    in_scale=255.0,
+    in_mean=JOHNSON_MEAN_BGR,  # preprocess.vgg: RGB -> BGR, * 255, minus vgg_mean
+    final_norm=False,  # c9s1-3 is the last layer: no norm, no ReLU
+    channel_order="bgr",
+    residual_padding="valid",  # build_conv_block with p = 0, ShaveImage(2) on the identity
+    input_reflect_pad=40,  # train.lua: SpatialReflectionPadding(pw, pw, ph, ph) inserted at the start
+)
+
+VARIANTS: dict[str, TransformerConfig] = {c.name: c for c in (JOHNSON2016, HUST_NET, PYTORCH_EXAMPLES, JOHNSON2016_CODE)}
 
 
 def get_variant(name: str, norm: str | None = None) -> TransformerConfig:
@@ -137,13 +175,36 @@ def _norm(cfg: TransformerConfig, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels, eps=cfg.norm_eps, momentum=cfg.norm_momentum)
 
 
+def tf_same_pads(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
+    """TensorFlow padding="same" along one side: (before, after)."""
+    total = max((-(-size // stride) - 1) * stride + kernel_size - size, 0)
+    return total // 2, total - total // 2
+
+
+class TFSamePad(nn.Module):
+    """Zero padding as TensorFlow's padding="same" computes it for this input size."""
+
+    def __init__(self, kernel_size: int, stride: int):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = tf_same_pads(x.shape[-2], self.kernel_size, self.stride)
+        left, right = tf_same_pads(x.shape[-1], self.kernel_size, self.stride)
+        return nn.functional.pad(x, (left, right, top, bottom))
+
+
 class ConvLayer(nn.Module):
-    """Pad by kernel_size // 2 (zero or reflect), then convolve: `pad` + `conv2d`."""
+    """Pad by kernel_size // 2 (zero or reflect; TF "same" at stride 2 with tf_same), then convolve:
+    `pad` + `conv2d`."""
 
     def __init__(self, cfg: TransformerConfig, cin: int, cout: int, kernel_size: int, stride: int = 1):
         super().__init__()
         p = kernel_size // 2
-        self.pad = nn.ReflectionPad2d(p) if cfg.padding == "reflect" else nn.ZeroPad2d(p)
+        if stride > 1 and cfg.stride2_padding == "tf_same":
+            self.pad = TFSamePad(kernel_size, stride)
+        else:
+            self.pad = nn.ReflectionPad2d(p) if cfg.padding == "reflect" else nn.ZeroPad2d(p)
         self.conv2d = nn.Conv2d(cin, cout, kernel_size, stride, bias=cfg.conv_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,10 +218,13 @@ class UpsampleLayer(nn.Module):
     def __init__(self, cfg: TransformerConfig, cin: int, cout: int):
         super().__init__()
         self.transpose = cfg.upsample == "transpose"
+        self.tf_same = self.transpose and cfg.stride2_padding == "tf_same"
         if self.transpose:
             self.pad = nn.Identity()
-            # padding=1, output_padding=1: H -> 2H, the size Keras' "same" Conv2DTranspose gives
-            self.conv2d = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=cfg.conv_bias)
+            # symmetric: padding=1, output_padding=1 gives 2H, the size of Keras' "same" Conv2DTranspose,
+            # shifted by a row; tf_same: padding=0 (2H + 1 rows), then forward keeps the first 2H as TF
+            p = 0 if self.tf_same else 1
+            self.conv2d = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=p, output_padding=p, bias=cfg.conv_bias)
         else:
             self.pad = nn.ReflectionPad2d(1) if cfg.padding == "reflect" else nn.ZeroPad2d(1)
             self.conv2d = nn.Conv2d(cin, cout, 3, 1, bias=cfg.conv_bias)
@@ -168,7 +232,8 @@ class UpsampleLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.transpose:
             x = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
-        return self.conv2d(self.pad(x))
+        y = self.conv2d(self.pad(x))
+        return y[..., :2 * x.shape[-2], :2 * x.shape[-1]] if self.tf_same else y
 
 
 class ResidualBlock(nn.Module):
@@ -178,10 +243,16 @@ class ResidualBlock(nn.Module):
         self.in1 = _norm(cfg, channels)
         self.conv2 = ConvLayer(cfg, channels, channels, 3)
         self.in2 = _norm(cfg, channels)
+        self.shave = 0
+        if cfg.residual_padding == "valid":  # unpadded convs: the branch loses 2 px per side
+            self.conv1.pad = self.conv2.pad = nn.Identity()
+            self.shave = 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.in1(self.conv1(x)))
-        return self.in2(self.conv2(y)) + x  # no ReLU after the addition (Gross and Wilber)
+        s = self.shave
+        skip = x[..., s:x.shape[-2] - s, s:x.shape[-1] - s] if s else x
+        return self.in2(self.conv2(y)) + skip  # no ReLU after the addition (Gross and Wilber)
 
 
 class TransformerNet(nn.Module):
@@ -208,8 +279,20 @@ class TransformerNet(nn.Module):
         self.register_buffer("in_mean", torch.tensor(cfg.in_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("out_offset", torch.tensor(cfg.out_offset).view(1, 3, 1, 1), persistent=False)
 
+    def train(self, mode: bool = True) -> "TransformerNet":
+        """nn.Module.train, except that with bn_inference the batch norm layers stay in eval mode."""
+        super().train(mode)
+        if self.cfg.bn_inference:
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The raw network: input and output in the source's units (see TransformerConfig)."""
+        if self.cfg.input_reflect_pad:
+            p = self.cfg.input_reflect_pad
+            x = nn.functional.pad(x, (p, p, p, p), mode="reflect")
         y = torch.relu(self.in1(self.conv1(x)))
         y = torch.relu(self.in2(self.conv2(y)))
         y = torch.relu(self.in3(self.conv3(y)))
@@ -225,6 +308,8 @@ class TransformerNet(nn.Module):
         """Unit-space image [B, 3, H, W] in, unit-space image out (output / 255, not clamped).
         H and W should be multiples of 4; otherwise the output size differs from the input's
         (two stride-2 convs then two x2 upsamplings), exactly as in the sources."""
+        if self.cfg.channel_order == "bgr":
+            return self(x.flip(1) * self.cfg.in_scale - self.in_mean).flip(1) / 255.0
         return self(x * self.cfg.in_scale - self.in_mean) / 255.0
 
 

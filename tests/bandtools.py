@@ -68,11 +68,18 @@ def dump_bands(obj, indent: int = 0) -> str:
 
 
 @lru_cache(maxsize=None)
-def random_backbone(arch: str, seed: int = 0):
-    """Seeded random weights: the bands must not depend on which ImageNet files a machine has."""
+def random_backbone(arch: str, seed: int = 0, pooling: str = "max", feature_scale: float = 1.0):
+    """Seeded random weights: the bands must not depend on which ImageNet files a machine has.
+    feature_scale multiplies the first conv's weights: with torchvision's zero-bias init every
+    feature scales with it (ReLU and pooling are positively homogeneous), which lifts losses whose
+    random-weight gradients fall below L-BFGS's default tolerances (gatys2016-code)."""
     from nstbench.weights import load_backbone
 
-    return load_backbone(arch, "random", seed=seed)
+    backbone = load_backbone(arch, "random", seed=seed, pooling=pooling)
+    if feature_scale != 1.0:
+        with torch.no_grad():
+            backbone.extractor.layers[0].weight.mul_(feature_scale)
+    return backbone
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,12 +103,25 @@ def run_gatys(run: dict, spec_change: SpecChange = None, backbone=None, device: 
     content, style = load_pair(preset, run["content"], run["style"])
     if backbone is None:
         weights = run.get("weights", "random")
-        backbone = (random_backbone(preset.backbone, run.get("weights_seed", 0)) if weights == "random"
-                    else load_backbone(preset.backbone, weights))
+        backbone = (random_backbone(preset.backbone, run.get("weights_seed", 0), preset.pooling,
+                                    run.get("feature_scale", 1.0)) if weights == "random"
+                    else load_backbone(preset.backbone, weights, pooling=preset.pooling))
     backbone.to(device)
     result = run_preset(preset, content.to(device), style.to(device), backbone, seed=run.get("seed", 0),
                         progress_every=0)
     return {h["step"]: {t: h[t] for t in TERMS} for h in result.history}
+
+
+def weights_unavailable(arch: str, weights: str) -> str | None:
+    """Why a published band whose run names a weights family cannot run here (None: it loads)."""
+    from nstbench.errors import NstbenchError
+    from nstbench.weights import load_backbone
+
+    try:
+        load_backbone(arch, weights)
+    except NstbenchError as e:
+        return f"{arch} weights {weights!r} cannot be loaded here ({e}); the published band needs them"
+    return None
 
 
 def imagenet_unavailable(arch: str = "vgg19") -> str | None:

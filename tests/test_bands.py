@@ -23,7 +23,7 @@ SCENARIOS = BANDS["scenarios"]
 def test_band_file_covers_every_preset_and_explains_each_band():
     gatys = {sc["run"]["preset"] for sc in SCENARIOS.values() if sc["run"]["kind"] == "gatys"}
     fast = {sc["run"]["preset"] for sc in SCENARIOS.values() if sc["run"]["kind"] == "fast"}
-    assert gatys == set(PRESETS)  # E1 HUST, E4 NYU, E5 VGG19 and ResNet50, E7 UPES
+    assert gatys == set(PRESETS)  # E1 HUST, E4 NYU, E5 VGG19 and ResNet50, E7 UPES, Gatys et al. paper and code
     assert {"hust", "johnson2016"} <= fast <= set(FAST_PRESETS)
     assert any(sc["run"].get("gamma", 0) > 0 for sc in SCENARIOS.values() if sc["run"]["kind"] == "gatys")
     for name, sc in SCENARIOS.items():
@@ -99,9 +99,13 @@ PERTURBATIONS = {
     "gatys-iitb-resnet50": {"gram hw->chw": _gram("chw"),
                             "content conv5_block3_3_bn->conv5_block3_out": _content_layer("conv5_block3_out")},
     "gatys-upes": {"style upes->mean": _style_mode("mean"), "content relu4_2->conv4_2 (pre-ReLU)": _content_layer("conv4_2")},
+    "gatys-gatys2016": {"style gatys->frobenius": _style_mode("frobenius"), "content relu4_2->relu4_1": _content_layer("relu4_1")},
+    "gatys-gatys2016-code": {"gram hw->chw": _gram("chw"), "content relu4_2->conv4_2 (pre-ReLU)": _content_layer("conv4_2")},
     "fast-hust": {"gram chw->hw": _gram("hw"), "content relu4_2->relu4_1": _content_layer("relu4_1"), "TV dropped": _no_tv},
     "fast-johnson2016": {"style frobenius->mean": _style_mode("mean"), "content relu2_2->relu2_1": _content_layer("relu2_1"),
                          "TV dropped": _no_tv},
+    "fast-johnson2016-code": {"gram chw->hw": _gram("hw"), "content relu3_3->relu2_2": _content_layer("relu2_2"),
+                              "TV squared_half_interior->squared_sum": lambda s: replace(s, tv_mode="squared_sum")},
 }
 CASES = [(n, p) for n, ps in PERTURBATIONS.items() for p in ps]
 
@@ -158,4 +162,32 @@ def test_upes_appendix_with_imagenet_weights_matches_the_published_losses():
     sc = PUBLISHED["upes-appendix-imagenet"]
     measured = B.run_scenario(sc, device=device)
     violations = B.band_violations("upes-appendix-imagenet", sc, measured)
+    assert not violations, "\n".join(violations)
+
+
+def test_published_gatys_band_check_would_flag_a_wrong_result():
+    """The check the vgg_conv.pth test applies, on a trajectory 15% too high at its last print."""
+    sc = PUBLISHED["gatys2016-code-vgg-conv"]
+    ref = {int(s): t["total"] for s, t in sc["reference"].items()}
+    assert sorted(ref) == list(range(49, 500, 50))  # "Iteration: 50" prints evaluation 49, ...
+    assert B.band_violations("gatys", sc, {s: {"total": v} for s, v in ref.items()}) == []
+    off = {s: {"total": v * (1.15 if s == 499 else 1.0)} for s, v in ref.items()}
+    assert len(B.band_violations("gatys", sc, off)) == 1
+
+
+@pytest.mark.slow
+@needs_assets
+def test_gatys2016_code_with_vgg_conv_matches_the_published_trajectory():
+    """The official notebook printed Iteration 50: 1388532.5 ... Iteration 500: 368493.78125 (Tubingen,
+    its Starry Night, vgg_conv.pth, 512 px, 520 L-BFGS evaluations)."""
+    sc = PUBLISHED["gatys2016-code-vgg-conv"]
+    reason = B.weights_unavailable("vgg19", sc["run"]["weights"])
+    if reason:
+        pytest.skip(reason)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" and os.environ.get("NSTBENCH_FULL_BANDS") != "1":
+        pytest.skip("the published Gatys trajectory needs 520 L-BFGS evaluations at 512 px (hours on 2 CPU cores); "
+                    "runs on a GPU, or on CPU with NSTBENCH_FULL_BANDS=1")
+    measured = B.run_scenario(sc, device=device)
+    violations = B.band_violations("gatys2016-code-vgg-conv", sc, measured)
     assert not violations, "\n".join(violations)

@@ -134,9 +134,10 @@ def check_e1(mod, out, calls):
 def check_e4(mod, out, calls):
     assert len(calls) == len(mod.INITS)  # L-BFGS: one run per init
     t = pd.read_csv(out / "table.csv")
-    assert list(t["init"]) == list(mod.INITS) and set(t["iteration"]) == {3}
+    # num_steps 3 in the tutorial's loop: one L-BFGS call of max_iter 20 evaluations
+    assert list(t["init"]) == list(mod.INITS) and set(t["iteration"]) == {20}
     c = pd.read_csv(out / "curves.csv")
-    assert c.groupby("init")["iteration"].max().to_dict() == {i: 3 for i in mod.INITS}
+    assert c.groupby("init")["iteration"].max().to_dict() == {i: 20 for i in mod.INITS}
 
 
 def check_e5(mod, out, calls):
@@ -153,6 +154,9 @@ def check_e5(mod, out, calls):
         assert g["total_loss"].to_numpy() == pytest.approx((g["style_score"] + g["content_score"]).to_numpy(),
                                                            rel=1e-4)
         assert list(g["source_style"]) == [s for _, s, _ in mod.SOURCE_TABLE1[net]]
+        # Table 1's triple is the code's last print (i = 900 of 1000 -> step 901), the minimum is beside it
+        assert set(g["printed_step"]) == {mod.printed_step(3)} and (g["best_total_loss"] <= g["total_loss"]).all()
+    assert (mod.printed_step(1000), mod.printed_step(300), mod.printed_step(10)) == (901, 271, 10)
     assert set(t["judge"]) == {"vgg16"} and set(t["judge_weights"]) == {"random"}
     assert len(pd.read_csv(out / "curves.csv")) == 10 * 3
     # the pixel change is measured on the saved outputs; a net whose pixels did not move gets a note

@@ -61,7 +61,7 @@ def _run(preset, style, data, out, vgg, **kw):
 
 
 def test_presets_are_consistent():
-    assert set(FAST_PRESETS) == {"hust", "johnson2016", "pytorch-examples"}
+    assert set(FAST_PRESETS) == {"hust", "johnson2016", "pytorch-examples", "johnson2016-code"}
     for p in FAST_PRESETS.values():
         network_config(p)
         for name, _ in p.loss.content_layers + p.loss.style_layers:

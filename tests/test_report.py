@@ -17,6 +17,7 @@ def _fake_e1(results, weights="random", imagenet=False):
     manifest = {"experiment": "e1_tv_gamma", "title": "TV gamma sweep", "status": "complete", "profile": "smoke",
                 "profile_label": "smoke", "weights_kind": weights, "imagenet": imagenet, "device": "cpu", "seed": 0,
                 "wall_seconds": 1.0, "notes": ["a note"], "provenance": {"commit": "abc", "torch": "x"},
+                "settings": {"preset": {"name": "hust", "source": "000", "backbone": "vgg19", "weights": "keras"}},
                 "claims": {"C1": {"csv": "table.csv", "where": None, "verdict": "stale value the builder must not trust"}},
                 "files": ["table.csv", "grid.png", "manifest.json"]}
     (d / "manifest.json").write_text(json.dumps(manifest))
@@ -38,6 +39,8 @@ def test_reports_from_results(tmp_path):
     assert RANDOM_BANNER in hust and RANDOM_BANNER in index
     assert "49.43" in hust  # the source's own numbers beside ours
     assert "](../results/e1_tv_gamma/grid.png)" in hust
+    # which preset and which weights produced the numbers
+    assert "Presets: `hust` (source weights family: keras); this run's backbone weights: **random**." in hust
     assert "Not run yet" in (out / "nyu.md").read_text()
     page = (out / "index.html").read_text()
     assert "data:image/png;base64," in page and 'src="http' not in page and "<table>" in page

@@ -105,15 +105,16 @@ def _content_png(path, h=36, w=44, seed=0):
 # ----------------------------------------------------------------------------- tests
 
 def test_variant_names_and_shapes():
-    assert set(VARIANTS) == {"johnson2016", "hust", "pytorch-examples"}
-    x = torch.rand(2, 3, 32, 40, generator=torch.Generator().manual_seed(0))
+    assert set(VARIANTS) == {"johnson2016", "hust", "pytorch-examples", "johnson2016-code"}
+    # 48 px: johnson2016-code reflection-pads its input by 40, which needs more than 40 px
+    x = torch.rand(2, 3, 48, 56, generator=torch.Generator().manual_seed(0))
     for name in VARIANTS:
         net = build_transformer(get_variant(name), seed=0).eval()
         with torch.no_grad():
             y = net.stylize_unit(x)
         assert y.shape == x.shape, name
         if VARIANTS[name].output == "tanh":  # scaled tanh: output within [0, 255] (johnson: about -26..282)
-            lo, hi = (-0.2, 1.2) if name == "johnson2016" else (0.0, 1.0)
+            lo, hi = (-0.2, 1.2) if name.startswith("johnson2016") else (0.0, 1.0)
             assert lo <= float(y.min()) and float(y.max()) <= hi
 
 
@@ -149,26 +150,37 @@ def test_load_examples_state_dict_same_output(ref_net, tmp_path, old):
     torch.testing.assert_close(got_unit * 255.0, expected, rtol=1e-5, atol=1e-3)
 
 
-def test_apply_cli_with_examples_checkpoint(ref_net, tmp_path, capsys):
+def reference_examples_stylize(net, content_path, out_path):
+    """pytorch/examples neural_style.py stylize + utils.save_image, on this test's reference net:
+    ToTensor() then mul(255), the network, clamp(0, 255), astype("uint8") (truncation)."""
+    x = torch.from_numpy(np.array(Image.open(content_path).convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
+    x = (x.float().div(255) * 255)[None]
+    with torch.no_grad():
+        y = net(x)
+    Image.fromarray(y[0].clamp(0, 255).numpy().transpose(1, 2, 0).astype("uint8")).save(out_path)
+
+
+@pytest.mark.parametrize("h,w", [(36, 44), (30, 41)])  # 41 columns: the network returns 44 (two x2 upsamplings)
+def test_apply_cli_with_examples_checkpoint_gives_its_output_exactly(ref_net, tmp_path, capsys, h, w):
     ckpt = _save_examples(ref_net, tmp_path / "candy.model", old=True)
-    content = _content_png(tmp_path / "content.png")
+    content = _content_png(tmp_path / "content.png", h, w)
     out = tmp_path / "styled.png"
     assert main(["apply", "--checkpoint", str(ckpt), "--content", str(content), "--out", str(out)]) == 0
     assert "pytorch-examples" in capsys.readouterr().out
-    got = np.asarray(Image.open(out), dtype=np.int16)
-    x = torch.from_numpy(np.asarray(Image.open(content), dtype=np.float32)).permute(2, 0, 1)[None]
-    with torch.no_grad():
-        y = ref_net(x).clamp(0, 255)[0].permute(1, 2, 0).numpy()
-    # nstbench rounds to 8 bits (pytorch/examples truncates); float noise may move a value by one level
-    assert np.abs(got - np.round(y)).max() <= 1
-    assert got.shape == y.shape
+    reference_examples_stylize(ref_net, content, tmp_path / "theirs.png")
+    got, theirs = np.asarray(Image.open(out)), np.asarray(Image.open(tmp_path / "theirs.png"))
+    assert got.shape == theirs.shape == (-(-h // 4) * 4, -(-w // 4) * 4, 3)
+    assert np.array_equal(got, theirs)
+    # --crop: the same pixels, cut to the content's size
+    assert main(["apply", "--checkpoint", str(ckpt), "--content", str(content), "--out", str(out), "--crop"]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), theirs[:h, :w])
 
 
 def test_apply_many_contents_into_folder(ref_net, tmp_path):
     ckpt = _save_examples(ref_net, tmp_path / "m.pth")
     a, b = _content_png(tmp_path / "a.png", 30, 41, 1), _content_png(tmp_path / "b.png", 32, 32, 2)
     assert main(["apply", "--checkpoint", str(ckpt), "--content", str(a), str(b), "--out", str(tmp_path / "o")]) == 0
-    assert Image.open(tmp_path / "o" / "a.png").size == (41, 30)  # sides not multiple of 4: cropped back
+    assert Image.open(tmp_path / "o" / "a.png").size == (44, 32)  # sides not multiple of 4: rounded up, as theirs
     assert Image.open(tmp_path / "o" / "b.png").size == (32, 32)
     with pytest.raises(NstbenchError, match="one file"):
         from nstbench.fast import stylize_images
