@@ -112,27 +112,20 @@ def run_gatys(run: dict, spec_change: SpecChange = None, backbone=None, device: 
     return {h["step"]: {t: h[t] for t in TERMS} for h in result.history}
 
 
-def weights_unavailable(arch: str, weights: str) -> str | None:
-    """Why a published band whose run names a weights family cannot run here (None: it loads)."""
+def weights_unavailable(preset_name: str, weights: str) -> str | None:
+    """Why a published band cannot run here (None: the ImageNet file of that weights family is in its
+    cache folder). "imagenet" means the preset's own family. Nothing is downloaded in tests."""
     from nstbench.errors import NstbenchError
-    from nstbench.weights import load_backbone
+    from nstbench.presets import get_preset
+    from nstbench.weights import fetch
 
+    preset = get_preset(preset_name)
+    family = preset.weights if weights == "imagenet" else weights
     try:
-        load_backbone(arch, weights)
+        fetch(family, preset.backbone, allow_download=False)
     except NstbenchError as e:
-        return f"{arch} weights {weights!r} cannot be loaded here ({e}); the published band needs them"
+        return f"the published band of {preset_name} needs its ImageNet weights: {e}"
     return None
-
-
-def imagenet_unavailable(arch: str = "vgg19") -> str | None:
-    """Why the published-number bands cannot run here (None: the ImageNet file is in the cache)."""
-    from nstbench.weights import hub_checkpoint_dir, imagenet_url
-
-    path = hub_checkpoint_dir() / os.path.basename(imagenet_url(arch))
-    if path.is_file():
-        return None
-    return (f"ImageNet weights {path.name} are not in the torch cache {path.parent}: the bands against the "
-            "sources' published numbers need them (copy the file there; nothing is downloaded in tests)")
 
 
 def run_fast(run: dict, spec_change: SpecChange = None, backbone=None) -> dict[int, dict[str, float]]:

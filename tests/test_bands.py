@@ -148,23 +148,6 @@ def test_published_band_check_would_flag_a_wrong_result():
     assert len(B.band_violations("upes", sc, off)) == 1
 
 
-@pytest.mark.slow
-@needs_assets
-def test_upes_appendix_with_imagenet_weights_matches_the_published_losses():
-    """E7: 004's appendix printed 3145412.75 at step 1600 and 2023719.125 at step 2000."""
-    reason = B.imagenet_unavailable("vgg19")
-    if reason:
-        pytest.skip(reason)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu" and os.environ.get("NSTBENCH_FULL_BANDS") != "1":
-        pytest.skip("the published UPES numbers need 2000 steps at 400 px (about an hour on 2 CPU cores); "
-                    "runs on a GPU, or on CPU with NSTBENCH_FULL_BANDS=1")
-    sc = PUBLISHED["upes-appendix-imagenet"]
-    measured = B.run_scenario(sc, device=device)
-    violations = B.band_violations("upes-appendix-imagenet", sc, measured)
-    assert not violations, "\n".join(violations)
-
-
 def test_published_gatys_band_check_would_flag_a_wrong_result():
     """The check the vgg_conv.pth test applies, on a trajectory 15% too high at its last print."""
     sc = PUBLISHED["gatys2016-code-vgg-conv"]
@@ -175,19 +158,27 @@ def test_published_gatys_band_check_would_flag_a_wrong_result():
     assert len(B.band_violations("gatys", sc, off)) == 1
 
 
+# Each published band's run at the source's own settings, and why a 2-core CPU skips it by default.
+PUBLISHED_CPU_COST = {
+    "upes-appendix-imagenet": "2000 steps at 400 px (about an hour on 2 CPU cores)",
+    "gatys2016-code-vgg-conv": "520 L-BFGS evaluations at 512 px (hours on 2 CPU cores)",
+}
+
+
 @pytest.mark.slow
 @needs_assets
-def test_gatys2016_code_with_vgg_conv_matches_the_published_trajectory():
-    """The official notebook printed Iteration 50: 1388532.5 ... Iteration 500: 368493.78125 (Tubingen,
-    its Starry Night, vgg_conv.pth, 512 px, 520 L-BFGS evaluations)."""
-    sc = PUBLISHED["gatys2016-code-vgg-conv"]
-    reason = B.weights_unavailable("vgg19", sc["run"]["weights"])
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_the_sources_weights_give_the_sources_published_losses(name):
+    """E7: 004's appendix printed 3145412.75 at step 1600 and 2023719.125 at step 2000 (torchvision
+    VGG19). The official Gatys notebook printed Iteration 50: 1388532.5 ... Iteration 500:
+    368493.78125 (Tubingen, its Starry Night, vgg_conv.pth, 512 px, 520 L-BFGS evaluations)."""
+    sc = PUBLISHED[name]
+    reason = B.weights_unavailable(sc["run"]["preset"], sc["run"]["weights"])
     if reason:
         pytest.skip(reason)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu" and os.environ.get("NSTBENCH_FULL_BANDS") != "1":
-        pytest.skip("the published Gatys trajectory needs 520 L-BFGS evaluations at 512 px (hours on 2 CPU cores); "
-                    "runs on a GPU, or on CPU with NSTBENCH_FULL_BANDS=1")
+        pytest.skip(f"{name} needs {PUBLISHED_CPU_COST[name]}; runs on a GPU, or on CPU with NSTBENCH_FULL_BANDS=1")
     measured = B.run_scenario(sc, device=device)
-    violations = B.band_violations("gatys2016-code-vgg-conv", sc, measured)
+    violations = B.band_violations(name, sc, measured)
     assert not violations, "\n".join(violations)
