@@ -1,4 +1,4 @@
-"""Verdict rules for the claims C1..C10 of EXPERIMENTS.md.
+"""Verdict rules for the claims C1..C14 of EXPERIMENTS.md.
 
 Each rule is a plain function `rule_cN(df) -> dict` on the tidy table an experiment writes (one row
 per run, image or logged step; extra columns are ignored). It returns
@@ -27,6 +27,7 @@ Column schemas (names are case-sensitive; string values are compared lower-cased
   C11 net, depth (the VGG block of the reconstructed layer), ssim_content
   C12 ratio (alpha/beta), ssim_content, style_distance
   C13 optimizer ("lbfgs" / "adam"), evaluation, seconds, total_loss (one curve per optimiser, same problem)
+  C14 method ("fast" / "lbfgs"), iterations (of L-BFGS), objective (the same objective for both)
 """
 from __future__ import annotations
 
@@ -97,6 +98,10 @@ C12_MIN_SSIM_GAIN = 0.05
 # C13: the best loss each optimiser reached within the budget both had (loss evaluations, and
 # seconds), compared with REL_MARGIN: loss values of one problem are exact, but the seconds budget
 # carries timing noise, and a 5% lower loss is what a second look at the curves would also see.
+# C14: "matches" = the forward pass's objective is at most REL_MARGIN above L-BFGS's after 50
+# iterations (Johnson Fig. 5: "comparable to 50 to 100 iterations"); without a 50-iteration value
+# (a run shorter than that) the table cannot decide.
+C14_ITERATIONS = 50
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,6 +525,32 @@ def rule_c13(df: pd.DataFrame) -> dict:
     return _result("C13", verdict, "; ".join(parts), RULE_C13)
 
 
+RULE_C14 = (f"Mean objective of the fast network's output against L-BFGS's after {C14_ITERATIONS} iterations: holds if "
+            f"fast <= (1 + {REL_MARGIN:g}) x L-BFGS; does not hold otherwise; inconclusive without a fast row or an "
+            f"L-BFGS row at {C14_ITERATIONS} iterations.")
+
+
+def rule_c14(df: pd.DataFrame) -> dict:
+    """C14 (E10): one forward pass of the fast network matches the objective of >= 50 L-BFGS iterations.
+
+    Columns: method ("fast": the network's output; "lbfgs": the optimisation from noise),
+    iterations (for lbfgs: the iteration count the objective was read at; ignored for fast),
+    objective (the same objective for both, lower = better).
+    """
+    d = _need(df, "C14", ["method", "iterations", "objective"]).assign(method=lambda t: _lower(t["method"]))
+    fast = d.loc[d["method"] == "fast", "objective"]
+    lb = _means(d[d["method"] == "lbfgs"], "iterations", "objective")
+    measured = f"fast: {_g(fast.mean()) if len(fast) else 'none'}; L-BFGS by iterations: {_series(lb) or 'none'}"
+    if not len(fast) or C14_ITERATIONS not in lb.index:
+        return _result("C14", INCONCLUSIVE, measured + f" (needs fast and L-BFGS at {C14_ITERATIONS})", RULE_C14)
+    f = float(fast.mean())
+    beaten = [int(n) for n, v in lb.items() if v < f]
+    measured += f"; L-BFGS first below the fast network at {beaten[0]} iterations" if beaten else \
+        "; L-BFGS never below the fast network"
+    ok = f <= lb[C14_ITERATIONS] * (1.0 + REL_MARGIN)
+    return _result("C14", HOLDS if ok else FAILS, measured, RULE_C14)
+
+
 # ---------------------------------------------------------------------------------------------
 # registry
 # ---------------------------------------------------------------------------------------------
@@ -561,6 +592,9 @@ CLAIMS: dict[str, Claim] = {
                  "A larger alpha/beta gives an output closer to the content, a smaller one closer to the style.",
                  rule_c12),
     "C13": Claim(_GATYS, "L-BFGS reaches a lower loss than Adam in the same budget.", rule_c13),
+    "C14": Claim("Johnson et al., ECCV 2016 (Fig. 5)",
+                 "One forward pass of the fast network matches the objective of at least 50 L-BFGS iterations.",
+                 rule_c14),
 }
 
 

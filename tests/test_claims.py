@@ -273,10 +273,29 @@ def test_c13():
     assert _verdict(claims.rule_c13, _curves([1, 0.3], [])) == INCONCLUSIVE
 
 
+# C14 -----------------------------------------------------------------------------------------
+
+def _fig5(fast, lbfgs):
+    return pd.DataFrame([{"method": "fast", "iterations": 0, "objective": fast}]
+                        + [{"method": "lbfgs", "iterations": n, "objective": v} for n, v in lbfgs.items()])
+
+
+def test_c14():
+    lbfgs = {50: 10.0, 100: 6.0, 300: 3.0, 500: 2.0}
+    r = claims.rule_c14(_fig5(8.0, lbfgs))  # between 50 and 100 iterations, as Johnson's Fig. 5
+    assert r["verdict"] == HOLDS and "first below the fast network at 100" in r["measured"]
+    assert _verdict(claims.rule_c14, _fig5(10.4, lbfgs)) == HOLDS  # within 5% of 50 iterations: matches
+    assert _verdict(claims.rule_c14, _fig5(10.6, lbfgs)) == FAILS
+    assert _verdict(claims.rule_c14, _fig5(30.0, lbfgs)) == FAILS
+    assert _verdict(claims.rule_c14, _fig5(8.0, {6: 12.0})) == INCONCLUSIVE  # a run shorter than 50 iterations
+    no_fast = _fig5(8.0, lbfgs).query("method == 'lbfgs'")
+    assert _verdict(claims.rule_c14, no_fast) == INCONCLUSIVE
+
+
 # registry ------------------------------------------------------------------------------------
 
-def test_registry_covers_c1_to_c13():
-    assert list(claims.CLAIMS) == [f"C{i}" for i in range(1, 14)]
+def test_registry_covers_c1_to_c14():
+    assert list(claims.CLAIMS) == [f"C{i}" for i in range(1, 15)]
     for cid, c in claims.CLAIMS.items():
         assert c.source and c.text and c.experiment.startswith("E") and callable(c.rule)
     r = claims.evaluate("C1", _df(gamma=[0, 10, 100], hf_fraction=[0.3, 0.2, 0.1]))

@@ -34,6 +34,7 @@ CLAIM_TABLES = {  # claim -> (csv, filter, columns its rule needs)
     "e9_gatys_ablations": {"C12": ("ratio.csv", None, ["ratio", "ssim_content", "style_distance"]),
                            "C13": ("curves.csv", "study == 'optimizer'",
                                    ["optimizer", "evaluation", "seconds", "total_loss"])},
+    "e10_fast_vs_optimisation": {"C14": ("fig5.csv", None, ["method", "iterations", "objective"])},
 }
 FILES = {
     "e1_tv_gamma": ["table.csv", "curves.csv", "radial.csv", "grid.png", "spectra.png", "radial_spectrum.png",
@@ -46,6 +47,8 @@ FILES = {
     "e9_gatys_ablations": ["ratio.csv", "pooling.csv", "optimizers.csv", "curves.csv", "ratio_grid.png",
                            "pooling_grid.png", "optimizers.png", "outputs/ratio_0.1.png",
                            "outputs/pooling_max_lbfgs.png", "outputs/optimizer_avg_adam.png"],
+    "e10_fast_vs_optimisation": ["fig5.csv", "curve.csv", "table1.csv", "fig5.png", "table1.png", "grid.png",
+                                 "outputs/fast.png", "outputs/lbfgs.png"],
 }
 
 
@@ -223,11 +226,31 @@ def check_e9(mod, out, calls):
     assert len(c[c["study"] == "ratio"]) == 3 * len(mod.RATIOS)
 
 
+def check_e10(mod, out, calls):
+    assert len(calls) == 1  # L-BFGS from noise (the timing runs go through nstbench.timing)
+    f = pd.read_csv(out / "fig5.csv")
+    assert list(f["method"]) == ["fast", "lbfgs"] and list(f["iterations"]) == [0, 6]  # smoke: 6 < 50
+    # the fast network's score is its training loss (PerceptualLoss) on the same image: one objective
+    m = json.loads((out / "manifest.json").read_text())
+    assert f.loc[0, "objective"] == pytest.approx(m["results"]["fast_training_loss_terms"]["total"], rel=1e-5)
+    c = pd.read_csv(out / "curve.csv")
+    assert list(c["iteration"]) == list(range(1, 7)) and c["best_objective"].is_monotonic_decreasing
+    assert f.loc[1, "objective"] == c["best_objective"].iloc[-1] and (c["objective"] >= c["best_objective"]).all()
+    t = pd.read_csv(out / "table1.csv")
+    lb = t[t["method"] == "lbfgs"]
+    assert list(lb["iterations"]) == list(mod.TABLE1_ITERATIONS) and set(t["size"]) == {64}
+    assert lb["seconds"].to_numpy() == pytest.approx(lb["iterations"].to_numpy() * lb["seconds_per_iteration"])
+    fast = t[t["method"] == "fast"].iloc[0]
+    assert lb["speedup"].to_numpy() == pytest.approx(lb["seconds"].to_numpy() / fast["seconds"])
+    assert mod.SOURCE_TABLE1[256][0][2] / mod.SOURCE_TABLE1[256][1] == pytest.approx(1057, rel=1e-3)
+
+
 CHECKS = {"e1_tv_gamma": check_e1, "e4_init": check_e4, "e5_vgg_resnet": check_e5, "e7_upes": check_e7,
-          "e8_reconstruction": check_e8, "e9_gatys_ablations": check_e9}
+          "e8_reconstruction": check_e8, "e9_gatys_ablations": check_e9, "e10_fast_vs_optimisation": check_e10}
 # E6 times methods and E7 reproduces a loss trajectory: no output-quality table with lpips_content
 NO_QUALITY_TABLE = {"e6_timing", "e7_upes"}
-QUALITY_TABLES = {"e9_gatys_ablations": "ratio.csv"}  # the table with lpips_content where it is not table.csv
+# the table with lpips_content where it is not table.csv
+QUALITY_TABLES = {"e9_gatys_ablations": "ratio.csv", "e10_fast_vs_optimisation": "fig5.csv"}
 
 
 def test_force_and_changed_settings_recompute(tmp_path, monkeypatch, shared_backbones):
