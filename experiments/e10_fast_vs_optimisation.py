@@ -246,7 +246,8 @@ def compute(exp: Experiment, preset, data: str) -> None:
              "johnson2016's lambdas, VGG16 loss network), evaluated by make_gatys_loss on the stylised image; L-BFGS "
              "minimises it divided by its value at the noise image (the same minimiser) and fig5.csv reports the "
              "lowest raw objective reached within each iteration count (iterations 0 = the fast network)")
-    exp.note("Table 1 source numbers: Johnson et al. on a GTX Titan X (CUDA, float32); ours on "
+    exp.note("Table 1 source numbers (source_seconds, source_speedup): Johnson et al. on a GTX Titan X, transcribed "
+             "from the paper's Table 1 and not re-checked against the PDF where E10 was written; ours on "
              f"{exp.device.type} in {DTYPE}, the fast network with seeded random weights (time does not depend on "
              "them); Table 1's speed-up is per iteration count, as the paper's")
     if exp.weights_kind(JOHNSON2016.backbone) != "imagenet":

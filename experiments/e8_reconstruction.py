@@ -177,7 +177,9 @@ def figures(exp: Experiment, content, style, rows, images) -> None:
                     r = sel[j - 1]
                     ax.imshow(to_pil(images[(kind, net, r["depth"])].cpu()))
                     label = r["layers"] if kind == "content" else f"relu1_1..{r['layers'].split('+')[-1]}"
-                    ax.set_title(f"{net} {label}\nSSIM {r['ssim_content']:.2f}", fontsize=7)
+                    score = (f"SSIM {r['ssim_content']:.2f}" if kind == "content"
+                             else f"style loss {r['feature_loss']:.2g}")
+                    ax.set_title(f"{net} {label}\n{score}", fontsize=7)
             axes[i][0].axis("off")
         fig.suptitle(f"{kind} reconstructions from white noise (L-BFGS)", fontsize=9)
         exp.figure(fig, name)

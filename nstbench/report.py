@@ -52,7 +52,13 @@ SOURCES = (
         ("Content reconstruction (Fig. 3 text)", "the higher the layer, the more detailed pixel information is "
                                                  "crushed"),
         ("alpha/beta ratio (section 1.3)", "the larger the ratio, the closer the content; the smaller, the closer "
-                                           "the style"))),
+                                           "the style"),
+        ("Gatys' method as summarised", "VGG (16 conv and 5 pooling layers, no fully connected layers, filters "
+                                        "normalised to mean activation 1); content: squared feature error; style: "
+                                        "Gram matrices over several layers; gradient descent from white noise"),
+        ("Johnson's method as summarised", "image transformation network (stride-2 convolutions down, residual "
+                                           "blocks, stride-1/2 convolutions up), 3 x 256 x 256 input, trained with "
+                                           "VGG-16 feature and style reconstruction losses"))),
     Source("gatys2016", "Gatys et al., Image Style Transfer Using CNNs (CVPR 2016) and its official code", "", (
         ("Fig. 1 content reconstructions", "from higher layers colour, texture and exact shape are not preserved"),
         ("alpha/beta in Fig. 3", "1e-4, 1e-3, 1e-2, 1e-1 (rows of the figure)"),
@@ -68,7 +74,9 @@ SOURCES = (
         ("Fig. 3 feature reconstructions (VGG-16 relu1_2 .. relu4_3)", "higher layers keep content and spatial "
                                                                        "structure, not colour, texture, exact shape"),
         ("Fig. 5", "one forward pass reaches the Gatys objective of about 50 to 100 L-BFGS iterations"),
-        ("Table 1 speed-up", "about three orders of magnitude (GTX Titan X)")),
+        ("Table 1 (GTX Titan X)", "seconds of 100/300/500 L-BFGS iterations and of one forward pass at 256, 512 "
+                                  "and 1024 px: the source_seconds and source_speedup columns of E10's table1.csv"),
+        ("Table 1 speed-up", "about three orders of magnitude at 500 iterations")),
         paper="J. Johnson, A. Alahi, L. Fei-Fei, Perceptual Losses for Real-Time Style Transfer and "
               "Super-Resolution, ECCV 2016 (arXiv 1603.08155)"),
     Source("upes", "UPES B.Tech report (appendix code: Gatys with Adam)",
