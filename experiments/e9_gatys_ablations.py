@@ -32,7 +32,7 @@ from typing import Callable
 from nstbench import metrics
 from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.gatys import LossSpec, OptimizerSpec
-from nstbench.presets import GATYS_STYLE_LAYERS, NYU
+from nstbench.presets import GATYS_STYLE_LAYERS, NYU, GatysPreset
 from nstbench.stylize import initial_loss, load_pair, override, run_preset
 
 NAME = "e9_gatys_ablations"
@@ -94,7 +94,7 @@ CURVE_COLUMNS = ["study", "pooling", "optimizer", "ratio", "evaluation", "second
 class State:
     """What the studies of one run share: the settings, the judge, and what they produced."""
 
-    base: object  # the GatysPreset of this profile
+    base: GatysPreset  # the settings of this profile
     style_distance: Callable | None = None  # x -> [B], metrics.style_distance_fn in the judge
     outputs: dict = field(default_factory=dict)  # figure panels
     curves: list = field(default_factory=list)  # rows of curves.csv
