@@ -21,9 +21,7 @@ Writes results/e6_timing/: table.csv (one row per method and size, with the sour
 """
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +30,8 @@ import torch
 from nstbench.claims import C10_ITERATIONS
 from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.presets import HUST
-from nstbench.stylize import load_pair, override, run_preset
+from nstbench.stylize import load_pair, override
+from nstbench.timing import time_forward, time_optimisation
 from nstbench.transformer import build_transformer, get_variant
 
 NAME = "e6_timing"
@@ -75,40 +74,6 @@ TABLE_COLUMNS = ["method", "size", "dtype", "height", "width", "iterations", "it
                  "speedup", "warmup", "repeats", "source_total_seconds", "source_speedup"]
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_vanilla(exp, preset, content, style, vgg) -> dict:
-    """Median seconds of one Adam iteration of the preset (after a separate warm-up run)."""
-    if exp.profile.warmup:
-        run_preset(override(preset, steps=exp.profile.warmup), content, style, vgg, seed=exp.seed, progress_every=0)
-    sync(exp.device)
-    result = run_preset(preset, content, style, vgg, seed=exp.seed, progress_every=exp.progress_every,
-                        label=f"{NAME} vanilla")
-    # history "seconds" is the time since the loop started, read once per iteration; optimize_image
-    # syncs with the device every iteration (the finiteness check), so the differences are iteration
-    # times on a GPU too
-    marks = [0.0] + [r["seconds"] for r in result.history]
-    per_step = np.diff(marks)
-    return {"median": float(np.median(per_step)), "mean": result.seconds / preset.steps, "total": result.seconds}
-
-
-@torch.inference_mode()
-def time_fast(exp, net, content) -> dict:
-    for _ in range(exp.profile.warmup):
-        net.stylize_unit(content)
-    times = []
-    for _ in range(exp.profile.repeats):
-        sync(exp.device)
-        t = time.perf_counter()
-        net.stylize_unit(content)
-        sync(exp.device)
-        times.append(time.perf_counter() - t)
-    return {"median": statistics.median(times), "mean": statistics.fmean(times)}
-
-
 def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
     vgg = exp.backbone(HUST.backbone)
     tag = exp.tag(HUST.backbone)
@@ -122,8 +87,9 @@ def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
         h, w = content.shape[-2:]
         print(f"[{NAME}] {w}x{h} px: vanilla {exp.profile.warmup} + {steps} iterations, fast {exp.profile.warmup} + "
               f"{exp.profile.repeats} passes", file=sys.stderr, flush=True)
-        van = time_vanilla(exp, preset, content, style, vgg)
-        fast = time_fast(exp, net, content)
+        van = time_optimisation(preset, content, style, vgg, warmup=exp.profile.warmup, seed=exp.seed,
+                                progress_every=exp.progress_every, label=f"{NAME} vanilla")
+        fast = time_forward(net.stylize_unit, content, warmup=exp.profile.warmup, repeats=exp.profile.repeats)
         speedup = C10_ITERATIONS * van["median"] / fast["median"]
         source = size == SOURCE_SIZE
         common = {**tag, "size": size, "dtype": DTYPE, "height": h, "width": w, "speedup": speedup,

@@ -68,6 +68,18 @@ def run_preset(
                           label=label or preset.name, keep_best_as=preset.keep_best_as, on_step=on_step)
 
 
+@torch.no_grad()
+def initial_loss(preset: GatysPreset, content: torch.Tensor, style: torch.Tensor, backbone: Backbone,
+                 *, seed: int = 0) -> dict[str, float]:
+    """The unweighted loss terms of the preset's initial image (clamped as optimize_image clamps it)."""
+    loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space)
+    x0 = initial_image(preset.init, content, style, preset.space, seed=seed)
+    if preset.clamp:
+        lo, hi = space_bounds(preset.space, x0)
+        x0 = torch.max(torch.min(x0, hi), lo)
+    return {k: float(v[0]) for k, v in loss_fn(x0).items()}
+
+
 def stylize(
     preset: GatysPreset,
     content: str,

@@ -199,13 +199,106 @@ def test_c10_report_numbers():
     assert r["verdict"] == HOLDS and "1236x" in r["measured"]
 
 
+# C11 -----------------------------------------------------------------------------------------
+
+def _recon(vgg19, vgg16):
+    return _df(net=["vgg19"] * len(vgg19) + ["vgg16"] * len(vgg16),
+               depth=list(range(1, len(vgg19) + 1)) + list(range(1, len(vgg16) + 1)), ssim_content=vgg19 + vgg16)
+
+
+def test_c11():
+    assert _verdict(claims.rule_c11, _recon([0.9, 0.7, 0.5, 0.3, 0.2], [0.8, 0.6, 0.4, 0.3])) == HOLDS
+    # one swap of neighbours in VGG19's five layers (rho -0.9) still holds
+    assert _verdict(claims.rule_c11, _recon([0.9, 0.5, 0.7, 0.3, 0.2], [0.8, 0.6, 0.4, 0.3])) == HOLDS
+    # one net whose deepest layer reconstructs as well as its first: does not hold
+    r = claims.rule_c11(_recon([0.9, 0.7, 0.5, 0.3, 0.2], [0.5, 0.6, 0.55, 0.5]))
+    assert r["verdict"] == FAILS and "vgg16" in r["measured"]
+    # falling, but by less than the SSIM margin: inconclusive
+    assert _verdict(claims.rule_c11, _recon([0.60, 0.59, 0.58, 0.57, 0.56], [0.8, 0.6, 0.4, 0.3])) == INCONCLUSIVE
+    # a large drop with a non-monotone middle (rho -0.7): inconclusive
+    assert _verdict(claims.rule_c11, _recon([0.9, 0.3, 0.8, 0.6, 0.2], [0.8, 0.6, 0.4, 0.3])) == INCONCLUSIVE
+    assert _verdict(claims.rule_c11, _recon([0.9, 0.2], [0.8, 0.3])) == INCONCLUSIVE  # two layers
+
+
+def test_c11_averages_repeats_and_needs_columns():
+    df = pd.concat([_recon([0.9, 0.7, 0.5], []), _recon([0.5, 0.7, 0.1], [])])  # means 0.7, 0.7, 0.3
+    r = claims.rule_c11(df)
+    assert r["verdict"] == HOLDS and "1: 0.7" in r["measured"]  # rho -0.87: ties at depths 1 and 2
+    with pytest.raises(NstbenchError, match="depth"):
+        claims.rule_c11(_df(net=["vgg19"], layer=["relu1_1"], ssim_content=[0.5]))
+
+
+# C12 -----------------------------------------------------------------------------------------
+
+RATIOS = [1e-4, 1e-3, 1e-2, 1e-1]
+
+
+def test_c12():
+    assert _verdict(claims.rule_c12, _df(ratio=RATIOS, ssim_content=[0.1, 0.2, 0.35, 0.6],
+                                         style_distance=[0.3, 0.4, 0.6, 0.9])) == HOLDS
+    # content similarity falls with the ratio: does not hold
+    r = claims.rule_c12(_df(ratio=RATIOS, ssim_content=[0.6, 0.35, 0.2, 0.1], style_distance=[0.3, 0.4, 0.6, 0.9]))
+    assert r["verdict"] == FAILS and "content reversed" in r["measured"]
+    # the style distance does not fall as the ratio shrinks: does not hold
+    assert _verdict(claims.rule_c12, _df(ratio=RATIOS, ssim_content=[0.1, 0.2, 0.35, 0.6],
+                                         style_distance=[0.9, 0.6, 0.4, 0.3])) == FAILS
+    # both right in direction, the style distance within 5%: inconclusive
+    assert _verdict(claims.rule_c12, _df(ratio=RATIOS, ssim_content=[0.1, 0.2, 0.35, 0.6],
+                                         style_distance=[0.50, 0.505, 0.51, 0.52])) == INCONCLUSIVE
+    # one swap of neighbours among four ratios gives rho 0.8: still holds
+    assert _verdict(claims.rule_c12, _df(ratio=RATIOS, ssim_content=[0.2, 0.1, 0.35, 0.6],
+                                         style_distance=[0.3, 0.4, 0.6, 0.9])) == HOLDS
+    assert _verdict(claims.rule_c12, _df(ratio=[1e-3, 1e-2], ssim_content=[0.1, 0.6],
+                                         style_distance=[0.3, 0.9])) == INCONCLUSIVE
+
+
+# C13 -----------------------------------------------------------------------------------------
+
+def _curves(lbfgs, adam, lbfgs_s=0.1, adam_s=0.1):
+    rows = [{"optimizer": o, "evaluation": k + 1, "seconds": (k + 1) * dt, "total_loss": v}
+            for o, losses, dt in (("lbfgs", lbfgs, lbfgs_s), ("adam", adam, adam_s)) for k, v in enumerate(losses)]
+    return pd.DataFrame(rows)
+
+
+def test_c13():
+    assert _verdict(claims.rule_c13, _curves([1, 0.3, 0.1, 0.05], [1, 0.8, 0.6, 0.5])) == HOLDS
+    assert _verdict(claims.rule_c13, _curves([1, 0.8, 0.6, 0.5], [1, 0.3, 0.1, 0.05])) == FAILS
+    assert _verdict(claims.rule_c13, _curves([1, 0.8, 0.6, 0.5], [1, 0.8, 0.61, 0.51])) == INCONCLUSIVE  # within 5%
+    # L-BFGS ahead per evaluation but at 25x the time per evaluation: within the 3 s Adam ran it
+    # only reached 0.3 while Adam reached 0.2 -> does not hold
+    r = claims.rule_c13(_curves([1, 0.3, 0.1, 0.05], [1, 0.8, 0.6, 0.5] + [0.2] * 26, lbfgs_s=2.5, adam_s=0.1))
+    assert r["verdict"] == FAILS and "seconds" in r["measured"]
+    # the best loss within the budget counts, not the last (a line search may overshoot)
+    assert _verdict(claims.rule_c13, _curves([1, 0.1, 0.9, 0.9], [1, 0.8, 0.6, 0.5])) == HOLDS
+    assert _verdict(claims.rule_c13, _curves([1, 0.3], [])) == INCONCLUSIVE
+
+
+# C14 -----------------------------------------------------------------------------------------
+
+def _fig5(fast, lbfgs):
+    return pd.DataFrame([{"method": "fast", "iterations": 0, "objective": fast}]
+                        + [{"method": "lbfgs", "iterations": n, "objective": v} for n, v in lbfgs.items()])
+
+
+def test_c14():
+    lbfgs = {50: 10.0, 100: 6.0, 300: 3.0, 500: 2.0}
+    r = claims.rule_c14(_fig5(8.0, lbfgs))  # between 50 and 100 iterations, as Johnson's Fig. 5
+    assert r["verdict"] == HOLDS and "first below the fast network at 100" in r["measured"]
+    assert _verdict(claims.rule_c14, _fig5(10.4, lbfgs)) == HOLDS  # within 5% of 50 iterations: matches
+    assert _verdict(claims.rule_c14, _fig5(10.6, lbfgs)) == FAILS
+    assert _verdict(claims.rule_c14, _fig5(30.0, lbfgs)) == FAILS
+    assert _verdict(claims.rule_c14, _fig5(8.0, {6: 12.0})) == INCONCLUSIVE  # a run shorter than 50 iterations
+    no_fast = _fig5(8.0, lbfgs).query("method == 'lbfgs'")
+    assert _verdict(claims.rule_c14, no_fast) == INCONCLUSIVE
+
+
 # registry ------------------------------------------------------------------------------------
 
-def test_registry_covers_c1_to_c10():
-    assert list(claims.CLAIMS) == [f"C{i}" for i in range(1, 11)]
+def test_registry_covers_c1_to_c14():
+    assert list(claims.CLAIMS) == [f"C{i}" for i in range(1, 15)]
     for cid, c in claims.CLAIMS.items():
         assert c.source and c.text and c.experiment.startswith("E") and callable(c.rule)
     r = claims.evaluate("C1", _df(gamma=[0, 10, 100], hf_fraction=[0.3, 0.2, 0.1]))
     assert r["claim"] == "C1" and r["verdict"] == HOLDS and r["experiment"] == "E1"
     with pytest.raises(NstbenchError):
-        claims.evaluate("C11", _df(x=[1]))
+        claims.evaluate("C99", _df(x=[1]))

@@ -149,7 +149,7 @@ def test_e6_timing(tmp_path, monkeypatch, capsys, shared_backbones):
     assert "up to date" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["e2_fast_sweeps", "e3_content_layer"])
+@pytest.mark.parametrize("name", ["e2_fast_sweeps", "e3_content_layer", "e10_fast_vs_optimisation"])
 def test_training_data_errors(name, tmp_path, capsys):
     mod = load_script(name)
     assert mod.main(["--profile", "paper", "--weights", "random", "--out", str(tmp_path)]) == 2

@@ -30,6 +30,11 @@ CLAIM_TABLES = {  # claim -> (csv, filter, columns its rule needs)
                       "C8": ("curves.csv", "n_style_layers == 5", ["iteration", "total_loss", "net"]),
                       "C9": ("table.csv", "n_style_layers == 5", ["net", "style_distance", "judge"])},
     "e7_upes": {},
+    "e8_reconstruction": {"C11": ("table.csv", "kind == 'content'", ["net", "depth", "ssim_content"])},
+    "e9_gatys_ablations": {"C12": ("ratio.csv", None, ["ratio", "ssim_content", "style_distance"]),
+                           "C13": ("curves.csv", "study == 'optimizer'",
+                                   ["optimizer", "evaluation", "seconds", "total_loss"])},
+    "e10_fast_vs_optimisation": {"C14": ("fig5.csv", None, ["method", "iterations", "objective"])},
 }
 FILES = {
     "e1_tv_gamma": ["table.csv", "curves.csv", "radial.csv", "grid.png", "spectra.png", "radial_spectrum.png",
@@ -37,6 +42,13 @@ FILES = {
     "e4_init": ["table.csv", "curves.csv", "loss_curves.png", "grid.png", "outputs/init_noise.png"],
     "e5_vgg_resnet": ["table.csv", "curves.csv", "fig7.png", "table1.png", "grid.png", "outputs/resnet50_5layers.png"],
     "e7_upes": ["trajectory.csv", "printed.csv", "trajectory.png", "output.png"],
+    "e8_reconstruction": ["table.csv", "curves.csv", "content_grid.png", "style_grid.png",
+                          "outputs/content_vgg16_relu4_3.png", "outputs/style_vgg19_relu5_1.png"],
+    "e9_gatys_ablations": ["ratio.csv", "pooling.csv", "optimizers.csv", "curves.csv", "ratio_grid.png",
+                           "pooling_grid.png", "optimizers.png", "outputs/ratio_0.1.png",
+                           "outputs/pooling_max_lbfgs.png", "outputs/optimizer_avg_adam.png"],
+    "e10_fast_vs_optimisation": ["fig5.csv", "curve.csv", "table1.csv", "fig5.png", "table1.png", "grid.png",
+                                 "outputs/fast.png", "outputs/lbfgs.png"],
 }
 
 
@@ -108,7 +120,7 @@ def test_experiment_outputs_schema_claims_and_cache(name, tmp_path, monkeypatch,
         assert m["claims"][cid]["caveat"]  # random weights are flagged as not testing the source's claim
 
     if name not in NO_QUALITY_TABLE:
-        check_lpips_column(out)
+        check_lpips_column(out, QUALITY_TABLES.get(name, "table.csv"))
     if name in CHECKS:
         CHECKS[name](mod, out, calls)
 
@@ -183,9 +195,66 @@ def check_e7(mod, out, calls):
     assert mod.SOURCE_PRINTED == {1600: 3145412.75, 2000: 2023719.125}
 
 
-CHECKS = {"e1_tv_gamma": check_e1, "e4_init": check_e4, "e5_vgg_resnet": check_e5, "e7_upes": check_e7}
+def check_e8(mod, out, calls):
+    assert len(calls) == 5 + 4 + 5  # one L-BFGS run per reconstruction
+    t = pd.read_csv(out / "table.csv")
+    content = t[t["kind"] == "content"]
+    assert list(content["layers"]) == list(mod.GATYS_LAYERS) + list(mod.JOHNSON_LAYERS)
+    assert list(content["depth"]) == [1, 2, 3, 4, 5, 1, 2, 3, 4]
+    assert set(t[t["net"] == "vgg19"]["pooling"]) == {"avg"} and set(t[t["net"] == "vgg16"]["pooling"]) == {"max"}
+    style = t[t["kind"] == "style"]
+    assert list(style["layers"].str.count(r"\+") + 1) == [1, 2, 3, 4, 5] and (style["net"] == "vgg19").all()
+    assert set(t["evaluations"]) == {3} and (t["feature_loss"] >= 0).all() and t["hf_fraction"].between(0, 1).all()
+    c = pd.read_csv(out / "curves.csv")
+    assert len(c) == 14 * 3 and set(c["evaluation"]) == {1, 2, 3}
+
+
+def check_e9(mod, out, calls):
+    # one batched Adam sweep, two L-BFGS pooling runs, one Adam run (the avg L-BFGS run is shared)
+    assert len(calls) == 4
+    r = pd.read_csv(out / "ratio.csv")
+    assert list(r["ratio"]) == list(mod.RATIOS) and set(r["optimizer"]) == {"adam"}
+    assert r["content_share_at_init"].between(0, 1).all() and r["content_share_at_init"].is_monotonic_increasing
+    p = pd.read_csv(out / "pooling.csv")
+    assert list(p["pooling"]) == ["avg", "max"] and set(p["optimizer"]) == {"lbfgs"}
+    # paper_total is the unnormalised Gatys total 1e-3 content + style of the same image
+    assert p["paper_total"].to_numpy() == pytest.approx((1e-3 * p["content_loss"] + p["style_loss"]).to_numpy())
+    o = pd.read_csv(out / "optimizers.csv")
+    assert list(o["optimizer"]) == ["lbfgs", "adam"] and set(o["pooling"]) == {"avg"}
+    assert o.iloc[0]["objective"] == p.iloc[0]["objective"]  # the shared run
+    c = pd.read_csv(out / "curves.csv")
+    opt = c[c["study"] == "optimizer"]
+    assert opt.groupby("optimizer")["evaluation"].max().to_dict() == {"adam": 3, "lbfgs": 3}
+    # one objective scale: both optimisers start from the same noise image at objective 1
+    assert opt[opt["evaluation"] == 1]["total_loss"].to_numpy() == pytest.approx([1.0, 1.0], rel=1e-5)
+    assert len(c[c["study"] == "ratio"]) == 3 * len(mod.RATIOS)
+
+
+def check_e10(mod, out, calls):
+    assert len(calls) == 1  # L-BFGS from noise (the timing runs go through nstbench.timing)
+    f = pd.read_csv(out / "fig5.csv")
+    assert list(f["method"]) == ["fast", "lbfgs"] and list(f["iterations"]) == [0, 6]  # smoke: 6 < 50
+    # the fast network's score is its training loss (PerceptualLoss) on the same image: one objective
+    m = json.loads((out / "manifest.json").read_text())
+    assert f.loc[0, "objective"] == pytest.approx(m["results"]["fast_training_loss_terms"]["total"], rel=1e-5)
+    c = pd.read_csv(out / "curve.csv")
+    assert list(c["iteration"]) == list(range(1, 7)) and c["best_objective"].is_monotonic_decreasing
+    assert f.loc[1, "objective"] == c["best_objective"].iloc[-1] and (c["objective"] >= c["best_objective"]).all()
+    t = pd.read_csv(out / "table1.csv")
+    lb = t[t["method"] == "lbfgs"]
+    assert list(lb["iterations"]) == list(mod.TABLE1_ITERATIONS) and set(t["size"]) == {64}
+    assert lb["seconds"].to_numpy() == pytest.approx(lb["iterations"].to_numpy() * lb["seconds_per_iteration"])
+    fast = t[t["method"] == "fast"].iloc[0]
+    assert lb["speedup"].to_numpy() == pytest.approx(lb["seconds"].to_numpy() / fast["seconds"])
+    assert mod.SOURCE_TABLE1[256][0][2] / mod.SOURCE_TABLE1[256][1] == pytest.approx(1057, rel=1e-3)
+
+
+CHECKS = {"e1_tv_gamma": check_e1, "e4_init": check_e4, "e5_vgg_resnet": check_e5, "e7_upes": check_e7,
+          "e8_reconstruction": check_e8, "e9_gatys_ablations": check_e9, "e10_fast_vs_optimisation": check_e10}
 # E6 times methods and E7 reproduces a loss trajectory: no output-quality table with lpips_content
 NO_QUALITY_TABLE = {"e6_timing", "e7_upes"}
+# the table with lpips_content where it is not table.csv
+QUALITY_TABLES = {"e9_gatys_ablations": "ratio.csv", "e10_fast_vs_optimisation": "fig5.csv"}
 
 
 def test_force_and_changed_settings_recompute(tmp_path, monkeypatch, shared_backbones):

@@ -30,7 +30,8 @@ def test_reports_from_results(tmp_path):
     (results / "e4_init").mkdir()
     (results / "e4_init" / "manifest.json").write_text(json.dumps({"status": "running"}))  # incomplete: ignored
     written = {p.name for p in build_reports(results, out)}
-    assert written == {"index.md", "hust.md", "iitb.md", "nyu.md", "upes.md", "index.html"}
+    assert written == {"index.md", "hust.md", "iitb.md", "nyu.md", "upes.md", "yonsei.md", "gatys2016.md",
+                       "johnson2016.md", "index.html"}
     index = (out / "index.md").read_text()
     c1 = next(line for line in index.splitlines() if line.startswith("| C1 "))
     assert "| holds |" in c1 and "random" in c1 and "smoke" in c1  # re-evaluated from the CSV
@@ -42,6 +43,11 @@ def test_reports_from_results(tmp_path):
     # which preset and which weights produced the numbers
     assert "Presets: `hust` (source weights family: keras); this run's backbone weights: **random**." in hust
     assert "Not run yet" in (out / "nyu.md").read_text()
+    gatys = (out / "gatys2016.md").read_text()  # the official code's printed trajectory, quoted
+    assert "368493.78125" in gatys and "1388532.5" in gatys and "e8_reconstruction" in gatys
+    assert "e8_reconstruction" in (out / "yonsei.md").read_text() and "Not run yet" in (out / "johnson2016.md").read_text()
+    c11 = next(line for line in index.splitlines() if line.startswith("| C11 "))
+    assert "not run" in c11 and "make e8" in c11
     page = (out / "index.html").read_text()
     assert "data:image/png;base64," in page and 'src="http' not in page and "<table>" in page
 
