@@ -35,7 +35,7 @@ import pandas as pd
 from nstbench import metrics
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
-from nstbench.fast import COCO_HELP, HUST, train_and_apply, network_config, override
+from nstbench.fast import COCO_HELP, HUST, network_config, override, train_and_apply
 from nstbench.images import Resize, load_image
 
 NAME = "e2_fast_sweeps"

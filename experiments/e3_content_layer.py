@@ -38,7 +38,7 @@ import pandas as pd
 from nstbench import metrics
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
-from nstbench.fast import COCO_HELP, JOHNSON2016, train_and_apply, override
+from nstbench.fast import COCO_HELP, JOHNSON2016, override, train_and_apply
 from nstbench.images import Resize, load_image
 
 NAME = "e3_content_layer"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from nstbench import metrics
 from nstbench.experiment import Experiment, Spec, cli, pyplot
-from nstbench.gatys import Diverged, LossSpec
+from nstbench.gatys import Diverged, LossSpec, OptimizerSpec
 from nstbench.images import to_pil
 from nstbench.presets import NYU
 from nstbench.stylize import initial_loss, load_pair, override, run_preset
@@ -57,6 +57,9 @@ CONTENT, STYLE = "tubingen", "starry_night"  # Gatys Fig. 1: Neckarfront, Tuebin
 # The optimisation: the NYU preset's L-BFGS machinery (torch.optim.LBFGS, lr 1, pixels in [0, 1]
 # clipped in the closure) started from white noise; the losses below replace its loss.
 BASE = replace(NYU, name="e8-reconstruction", init="noise",  # Gatys 2016 sec. 2: "from a white noise image"
+               # one L-BFGS call of exactly `steps` evaluations (tolerances 0), not the tutorial's while
+               # loop the NYU preset runs: every reconstruction gets the same evaluation budget
+               optimizer=OptimizerSpec("lbfgs", lr=1.0, lbfgs_loop="single"),
                source="Gatys et al. CVPR 2016 Fig. 1 / arXiv 1508.06576 Fig. 1; Johnson et al. ECCV 2016 Fig. 3")
 # Gatys Fig. 1 content layers (arXiv 1508.06576 Fig. 1: 'conv1_1' .. 'conv5_1'), post-ReLU in Caffe
 GATYS_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
