@@ -102,6 +102,8 @@ def resolve_dataset(name_or_path: str | os.PathLike) -> Path:
     entry = registry()["datasets"].get(s)
     if entry is None:
         p = Path(s).expanduser()
+        if p.is_file():
+            raise NstbenchError(f"--data expects a folder of training images; {s} is a file")
         if not p.is_dir():
             raise NstbenchError(f"data folder not found: {s} (or a dataset name: {', '.join(registry()['datasets'])})")
         return p

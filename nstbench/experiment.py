@@ -41,8 +41,8 @@ from . import metrics
 from .backbones import Backbone
 from .errors import NstbenchError
 from .images import save_image, to_pil
-from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
-from .stylize import resolve_device
+from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
+from .device import resolve_device
 from .weights import load_backbone
 
 PROFILE_NAMES = ("smoke", "cpu", "paper")
@@ -329,6 +329,10 @@ class Experiment:
     def run(self, compute: Callable[["Experiment"], None]) -> Path:
         started = time.time()
         ensure_writable_dir(self.out_root)
+        with OutputLock(self.out_root / f".{self.name}.lock", f"{self.script.name} --out {self.out_root}"):
+            return self._run_locked(compute, started)
+
+    def _run_locked(self, compute: Callable[["Experiment"], None], started: float) -> Path:
         self._cleanup_stale()
         weights = self.weights_records()  # what actually loads is part of the key (auto may fall back)
         code = code_hash(self.script)

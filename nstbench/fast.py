@@ -2,7 +2,7 @@
 
 `train_transformer` trains one network for one style on a folder of images; `stylize_images`
 applies a trained network (an nstbench checkpoint or a pytorch/examples state dict).
-`train_command` / `apply_command` are the `nstbench train` / `nstbench apply` handlers.
+The `nstbench train` / `nstbench apply` handlers are in cli.py.
 
 Training data: any folder of JPEG/PNG images (searched recursively). The papers and reports use
 COCO train2014 (82,783 images, about 13 GB): get train2014.zip from https://cocodataset.org/#download
@@ -43,12 +43,12 @@ import torch
 
 from .assets import resolve_dataset, resolve_image, sha256_of
 from .backbones import Backbone
+from .device import resolve_device
 from .errors import NstbenchError, unknown
 from .gatys import LossSpec
-from .images import Resize, imagenet_normalize, load_image, save_image
+from .images import MIN_SIDE, Resize, image_format, imagenet_normalize, load_image, probe_image, save_image
 from .losses import content_loss, gram, style_loss, tv_loss
-from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
-from .stylize import resolve_device
+from .records import atomic_write, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .transformer import CHECKPOINT_KIND, TransformerConfig, build_transformer, get_variant, load_state, \
     load_transformer, read_checkpoint
 from .weights import load_backbone
@@ -229,6 +229,17 @@ def network_config(preset: FastPreset) -> TransformerConfig:
 # Data
 # ---------------------------------------------------------------------------------------------
 
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # how JPEG and PNG files begin
+
+
+def _looks_like_image(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(8).startswith(_MAGIC)
+    except OSError:
+        return False
+
+
 class ImageFolderData:
     """The training images of a folder (recursive; .jpg/.jpeg/.png, any case), as [B, 3, S, S] unit batches.
 
@@ -248,9 +259,12 @@ class ImageFolderData:
         self.log = log
         if not self.root.is_dir():
             raise NstbenchError(f"data folder not found: {self.root}; {COCO_HELP}")
+        self.check_size(size)
         all_files = sorted(p for p in self.root.rglob("*") if p.is_file() and not p.name.startswith("."))
-        files = [p for p in all_files if p.suffix.lower() in IMAGE_EXTENSIONS]
-        self.other_files = len(all_files) - len(files)
+        named = [p for p in all_files if p.suffix.lower() in IMAGE_EXTENSIONS]
+        files = [p for p in named if _looks_like_image(p)]  # empty and non-image files are not usable images
+        self.other_files = len(all_files) - len(named)
+        self.not_images = len(named) - len(files)
         self.total_found = len(files)
         if max_images is not None:
             files = files[:max_images]
@@ -267,13 +281,23 @@ class ImageFolderData:
         log(f"data: {len(files)} images under {self.root}"
             + (f" (first {max_images} of {self.total_found})" if max_images is not None and self.total_found > len(files) else "")
             + (f"; skipped {self.other_files} non-image file(s)" if self.other_files else "")
+            + (f"; skipped {self.not_images} empty or non-JPEG/PNG file(s) named as images" if self.not_images else "")
             + f"; {self.batches_per_epoch} batches of {batch} per epoch")
 
     def describe(self) -> dict:
         return {"root": str(self.root), "images": len(self.files), "found": self.total_found,
-                "non_image_files_skipped": self.other_files, "unreadable_skipped": sorted(self.unreadable),
+                "non_image_files_skipped": self.other_files, "not_images_skipped": self.not_images,
+                "unreadable_skipped": sorted(self.unreadable),
                 "list_sha256": self.list_sha256, "size": self.size, "resize": self.resize,
                 "shuffle": self.shuffle, "batches_per_epoch": self.batches_per_epoch}
+
+    @staticmethod
+    def check_size(size: int) -> None:
+        """The transformers downsample twice by 2 and upsample back: a side that is not a multiple
+        of 4 comes out larger than it went in, so its loss against the input cannot be taken."""
+        if size < 16 or size % 4:
+            raise NstbenchError(f"training size {size} px is not valid: it must be a multiple of 4 and at least 16 "
+                                f"(e.g. {max(16, size - size % 4)} or {max(16, size - size % 4 + 4)})")
 
     def order(self, epoch: int) -> torch.Tensor:
         n = len(self.files)
@@ -386,9 +410,7 @@ def _jsonable_eq(a, b) -> bool:
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 class _StopRequest:
@@ -587,11 +609,15 @@ def train_transformer(
 # ---------------------------------------------------------------------------------------------
 
 def _output_paths(contents: list[str], out: Path) -> list[Path]:
-    if out.suffix.lower() in (".png", ".jpg", ".jpeg"):
+    """out is one image file when it has a suffix (any format Pillow writes), else a folder."""
+    if out.suffix:
+        image_format(out)  # a suffix Pillow cannot write is an error, not a folder name
         if len(contents) > 1:
             raise NstbenchError(f"--out {out} is one file but {len(contents)} content images were given; "
                                 "pass a folder")
-        ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+        if out.is_dir():
+            raise NstbenchError(f"--out {out} is a folder; give a file name or a folder without a suffix")
+        ensure_writable_dir(out.parent)
         return [out]
     ensure_writable_dir(out)
     names = [Path(str(c)).stem for c in contents]
@@ -609,10 +635,16 @@ def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str 
     when saved. Returns one record per image: content, output, size_hw, seconds.
     """
     dev = resolve_device(device)
+    if size is not None and size < MIN_SIDE:
+        raise NstbenchError(f"--size must be at least {MIN_SIDE} px, got {size}")
+    resize = Resize("long", size) if size is not None else Resize()
+    if str(out).strip() == "":
+        raise NstbenchError("--out is empty; give an output image file or folder")
+    for c in contents:  # every input checked before the first output is written
+        probe_image(c, resize)
     net, info = load_transformer(checkpoint)
     net.to(dev)
     paths = _output_paths([str(c) for c in contents], Path(out))
-    resize = Resize("long", size) if size else Resize()
     recs = []
     for c, path in zip(contents, paths):
         x = load_image(c, resize).to(dev)
@@ -654,40 +686,3 @@ def train_and_apply(preset: FastPreset, style: str | os.PathLike, data: str | os
         y = net.stylize_unit(content)[..., :h, :w].clamp(0, 1)  # sides not multiples of 4 come out larger
         terms = PerceptualLoss(backbone, style_image, preset.loss, preset.tv_batch)(y, content)
     return TrainedRun(y, {k: v.item() for k, v in terms.items()}, rec, out / "loss.csv")
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI handlers
-# ---------------------------------------------------------------------------------------------
-
-def train_command(args) -> None:
-    preset = get_fast_preset(args.preset)
-    profile = getattr(args, "profile", None) or "paper"
-    if profile not in PROFILES:
-        raise unknown("profile", profile, PROFILES)
-    prof = dict(PROFILES[profile])
-    profile_data = prof.pop("data", None)
-    data = args.data or profile_data
-    if data is None:
-        raise NstbenchError(f"--data is required for the {preset.name} preset with the {profile} profile. {COCO_HELP}")
-    if args.steps is not None or args.epochs is not None:
-        prof.pop("steps", None)  # an explicit length wins over the profile's
-    preset = override(preset, **prof)
-    preset = override(preset, steps=args.steps, epochs=args.epochs, batch=args.batch, size=args.size,
-                      content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-                      network=args.network, norm=args.norm, checkpoint_every=args.checkpoint_every)
-    network_config(preset)  # an unknown --network or --norm fails before any work
-    rec = train_transformer(preset, args.style, data, args.out, weights=args.weights, seed=args.seed,
-                            device=args.device, resume=args.resume, progress_every=args.print_every)
-    w = rec["weights"]
-    first, last = rec["first"] or {}, rec["last"] or {}
-    print(f"wrote {args.out}/transformer.pt, checkpoint.pt, loss.csv, run.json ({rec['steps_done']} steps, "
-          f"{rec['seconds']:.1f}s, loss {first.get('total', float('nan')):.4g} -> {last.get('total', float('nan')):.4g}, "
-          f"weights: {w['kind']}{'' if w.get('imagenet') else ' (not ImageNet)'})")
-
-
-def apply_command(args) -> None:
-    recs = stylize_images(args.checkpoint, args.content, args.out, size=args.size, device=args.device)
-    for r in recs:
-        h, w = r["size_hw"]
-        print(f"wrote {r['output']} ({w}x{h}, {r['seconds'] * 1000:.0f} ms, {r['format']} {r['network']} network)")

@@ -200,6 +200,9 @@ def _tf_adam_step(x: torch.Tensor, g: torch.Tensor, state: dict, lr: float, beta
     x.sub_(lr_t * state["m"] / (state["v"].sqrt() + eps))
 
 
+PROGRESS_SECONDS = 10.0  # the default progress interval of every long run (stylize, train)
+
+
 def optimize_image(
     loss_fn: LossFn,
     init: torch.Tensor,
@@ -207,7 +210,7 @@ def optimize_image(
     optimizer: OptimizerSpec,
     clamp: tuple[torch.Tensor, torch.Tensor] | None = None,
     keep_best: bool = False,
-    progress_every: int = 0,
+    progress_every: int | None = 0,
     label: str = "gatys",
 ) -> OptimizeResult:
     """Minimise loss_fn over the pixels of `init` ([B, 3, H, W]) for `steps` steps.
@@ -215,6 +218,8 @@ def optimize_image(
     History row k holds the losses of the image *before* update k (what the sources print at
     step k). clamp = (lo, hi) clips the pixels after every update (and the initial image).
     keep_best returns, per image, the lowest-loss image seen (the last one included).
+    progress_every: a progress line on stderr every N steps; 0: none; None: every
+    PROGRESS_SECONDS (and after the first and the last step).
     """
     if steps < 1:
         raise NstbenchError(f"steps must be at least 1, got {steps}")
@@ -254,10 +259,17 @@ def optimize_image(
             best.copy_(torch.where(better.view(-1, 1, 1, 1), x.detach(), best))
         return True
 
+    printed = {"at": 0.0}
+
     def report(step: int) -> None:
-        if progress_every and (step % progress_every == 0 or step == steps):
+        el = times[-1]
+        if progress_every is None:
+            due = step in (1, steps) or el - printed["at"] >= PROGRESS_SECONDS
+        else:
+            due = bool(progress_every) and (step % progress_every == 0 or step == steps)
+        if due:
+            printed["at"] = el
             r = rows[-1][:, 0].tolist()
-            el = times[-1]
             eta = el / step * (steps - step)
             print(f"[{label}] step {step}/{steps} total={r[0]:.4g} content={r[1]:.4g} style={r[2]:.4g} "
                   f"tv={r[3]:.4g} {el / step:.3f}s/it ETA {eta:.0f}s", file=sys.stderr, flush=True)

@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import claims as claims_mod
-from .records import atomic_write_text
+from .errors import NstbenchError
+from .records import atomic_write_text, ensure_writable_dir, output_lock
 
 RANDOM_BANNER = ("**Random-weight run.** These numbers come from seeded random backbone weights, not the "
                  "ImageNet weights the sources used: they test the pipeline, not the sources' claims, and "
@@ -239,8 +240,20 @@ def claims_index(manifests: dict[str, dict]) -> Doc:
 
 def build_reports(results: str | Path = "results", out: str | Path = "reports") -> list[Path]:
     results, out = Path(results), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if not results.is_dir():
+        raise NstbenchError(f"results folder not found: {results} (make reproduce, or an experiment script, writes it)")
     manifests = load_manifests(results)
+    if not manifests:
+        raise NstbenchError(f"{results} holds no complete experiment results (no <experiment>/manifest.json with "
+                            "status complete); run `make reproduce` or an experiment script first")
+    if out.exists() and not out.is_dir():
+        raise NstbenchError(f"--out {out} is a file; give a folder for the reports")
+    ensure_writable_dir(out)
+    with output_lock(out, "report"):
+        return _write_reports(manifests, out)
+
+
+def _write_reports(manifests: dict[str, dict], out: Path) -> list[Path]:
     docs = [("index", claims_index(manifests))] + [(s.key, source_report(s, manifests)) for s in SOURCES]
     written = []
     for key, doc in docs:

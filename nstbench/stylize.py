@@ -12,33 +12,33 @@ from pathlib import Path
 import torch
 
 from .backbones import Backbone
+from .device import activation_bytes, check_memory, resolve_device
 from .errors import NstbenchError
 from .gatys import Compute, Diverged, OptimizeResult, initial_image, make_gatys_loss, optimize_image
 from .images import Resize, load_image, save_image, space_bounds, space_to_unit
 from .presets import GatysPreset
-from .records import ensure_writable_dir, provenance, write_csv, write_json
+from .records import ensure_writable_dir, provenance, run_dir, write_csv, write_json
 from .weights import load_backbone
 
 CURVE_COLUMNS = ["step", "image", "total", "content", "style", "tv", "seconds"]
-
-
-def resolve_device(device: str) -> torch.device:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise NstbenchError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise NstbenchError(f"unknown device {device!r}; use cpu or cuda") from None
+# run.json "final" is measured once more after the last update; curve.csv's rows (and the
+# progress lines) hold the loss of the image *before* each update, so the two differ by a step.
+FINAL_IS = ("losses of the last image, measured after the last update; curve.csv's last row "
+            "(last_curve_row) measured the image before that update")
 
 
 def load_pair(preset: GatysPreset, content: str, style: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Content and style as the preset's source loads them (unit-space [1, 3, H, W])."""
     c = load_image(content, preset.content_resize)
     s = load_image(style, preset.style_resize or Resize("exact", tuple(c.shape[-2:])))
-    if min(c.shape[-2:]) < 32:
-        raise NstbenchError(f"content image {content} is {c.shape[-1]}x{c.shape[-2]} after resizing; "
-                            "the backbones need at least 32 px on each side")
+    for what, name, x in (("content", content, c), ("style", style, s)):
+        if min(x.shape[-2:]) < MIN_BACKBONE_SIDE:
+            raise NstbenchError(f"{what} image {name} is {x.shape[-1]}x{x.shape[-2]} after resizing; the backbones "
+                                f"need at least {MIN_BACKBONE_SIDE} px on each side (five 2x poolings)")
     return c, s
+
+
+MIN_BACKBONE_SIDE = 32  # VGG's fifth max-pool needs a 2x2 input: 32 px survive four halvings
 
 
 def run_preset(
@@ -57,12 +57,14 @@ def run_preset(
     compute: Compute = Compute(),
 ) -> OptimizeResult:
     """Optimise with the preset's settings on already-loaded images (on their device); `compute`
-    (gatys.Compute) picks the backbone's dtype and memory layout."""
+    (gatys.Compute) picks the backbone's dtype and memory layout. progress_every: a progress line
+    every N steps, 0 none, None every 10 s (the preset's print_every is its source's print
+    interval, a record of the source, not nstbench's progress)."""
     loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute)
     x0 = initial_image(preset.init, content, style, preset.space, seed=seed, batch=batch)
     clamp = space_bounds(preset.space, x0) if preset.clamp else None
     return optimize_image(loss_fn, x0, preset.steps, preset.optimizer, clamp=clamp, keep_best=preset.keep_best,
-                          progress_every=preset.print_every if progress_every is None else progress_every,
+                          progress_every=progress_every,
                           label=label or preset.name)
 
 
@@ -77,13 +79,25 @@ def stylize(
     device: str = "cpu",
     progress_every: int | None = None,
     compute: Compute = Compute(),
+    overwrite: bool = False,
 ) -> dict:
-    """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json."""
-    out = ensure_writable_dir(Path(out))
+    """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json.
+
+    `out` is a folder; one that already holds a finished stylize run is replaced only with
+    overwrite=True (and only once the new run has finished). One writer at a time (a lock file)."""
     dev = resolve_device(device)
+    with run_dir(out, "stylize", overwrite) as folder:
+        return _stylize_locked(preset, content, style, folder, weights, seed, dev, progress_every, compute)
+
+
+def _stylize_locked(preset: GatysPreset, content: str, style: str, out: Path, weights: str, seed: int,
+                    dev: torch.device, progress_every: int | None, compute: Compute) -> dict:
     c, s = load_pair(preset, content, style)
     backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling)
     backbone.to(dev)
+    layers = [n for n, _ in preset.loss.content_layers + preset.loss.style_layers]
+    check_memory(activation_bytes(backbone.extractor, layers, tuple(c.shape[-2:])), dev,
+                 f"a {c.shape[-1]}x{c.shape[-2]} {preset.backbone} optimisation")
     record = {
         "command": "stylize",
         "preset": dataclasses.asdict(preset),
@@ -104,6 +118,7 @@ def stylize(
     except Diverged as e:
         result, status, message = e.result, "diverged", str(e)
     record.update(status=status, message=message, seconds=result.seconds, final=result.final,
+                  final_is=FINAL_IS, last_curve_row=result.history[-1] if result.history else None,
                   best_step=result.best_step)
     if status != "ok" and _finished_ok(out):
         out = ensure_writable_dir(out / "diverged")  # a failed rerun never replaces a finished result

@@ -260,10 +260,9 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors, truncated files, non-torch files
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
-        # weights_only refusals put the reason on a "WeightsUnpickler error" line, not the first
-        msg = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0])
-        raise NstbenchError(f"cannot read checkpoint {path} as tensors only: {msg[:200]}") from None
+        from .weights import torch_load_reason
+
+        raise NstbenchError(f"cannot read checkpoint {path} as tensors only: {torch_load_reason(e)}") from None
     if not isinstance(obj, dict):
         raise NstbenchError(f"{path} is not a transformer checkpoint (it holds a {type(obj).__name__})")
     return obj

@@ -66,7 +66,8 @@ def imagenet_state_dict(arch: str, allow_download: bool = True, url: str | None 
     how = f"place {fname} (from {url}) in {cached.parent} or pass --weights PATH"
     if not cached.is_file():
         if not allow_download:
-            raise NstbenchError(f"ImageNet weights for {arch} are not in the torch cache; {how}")
+            raise NstbenchError(f"ImageNet weights for {arch} are not in the torch cache (NSTBENCH_OFFLINE=1: "
+                                f"no download attempted); {how}")
         old = socket.getdefaulttimeout()
         socket.setdefaulttimeout(30)
         try:
@@ -82,15 +83,20 @@ def imagenet_state_dict(arch: str, allow_download: bool = True, url: str | None 
                    "file": str(cached), "sha256_prefix": prefix}
 
 
+KEYWORDS = ("auto", "imagenet", "random")
+
+
 def _load_file(arch: str, path: Path) -> tuple[dict, dict]:
+    if path.is_dir():
+        raise NstbenchError(f"--weights {path} is a folder; give a weights file or one of {', '.join(KEYWORDS)}")
     if not path.is_file():
+        if os.sep not in str(path) and not path.suffix:  # a mistyped keyword, not a file name
+            raise unknown("weights", str(path), KEYWORDS + ("PATH (a state-dict file)",))
         raise NstbenchError(f"weights file not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load's messages run to several lines: keep the one that says why
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
-        msg = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0])
-        raise NstbenchError(f"cannot read weights file {path}: {msg[:200]}") from None
+        raise NstbenchError(f"cannot read weights file {path}: {torch_load_reason(e)}") from None
     if isinstance(state, torch.nn.Module):
         state = state.state_dict()
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -100,6 +106,16 @@ def _load_file(arch: str, path: Path) -> tuple[dict, dict]:
     is_imagenet = bool(prefix) and digest.startswith(prefix)
     return state, {"kind": "imagenet" if is_imagenet else "file", "imagenet": is_imagenet,
                    "file": str(path), "sha256": digest}
+
+
+def torch_load_reason(e: Exception) -> str:
+    """One line saying why torch.load refused a file (its own messages run to several lines, and
+    a file that is no torch file at all fails with bare unpickler errors such as "...: 101")."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+    msg = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0])
+    if msg.startswith("WeightsUnpickler error") or "zip archive" in msg or "central directory" in msg:
+        return msg[:200]
+    return f"not a file saved by torch.save ({type(e).__name__}: {msg[:120]})"
 
 
 def _apply_state(model: torch.nn.Module, arch: str, state: dict, origin: str) -> None:
@@ -135,7 +151,7 @@ def load_backbone(arch: str, weights: str = "auto", seed: int = 0, pooling: Pool
         record = {"kind": "random", "imagenet": False, "seed": seed}
     elif weights in ("imagenet", "auto"):
         try:
-            offline = weights == "auto" and os.environ.get("NSTBENCH_OFFLINE") == "1"
+            offline = os.environ.get("NSTBENCH_OFFLINE") == "1"  # no download attempt, for imagenet too
             state, record = imagenet_state_dict(arch, allow_download=not offline)
             _apply_state(model, arch, state, record["file"])
         except NstbenchError as e:

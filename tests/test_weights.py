@@ -78,8 +78,19 @@ def hub(tmp_path, monkeypatch, vgg16_state):
     return www, name
 
 
+def test_offline_means_no_download_attempt_for_imagenet_too(hub, monkeypatch):
+    www, name = hub
+    monkeypatch.setenv("NSTBENCH_OFFLINE", "1")
+    with serve(www) as url:
+        monkeypatch.setattr(W, "imagenet_url", lambda arch: f"{url}/{name}")
+        with pytest.raises(NstbenchError, match="NSTBENCH_OFFLINE=1: no download attempted"):
+            W.load_backbone("vgg16", "imagenet")
+    assert not (W.hub_checkpoint_dir() / name).exists()  # the file was there to fetch: it was not
+
+
 def test_imagenet_download_is_hash_checked_and_cached(hub, monkeypatch):
     www, name = hub
+    monkeypatch.delenv("NSTBENCH_OFFLINE", raising=False)  # this test downloads (from a local server)
     with serve(www) as url:
         monkeypatch.setattr(W, "imagenet_url", lambda arch: f"{url}/{name}")
         b = W.load_backbone("vgg16", "imagenet")
@@ -98,6 +109,7 @@ def test_imagenet_download_is_hash_checked_and_cached(hub, monkeypatch):
 
 def test_imagenet_download_with_wrong_hash_is_rejected(hub, monkeypatch):
     www, _ = hub
+    monkeypatch.delenv("NSTBENCH_OFFLINE", raising=False)
     with serve(www) as url:
         monkeypatch.setattr(W, "imagenet_url", lambda arch: f"{url}/vgg16-00000000.pth")
         with pytest.raises(NstbenchError, match="cannot get ImageNet weights"):
