@@ -409,6 +409,16 @@ def _jsonable_eq(a, b) -> bool:
     return json.dumps(to_jsonable(a), sort_keys=True) == json.dumps(to_jsonable(b), sort_keys=True)
 
 
+def _differences(old, new, where: str = "") -> list[str]:
+    """'field: checkpoint X, now Y' for every leaf that differs between two fingerprints."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in dict.fromkeys(list(old) + list(new))
+                for d in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else str(k))]
+    if _jsonable_eq(old, new):
+        return []
+    return [f"{where}: checkpoint {json.dumps(to_jsonable(old))}, now {json.dumps(to_jsonable(new))}"]
+
+
 def _save_atomic(obj: dict, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
@@ -494,9 +504,8 @@ def train_transformer(
         if ckpt.get("kind") != CHECKPOINT_KIND or "optimizer" not in ckpt:
             raise NstbenchError(f"{ckpt_path} is not a resumable nstbench training checkpoint")
         if not _jsonable_eq(ckpt.get("fingerprint"), fingerprint):
-            old, new = ckpt.get("fingerprint") or {}, fingerprint
-            diff = [k for k in new if not _jsonable_eq(old.get(k), new.get(k))]
-            raise NstbenchError(f"cannot resume {ckpt_path}: the run differs in {', '.join(diff)} "
+            diff = _differences(ckpt.get("fingerprint") or {}, fingerprint)
+            raise NstbenchError(f"cannot resume {ckpt_path}: {'; '.join(diff[:4])} "
                                 "(preset, network, seed, style, data and weights must match)")
         load_state(net, ckpt["state_dict"], f"checkpoint {ckpt_path}")
         net.to(dev)
