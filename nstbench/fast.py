@@ -270,8 +270,9 @@ class ImageFolderData:
             files = files[:max_images]
         self.files = files
         if len(files) < batch:
+            skipped = f" ({self.not_images} empty or non-JPEG/PNG file(s) named as images skipped)" if self.not_images else ""
             raise NstbenchError(f"data folder {self.root} has {len(files)} usable image file(s) "
-                                f"(.jpg/.jpeg/.png); a batch needs {batch}. {COCO_HELP}")
+                                f"(.jpg/.jpeg/.png){skipped}; a batch needs {batch}. {COCO_HELP}")
         self.batches_per_epoch = len(files) // batch
         rel = "\n".join(str(p.relative_to(self.root)) for p in files)
         self.list_sha256 = hashlib.sha256(rel.encode()).hexdigest()
