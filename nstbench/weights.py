@@ -12,6 +12,8 @@ Numbers from random weights are never ImageNet results: every output says which 
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import socket
@@ -70,8 +72,10 @@ def imagenet_state_dict(arch: str, allow_download: bool = True, url: str | None 
                                 f"no download attempted); {how}")
         old = socket.getdefaulttimeout()
         socket.setdefaulttimeout(30)
-        try:
-            torch.hub.load_state_dict_from_url(url, check_hash=True, map_location="cpu", progress=sys.stderr.isatty())
+        try:  # torch.hub prints "Downloading: ..." on stdout before it tries: offline, that is one per call
+            with contextlib.redirect_stdout(io.StringIO()):
+                torch.hub.load_state_dict_from_url(url, check_hash=True, map_location="cpu", progress=sys.stderr.isatty())
+            print(f"nstbench: downloaded {fname} (sha256 prefix checked) into {cached.parent}", file=sys.stderr)
         except Exception as e:  # URLError, timeouts, hash mismatch (torch.hub deletes the temp file)
             raise NstbenchError(f"cannot get ImageNet weights for {arch}: {e}; {how}") from None
         finally:

@@ -107,13 +107,14 @@ def test_imagenet_download_is_hash_checked_and_cached(hub, monkeypatch):
         W.load_backbone("vgg16", "imagenet")
 
 
-def test_imagenet_download_with_wrong_hash_is_rejected(hub, monkeypatch):
+def test_imagenet_download_with_wrong_hash_is_rejected(hub, monkeypatch, capsys):
     www, _ = hub
     monkeypatch.delenv("NSTBENCH_OFFLINE", raising=False)
     with serve(www) as url:
         monkeypatch.setattr(W, "imagenet_url", lambda arch: f"{url}/vgg16-00000000.pth")
         with pytest.raises(NstbenchError, match="cannot get ImageNet weights"):
             W.load_backbone("vgg16", "imagenet")
+    assert "Downloading" not in capsys.readouterr().out  # torch.hub's line, once per failed attempt
     assert not (W.hub_checkpoint_dir() / "vgg16-00000000.pth").exists()
 
 
