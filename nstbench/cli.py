@@ -8,6 +8,7 @@ writes one image file when `--out` ends in an image suffix (.png, .jpg, .webp, .
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -45,6 +46,13 @@ def _weight(text: str) -> float:
     return v
 
 
+def _positive_float(text: str) -> float:
+    v = _weight(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError("must be above 0, got 0")
+    return v
+
+
 POSITIVE, NON_NEGATIVE = _at_least(1), _at_least(0)
 
 
@@ -61,12 +69,28 @@ def _stylize(args: argparse.Namespace) -> None:
     from .presets import get_preset
     from .stylize import override, stylize
 
-    preset = override(get_preset(args.preset), steps=args.steps, size=args.size, init=args.init)
+    given = {k: getattr(args, k) for k in STYLIZE_OVERRIDES if getattr(args, k) is not None}
+    preset = override(get_preset(args.preset), **given)
     rec = stylize(preset, args.content, args.style, args.out, weights=args.weights, seed=args.seed,
                   device=args.device, progress_every=args.progress_every, compute=Compute(dtype=args.dtype),
-                  overwrite=args.overwrite)
+                  overwrite=args.overwrite, overrides=given)
+    modified = f"; preset {preset.name} modified: " + ", ".join(f"{k}={v}" for k, v in given.items()) if given else ""
     print(f"wrote {Path(args.out)}/output.png, curve.csv, run.json ({preset.steps} steps, {rec['seconds']:.1f}s, "
-          f"{_weights_note(rec['weights'])})")
+          f"{_weights_note(rec['weights'])}{modified})")
+
+
+# stylize options that change the preset (recorded in run.json as overrides)
+STYLIZE_OVERRIDES = ("steps", "size", "init", "content_weight", "style_weight", "tv_weight", "optimizer", "lr")
+
+
+def _init(text: str) -> str:
+    """content | noise | style, or an image (a registered name or a path)."""
+    from .assets import image_names
+
+    if text in ("content", "noise", "style") or text in image_names() or Path(text).suffix or "/" in text:
+        return text
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from content, noise, style, "
+                                     "or give an image name or path)")
 
 
 def _presets(args: argparse.Namespace) -> None:
@@ -142,7 +166,9 @@ def train_command(args: argparse.Namespace) -> dict:
     preset = fast.override(preset, steps=args.steps, epochs=args.epochs, batch=args.batch, size=args.size,
                            content_weight=args.content_weight, style_weight=args.style_weight,
                            tv_weight=args.tv_weight, network=args.network, norm=args.norm,
-                           checkpoint_every=args.checkpoint_every)
+                           checkpoint_every=args.checkpoint_every, style_size=args.style_size)
+    if args.lr is not None:
+        preset = dataclasses.replace(preset, lr=args.lr)
     fast.network_config(preset)  # an unknown --network or --norm fails before any work
     fast.ImageFolderData.check_size(preset.size)
     if args.resume and args.overwrite:
@@ -192,7 +218,12 @@ def _stylize_parser(sub) -> None:
     st.add_argument("--weights", default="auto", help="auto | imagenet | random | PATH (default auto)")
     st.add_argument("--steps", type=POSITIVE, help="override the preset's iteration count")
     st.add_argument("--size", type=POSITIVE, help="override the working size (the preset's resize rule is kept)")
-    st.add_argument("--init", choices=["content", "noise", "style"], help="override the initial image")
+    st.add_argument("--init", type=_init, help="override the initial image: content | noise | style | IMAGE")
+    st.add_argument("--content-weight", type=_weight, help="override alpha (the content term's weight)")
+    st.add_argument("--style-weight", type=_weight, help="override beta (the style term's weight)")
+    st.add_argument("--tv-weight", type=_weight, help="override gamma (the total variation term's weight)")
+    st.add_argument("--optimizer", choices=["adam", "lbfgs"], help="override the optimizer (torch's Adam or L-BFGS)")
+    st.add_argument("--lr", type=_positive_float, help="override the learning rate")
     st.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
     st.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     st.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
@@ -219,6 +250,8 @@ def _train_parser(sub) -> None:
     tr.add_argument("--content-weight", type=_weight, help="override lambda_c")
     tr.add_argument("--style-weight", type=_weight, help="override lambda_s")
     tr.add_argument("--tv-weight", type=_weight, help="override lambda_tv")
+    tr.add_argument("--lr", type=_positive_float, help="override the Adam learning rate")
+    tr.add_argument("--style-size", type=POSITIVE, help="override the style image's long side (px)")
     tr.add_argument("--network", help="override the network variant: johnson2016 | hust | pytorch-examples")
     tr.add_argument("--norm", choices=["batch", "instance"], help="override the network's norm layers")
     tr.add_argument("--weights", default="auto", help="loss network weights: auto | imagenet | random | PATH")
@@ -275,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     except NstbenchError as e:
         print(f"nstbench: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nstbench: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # stylize and train save what they have first and say where
+        print(f"nstbench: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130
     return 0
 

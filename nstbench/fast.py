@@ -635,6 +635,13 @@ def _output_paths(contents: list[str], out: Path) -> list[Path]:
     return [out / (f"{n}_{i}.png" if n in dup else f"{n}.png") for i, n in enumerate(names)]
 
 
+def run_network(net, x: torch.Tensor) -> torch.Tensor:
+    """The network's output for unit images x, at x's size. Sides that are not multiples of 4
+    come out rounded up (two stride-2 convs, two x2 upsamplings); the extra bottom/right rows
+    are dropped, the rest is the network's output (clamped to [0, 1] when saved)."""
+    return net.stylize_unit(x)[..., :x.shape[-2], :x.shape[-1]]
+
+
 @torch.inference_mode()
 def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str | os.PathLike, *,
                    size: int | None = None, device: str = "cpu") -> list[dict]:
@@ -659,9 +666,7 @@ def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str 
     for c, path in zip(contents, paths):
         x = load_image(c, resize).to(dev)
         t = time.perf_counter()
-        # Sides that are not multiples of 4 come out rounded up (two stride-2 convs, two x2
-        # upsamplings); the extra bottom/right rows are dropped, the rest is the network's output.
-        y = net.stylize_unit(x)[..., :x.shape[-2], :x.shape[-1]]
+        y = run_network(net, x)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - t

@@ -190,6 +190,14 @@ class Diverged(NstbenchError):
         self.result = result
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during the optimisation; `result.image` holds the last image with a finite loss."""
+
+    def __init__(self, message: str, result: OptimizeResult):
+        super().__init__(message)
+        self.result = result
+
+
 def _tf_adam_step(x: torch.Tensor, g: torch.Tensor, state: dict, lr: float, betas, eps: float) -> None:
     b1, b2 = betas
     state["t"] += 1
@@ -274,49 +282,53 @@ def optimize_image(
             print(f"[{label}] step {step}/{steps} total={r[0]:.4g} content={r[1]:.4g} style={r[2]:.4g} "
                   f"tv={r[3]:.4g} {el / step:.3f}s/it ETA {eta:.0f}s", file=sys.stderr, flush=True)
 
-    if optimizer.name in ("adam", "adam_tf"):
-        if optimizer.name == "adam":
-            opt = torch.optim.Adam([x], lr=optimizer.lr, betas=optimizer.betas, eps=optimizer.eps)
+    interrupted = False
+    try:
+        if optimizer.name in ("adam", "adam_tf"):
+            if optimizer.name == "adam":
+                opt = torch.optim.Adam([x], lr=optimizer.lr, betas=optimizer.betas, eps=optimizer.eps)
+            else:
+                state = {"t": 0, "m": torch.zeros_like(x), "v": torch.zeros_like(x)}
+            for step in range(1, steps + 1):
+                x.grad = None
+                total = evaluate()
+                if not observe(total, step):
+                    diverged = True
+                    break
+                with torch.no_grad():
+                    if optimizer.name == "adam":
+                        opt.step()
+                    else:
+                        _tf_adam_step(x, x.grad, state, optimizer.lr, optimizer.betas, optimizer.eps)
+                    if clamp is not None:
+                        x.copy_(torch.max(torch.min(x, clamp[1]), clamp[0]))
+                report(step)
+        elif optimizer.name == "lbfgs":
+            opt = torch.optim.LBFGS([x], lr=optimizer.lr, max_iter=steps, max_eval=steps,
+                                    tolerance_grad=0.0, tolerance_change=0.0, history_size=100)
+            status = {"ok": True}
+
+            def closure():
+                with torch.no_grad():
+                    if clamp is not None:  # the PyTorch tutorial clips inside the closure
+                        x.copy_(torch.max(torch.min(x, clamp[1]), clamp[0]))
+                x.grad = None
+                total = evaluate()
+                if status["ok"] and not observe(total, len(rows)):
+                    status["ok"] = False
+                report(len(rows))
+                # a non-finite loss is handed to L-BFGS as +inf so its line search backs off, and the run ends
+                return total.sum() if status["ok"] else torch.tensor(float("inf"))
+
+            opt.step(closure)
+            diverged = not status["ok"]
+            if clamp is not None:
+                with torch.no_grad():
+                    x.copy_(torch.max(torch.min(x, clamp[1]), clamp[0]))
         else:
-            state = {"t": 0, "m": torch.zeros_like(x), "v": torch.zeros_like(x)}
-        for step in range(1, steps + 1):
-            x.grad = None
-            total = evaluate()
-            if not observe(total, step):
-                diverged = True
-                break
-            with torch.no_grad():
-                if optimizer.name == "adam":
-                    opt.step()
-                else:
-                    _tf_adam_step(x, x.grad, state, optimizer.lr, optimizer.betas, optimizer.eps)
-                if clamp is not None:
-                    x.copy_(torch.max(torch.min(x, clamp[1]), clamp[0]))
-            report(step)
-    elif optimizer.name == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=optimizer.lr, max_iter=steps, max_eval=steps,
-                                tolerance_grad=0.0, tolerance_change=0.0, history_size=100)
-        status = {"ok": True}
-
-        def closure():
-            with torch.no_grad():
-                if clamp is not None:  # the PyTorch tutorial clips inside the closure
-                    x.copy_(torch.max(torch.min(x, clamp[1]), clamp[0]))
-            x.grad = None
-            total = evaluate()
-            if status["ok"] and not observe(total, len(rows)):
-                status["ok"] = False
-            report(len(rows))
-            # a non-finite loss is handed to L-BFGS as +inf so its line search backs off, and the run ends
-            return total.sum() if status["ok"] else torch.tensor(float("inf"))
-
-        opt.step(closure)
-        diverged = not status["ok"]
-        if clamp is not None:
-            with torch.no_grad():
-                x.copy_(torch.max(torch.min(x, clamp[1]), clamp[0]))
-    else:
-        raise NstbenchError(f"unknown optimizer {optimizer.name!r}; valid: adam, adam_tf, lbfgs")
+            raise NstbenchError(f"unknown optimizer {optimizer.name!r}; valid: adam, adam_tf, lbfgs")
+    except KeyboardInterrupt:  # Ctrl-C: the last image with a finite loss is handed back (Interrupted)
+        interrupted = True
 
     seconds = time.perf_counter() - t0
     hist = torch.stack(rows).cpu() if rows else torch.zeros(0, 4, B, dtype=torch.float64)  # [steps, 4, B]
@@ -325,6 +337,9 @@ def optimize_image(
         for k in range(hist.shape[0]) for i in range(B)
     ]
     result = OptimizeResult(image=last_good, last=last_good, history=history, seconds=seconds, diverged=diverged)
+    if interrupted:
+        done = len(rows)  # steps measured (curve rows); the kept image is the last one measured finite
+        raise Interrupted(f"interrupted after {done} of {steps} steps; kept the image of step {done}", result)
     if diverged:
         bad = hist.shape[0]
         raise Diverged(f"loss became non-finite at step {bad}; kept the image of step {max(bad - 1, 0)} "

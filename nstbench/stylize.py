@@ -5,7 +5,9 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import tempfile
+import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,8 +16,8 @@ import torch
 from .backbones import Backbone
 from .device import activation_bytes, check_memory, resolve_device
 from .errors import NstbenchError
-from .gatys import Compute, Diverged, OptimizeResult, initial_image, make_gatys_loss, optimize_image
-from .images import Resize, load_image, save_image, space_bounds, space_to_unit
+from .gatys import Compute, Diverged, Interrupted, OptimizeResult, OptimizerSpec, initial_image, make_gatys_loss, optimize_image
+from .images import Resize, load_image, probe_image, save_image, space_bounds, space_to_unit, unit_to_space
 from .presets import GatysPreset
 from .records import ensure_writable_dir, provenance, run_dir, write_csv, write_json
 from .weights import load_backbone
@@ -31,6 +33,8 @@ def load_pair(preset: GatysPreset, content: str, style: str) -> tuple[torch.Tens
     """Content and style as the preset's source loads them (unit-space [1, 3, H, W])."""
     c = load_image(content, preset.content_resize)
     s = load_image(style, preset.style_resize or Resize("exact", tuple(c.shape[-2:])))
+    if preset.init not in INITS:  # an init image is checked with the others, before any work
+        probe_image(preset.init, Resize("exact", tuple(c.shape[-2:])), min_side=1)
     for what, name, x in (("content", content, c), ("style", style, s)):
         if min(x.shape[-2:]) < MIN_BACKBONE_SIDE:
             raise NstbenchError(f"{what} image {name} is {x.shape[-1]}x{x.shape[-2]} after resizing; the backbones "
@@ -38,6 +42,7 @@ def load_pair(preset: GatysPreset, content: str, style: str) -> tuple[torch.Tens
     return c, s
 
 
+INITS = ("content", "noise", "style")  # anything else is an image path
 MIN_BACKBONE_SIDE = 32  # VGG's fifth max-pool needs a 2x2 input: 32 px survive four halvings
 
 
@@ -61,7 +66,11 @@ def run_preset(
     every N steps, 0 none, None every 10 s (the preset's print_every is its source's print
     interval, a record of the source, not nstbench's progress)."""
     loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute)
-    x0 = initial_image(preset.init, content, style, preset.space, seed=seed, batch=batch)
+    if preset.init in INITS:
+        x0 = initial_image(preset.init, content, style, preset.space, seed=seed, batch=batch)
+    else:  # an image file: resized to the content's (H, W)
+        img = load_image(preset.init, Resize("exact", tuple(content.shape[-2:]))).to(content.device)
+        x0 = unit_to_space(img, preset.space).repeat(batch, 1, 1, 1).contiguous()
     clamp = space_bounds(preset.space, x0) if preset.clamp else None
     return optimize_image(loss_fn, x0, preset.steps, preset.optimizer, clamp=clamp, keep_best=preset.keep_best,
                           progress_every=progress_every,
@@ -80,6 +89,7 @@ def stylize(
     progress_every: int | None = None,
     compute: Compute = Compute(),
     overwrite: bool = False,
+    overrides: dict | None = None,
 ) -> dict:
     """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json.
 
@@ -87,11 +97,15 @@ def stylize(
     overwrite=True (and only once the new run has finished). One writer at a time (a lock file)."""
     dev = resolve_device(device)
     with run_dir(out, "stylize", overwrite) as folder:
-        return _stylize_locked(preset, content, style, folder, weights, seed, dev, progress_every, compute)
+        result, record = run_stylize(preset, content, style, weights, seed, dev, progress_every, compute, overrides)
+        return write_run(folder, preset, result, record)
 
 
-def _stylize_locked(preset: GatysPreset, content: str, style: str, out: Path, weights: str, seed: int,
-                    dev: torch.device, progress_every: int | None, compute: Compute) -> dict:
+def run_stylize(preset: GatysPreset, content: str, style: str, weights: str, seed: int, dev: torch.device,
+                progress_every: int | None, compute: Compute, overrides: dict | None = None) -> tuple[OptimizeResult, dict]:
+    """Load, check and optimise (nothing written): the result and its run record, whose status
+    is "ok" or "diverged" (then result.image is the last image with a finite loss). `overrides`
+    (option -> value) are recorded: a run with any is not the preset as its source ran it."""
     c, s = load_pair(preset, content, style)
     backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling)
     backbone.to(dev)
@@ -101,6 +115,8 @@ def _stylize_locked(preset: GatysPreset, content: str, style: str, out: Path, we
     record = {
         "command": "stylize",
         "preset": dataclasses.asdict(preset),
+        "preset_modified": bool(overrides),
+        "overrides": dict(overrides or {}),
         "content": str(content),
         "style": str(style),
         "content_size_hw": list(c.shape[-2:]),
@@ -117,11 +133,19 @@ def _stylize_locked(preset: GatysPreset, content: str, style: str, out: Path, we
                             compute=compute)
     except Diverged as e:
         result, status, message = e.result, "diverged", str(e)
+    except Interrupted as e:  # Ctrl-C: the partial result is saved too (write_run raises afterwards)
+        result, status, message = e.result, "interrupted", str(e)
     record.update(status=status, message=message, seconds=result.seconds, final=result.final,
                   final_is=FINAL_IS, last_curve_row=result.history[-1] if result.history else None,
                   best_step=result.best_step)
+    return result, record
+
+
+def write_run(out: Path, preset: GatysPreset, result: OptimizeResult, record: dict) -> dict:
+    """output.png, curve.csv and run.json into `out`, together; a failed run raises after writing."""
+    status, message = record["status"], record["message"]
     if status != "ok" and _finished_ok(out):
-        out = ensure_writable_dir(out / "diverged")  # a failed rerun never replaces a finished result
+        out = ensure_writable_dir(out / status)  # a failed rerun never replaces a finished result
     # the three files are written to a temp folder first and moved in together: an interrupted
     # write leaves the earlier set (or nothing), never a mix of two runs
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-stylize-", dir=out))
@@ -133,6 +157,8 @@ def _stylize_locked(preset: GatysPreset, content: str, style: str, out: Path, we
             os.replace(tmp / name, out / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if status == "interrupted":
+        raise KeyboardInterrupt(f"{message}; wrote it to {out / 'output.png'}")
     if status != "ok":
         raise NstbenchError(f"{message}; wrote it to {out / 'output.png'}")
     return record
@@ -145,8 +171,20 @@ def _finished_ok(out: Path) -> bool:
         return False
 
 
-def override(preset: GatysPreset, steps: int | None = None, size: int | None = None, init: str | None = None) -> GatysPreset:
-    """The CLI's overrides: another step count, working size (resize mode kept) or init."""
+def override(preset: GatysPreset, steps: int | None = None, size: int | None = None, init: str | None = None,
+             content_weight: float | None = None, style_weight: float | None = None, tv_weight: float | None = None,
+             optimizer: str | None = None, lr: float | None = None) -> GatysPreset:
+    """The CLI's overrides: another step count, working size (resize mode kept), init (content,
+    noise, style or an image path), loss weights (alpha, beta, gamma), optimizer or learning rate."""
+    loss = {k: v for k, v in (("alpha", content_weight), ("beta", style_weight), ("gamma", tv_weight)) if v is not None}
+    if loss:
+        preset = replace(preset, loss=replace(preset.loss, **loss))
+    if optimizer is not None and optimizer != preset.optimizer.name:
+        if optimizer not in ("adam", "lbfgs"):
+            raise NstbenchError(f"unknown optimizer {optimizer!r}; valid: adam, lbfgs")
+        preset = replace(preset, optimizer=OptimizerSpec(optimizer, lr=preset.optimizer.lr if lr is None else lr))
+    elif lr is not None:
+        preset = replace(preset, optimizer=replace(preset.optimizer, lr=lr))
     if steps is not None:
         preset = replace(preset, steps=steps)
     if size is not None:
@@ -157,3 +195,16 @@ def override(preset: GatysPreset, steps: int | None = None, size: int | None = N
     if init is not None:
         preset = replace(preset, init=init)
     return preset
+
+
+class _CallableModule(types.ModuleType):
+    """`nstbench.stylize` names this module once it is imported (Python sets a package's attribute
+    to each submodule it loads) and the API function before: both calls work the same way."""
+
+    def __call__(self, *args, **kwargs):
+        from .api import stylize as api_stylize
+
+        return api_stylize(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -254,7 +254,7 @@ def _interrupt(terms):
 
 
 def _snapshot(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 def test_nan_mid_run_stops_keeps_last_finite_image_and_says_so(tmp_path, capsys, monkeypatch):
@@ -326,3 +326,6 @@ def test_failed_or_interrupted_run_leaves_existing_results_untouched(results_tem
     assert "Traceback" not in err
     for d in (run, other):
         assert _snapshot(d) == before[d], f"{failure} changed {d}"
+    if failure == "interrupted":  # the partial result went beside the finished one, not over it
+        assert "interrupted after 2 of 5 steps; kept the image of step 2" in err and str(run / "interrupted") in err
+        assert json.load(open(run / "interrupted" / "run.json"))["status"] == "interrupted"
