@@ -135,7 +135,8 @@ def _train(args: argparse.Namespace) -> None:
 def _apply(args: argparse.Namespace) -> None:
     from .fast import stylize_images
 
-    for r in stylize_images(args.checkpoint, args.content, args.out, size=args.size, device=args.device):
+    for r in stylize_images(args.checkpoint, args.content, args.out, size=args.size, scale=args.content_scale,
+                            device=args.device):
         h, w = r["size_hw"]
         print(f"wrote {r['output']} ({w}x{h}, {r['seconds'] * 1000:.0f} ms, {r['format']} {r['network']} network)")
 
@@ -290,9 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap_ = sub.add_parser("apply", help="stylise images with a trained fast network")
     ap_.add_argument("--checkpoint", required=True, help="nstbench transformer.pt/checkpoint.pt or a "
                                                         "pytorch/examples fast_neural_style .model/.pth")
-    ap_.add_argument("--content", required=True, nargs="+", help="content image name(s) or path(s)")
+    ap_.add_argument("--content", required=True, nargs="+", help="content image name(s), path(s) or folder(s)")
     ap_.add_argument("--out", required=True, help="output image file (one content; .png, .jpg, .webp, ...) or folder")
     ap_.add_argument("--size", type=POSITIVE, help="scale each content so its long side is N px")
+    ap_.add_argument("--content-scale", type=_positive_float, metavar="F",
+                     help="divide each content's sides by F (pytorch/examples' --content-scale)")
     ap_.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     ap_.set_defaults(func=_apply)
     return ap

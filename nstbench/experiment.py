@@ -174,6 +174,8 @@ class Experiment:
                 raise NstbenchError(f"--threads must be at least 1, got {self.args.threads}")
             torch.set_num_threads(self.args.threads)
         self.seed = self.args.seed
+        if self.args.progress_every is not None and self.args.progress_every < 0:
+            raise NstbenchError(f"--progress-every must be at least 0, got {self.args.progress_every}")
         self.progress_every = (self.args.progress_every if self.args.progress_every is not None
                                else getattr(self.profile, "progress_every", 0))
         self.archs = tuple(archs)

@@ -642,28 +642,56 @@ def run_network(net, x: torch.Tensor) -> torch.Tensor:
     return net.stylize_unit(x)[..., :x.shape[-2], :x.shape[-1]]
 
 
+def _expand_folders(contents: list) -> list[str]:
+    """A folder among the contents stands for its image files (sorted; not recursive)."""
+    out: list[str] = []
+    for c in contents:
+        p = Path(str(c)).expanduser()
+        if p.is_dir():
+            found = sorted(str(f) for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise NstbenchError(f"content folder {p} holds no .jpg/.jpeg/.png images")
+            out += found
+        else:
+            out.append(str(c))
+    return out
+
+
+def _content_resize(content: str, size: int | None, scale: float | None) -> Resize:
+    """The resize of one content image, checked from its header (probe_image) before any work."""
+    if scale is None:
+        resize = Resize("long", size) if size is not None else Resize()
+    else:
+        w, h = probe_image(content, Resize(), min_side=1)
+        resize = Resize("exact", (int(h / scale), int(w / scale)))
+    probe_image(content, resize)
+    return resize
+
+
 @torch.inference_mode()
 def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str | os.PathLike, *,
-                   size: int | None = None, device: str = "cpu") -> list[dict]:
-    """Apply a trained network to each content image (name or path).
+                   size: int | None = None, scale: float | None = None, device: str = "cpu") -> list[dict]:
+    """Apply a trained network to each content image (name, path, or a folder of images).
 
     out: an image path (one content) or a folder (out/<content stem>.png). size: long side of the
-    content in pixels (default: as loaded). The network's output is clamped to [0, 255] and rounded
+    content in pixels (default: as loaded); scale: divide both sides by it instead (pytorch/examples'
+    --content-scale: int(w / scale) x int(h / scale)). The network's output is clamped to [0, 255] and rounded
     when saved. Returns one record per image: content, output, size_hw, seconds.
     """
     dev = resolve_device(device)
     if size is not None and size < MIN_SIDE:
         raise NstbenchError(f"--size must be at least {MIN_SIDE} px, got {size}")
-    resize = Resize("long", size) if size is not None else Resize()
+    if size is not None and scale is not None:
+        raise NstbenchError("give --size or --content-scale, not both")
     if str(out).strip() == "":
         raise NstbenchError("--out is empty; give an output image file or folder")
-    for c in contents:  # every input checked before the first output is written
-        probe_image(c, resize)
+    contents = _expand_folders(contents)
+    resizes = [_content_resize(c, size, scale) for c in contents]  # every input checked before any output
     net, info = load_transformer(checkpoint)
     net.to(dev)
     paths = _output_paths([str(c) for c in contents], Path(out))
     recs = []
-    for c, path in zip(contents, paths):
+    for c, path, resize in zip(contents, paths, resizes):
         x = load_image(c, resize).to(dev)
         t = time.perf_counter()
         y = run_network(net, x)

@@ -426,3 +426,23 @@ def test_version_images_presets(capsys):
     assert rc == 0 and "johnson2016" in out and "pytorch-examples" in out and "upes" not in out
     rc, out, _ = run(capsys, ["presets"])
     assert rc == 0 and "upes" in out and "johnson2016" not in out
+
+
+def test_apply_a_folder_and_content_scale(net_pth, tmp_path, capsys):
+    d = tmp_path / "photos"
+    d.mkdir()
+    for name, (h, w) in (("a.png", (40, 60)), ("b.jpg", (48, 32))):
+        Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(d / name)
+    (d / "notes.txt").write_text("not an image")
+    rc, out, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", d, "--content-scale", "2",
+                                "--out", tmp_path / "outs"])
+    assert rc == 0, err
+    assert Image.open(tmp_path / "outs" / "a.png").size == (30, 20)  # int(60 / 2) x int(40 / 2)
+    assert Image.open(tmp_path / "outs" / "b.png").size == (16, 24)
+    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", d, "--content-scale", "4",
+                              "--out", tmp_path / "small"])
+    one_line_error(rc, err, "would be 15x10 after resizing; the short side must be at least 16 px")
+    assert not (tmp_path / "small").exists()
+    (tmp_path / "empty").mkdir()
+    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", tmp_path / "empty", "--out", tmp_path / "e"])
+    one_line_error(rc, err, "holds no .jpg/.jpeg/.png images")
