@@ -133,12 +133,18 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _apply(args: argparse.Namespace) -> None:
-    from .fast import stylize_images
+    from .fast import export_onnx, stylize_images
 
-    for r in stylize_images(args.checkpoint, args.content, args.out, size=args.size, scale=args.content_scale,
-                            device=args.device):
+    if not args.content and not args.export_onnx:
+        raise NstbenchError("give --content (images to stylise) and --out, or --export-onnx PATH")
+    if args.content and args.out is None:
+        raise NstbenchError("--out is required with --content (an image file or a folder)")
+    for r in stylize_images(args.checkpoint, args.content or [], args.out, size=args.size, scale=args.content_scale,
+                            device=args.device) if args.content else []:
         h, w = r["size_hw"]
         print(f"wrote {r['output']} ({w}x{h}, {r['seconds'] * 1000:.0f} ms, {r['format']} {r['network']} network)")
+    if args.export_onnx:
+        print(f"wrote {export_onnx(args.checkpoint, args.export_onnx)} (ONNX: image [N, 3, H, W] in [0, 1] -> stylized)")
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -291,8 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap_ = sub.add_parser("apply", help="stylise images with a trained fast network")
     ap_.add_argument("--checkpoint", required=True, help="nstbench transformer.pt/checkpoint.pt or a "
                                                         "pytorch/examples fast_neural_style .model/.pth")
-    ap_.add_argument("--content", required=True, nargs="+", help="content image name(s), path(s) or folder(s)")
-    ap_.add_argument("--out", required=True, help="output image file (one content; .png, .jpg, .webp, ...) or folder")
+    ap_.add_argument("--content", nargs="+", help="content image name(s), path(s) or folder(s)")
+    ap_.add_argument("--export-onnx", metavar="PATH", help="also write the network as an ONNX file (needs onnx)")
+    ap_.add_argument("--out", help="output image file (one content; .png, .jpg, .webp, ...) or folder")
     ap_.add_argument("--size", type=POSITIVE, help="scale each content so its long side is N px")
     ap_.add_argument("--content-scale", type=_positive_float, metavar="F",
                      help="divide each content's sides by F (pytorch/examples' --content-scale)")

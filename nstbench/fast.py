@@ -35,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Literal
@@ -702,6 +703,40 @@ def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str 
         recs.append({"content": str(c), "output": str(path), "size_hw": list(y.shape[-2:]), "seconds": seconds,
                      "network": info.get("network", {}).get("name"), "format": info["format"]})
     return recs
+
+
+class _UnitNetwork(torch.nn.Module):
+    """What `apply` computes, as one module: unit RGB in, unit RGB out (clamped)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.stylize_unit(x).clamp(0, 1)
+
+
+def export_onnx(checkpoint: str | os.PathLike, path: str | os.PathLike, size: int = 256) -> Path:
+    """The network as an ONNX graph: input "image" [N, 3, H, W] unit RGB, output "stylized" the same
+    (H, W multiples of 4; other sides come out rounded up, as from the network itself). Needs the
+    `onnx` package (pip install 'nstbench[onnx]'); traced at size x size, batch and sides dynamic."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise NstbenchError(f"--export-onnx {path}: the file name must end in .onnx")
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+    except ImportError:
+        raise NstbenchError("--export-onnx needs the onnx package: pip install 'nstbench[onnx]'") from None
+    net, _ = load_transformer(checkpoint)
+    ensure_writable_dir(path.parent)
+    model = _UnitNetwork(net).eval()
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on constant shapes and legacy export: not the user's
+        atomic_write(path, lambda tmp: torch.onnx.export(
+            model, (torch.rand(1, 3, size, size),), str(tmp), dynamo=False, input_names=["image"],
+            output_names=["stylized"], dynamic_axes={"image": axes, "stylized": axes}))
+    return path
 
 
 @dataclass

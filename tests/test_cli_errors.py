@@ -446,3 +446,24 @@ def test_apply_a_folder_and_content_scale(net_pth, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", tmp_path / "empty", "--out", tmp_path / "e"])
     one_line_error(rc, err, "holds no .jpg/.jpeg/.png images")
+
+
+def test_export_onnx_gives_the_same_image(net_pth, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    rc, out, err = run(capsys, ["apply", "--checkpoint", net_pth, "--export-onnx", tmp_path / "net.onnx"])
+    assert rc == 0, err
+    from nstbench.images import load_image, Resize
+    from nstbench.transformer import load_transformer
+
+    x = load_image("chelsea", Resize("exact", (48, 64)))
+    net, _ = load_transformer(net_pth)
+    with torch.no_grad():
+        ref = net.stylize_unit(x).clamp(0, 1).numpy()
+    got = ort.InferenceSession(str(tmp_path / "net.onnx")).run(None, {"image": x.numpy()})[0]
+    assert got.shape == ref.shape == (1, 3, 48, 64)  # sides other than the traced 256 work (dynamic)
+    assert np.abs(got - ref).max() <= 1 / 255
+    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth, "--export-onnx", tmp_path / "net.pt"])
+    one_line_error(rc, err, "must end in .onnx")
+    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth])
+    one_line_error(rc, err, "give --content")
