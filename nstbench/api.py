@@ -41,22 +41,25 @@ class Trained:
 def stylize(content: str | os.PathLike, style: str | os.PathLike, preset: str = "upes", *,
             steps: int | None = None, size: int | None = None, init: str | None = None, weights: str = "auto",
             seed: int = 0, device: str = "cpu", out: str | os.PathLike | None = None, overwrite: bool = False,
-            progress_every: int | None = 0) -> Stylized:
+            progress_every: int | None = 0, original_colors: bool = False) -> Stylized:
     """A Gatys run with a source preset (`nstbench.presets.PRESETS`); the overrides are the CLI's."""
     from .device import resolve_device
     from .images import space_to_unit
     from .records import run_dir
     from .stylize import override, run_stylize, write_run
 
-    p = override(_presets.get_preset(preset), steps=steps, size=size, init=init)
+    given = {k: v for k, v in (("steps", steps), ("size", size), ("init", init)) if v is not None}
+    p = override(_presets.get_preset(preset), **given)
     dev = resolve_device(device)
     if out is None:
-        result, record = run_stylize(p, str(content), str(style), weights, seed, dev, progress_every, _compute())
+        result, record = run_stylize(p, str(content), str(style), weights, seed, dev, progress_every, _compute(),
+                                     given, original_colors)
         if record["status"] != "ok":
             raise NstbenchError(record["message"])
     else:
         with run_dir(out, "stylize", overwrite) as folder:
-            result, record = run_stylize(p, str(content), str(style), weights, seed, dev, progress_every, _compute())
+            result, record = run_stylize(p, str(content), str(style), weights, seed, dev, progress_every, _compute(),
+                                         given, original_colors)
             write_run(folder, p, result, record)
     return Stylized(space_to_unit(result.image, p.space).detach().cpu(), pd.DataFrame(result.history), record)
 

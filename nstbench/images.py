@@ -278,6 +278,21 @@ def space_bounds(space: Space, like: torch.Tensor) -> tuple[torch.Tensor, torch.
     return unit_to_space(zeros, space), unit_to_space(zeros + 1.0, space)
 
 
+# BT.601 RGB -> YUV (Y: luminance; U, V: colour differences), as neural-style's -original_colors uses
+_RGB_TO_YUV = ((0.299, 0.587, 0.114), (-0.14713, -0.28886, 0.436), (0.615, -0.51499, -0.10001))
+
+
+def original_colors(content: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """Luminance-only transfer (Gatys et al. 2017, "Controlling perceptual factors", sec. 4.1; the
+    -original_colors option of neural-style): the output's luminance with the content's U and V.
+    Unit RGB [B, 3, H, W] in (same size), unit RGB out, clamped to [0, 1]."""
+    m = torch.tensor(_RGB_TO_YUV, dtype=torch.float64)
+    to_yuv = lambda x: torch.einsum("ij,bjhw->bihw", m, x.double())  # noqa: E731
+    yuv = torch.cat([to_yuv(output)[:, :1], to_yuv(content)[:, 1:]], dim=1)
+    rgb = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), yuv)
+    return rgb.clamp(0, 1).to(output.dtype)
+
+
 def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
     """The normalisation torchvision's ImageNet weights expect, for inputs in unit space."""
     return unit_to_space(x, "imagenet")

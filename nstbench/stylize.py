@@ -17,7 +17,8 @@ from .backbones import Backbone
 from .device import activation_bytes, check_memory, resolve_device
 from .errors import NstbenchError
 from .gatys import Compute, Diverged, Interrupted, OptimizeResult, OptimizerSpec, initial_image, make_gatys_loss, optimize_image
-from .images import Resize, load_image, probe_image, save_image, space_bounds, space_to_unit, unit_to_space
+from .images import Resize, image_format, load_image, probe_image, save_image, space_bounds, space_to_unit, unit_to_space
+from .images import original_colors as keep_colors
 from .presets import GatysPreset
 from .records import ensure_writable_dir, provenance, run_dir, write_csv, write_json
 from .weights import load_backbone
@@ -35,15 +36,16 @@ def load_pair(preset: GatysPreset, content: str, style: str) -> tuple[torch.Tens
     s = load_image(style, preset.style_resize or Resize("exact", tuple(c.shape[-2:])))
     if preset.init not in INITS:  # an init image is checked with the others, before any work
         probe_image(preset.init, Resize("exact", tuple(c.shape[-2:])), min_side=1)
-    for what, name, x in (("content", content, c), ("style", style, s)):
-        if min(x.shape[-2:]) < MIN_BACKBONE_SIDE:
+    for what, name, x, least in (("content", content, c, MIN_CONTENT_SIDE), ("style", style, s, MIN_STYLE_SIDE)):
+        if min(x.shape[-2:]) < least:
             raise NstbenchError(f"{what} image {name} is {x.shape[-1]}x{x.shape[-2]} after resizing; the backbones "
-                                f"need at least {MIN_BACKBONE_SIDE} px on each side (five 2x poolings)")
+                                f"need at least {least} px on each side for a {what} image")
     return c, s
 
 
 INITS = ("content", "noise", "style")  # anything else is an image path
-MIN_BACKBONE_SIDE = 32  # VGG's fifth max-pool needs a 2x2 input: 32 px survive four halvings
+MIN_CONTENT_SIDE = 32  # the content (and so the output) passes all five 2x poolings of VGG
+MIN_STYLE_SIDE = 16  # relu5_1, the deepest style layer, follows four 2x poolings: 16 px -> 1 px
 
 
 def run_preset(
@@ -90,6 +92,8 @@ def stylize(
     compute: Compute = Compute(),
     overwrite: bool = False,
     overrides: dict | None = None,
+    original_colors: bool = False,
+    output: str = "output.png",
 ) -> dict:
     """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json.
 
@@ -97,15 +101,22 @@ def stylize(
     overwrite=True (and only once the new run has finished). One writer at a time (a lock file)."""
     dev = resolve_device(device)
     with run_dir(out, "stylize", overwrite) as folder:
-        result, record = run_stylize(preset, content, style, weights, seed, dev, progress_every, compute, overrides)
+        result, record = run_stylize(preset, content, style, weights, seed, dev, progress_every, compute, overrides,
+                                     original_colors, output)
         return write_run(folder, preset, result, record)
 
 
 def run_stylize(preset: GatysPreset, content: str, style: str, weights: str, seed: int, dev: torch.device,
-                progress_every: int | None, compute: Compute, overrides: dict | None = None) -> tuple[OptimizeResult, dict]:
+                progress_every: int | None, compute: Compute, overrides: dict | None = None,
+                original_colors: bool = False, output: str = "output.png") -> tuple[OptimizeResult, dict]:
     """Load, check and optimise (nothing written): the result and its run record, whose status
-    is "ok" or "diverged" (then result.image is the last image with a finite loss). `overrides`
-    (option -> value) are recorded: a run with any is not the preset as its source ran it."""
+    is "ok", "diverged" or "interrupted" (then result.image is the last image with a finite loss).
+    `overrides` (option -> value) are recorded: a run with any is not the preset as its source ran
+    it. original_colors: the result keeps the content's colours (images.original_colors).
+    output: the image's file name in the run folder (its suffix picks the format)."""
+    if Path(output).name != output or not Path(output).suffix:
+        raise NstbenchError(f"--output {output!r} must be a file name with a suffix (e.g. result.jpg), no folder")
+    image_format(output)
     c, s = load_pair(preset, content, style)
     backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling)
     backbone.to(dev)
@@ -135,6 +146,9 @@ def run_stylize(preset: GatysPreset, content: str, style: str, weights: str, see
         result, status, message = e.result, "diverged", str(e)
     except Interrupted as e:  # Ctrl-C: the partial result is saved too (write_run raises afterwards)
         result, status, message = e.result, "interrupted", str(e)
+    if original_colors:  # a post-process of the result (neural-style does the same), losses untouched
+        result.image = unit_to_space(keep_colors(c.to(dev), space_to_unit(result.image, preset.space)), preset.space)
+    record.update(output=output, original_colors=original_colors)
     record.update(status=status, message=message, seconds=result.seconds, final=result.final,
                   final_is=FINAL_IS, last_curve_row=result.history[-1] if result.history else None,
                   best_step=result.best_step)
@@ -150,17 +164,18 @@ def write_run(out: Path, preset: GatysPreset, result: OptimizeResult, record: di
     # write leaves the earlier set (or nothing), never a mix of two runs
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-stylize-", dir=out))
     try:
-        save_image(space_to_unit(result.image, preset.space), tmp / "output.png")
+        image = record.get("output", "output.png")
+        save_image(space_to_unit(result.image, preset.space), tmp / image)
         write_csv(tmp / "curve.csv", result.history, CURVE_COLUMNS)
         write_json(tmp / "run.json", record)
-        for name in ("curve.csv", "output.png", "run.json"):  # run.json last: it marks the set complete
+        for name in ("curve.csv", image, "run.json"):  # run.json last: it marks the set complete
             os.replace(tmp / name, out / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if status == "interrupted":
-        raise KeyboardInterrupt(f"{message}; wrote it to {out / 'output.png'}")
+        raise KeyboardInterrupt(f"{message}; wrote it to {out / image}")
     if status != "ok":
-        raise NstbenchError(f"{message}; wrote it to {out / 'output.png'}")
+        raise NstbenchError(f"{message}; wrote it to {out / image}")
     return record
 
 
