@@ -41,8 +41,10 @@ class Trained:
 def stylize(content: str | os.PathLike, style: str | os.PathLike, preset: str = "upes", *,
             steps: int | None = None, size: int | None = None, init: str | None = None, weights: str = "auto",
             seed: int = 0, device: str = "cpu", out: str | os.PathLike | None = None, overwrite: bool = False,
-            progress_every: int | None = 0, original_colors: bool = False) -> Stylized:
-    """A Gatys run with a source preset (`nstbench.presets.PRESETS`); the overrides are the CLI's."""
+            progress_every: int | None = 0, original_colors: bool = False,
+            style_blend: list[float] | None = None) -> Stylized:
+    """A Gatys run with a source preset (`nstbench.presets.PRESETS`); the overrides are the CLI's.
+    `style` may be a list of images, blended by `style_blend` (weights, normalised; default equal)."""
     from .device import resolve_device
     from .images import space_to_unit
     from .records import run_dir
@@ -51,15 +53,16 @@ def stylize(content: str | os.PathLike, style: str | os.PathLike, preset: str = 
     given = {k: v for k, v in (("steps", steps), ("size", size), ("init", init)) if v is not None}
     p = override(_presets.get_preset(preset), **given)
     dev = resolve_device(device)
+    style = [str(x) for x in style] if isinstance(style, (list, tuple)) else str(style)
     if out is None:
-        result, record = run_stylize(p, str(content), str(style), weights, seed, dev, progress_every, _compute(),
-                                     given, original_colors)
+        result, record = run_stylize(p, str(content), style, weights, seed, dev, progress_every, _compute(),
+                                     given, original_colors, style_blend=style_blend)
         if record["status"] != "ok":
             raise NstbenchError(record["message"])
     else:
         with run_dir(out, "stylize", overwrite) as folder:
-            result, record = run_stylize(p, str(content), str(style), weights, seed, dev, progress_every, _compute(),
-                                         given, original_colors)
+            result, record = run_stylize(p, str(content), style, weights, seed, dev, progress_every, _compute(),
+                                         given, original_colors, style_blend=style_blend)
             write_run(folder, p, result, record)
     return Stylized(space_to_unit(result.image, p.space).detach().cpu(), pd.DataFrame(result.history), record)
 

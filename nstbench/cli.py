@@ -53,6 +53,10 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _weights_list(text: str) -> list[float]:
+    return [_weight(t) for t in text.split(",")]
+
+
 POSITIVE, NON_NEGATIVE = _at_least(1), _at_least(0)
 
 
@@ -74,7 +78,7 @@ def _stylize(args: argparse.Namespace) -> None:
     rec = stylize(preset, args.content, args.style, args.out, weights=args.weights, seed=args.seed,
                   device=args.device, progress_every=args.progress_every, compute=Compute(dtype=args.dtype),
                   overwrite=args.overwrite, overrides=given, original_colors=args.original_colors,
-                  output=args.output)
+                  output=args.output, style_blend=args.style_blend)
     modified = f"; preset {preset.name} modified: " + ", ".join(f"{k}={v}" for k, v in given.items()) if given else ""
     print(f"wrote {Path(args.out)}/{args.output}, curve.csv, run.json ({preset.steps} steps, {rec['seconds']:.1f}s, "
           f"{_weights_note(rec['weights'])}{modified})")
@@ -222,7 +226,10 @@ def _stylize_parser(sub) -> None:
     st = sub.add_parser("stylize", help="Gatys optimisation with a source preset")
     st.add_argument("--preset", required=True, help="hust | nyu | iitb-vgg19 | iitb-resnet50 | upes")
     st.add_argument("--content", required=True, help="image name (e.g. tubingen) or path")
-    st.add_argument("--style", required=True, help="image name (e.g. starry_night) or path")
+    st.add_argument("--style", required=True, nargs="+", help="image name(s) (e.g. starry_night) or path(s); "
+                                                               "several are blended (--style-blend)")
+    st.add_argument("--style-blend", type=_weights_list, metavar="W1,W2,...",
+                    help="weights of several --style images (normalised; default equal)")
     st.add_argument("--weights", default="auto", help="auto | imagenet | random | PATH (default auto)")
     st.add_argument("--steps", type=POSITIVE, help="override the preset's iteration count")
     st.add_argument("--size", type=POSITIVE, help="override the working size (the preset's resize rule is kept)")

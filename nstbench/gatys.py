@@ -103,21 +103,33 @@ def to_network(x: torch.Tensor, space: Space) -> torch.Tensor:
     return x if space == "imagenet" else unit_to_space(space_to_unit(x, space), "imagenet")
 
 
+def _blend_weights(weights: list[float] | None, n: int) -> list[float]:
+    if weights is None:
+        return [1.0 / n] * n
+    if len(weights) != n or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise NstbenchError(f"--style-blend needs {n} weights >= 0 (one per --style) with a positive sum, "
+                            f"got {list(weights)}")
+    return [w / sum(weights) for w in weights]
+
+
 def make_gatys_loss(
     backbone: Backbone,
     content: torch.Tensor,
-    style: torch.Tensor,
+    style: torch.Tensor | list[torch.Tensor],
     spec: LossSpec,
     space: Space,
     alpha: Weight | None = None,
     beta: Weight | None = None,
     gamma: Weight | None = None,
     compute: Compute = Compute(),
+    style_blend: list[float] | None = None,
 ) -> LossFn:
     """Content features and style Grams are computed once here, never inside the loop.
 
     content and style are unit-space images [1, 3, H, W]; alpha/beta/gamma override the spec,
-    per image when given as sequences. The returned callable takes pixels in `space`. The
+    per image when given as sequences. Several style images (a list) give one target Gram per
+    layer, their sum weighted by style_blend (normalised to 1; default equal), as neural-style's
+    -style_blend_weights does. The returned callable takes pixels in `space`. The
     targets are computed under the same `compute` as the loop, so that at the optimum the
     features can match them exactly.
     """
@@ -135,8 +147,14 @@ def make_gatys_loss(
         backbone = dataclasses.replace(backbone, extractor=ext)
     with torch.no_grad():
         p = extract_features(backbone, to_network(unit_to_space(content, space), space), list(content_w), compute)
-        s = extract_features(backbone, to_network(unit_to_space(style, space), space), list(style_w), compute)
-        targets = {n: gram(s[n], spec.gram_norm) for n in style_w}
+        styles = style if isinstance(style, (list, tuple)) else [style]
+        blend = _blend_weights(style_blend, len(styles))
+        targets: dict = {}
+        for st, w in zip(styles, blend):
+            s = extract_features(backbone, to_network(unit_to_space(st, space), space), list(style_w), compute)
+            for n in style_w:
+                g_n = gram(s[n], spec.gram_norm)
+                targets[n] = g_n if len(styles) == 1 else targets.get(n, 0) + w * g_n  # one style: bit-exact
     layers = list(dict.fromkeys(list(content_w) + list(style_w)))
     a = _per_image(spec.alpha if alpha is None else alpha, content)
     b = _per_image(spec.beta if beta is None else beta, content)

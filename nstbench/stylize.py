@@ -62,14 +62,18 @@ def run_preset(
     progress_every: int | None = None,
     label: str | None = None,
     compute: Compute = Compute(),
+    style_blend: list[float] | None = None,
 ) -> OptimizeResult:
-    """Optimise with the preset's settings on already-loaded images (on their device); `compute`
+    """Optimise with the preset's settings on already-loaded images (on their device); `style` may
+    be a list of images blended by `style_blend` (init "style" starts from the first); `compute`
     (gatys.Compute) picks the backbone's dtype and memory layout. progress_every: a progress line
     every N steps, 0 none, None every 10 s (the preset's print_every is its source's print
     interval, a record of the source, not nstbench's progress)."""
-    loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute)
+    loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute,
+                              style_blend)
     if preset.init in INITS:
-        x0 = initial_image(preset.init, content, style, preset.space, seed=seed, batch=batch)
+        first = style[0] if isinstance(style, (list, tuple)) else style
+        x0 = initial_image(preset.init, content, first, preset.space, seed=seed, batch=batch)
     else:  # an image file: resized to the content's (H, W)
         img = load_image(preset.init, Resize("exact", tuple(content.shape[-2:]))).to(content.device)
         x0 = unit_to_space(img, preset.space).repeat(batch, 1, 1, 1).contiguous()
@@ -94,6 +98,7 @@ def stylize(
     overrides: dict | None = None,
     original_colors: bool = False,
     output: str = "output.png",
+    style_blend: list[float] | None = None,
 ) -> dict:
     """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json.
 
@@ -102,22 +107,28 @@ def stylize(
     dev = resolve_device(device)
     with run_dir(out, "stylize", overwrite) as folder:
         result, record = run_stylize(preset, content, style, weights, seed, dev, progress_every, compute, overrides,
-                                     original_colors, output)
+                                     original_colors, output, style_blend)
         return write_run(folder, preset, result, record)
 
 
 def run_stylize(preset: GatysPreset, content: str, style: str, weights: str, seed: int, dev: torch.device,
                 progress_every: int | None, compute: Compute, overrides: dict | None = None,
-                original_colors: bool = False, output: str = "output.png") -> tuple[OptimizeResult, dict]:
+                original_colors: bool = False, output: str = "output.png",
+                style_blend: list[float] | None = None) -> tuple[OptimizeResult, dict]:
     """Load, check and optimise (nothing written): the result and its run record, whose status
     is "ok", "diverged" or "interrupted" (then result.image is the last image with a finite loss).
     `overrides` (option -> value) are recorded: a run with any is not the preset as its source ran
     it. original_colors: the result keeps the content's colours (images.original_colors).
-    output: the image's file name in the run folder (its suffix picks the format)."""
+    output: the image's file name in the run folder (its suffix picks the format). style: one
+    image or a list, blended by style_blend (gatys.make_gatys_loss)."""
     if Path(output).name != output or not Path(output).suffix:
         raise NstbenchError(f"--output {output!r} must be a file name with a suffix (e.g. result.jpg), no folder")
     image_format(output)
-    c, s = load_pair(preset, content, style)
+    names = [str(x) for x in style] if isinstance(style, (list, tuple)) else [str(style)]
+    c, s = load_pair(preset, content, names[0])
+    styles = [s] + [load_pair(preset, content, n)[1] for n in names[1:]]  # each checked before any work
+    if style_blend is not None and len(style_blend) != len(names):
+        raise NstbenchError(f"--style-blend has {len(style_blend)} weight(s) for {len(names)} --style image(s)")
     backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling)
     backbone.to(dev)
     layers = [n for n, _ in preset.loss.content_layers + preset.loss.style_layers]
@@ -129,9 +140,10 @@ def run_stylize(preset: GatysPreset, content: str, style: str, weights: str, see
         "preset_modified": bool(overrides),
         "overrides": dict(overrides or {}),
         "content": str(content),
-        "style": str(style),
+        "style": names[0] if len(names) == 1 else names,
+        **({"style_blend": style_blend} if len(names) > 1 else {}),
         "content_size_hw": list(c.shape[-2:]),
-        "style_size_hw": list(s.shape[-2:]),
+        "style_size_hw": list(s.shape[-2:]) if len(names) == 1 else [list(x.shape[-2:]) for x in styles],
         "seed": seed,
         "compute": dataclasses.asdict(compute),
         "weights": backbone.weights,
@@ -140,8 +152,9 @@ def run_stylize(preset: GatysPreset, content: str, style: str, weights: str, see
     }
     status, message = "ok", ""
     try:
-        result = run_preset(preset, c.to(dev), s.to(dev), backbone, seed=seed, progress_every=progress_every,
-                            compute=compute)
+        style_in = s.to(dev) if len(styles) == 1 else [x.to(dev) for x in styles]
+        result = run_preset(preset, c.to(dev), style_in, backbone, seed=seed, progress_every=progress_every,
+                            compute=compute, style_blend=style_blend)
     except Diverged as e:
         result, status, message = e.result, "diverged", str(e)
     except Interrupted as e:  # Ctrl-C: the partial result is saved too (write_run raises afterwards)

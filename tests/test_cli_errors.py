@@ -494,3 +494,34 @@ def test_output_name_and_original_colors(tmp_path, capsys):
     rc, _, err = run(capsys, STYLIZE + ["--out", tmp_path / "c", "--output", "sub/x.png"])
     one_line_error(rc, err, "must be a file name with a suffix")
     assert not (tmp_path / "c").exists()
+
+
+def test_several_styles_are_blended_as_weighted_grams(vgg19_random, tmp_path, capsys):
+    """The blended target is sum_i w_i G_i (weights normalised), checked against Grams computed here."""
+    from nstbench.gatys import make_gatys_loss
+    from nstbench.images import imagenet_normalize
+    from nstbench.losses import gram, style_loss
+    from nstbench.presets import UPES
+
+    g = torch.Generator().manual_seed(0)
+    c, s1, s2 = (torch.rand(1, 3, 32, 40, generator=g) for _ in range(3))
+    x = unit = torch.rand(1, 3, 32, 40, generator=g)
+    spec = UPES.loss
+    got = make_gatys_loss(vgg19_random, c, [s1, s2], spec, "unit", style_blend=[3, 1])(x)["style"]
+    layers = [n for n, _ in spec.style_layers]
+    f1, f2 = (vgg19_random.extract(imagenet_normalize(s), layers) for s in (s1, s2))
+    targets = {n: 0.75 * gram(f1[n], spec.gram_norm) + 0.25 * gram(f2[n], spec.gram_norm) for n in layers}
+    fx = vgg19_random.extract(imagenet_normalize(unit), layers)
+    want = style_loss(fx, targets, dict(spec.style_layers), spec.gram_norm, spec.style_mode, spec.style_reduce)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
+    one = make_gatys_loss(vgg19_random, c, s1, spec, "unit")(x)["style"]
+    assert torch.equal(make_gatys_loss(vgg19_random, c, [s1, s2], spec, "unit", style_blend=[1, 0])(x)["style"], one)
+    # on the command line: the record names both styles and the weights; a count mismatch is one line
+    rc, _, err = run(capsys, STYLIZE[:6] + ["hockney", "starry_night", "--style-blend", "3,1"] + STYLIZE[7:]
+                     + ["--out", tmp_path / "b"])
+    assert rc == 0, err
+    rec = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert rec["style"] == ["hockney", "starry_night"] and rec["style_blend"] == [3.0, 1.0]
+    rc, _, err = run(capsys, STYLIZE + ["--style-blend", "1,2", "--out", tmp_path / "c"])
+    one_line_error(rc, err, "--style-blend has 2 weight(s) for 1 --style image(s)")
+    assert not (tmp_path / "c").exists()
