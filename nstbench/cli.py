@@ -78,7 +78,7 @@ def _stylize(args: argparse.Namespace) -> None:
     rec = stylize(preset, args.content, args.style, args.out, weights=args.weights, seed=args.seed,
                   device=args.device, progress_every=args.progress_every, compute=Compute(dtype=args.dtype),
                   overwrite=args.overwrite, overrides=given, original_colors=args.original_colors,
-                  output=args.output, style_blend=args.style_blend)
+                  output=args.output, style_blend=args.style_blend, save_every=args.save_every)
     modified = f"; preset {preset.name} modified: " + ", ".join(f"{k}={v}" for k, v in given.items()) if given else ""
     print(f"wrote {Path(args.out)}/{args.output}, curve.csv, run.json ({preset.steps} steps, {rec['seconds']:.1f}s, "
           f"{_weights_note(rec['weights'])}{modified})")
@@ -246,6 +246,8 @@ def _stylize_parser(sub) -> None:
     _progress_options(st, "every 10 s")
     st.add_argument("--out", required=True, help="output folder (gets output.png, curve.csv, run.json)")
     st.add_argument("--overwrite", action="store_true", help="replace the stylize run already in --out")
+    st.add_argument("--save-every", type=NON_NEGATIVE, default=0, metavar="N",
+                    help="also save every N-th step's image as --out/steps/step_<N>.png (default 0: none)")
     st.add_argument("--output", default="output.png", metavar="NAME",
                     help="the image's file name inside --out; its suffix picks the format (default output.png)")
     st.add_argument("--original-colors", action="store_true",

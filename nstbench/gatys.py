@@ -238,6 +238,7 @@ def optimize_image(
     keep_best: bool = False,
     progress_every: int | None = 0,
     label: str = "gatys",
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> OptimizeResult:
     """Minimise loss_fn over the pixels of `init` ([B, 3, H, W]) for `steps` steps.
 
@@ -245,7 +246,8 @@ def optimize_image(
     step k). clamp = (lo, hi) clips the pixels after every update (and the initial image).
     keep_best returns, per image, the lowest-loss image seen (the last one included).
     progress_every: a progress line on stderr every N steps; 0: none; None: every
-    PROGRESS_SECONDS (and after the first and the last step).
+    PROGRESS_SECONDS (and after the first and the last step). on_step(step, image) is called
+    with each step's measured image (finite loss; in the space, do not modify it).
     """
     if steps < 1:
         raise NstbenchError(f"steps must be at least 1, got {steps}")
@@ -313,6 +315,8 @@ def optimize_image(
                 if not observe(total, step):
                     diverged = True
                     break
+                if on_step is not None:
+                    on_step(step, last_good)
                 with torch.no_grad():
                     if optimizer.name == "adam":
                         opt.step()
@@ -334,6 +338,8 @@ def optimize_image(
                 total = evaluate()
                 if status["ok"] and not observe(total, len(rows)):
                     status["ok"] = False
+                elif status["ok"] and on_step is not None:
+                    on_step(len(rows), last_good)
                 report(len(rows))
                 # a non-finite loss is handed to L-BFGS as +inf so its line search backs off, and the run ends
                 return total.sum() if status["ok"] else torch.tensor(float("inf"))

@@ -63,6 +63,7 @@ def run_preset(
     label: str | None = None,
     compute: Compute = Compute(),
     style_blend: list[float] | None = None,
+    on_step=None,
 ) -> OptimizeResult:
     """Optimise with the preset's settings on already-loaded images (on their device); `style` may
     be a list of images blended by `style_blend` (init "style" starts from the first); `compute`
@@ -80,7 +81,7 @@ def run_preset(
     clamp = space_bounds(preset.space, x0) if preset.clamp else None
     return optimize_image(loss_fn, x0, preset.steps, preset.optimizer, clamp=clamp, keep_best=preset.keep_best,
                           progress_every=progress_every,
-                          label=label or preset.name)
+                          label=label or preset.name, on_step=on_step)
 
 
 def stylize(
@@ -99,6 +100,7 @@ def stylize(
     original_colors: bool = False,
     output: str = "output.png",
     style_blend: list[float] | None = None,
+    save_every: int = 0,
 ) -> dict:
     """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json.
 
@@ -107,20 +109,24 @@ def stylize(
     dev = resolve_device(device)
     with run_dir(out, "stylize", overwrite) as folder:
         result, record = run_stylize(preset, content, style, weights, seed, dev, progress_every, compute, overrides,
-                                     original_colors, output, style_blend)
+                                     original_colors, output, style_blend, save_every, folder / "steps")
         return write_run(folder, preset, result, record)
 
 
 def run_stylize(preset: GatysPreset, content: str, style: str, weights: str, seed: int, dev: torch.device,
                 progress_every: int | None, compute: Compute, overrides: dict | None = None,
                 original_colors: bool = False, output: str = "output.png",
-                style_blend: list[float] | None = None) -> tuple[OptimizeResult, dict]:
+                style_blend: list[float] | None = None, save_every: int = 0,
+                save_dir: Path | None = None) -> tuple[OptimizeResult, dict]:
     """Load, check and optimise (nothing written): the result and its run record, whose status
     is "ok", "diverged" or "interrupted" (then result.image is the last image with a finite loss).
     `overrides` (option -> value) are recorded: a run with any is not the preset as its source ran
     it. original_colors: the result keeps the content's colours (images.original_colors).
     output: the image's file name in the run folder (its suffix picks the format). style: one
-    image or a list, blended by style_blend (gatys.make_gatys_loss)."""
+    image or a list, blended by style_blend (gatys.make_gatys_loss). save_every: every N steps the
+    step's image goes to save_dir/step_<N>.png (neural-style's -save_iter)."""
+    if save_every and save_dir is None:
+        raise NstbenchError("--save-every needs an output folder")
     if Path(output).name != output or not Path(output).suffix:
         raise NstbenchError(f"--output {output!r} must be a file name with a suffix (e.g. result.jpg), no folder")
     image_format(output)
@@ -154,7 +160,8 @@ def run_stylize(preset: GatysPreset, content: str, style: str, weights: str, see
     try:
         style_in = s.to(dev) if len(styles) == 1 else [x.to(dev) for x in styles]
         result = run_preset(preset, c.to(dev), style_in, backbone, seed=seed, progress_every=progress_every,
-                            compute=compute, style_blend=style_blend)
+                            compute=compute, style_blend=style_blend,
+                            on_step=_saver(save_every, save_dir, preset.space) if save_every else None)
     except Diverged as e:
         result, status, message = e.result, "diverged", str(e)
     except Interrupted as e:  # Ctrl-C: the partial result is saved too (write_run raises afterwards)
@@ -166,6 +173,15 @@ def run_stylize(preset: GatysPreset, content: str, style: str, weights: str, see
                   final_is=FINAL_IS, last_curve_row=result.history[-1] if result.history else None,
                   best_step=result.best_step)
     return result, record
+
+
+def _saver(every: int, folder: Path, space):
+    """on_step for optimize_image: every `every` steps, that step's image as folder/step_<N>.png."""
+    def save(step: int, image: torch.Tensor) -> None:
+        if step % every == 0:
+            ensure_writable_dir(folder)
+            save_image(space_to_unit(image, space).detach().cpu(), folder / f"step_{step:05d}.png")
+    return save
 
 
 def write_run(out: Path, preset: GatysPreset, result: OptimizeResult, record: dict) -> dict:

@@ -525,3 +525,18 @@ def test_several_styles_are_blended_as_weighted_grams(vgg19_random, tmp_path, ca
     rc, _, err = run(capsys, STYLIZE + ["--style-blend", "1,2", "--out", tmp_path / "c"])
     one_line_error(rc, err, "--style-blend has 2 weight(s) for 1 --style image(s)")
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("preset", ["upes", "nyu"])  # Adam and L-BFGS
+def test_save_every_writes_the_steps_images(tmp_path, capsys, preset):
+    argv = ["stylize", "--preset", preset, "--content", "octopus", "--style", "hockney", "--weights", "random",
+            "--steps", "4", "--size", "32", "--progress-every", "0", "--save-every", "2", "--out", tmp_path / "s"]
+    rc, _, err = run(capsys, argv)
+    assert rc == 0, err
+    saved = sorted(p.name for p in (tmp_path / "s" / "steps").iterdir())
+    assert saved == ["step_00002.png", "step_00004.png"]
+    size = Image.open(tmp_path / "s" / "output.png").size
+    assert all(Image.open(tmp_path / "s" / "steps" / n).size == size for n in saved)
+    if preset == "upes":  # Adam, no clamping: step 4's image is not the image after the last update
+        assert not np.array_equal(np.asarray(Image.open(tmp_path / "s" / "steps" / "step_00002.png")),
+                                  np.asarray(Image.open(tmp_path / "s" / "steps" / "step_00004.png")))
