@@ -48,21 +48,20 @@ def stylize(content: str | os.PathLike, style: str | os.PathLike, preset: str = 
     from .device import resolve_device
     from .images import space_to_unit
     from .records import run_dir
-    from .stylize import override, run_stylize, write_run
+    from .stylize import Extras, override, run_stylize, write_run
 
     given = {k: v for k, v in (("steps", steps), ("size", size), ("init", init)) if v is not None}
     p = override(_presets.get_preset(preset), **given)
     dev = resolve_device(device)
     style = [str(x) for x in style] if isinstance(style, (list, tuple)) else str(style)
+    extras = Extras(overrides=given, original_colors=original_colors, style_blend=style_blend)
     if out is None:
-        result, record = run_stylize(p, str(content), style, weights, seed, dev, progress_every, _compute(),
-                                     given, original_colors, style_blend=style_blend)
+        result, record = run_stylize(p, str(content), style, weights, seed, dev, progress_every, _compute(), extras)
         if record["status"] != "ok":
             raise NstbenchError(record["message"])
     else:
         with run_dir(out, "stylize", overwrite) as folder:
-            result, record = run_stylize(p, str(content), style, weights, seed, dev, progress_every, _compute(),
-                                         given, original_colors, style_blend=style_blend)
+            result, record = run_stylize(p, str(content), style, weights, seed, dev, progress_every, _compute(), extras)
             write_run(folder, p, result, record)
     return Stylized(space_to_unit(result.image, p.space).detach().cpu(), pd.DataFrame(result.history), record)
 

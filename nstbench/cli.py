@@ -71,14 +71,15 @@ def _weights_note(w: dict) -> str:
 def _stylize(args: argparse.Namespace) -> None:
     from .gatys import Compute
     from .presets import get_preset
-    from .stylize import override, stylize
+    from .stylize import Extras, override, stylize
 
     given = {k: getattr(args, k) for k in STYLIZE_OVERRIDES if getattr(args, k) is not None}
     preset = override(get_preset(args.preset), **given)
+    extras = Extras(overrides=given, original_colors=args.original_colors, output=args.output,
+                    style_blend=args.style_blend, save_every=args.save_every)
     rec = stylize(preset, args.content, args.style, args.out, weights=args.weights, seed=args.seed,
                   device=args.device, progress_every=args.progress_every, compute=Compute(dtype=args.dtype),
-                  overwrite=args.overwrite, overrides=given, original_colors=args.original_colors,
-                  output=args.output, style_blend=args.style_blend, save_every=args.save_every)
+                  overwrite=args.overwrite, extras=extras)
     modified = f"; preset {preset.name} modified: " + ", ".join(f"{k}={v}" for k, v in given.items()) if given else ""
     print(f"wrote {Path(args.out)}/{args.output}, curve.csv, run.json ({preset.steps} steps, {rec['seconds']:.1f}s, "
           f"{_weights_note(rec['weights'])}{modified})")

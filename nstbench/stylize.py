@@ -8,7 +8,7 @@ import shutil
 import sys
 import tempfile
 import types
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -87,7 +87,7 @@ def run_preset(
 def stylize(
     preset: GatysPreset,
     content: str,
-    style: str,
+    style: str | list[str],
     out: str | Path,
     *,
     weights: str = "auto",
@@ -96,11 +96,7 @@ def stylize(
     progress_every: int | None = None,
     compute: Compute = Compute(),
     overwrite: bool = False,
-    overrides: dict | None = None,
-    original_colors: bool = False,
-    output: str = "output.png",
-    style_blend: list[float] | None = None,
-    save_every: int = 0,
+    extras: "Extras | None" = None,
 ) -> dict:
     """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json.
 
@@ -108,71 +104,94 @@ def stylize(
     overwrite=True (and only once the new run has finished). One writer at a time (a lock file)."""
     dev = resolve_device(device)
     with run_dir(out, "stylize", overwrite) as folder:
-        result, record = run_stylize(preset, content, style, weights, seed, dev, progress_every, compute, overrides,
-                                     original_colors, output, style_blend, save_every, folder / "steps")
+        extras = dataclasses.replace(extras or Extras(), save_dir=folder / "steps")
+        result, record = run_stylize(preset, content, style, weights, seed, dev, progress_every, compute, extras)
         return write_run(folder, preset, result, record)
 
 
-def run_stylize(preset: GatysPreset, content: str, style: str, weights: str, seed: int, dev: torch.device,
-                progress_every: int | None, compute: Compute, overrides: dict | None = None,
-                original_colors: bool = False, output: str = "output.png",
-                style_blend: list[float] | None = None, save_every: int = 0,
-                save_dir: Path | None = None) -> tuple[OptimizeResult, dict]:
+@dataclass(frozen=True)
+class Extras:
+    """What `nstbench stylize` adds to a preset run. overrides: option -> value, recorded (a run
+    with any is not the preset as its source ran it). original_colors: the result keeps the
+    content's colours (images.original_colors). output: the image's file name in the run folder
+    (its suffix picks the format). style_blend: weights of several style images
+    (gatys.make_gatys_loss). save_every: every N steps the step's image goes to
+    save_dir/step_<N>.png (neural-style's -save_iter)."""
+
+    overrides: dict = field(default_factory=dict)
+    original_colors: bool = False
+    output: str = "output.png"
+    style_blend: list[float] | None = None
+    save_every: int = 0
+    save_dir: Path | None = None
+
+    def check(self, styles: int) -> None:
+        if self.save_every and self.save_dir is None:
+            raise NstbenchError("--save-every needs an output folder")
+        if Path(self.output).name != self.output or not Path(self.output).suffix:
+            raise NstbenchError(f"--output {self.output!r} must be a file name with a suffix (e.g. result.jpg), "
+                                "no folder")
+        image_format(self.output)
+        if self.style_blend is not None and len(self.style_blend) != styles:
+            raise NstbenchError(f"--style-blend has {len(self.style_blend)} weight(s) for {styles} --style image(s)")
+
+
+def run_stylize(preset: GatysPreset, content: str, style: str | list[str], weights: str, seed: int,
+                dev: torch.device, progress_every: int | None, compute: Compute,
+                extras: Extras = Extras()) -> tuple[OptimizeResult, dict]:
     """Load, check and optimise (nothing written): the result and its run record, whose status
     is "ok", "diverged" or "interrupted" (then result.image is the last image with a finite loss).
-    `overrides` (option -> value) are recorded: a run with any is not the preset as its source ran
-    it. original_colors: the result keeps the content's colours (images.original_colors).
-    output: the image's file name in the run folder (its suffix picks the format). style: one
-    image or a list, blended by style_blend (gatys.make_gatys_loss). save_every: every N steps the
-    step's image goes to save_dir/step_<N>.png (neural-style's -save_iter)."""
-    if save_every and save_dir is None:
-        raise NstbenchError("--save-every needs an output folder")
-    if Path(output).name != output or not Path(output).suffix:
-        raise NstbenchError(f"--output {output!r} must be a file name with a suffix (e.g. result.jpg), no folder")
-    image_format(output)
+    style: one image or a list (blended by extras.style_blend)."""
     names = [str(x) for x in style] if isinstance(style, (list, tuple)) else [str(style)]
+    extras.check(len(names))
     c, s = load_pair(preset, content, names[0])
     styles = [s] + [load_pair(preset, content, n)[1] for n in names[1:]]  # each checked before any work
-    if style_blend is not None and len(style_blend) != len(names):
-        raise NstbenchError(f"--style-blend has {len(style_blend)} weight(s) for {len(names)} --style image(s)")
     backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling)
     backbone.to(dev)
     layers = [n for n, _ in preset.loss.content_layers + preset.loss.style_layers]
     check_memory(activation_bytes(backbone.extractor, layers, tuple(c.shape[-2:])), dev,
                  f"a {c.shape[-1]}x{c.shape[-2]} {preset.backbone} optimisation")
-    record = {
-        "command": "stylize",
-        "preset": dataclasses.asdict(preset),
-        "preset_modified": bool(overrides),
-        "overrides": dict(overrides or {}),
-        "content": str(content),
-        "style": names[0] if len(names) == 1 else names,
-        **({"style_blend": style_blend} if len(names) > 1 else {}),
-        "content_size_hw": list(c.shape[-2:]),
-        "style_size_hw": list(s.shape[-2:]) if len(names) == 1 else [list(x.shape[-2:]) for x in styles],
-        "seed": seed,
-        "compute": dataclasses.asdict(compute),
-        "weights": backbone.weights,
-        "curve_terms": "content, style and tv are unweighted; total = alpha*content + beta*style + gamma*tv",
-        "provenance": provenance(dev),
-    }
+    record = _record(preset, content, names, c, styles, seed, compute, backbone, dev, extras)
     status, message = "ok", ""
     try:
-        style_in = s.to(dev) if len(styles) == 1 else [x.to(dev) for x in styles]
-        result = run_preset(preset, c.to(dev), style_in, backbone, seed=seed, progress_every=progress_every,
-                            compute=compute, style_blend=style_blend,
-                            on_step=_saver(save_every, save_dir, preset.space) if save_every else None)
+        result = run_preset(preset, c.to(dev), [x.to(dev) for x in styles] if len(styles) > 1 else s.to(dev),
+                            backbone, seed=seed, progress_every=progress_every, compute=compute,
+                            style_blend=extras.style_blend,
+                            on_step=_saver(extras.save_every, extras.save_dir, preset.space) if extras.save_every else None)
     except Diverged as e:
         result, status, message = e.result, "diverged", str(e)
     except Interrupted as e:  # Ctrl-C: the partial result is saved too (write_run raises afterwards)
         result, status, message = e.result, "interrupted", str(e)
-    if original_colors:  # a post-process of the result (neural-style does the same), losses untouched
+    if extras.original_colors:  # a post-process of the result (neural-style does the same), losses untouched
         result.image = unit_to_space(keep_colors(c.to(dev), space_to_unit(result.image, preset.space)), preset.space)
-    record.update(output=output, original_colors=original_colors)
     record.update(status=status, message=message, seconds=result.seconds, final=result.final,
                   final_is=FINAL_IS, last_curve_row=result.history[-1] if result.history else None,
                   best_step=result.best_step)
     return result, record
+
+
+def _record(preset: GatysPreset, content: str, names: list[str], c: torch.Tensor, styles: list[torch.Tensor],
+            seed: int, compute: Compute, backbone: Backbone, dev: torch.device, extras: Extras) -> dict:
+    one = len(names) == 1
+    return {
+        "command": "stylize",
+        "preset": dataclasses.asdict(preset),
+        "preset_modified": bool(extras.overrides),
+        "overrides": dict(extras.overrides),
+        "content": str(content),
+        "style": names[0] if one else names,
+        **({} if one else {"style_blend": extras.style_blend}),
+        "content_size_hw": list(c.shape[-2:]),
+        "style_size_hw": list(styles[0].shape[-2:]) if one else [list(x.shape[-2:]) for x in styles],
+        "seed": seed,
+        "compute": dataclasses.asdict(compute),
+        "weights": backbone.weights,
+        "curve_terms": "content, style and tv are unweighted; total = alpha*content + beta*style + gamma*tv",
+        "output": extras.output,
+        "original_colors": extras.original_colors,
+        "save_every": extras.save_every,
+        "provenance": provenance(dev),
+    }
 
 
 def _saver(every: int, folder: Path, space):
