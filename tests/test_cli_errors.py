@@ -540,3 +540,30 @@ def test_save_every_writes_the_steps_images(tmp_path, capsys, preset):
     if preset == "upes":  # Adam, no clamping: step 4's image is not the image after the last update
         assert not np.array_equal(np.asarray(Image.open(tmp_path / "s" / "steps" / "step_00002.png")),
                                   np.asarray(Image.open(tmp_path / "s" / "steps" / "step_00004.png")))
+
+
+def test_two_real_train_runs_into_one_folder(tmp_path, capsys):
+    """A real `nstbench train` holds the folder: a second one is refused, the first finishes its
+    work (here: stops on Ctrl-C with a checkpoint, as a long run would)."""
+    import signal
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "t"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
+    first = subprocess.Popen([sys.executable, "-m", "nstbench", *TRAIN, "--steps", "100000", "--out", str(out)],
+                             env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (out / "loss.csv").is_file() and time.time() < deadline:  # training has started
+            time.sleep(0.2)
+        assert (out / LOCK_NAME).is_file()
+        rc, _, err = run(capsys, TRAIN + ["--steps", "3", "--out", out])
+        one_line_error(rc, err, f"is being written by another nstbench run (pid {first.pid}")
+    finally:
+        first.send_signal(signal.SIGINT)
+        _, first_err = first.communicate(timeout=120)
+    assert first.returncode == 130, first_err
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["status"] == "interrupted" and rec["steps"] == 100000  # the first run's record, not the second's
+    assert (out / "checkpoint.pt").is_file() and not (out / LOCK_NAME).exists()
