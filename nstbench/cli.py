@@ -73,20 +73,29 @@ def _stylize(args: argparse.Namespace) -> None:
     from .presets import get_preset
     from .stylize import Extras, override, stylize
 
+    if args.scales and args.size is not None:
+        raise NstbenchError("give --size or --scales, not both (the last scale is the working size)")
     given = {k: getattr(args, k) for k in STYLIZE_OVERRIDES if getattr(args, k) is not None}
     preset = override(get_preset(args.preset), **given)
-    extras = Extras(overrides=given, original_colors=args.original_colors, output=args.output,
-                    style_blend=args.style_blend, save_every=args.save_every)
+    recorded = dict(given, **({"scales": args.scales} if args.scales else {}))
+    extras = Extras(overrides=recorded, original_colors=args.original_colors, output=args.output,
+                    style_blend=args.style_blend, save_every=args.save_every,
+                    scales=tuple(args.scales) if args.scales else None)
     rec = stylize(preset, args.content, args.style, args.out, weights=args.weights, seed=args.seed,
                   device=args.device, progress_every=args.progress_every, compute=Compute(dtype=args.dtype),
                   overwrite=args.overwrite, extras=extras)
-    modified = f"; preset {preset.name} modified: " + ", ".join(f"{k}={v}" for k, v in given.items()) if given else ""
-    print(f"wrote {Path(args.out)}/{args.output}, curve.csv, run.json ({preset.steps} steps, {rec['seconds']:.1f}s, "
+    modified = f"; preset {preset.name} modified: " + ", ".join(f"{k}={v}" for k, v in recorded.items()) if recorded else ""
+    steps = f"{preset.steps} steps" + (f" x {len(args.scales)} scales" if args.scales else "")
+    print(f"wrote {Path(args.out)}/{args.output}, curve.csv, run.json ({steps}, {rec['seconds']:.1f}s, "
           f"{_weights_note(rec['weights'])}{modified})")
 
 
 # stylize options that change the preset (recorded in run.json as overrides)
 STYLIZE_OVERRIDES = ("steps", "size", "init", "content_weight", "style_weight", "tv_weight", "optimizer", "lr")
+
+
+def _sizes(text: str) -> list[int]:
+    return [POSITIVE(t) for t in text.split(",")]
 
 
 def _init(text: str) -> str:
@@ -247,6 +256,9 @@ def _stylize_parser(sub) -> None:
     _progress_options(st, "every 10 s")
     st.add_argument("--out", required=True, help="output folder (gets output.png, curve.csv, run.json)")
     st.add_argument("--overwrite", action="store_true", help="replace the stylize run already in --out")
+    st.add_argument("--scales", type=_sizes, metavar="S1,S2,...",
+                    help="multi-scale: run the preset at each working size in turn (coarse to fine), each "
+                         "starting from the previous result upsampled")
     st.add_argument("--save-every", type=NON_NEGATIVE, default=0, metavar="N",
                     help="also save every N-th step's image as --out/steps/step_<N>.png (default 0: none)")
     st.add_argument("--output", default="output.png", metavar="NAME",

@@ -64,6 +64,7 @@ def run_preset(
     compute: Compute = Compute(),
     style_blend: list[float] | None = None,
     on_step=None,
+    init_image: torch.Tensor | None = None,
 ) -> OptimizeResult:
     """Optimise with the preset's settings on already-loaded images (on their device); `style` may
     be a list of images blended by `style_blend` (init "style" starts from the first); `compute`
@@ -72,7 +73,11 @@ def run_preset(
     interval, a record of the source, not nstbench's progress)."""
     loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute,
                               style_blend)
-    if preset.init in INITS:
+    if init_image is not None:  # unit RGB (a coarser scale's result): bicubic to the content's (H, W)
+        up = torch.nn.functional.interpolate(init_image, size=tuple(content.shape[-2:]), mode="bicubic",
+                                             align_corners=False).clamp(0, 1)
+        x0 = unit_to_space(up, preset.space).repeat(batch, 1, 1, 1).contiguous()
+    elif preset.init in INITS:
         first = style[0] if isinstance(style, (list, tuple)) else style
         x0 = initial_image(preset.init, content, first, preset.space, seed=seed, batch=batch)
     else:  # an image file: resized to the content's (H, W)
@@ -124,6 +129,7 @@ class Extras:
     style_blend: list[float] | None = None
     save_every: int = 0
     save_dir: Path | None = None
+    scales: tuple[int, ...] | None = None  # working sizes, coarse to fine: each result starts the next
 
     def check(self, styles: int) -> None:
         if self.save_every and self.save_dir is None:
@@ -132,32 +138,36 @@ class Extras:
             raise NstbenchError(f"--output {self.output!r} must be a file name with a suffix (e.g. result.jpg), "
                                 "no folder")
         image_format(self.output)
+        if self.scales is not None and list(self.scales) != sorted(set(self.scales)):
+            raise NstbenchError(f"--scales must grow from coarse to fine, got {','.join(map(str, self.scales))}")
         if self.style_blend is not None and len(self.style_blend) != styles:
             raise NstbenchError(f"--style-blend has {len(self.style_blend)} weight(s) for {styles} --style image(s)")
 
 
 def run_stylize(preset: GatysPreset, content: str, style: str | list[str], weights: str, seed: int,
                 dev: torch.device, progress_every: int | None, compute: Compute,
-                extras: Extras = Extras()) -> tuple[OptimizeResult, dict]:
+                extras: Extras = Extras(), backbone: Backbone | None = None,
+                init_image: torch.Tensor | None = None) -> tuple[OptimizeResult, dict]:
     """Load, check and optimise (nothing written): the result and its run record, whose status
     is "ok", "diverged" or "interrupted" (then result.image is the last image with a finite loss).
-    style: one image or a list (blended by extras.style_blend)."""
+    style: one image or a list (blended by extras.style_blend); extras.scales: run_scales."""
     names = [str(x) for x in style] if isinstance(style, (list, tuple)) else [str(style)]
     extras.check(len(names))
+    if extras.scales and init_image is None and backbone is None:
+        return run_scales(preset, content, names, weights, seed, dev, progress_every, compute, extras)
     c, s = load_pair(preset, content, names[0])
     styles = [s] + [load_pair(preset, content, n)[1] for n in names[1:]]  # each checked before any work
-    backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling)
-    backbone.to(dev)
-    layers = [n for n, _ in preset.loss.content_layers + preset.loss.style_layers]
-    check_memory(activation_bytes(backbone.extractor, layers, tuple(c.shape[-2:])), dev,
-                 f"a {c.shape[-1]}x{c.shape[-2]} {preset.backbone} optimisation")
+    if backbone is None:
+        backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling).to(dev)
+    _check_memory(preset, backbone, c, dev)
     record = _record(preset, content, names, c, styles, seed, compute, backbone, dev, extras)
     status, message = "ok", ""
     try:
         result = run_preset(preset, c.to(dev), [x.to(dev) for x in styles] if len(styles) > 1 else s.to(dev),
                             backbone, seed=seed, progress_every=progress_every, compute=compute,
                             style_blend=extras.style_blend,
-                            on_step=_saver(extras.save_every, extras.save_dir, preset.space) if extras.save_every else None)
+                            on_step=_saver(extras.save_every, extras.save_dir, preset.space) if extras.save_every else None,
+                            init_image=init_image)
     except Diverged as e:
         result, status, message = e.result, "diverged", str(e)
     except Interrupted as e:  # Ctrl-C: the partial result is saved too (write_run raises afterwards)
@@ -167,6 +177,41 @@ def run_stylize(preset: GatysPreset, content: str, style: str | list[str], weigh
     record.update(status=status, message=message, seconds=result.seconds, final=result.final,
                   final_is=FINAL_IS, last_curve_row=result.history[-1] if result.history else None,
                   best_step=result.best_step)
+    return result, record
+
+
+def _check_memory(preset: GatysPreset, backbone: Backbone, c: torch.Tensor, dev: torch.device) -> None:
+    layers = [n for n, _ in preset.loss.content_layers + preset.loss.style_layers]
+    check_memory(activation_bytes(backbone.extractor, layers, tuple(c.shape[-2:])), dev,
+                 f"a {c.shape[-1]}x{c.shape[-2]} {preset.backbone} optimisation")
+
+
+def run_scales(preset: GatysPreset, content: str, names: list[str], weights: str, seed: int, dev: torch.device,
+               progress_every: int | None, compute: Compute, extras: Extras) -> tuple[OptimizeResult, dict]:
+    """Multi-scale: the preset at each of extras.scales (working sizes, coarse to fine) for its
+    steps, each scale starting from the previous result upsampled (bicubic). Every scale's inputs
+    and the finest scale's memory are checked before any work. curve.csv's steps run on across
+    scales; run.json's `scales` says which steps ran at which size."""
+    presets = [override(preset, size=n) for n in extras.scales]
+    for p in presets:
+        load_pair(p, content, names[0])
+    backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling).to(dev)
+    _check_memory(presets[-1], backbone, load_pair(presets[-1], content, names[0])[0], dev)
+    image, history, parts, seconds = None, [], [], 0.0
+    for k, p in enumerate(presets):
+        last = k == len(presets) - 1
+        ex = replace(extras, original_colors=extras.original_colors and last,
+                     save_dir=extras.save_dir and extras.save_dir / f"scale_{extras.scales[k]}")
+        result, record = run_stylize(p, content, names, weights, seed, dev, progress_every, compute, ex,
+                                     backbone=backbone, init_image=image)
+        history += [dict(r, step=r["step"] + len(history)) for r in result.history]
+        seconds += result.seconds
+        parts.append({"size": extras.scales[k], "steps": len(result.history), "content_size_hw": record["content_size_hw"]})
+        if record["status"] != "ok" or last:
+            break
+        image = space_to_unit(result.image, p.space)
+    result.history, result.seconds = history, seconds
+    record.update(scales=parts, seconds=seconds, last_curve_row=history[-1] if history else None)
     return result, record
 
 

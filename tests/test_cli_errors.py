@@ -567,3 +567,37 @@ def test_two_real_train_runs_into_one_folder(tmp_path, capsys):
     rec = json.loads((out / "run.json").read_text())
     assert rec["status"] == "interrupted" and rec["steps"] == 100000  # the first run's record, not the second's
     assert (out / "checkpoint.pt").is_file() and not (out / LOCK_NAME).exists()
+
+
+def test_multi_scale_continues_from_the_upsampled_coarse_result(vgg19_random, tmp_path, capsys, monkeypatch):
+    """--scales 32,64: the second scale's first curve row is the loss of the first scale's result,
+    upsampled (bicubic) to the finer size: recomputed here from run_preset and the loss alone."""
+    import csv
+
+    from nstbench import stylize as stylize_mod
+    from nstbench.gatys import make_gatys_loss
+    from nstbench.images import space_to_unit, unit_to_space
+    from nstbench.presets import UPES
+
+    monkeypatch.setattr(stylize_mod, "load_backbone", lambda *a, **k: vgg19_random)
+    rc, out, err = run(capsys, STYLIZE[:-4] + ["--scales", "32,64", "--out", tmp_path / "m"])  # drop --size 32
+    assert rc == 0, err
+    assert "2 steps x 2 scales" in out and "scales=[32, 64]" in out
+    rows = list(csv.DictReader(open(tmp_path / "m" / "curve.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    rec = json.loads((tmp_path / "m" / "run.json").read_text())
+    assert [p["size"] for p in rec["scales"]] == [32, 64] and rec["content_size_hw"] == [64, 94]
+    coarse = stylize_mod.override(UPES, steps=2, size=32)
+    c, s = stylize_mod.load_pair(coarse, "octopus", "hockney")
+    first = stylize_mod.run_preset(coarse, c, s, vgg19_random, progress_every=0)
+    fine = stylize_mod.override(UPES, steps=2, size=64)
+    c2, s2 = stylize_mod.load_pair(fine, "octopus", "hockney")
+    up = torch.nn.functional.interpolate(space_to_unit(first.image, coarse.space), size=(64, 94), mode="bicubic",
+                                         align_corners=False).clamp(0, 1)
+    total = make_gatys_loss(vgg19_random, c2, s2, fine.loss, fine.space)(unit_to_space(up, fine.space))["total"]
+    assert float(rows[2]["total"]) == pytest.approx(float(total), rel=1e-6)
+    rc, _, err = run(capsys, STYLIZE + ["--scales", "64,32", "--out", tmp_path / "x"])
+    one_line_error(rc, err, "give --size or --scales")
+    rc, _, err = run(capsys, STYLIZE[:-4] + ["--scales", "64,32", "--out", tmp_path / "x"])
+    one_line_error(rc, err, "--scales must grow from coarse to fine")
+    assert not (tmp_path / "x").exists()
