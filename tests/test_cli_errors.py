@@ -601,3 +601,27 @@ def test_multi_scale_continues_from_the_upsampled_coarse_result(vgg19_random, tm
     rc, _, err = run(capsys, STYLIZE[:-4] + ["--scales", "64,32", "--out", tmp_path / "x"])
     one_line_error(rc, err, "--scales must grow from coarse to fine")
     assert not (tmp_path / "x").exists()
+
+
+def test_stylize_into_a_train_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "t"
+    assert run(capsys, TRAIN + ["--out", out])[0] == 0
+    before = snapshot(out)
+    rc, _, err = run(capsys, STYLIZE + ["--out", out, "--overwrite"])
+    one_line_error(rc, err, "holds a `train` run (run.json); choose another --out for `stylize`")
+    assert snapshot(out) == before
+
+
+def test_python_api_returns_data_and_raises_one_line_errors(tmp_path):
+    import nstbench
+    from nstbench.errors import NstbenchError
+
+    r = nstbench.stylize("octopus", "hockney", steps=2, size=32, weights="random")
+    assert r.image.shape == (1, 3, 32, 47) and 0 <= float(r.image.min()) and float(r.image.max()) <= 1
+    assert list(r.history["step"]) == [1, 2] and r.record["preset_modified"] and r.record["overrides"]["size"] == 32
+    assert not list(tmp_path.iterdir())  # nothing written without out=
+    with pytest.raises(NstbenchError, match="image not found") as e:
+        nstbench.stylize(tmp_path / "missing.jpg", "hockney", steps=1, size=32, weights="random")
+    assert "\n" not in str(e.value)
+    r2 = nstbench.stylize("octopus", "hockney", steps=2, size=32, weights="random", out=tmp_path / "s")
+    assert torch.equal(r2.image, r.image) and (tmp_path / "s" / "run.json").is_file()
