@@ -175,7 +175,12 @@ def train_command(args: argparse.Namespace) -> dict:
     from . import fast
     from .records import run_dir
 
+    from .device import default_profile
+
     preset = fast.get_fast_preset(args.preset)
+    chosen = args.profile is None
+    if chosen:
+        args.profile = default_profile(args.device)
     prof = dict(fast.PROFILES[args.profile])
     profile_data = prof.pop("data", None)
     data = args.data or profile_data
@@ -204,6 +209,9 @@ def train_command(args: argparse.Namespace) -> dict:
         elif (out / "checkpoint.pt").exists():
             raise NstbenchError(f"{out} already holds a training run (checkpoint.pt); pass --resume to continue it, "
                                 "--overwrite to start afresh, or choose another --out")
+        if chosen:  # said once everything is checked, so that an error stays one line
+            print(f"[train {preset.name}] profile {args.profile} (the default on {args.device}; --profile paper "
+                  "runs the preset's own sizes and steps)", file=sys.stderr)
         return fast.train_transformer(preset, args.style, data, out, weights=args.weights, seed=args.seed,
                                       device=args.device, resume=args.resume, progress_every=args.progress_every)
 
@@ -274,8 +282,9 @@ def _train_parser(sub) -> None:
     tr.add_argument("--style", required=True, help="style image name (e.g. mosaic) or path")
     tr.add_argument("--data", help="folder of training images (e.g. COCO train2014) or coco100; "
                                    "default for the smoke/cpu profiles: coco100")
-    tr.add_argument("--profile", choices=["smoke", "cpu", "paper"], default="paper",
-                    help="sizes, steps and data volume (default paper: the preset's own)")
+    tr.add_argument("--profile", choices=["smoke", "cpu", "paper"], default=None,
+                    help="sizes, steps and data volume: paper is the preset's own (default paper with "
+                         "--device cuda, else cpu, as for the experiment scripts)")
     length = tr.add_mutually_exclusive_group()
     length.add_argument("--steps", type=POSITIVE, help="number of training steps (batches)")
     length.add_argument("--epochs", type=POSITIVE, help="number of passes over the data")

@@ -42,7 +42,7 @@ from .backbones import Backbone
 from .errors import NstbenchError
 from .images import save_image, to_pil
 from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
-from .device import resolve_device
+from .device import default_profile, resolve_device
 from .weights import load_backbone
 
 PROFILE_NAMES = ("smoke", "cpu", "paper")
@@ -76,8 +76,9 @@ def _digest(obj) -> str:
 
 def build_parser(name: str, description: str, profiles: dict) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=name, description=(description or "").strip().splitlines()[0])
-    ap.add_argument("--profile", choices=list(profiles), default="cpu",
-                    help="smoke (CI, minutes), cpu (smaller but faithful), paper (the source's sizes); default cpu")
+    ap.add_argument("--profile", choices=list(profiles), default=None,
+                    help="smoke (CI, minutes), cpu (smaller but faithful), paper (the source's sizes); "
+                         "default paper with --device cuda, else cpu")
     ap.add_argument("--weights", default="auto", help="backbone weights: auto | imagenet | random | PATH (default auto)")
     ap.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     ap.add_argument("--out", default="results", help="results root; this experiment writes <out>/%s/" % name)
@@ -157,7 +158,7 @@ class Experiment:
         self.title = (description or name).strip().splitlines()[0]
         self.args = build_parser(name, description, profiles).parse_args(argv)
         self.argv = list(sys.argv[1:] if argv is None else argv)
-        self.profile_name = self.args.profile
+        self.profile_name = self.args.profile or default_profile(self.args.device)
         self.overrides = {k: getattr(self.args, k) for k in ("steps", "size") if getattr(self.args, k) is not None}
         try:
             self.profile = dataclasses.replace(profiles[self.profile_name], **self.overrides)

@@ -625,3 +625,17 @@ def test_python_api_returns_data_and_raises_one_line_errors(tmp_path):
     assert "\n" not in str(e.value)
     r2 = nstbench.stylize("octopus", "hockney", steps=2, size=32, weights="random", out=tmp_path / "s")
     assert torch.equal(r2.image, r.image) and (tmp_path / "s" / "run.json").is_file()
+
+
+def test_train_and_the_scripts_share_the_default_profile(tmp_path, capsys):
+    from nstbench.device import default_profile
+    from nstbench.experiment import build_parser
+
+    assert default_profile("cpu") == "cpu" and default_profile("cuda:0") == "paper"
+    assert build_parser("e1", "E1", {"smoke": 0, "cpu": 0, "paper": 0}).parse_args([]).profile is None  # resolved later
+    rc, _, err = run(capsys, ["train", "--preset", "hust", "--style", "mosaic", "--weights", "random", "--size", "32",
+                              "--batch", "2", "--steps", "1", "--progress-every", "0", "--out", tmp_path / "t"])
+    assert rc == 0, err
+    assert "[train hust] profile cpu (the default on cpu" in err
+    rec = json.loads((tmp_path / "t" / "run.json").read_text())
+    assert rec["data"]["root"].endswith("coco100")  # the cpu profile's data, as the scripts use
