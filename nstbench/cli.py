@@ -127,7 +127,8 @@ def _images(args: argparse.Namespace) -> None:
     from .assets import cache_dir, local_assets_dir, registry
 
     local, cache = local_assets_dir(), cache_dir()
-    print(f"asset folder: {local or '(NSTBENCH_ASSETS not set)'}; cache: {cache}")
+    print(f"asset folder: {local or 'none (NSTBENCH_ASSETS unset, no ../shared/assets beside the clone)'}; "
+          f"cache: {cache}")
     reg = registry()
     for name, e in sorted(reg["images"].items()):
         where = ("asset folder" if local is not None and (local / e["file"]).is_file()
