@@ -32,7 +32,6 @@ import numpy as np
 import torch
 
 from nstbench import metrics
-from nstbench.claims import C14_ITERATIONS
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.fast import COCO_HELP, JOHNSON2016, train_and_apply

@@ -234,7 +234,8 @@ def run_fast(entry: ModelEntry, picture: Picture, long_side: int, out: Path) -> 
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{Path(picture.name).stem}-{entry.style}.png"
-    rec = stylize_images(entry.path, [str(picture.path)], path, size=fit_size(picture.image, long_side))[0]
+    rec = stylize_images(entry.path, [str(picture.path)], path, size=fit_size(picture.image, long_side),
+                         crop=True)[0]  # the page shows the result at the photo's size
     png = path.read_bytes()
     with Image.open(path) as im:
         image = im.convert("RGB")

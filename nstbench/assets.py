@@ -1,7 +1,8 @@
 """Named images and datasets: resolution from a local folder, a user cache, or a checked download.
 
 Resolution order for a name (see README "Images and weights"):
-1. `$NSTBENCH_ASSETS/<file>` (a folder laid out like ../shared/assets; the Makefile and CI set it);
+1. `$NSTBENCH_ASSETS/<file>` (a folder laid out like ../shared/assets; the Makefile and CI set it),
+   else `../shared/assets/<file>` beside the clone when that folder exists;
 2. the user cache `$NSTBENCH_CACHE` (default `~/.cache/nstbench`);
 3. download from the public URL into the cache, accepted only when its sha256 matches.
 A download is written to a temporary file beside its target and renamed into place only after
@@ -36,9 +37,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NSTBENCH_CACHE", Path.home() / ".cache" / "nstbench"))
 
 
+# A clone beside the project's shared folder finds its assets without NSTBENCH_ASSETS (the rule
+# the Makefile applies), so the README's commands work in a fresh shell after `make install`.
+_BESIDE_CLONE = Path(__file__).resolve().parents[2] / "shared" / "assets"
+
+
 def local_assets_dir() -> Path | None:
+    """$NSTBENCH_ASSETS, else ../shared/assets beside the clone when it holds SOURCES.md, else None."""
     root = os.environ.get("NSTBENCH_ASSETS")
-    return Path(root) if root else None
+    if root:
+        return Path(root)
+    return _BESIDE_CLONE if (_BESIDE_CLONE / "SOURCES.md").is_file() else None
 
 
 def sha256_of(path: Path) -> str:
@@ -102,6 +111,8 @@ def resolve_dataset(name_or_path: str | os.PathLike) -> Path:
     entry = registry()["datasets"].get(s)
     if entry is None:
         p = Path(s).expanduser()
+        if p.is_file():
+            raise NstbenchError(f"--data expects a folder of training images; {s} is a file")
         if not p.is_dir():
             raise NstbenchError(f"data folder not found: {s} (or a dataset name: {', '.join(registry()['datasets'])})")
         return p

@@ -24,10 +24,18 @@ def read_torch_file(path: Path, what: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors, truncated files, non-torch files
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
-        # weights_only refusals put the reason on a "WeightsUnpickler error" line, not the first
-        msg = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0])
-        raise NstbenchError(f"cannot read {what} {path}: {msg[:200]}") from None
+        raise NstbenchError(f"cannot read {what} {path}: {torch_load_reason(e)}") from None
+
+
+def torch_load_reason(e: Exception) -> str:
+    """One line saying why torch.load refused a file: its own messages run to several lines, and a
+    file that is no torch file at all fails with bare unpickler errors ("pop from empty list", "101")."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+    # weights_only refusals put the reason on a "WeightsUnpickler error" line, not the first
+    msg = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0])
+    if msg.startswith("WeightsUnpickler error") or "zip archive" in msg or "central directory" in msg:
+        return msg[:200]
+    return f"not a file saved by torch.save ({type(e).__name__}: {msg[:120]})"
 
 
 def check_state(expected: Mapping[str, torch.Size | tuple], state: Mapping[str, torch.Tensor], what: str) -> None:

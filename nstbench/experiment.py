@@ -47,8 +47,8 @@ from . import metrics
 from .backbones import Backbone
 from .errors import NstbenchError
 from .images import save_image, to_pil
-from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
-from .stylize import resolve_device
+from .device import default_profile, resolve_device
+from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .weights import load_backbone, weights_label
 
 PROFILE_NAMES = ("smoke", "cpu", "paper")  # every experiment has these three (EXPERIMENTS.md)
@@ -106,8 +106,9 @@ class Spec:
 
 def build_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=spec.name, description=(description or spec.title).strip().splitlines()[0])
-    ap.add_argument("--profile", choices=list(PROFILE_NAMES), default="cpu",
-                    help="smoke (CI, minutes), cpu (smaller but faithful), paper (the source's sizes); default cpu")
+    ap.add_argument("--profile", choices=list(PROFILE_NAMES), default=None,
+                    help="smoke (CI, minutes), cpu (smaller but faithful), paper (the source's sizes); "
+                         "default paper with --device cuda, else cpu")
     ap.add_argument("--weights", default="auto", help="backbone weights: auto | imagenet | random | PATH (default auto)")
     ap.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     ap.add_argument("--out", default="results", help="results root; this experiment writes <out>/%s/" % spec.name)
@@ -183,7 +184,7 @@ class Experiment:
         self.title = spec.title
         self.args = build_parser(spec, description).parse_args(argv)
         self.argv = list(sys.argv[1:] if argv is None else argv)
-        self.profile_name = self.args.profile
+        self.profile_name = self.args.profile or default_profile(self.args.device)
         self.overrides = {k: getattr(self.args, k) for k in spec.options if getattr(self.args, k) is not None}
         self.profile = dataclasses.replace(spec.profiles[self.profile_name], **self.overrides)
         for k, v in self.overrides.items():
@@ -197,6 +198,8 @@ class Experiment:
                 raise NstbenchError(f"--threads must be at least 1, got {self.args.threads}")
             torch.set_num_threads(self.args.threads)
         self.seed = self.args.seed
+        if self.args.progress_every is not None and self.args.progress_every < 0:
+            raise NstbenchError(f"--progress-every must be at least 0, got {self.args.progress_every}")
         self.progress_every = (self.args.progress_every if self.args.progress_every is not None
                                else getattr(self.profile, "progress_every", 0))
         self.archs = tuple(spec.archs)
@@ -361,6 +364,10 @@ class Experiment:
     def run(self, compute: Callable[["Experiment"], None]) -> Path:
         started = time.time()
         ensure_writable_dir(self.out_root)
+        with OutputLock(self.out_root / f".{self.name}.lock", f"{self.script.name} --out {self.out_root}"):
+            return self._run_locked(compute, started)
+
+    def _run_locked(self, compute: Callable[["Experiment"], None], started: float) -> Path:
         self._cleanup_stale()
         weights = self.weights_records()  # what actually loads is part of the key (auto may fall back)
         code = code_hash(self.script)

@@ -2,7 +2,7 @@
 
 `train_transformer` trains one network for one style on a folder of images; `stylize_images`
 applies a trained network (an nstbench checkpoint or a pytorch/examples state dict).
-`train_command` / `apply_command` are the `nstbench train` / `nstbench apply` handlers.
+The `nstbench train` / `nstbench apply` handlers are in cli.py.
 
 Training data: any folder of JPEG/PNG images (searched recursively). The papers and reports use
 COCO train2014 (82,783 images, about 13 GB): get train2014.zip from https://cocodataset.org/#download
@@ -35,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Literal
@@ -43,15 +44,15 @@ import torch
 
 from .assets import resolve_dataset, resolve_image, sha256_of
 from .backbones import Backbone
+from .device import resolve_device
 from .errors import NstbenchError, unknown
-from .images import Resize, load_image, save_image, save_truncated_255
+from .images import MIN_SIDE, Resize, image_format, load_image, probe_image, save_image, save_truncated_255
 from .losses import tv_loss
 from .perceptual import GATYS_STYLE_LAYERS, JOHNSON_STYLE_LAYERS, FeatureLoss, LossSpec
-from .records import ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
-from .stylize import resolve_device
+from .records import atomic_write, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .transformer import CHECKPOINT_KIND, TransformerConfig, build_transformer, get_variant, load_state, \
     load_transformer, read_checkpoint
-from .weights import load_backbone, weights_label
+from .weights import load_backbone
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 LOSS_COLUMNS = ["step", "epoch", "images", "total", "content", "style", "tv", "seconds"]
@@ -259,6 +260,17 @@ def network_config(preset: FastPreset) -> TransformerConfig:
 # Data
 # ---------------------------------------------------------------------------------------------
 
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # how JPEG and PNG files begin
+
+
+def _looks_like_image(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(8).startswith(_MAGIC)
+    except OSError:
+        return False
+
+
 class ImageFolderData:
     """The training images of a folder (recursive; .jpg/.jpeg/.png, any case), as [B, 3, S, S] unit batches.
 
@@ -278,16 +290,20 @@ class ImageFolderData:
         self.log = log
         if not self.root.is_dir():
             raise NstbenchError(f"data folder not found: {self.root}; {COCO_HELP}")
+        self.check_size(size)
         all_files = sorted(p for p in self.root.rglob("*") if p.is_file() and not p.name.startswith("."))
-        files = [p for p in all_files if p.suffix.lower() in IMAGE_EXTENSIONS]
-        self.other_files = len(all_files) - len(files)
+        named = [p for p in all_files if p.suffix.lower() in IMAGE_EXTENSIONS]
+        files = [p for p in named if _looks_like_image(p)]  # empty and non-image files are not usable images
+        self.other_files = len(all_files) - len(named)
+        self.not_images = len(named) - len(files)
         self.total_found = len(files)
         if max_images is not None:
             files = files[:max_images]
         self.files = files
         if len(files) < batch:
+            skipped = f" ({self.not_images} empty or non-JPEG/PNG file(s) named as images skipped)" if self.not_images else ""
             raise NstbenchError(f"data folder {self.root} has {len(files)} usable image file(s) "
-                                f"(.jpg/.jpeg/.png); a batch needs {batch}. {COCO_HELP}")
+                                f"(.jpg/.jpeg/.png){skipped}; a batch needs {batch}. {COCO_HELP}")
         self.batches_per_epoch = len(files) // batch
         rel = "\n".join(str(p.relative_to(self.root)) for p in files)
         self.list_sha256 = hashlib.sha256(rel.encode()).hexdigest()
@@ -297,13 +313,23 @@ class ImageFolderData:
         log(f"data: {len(files)} images under {self.root}"
             + (f" (first {max_images} of {self.total_found})" if max_images is not None and self.total_found > len(files) else "")
             + (f"; skipped {self.other_files} non-image file(s)" if self.other_files else "")
+            + (f"; skipped {self.not_images} empty or non-JPEG/PNG file(s) named as images" if self.not_images else "")
             + f"; {self.batches_per_epoch} batches of {batch} per epoch")
 
     def describe(self) -> dict:
         return {"root": str(self.root), "images": len(self.files), "found": self.total_found,
-                "non_image_files_skipped": self.other_files, "unreadable_skipped": sorted(self.unreadable),
+                "non_image_files_skipped": self.other_files, "not_images_skipped": self.not_images,
+                "unreadable_skipped": sorted(self.unreadable),
                 "list_sha256": self.list_sha256, "size": self.size, "resize": self.resize,
                 "shuffle": self.shuffle, "batches_per_epoch": self.batches_per_epoch}
+
+    @staticmethod
+    def check_size(size: int) -> None:
+        """The transformers downsample twice by 2 and upsample back: a side that is not a multiple
+        of 4 comes out larger than it went in, so its loss against the input cannot be taken."""
+        if size < 16 or size % 4:
+            raise NstbenchError(f"training size {size} px is not valid: it must be a multiple of 4 and at least 16 "
+                                f"(e.g. {max(16, size - size % 4)} or {max(16, size - size % 4 + 4)})")
 
     def order(self, epoch: int) -> torch.Tensor:
         n = len(self.files)
@@ -413,10 +439,18 @@ def _jsonable_eq(a, b) -> bool:
     return json.dumps(to_jsonable(a), sort_keys=True) == json.dumps(to_jsonable(b), sort_keys=True)
 
 
+def _differences(old, new, where: str = "") -> list[str]:
+    """'field: checkpoint X, now Y' for every leaf that differs between two fingerprints."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in dict.fromkeys(list(old) + list(new))
+                for d in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else str(k))]
+    if _jsonable_eq(old, new):
+        return []
+    return [f"{where}: checkpoint {json.dumps(to_jsonable(old))}, now {json.dumps(to_jsonable(new))}"]
+
+
 def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 class _StopRequest:
@@ -500,9 +534,8 @@ def train_transformer(
         if ckpt.get("kind") != CHECKPOINT_KIND or "optimizer" not in ckpt:
             raise NstbenchError(f"{ckpt_path} is not a resumable nstbench training checkpoint")
         if not _jsonable_eq(ckpt.get("fingerprint"), fingerprint):
-            old, new = ckpt.get("fingerprint") or {}, fingerprint
-            diff = [k for k in new if not _jsonable_eq(old.get(k), new.get(k))]
-            raise NstbenchError(f"cannot resume {ckpt_path}: the run differs in {', '.join(diff)} "
+            diff = _differences(ckpt.get("fingerprint") or {}, fingerprint)
+            raise NstbenchError(f"cannot resume {ckpt_path}: {'; '.join(diff[:4])} "
                                 "(preset, network, seed, style, data and weights must match)")
         load_state(net, ckpt["state_dict"], f"checkpoint {ckpt_path}")
         net.to(dev)
@@ -615,11 +648,15 @@ def train_transformer(
 # ---------------------------------------------------------------------------------------------
 
 def _output_paths(contents: list[str], out: Path) -> list[Path]:
-    if out.suffix.lower() in (".png", ".jpg", ".jpeg"):
+    """out is one image file when it has a suffix (any format Pillow writes), else a folder."""
+    if out.suffix:
+        image_format(out)  # a suffix Pillow cannot write is an error, not a folder name
         if len(contents) > 1:
             raise NstbenchError(f"--out {out} is one file but {len(contents)} content images were given; "
                                 "pass a folder")
-        ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+        if out.is_dir():
+            raise NstbenchError(f"--out {out} is a folder; give a file name or a folder without a suffix")
+        ensure_writable_dir(out.parent)
         return [out]
     ensure_writable_dir(out)
     names = [Path(str(c)).stem for c in contents]
@@ -627,33 +664,74 @@ def _output_paths(contents: list[str], out: Path) -> list[Path]:
     return [out / (f"{n}_{i}.png" if n in dup else f"{n}.png") for i, n in enumerate(names)]
 
 
+def run_network(net, x: torch.Tensor, examples: bool = False, crop: bool = False) -> torch.Tensor:
+    """The network's output for unit images x: unit RGB, or for a pytorch/examples network (examples)
+    its raw 0..255 output of ToTensor() * 255, as that project's stylize computes it. Sides that are
+    not multiples of 4 come out rounded up (two stride-2 convs, two x2 upsamplings; pytorch/examples
+    saves a 452-column image for a 451-column input); `crop` drops the extra bottom/right rows."""
+    y = net(x * 255.0) if examples else net.stylize_unit(x)
+    return y[..., :x.shape[-2], :x.shape[-1]] if crop else y
+
+
+def _expand_folders(contents: list) -> list[str]:
+    """A folder among the contents stands for its image files (sorted; not recursive)."""
+    out: list[str] = []
+    for c in contents:
+        p = Path(str(c)).expanduser()
+        if p.is_dir():
+            found = sorted(str(f) for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise NstbenchError(f"content folder {p} holds no .jpg/.jpeg/.png images")
+            out += found
+        else:
+            out.append(str(c))
+    return out
+
+
+def _content_resize(content: str, size: int | None, scale: float | None) -> Resize:
+    """The resize of one content image, checked from its header (probe_image) before any work."""
+    if scale is None:
+        resize = Resize("long", size) if size is not None else Resize()
+    else:
+        w, h = probe_image(content, Resize(), min_side=1)
+        resize = Resize("exact", (int(h / scale), int(w / scale)))
+    probe_image(content, resize)
+    return resize
+
+
 @torch.inference_mode()
 def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str | os.PathLike, *,
-                   size: int | None = None, device: str = "cpu", crop: bool = False) -> list[dict]:
-    """Apply a trained network to each content image (name or path).
+                   size: int | None = None, scale: float | None = None, device: str = "cpu",
+                   crop: bool = False) -> list[dict]:
+    """Apply a trained network to each content image (name, path, or a folder of images).
 
     out: an image path (one content) or a folder (out/<content stem>.png). size: long side of the
-    content in pixels (default: as loaded). The output has the network's size: sides that are not
-    multiples of 4 come out rounded up (two stride-2 convs, two x2 upsamplings; pytorch/examples
-    saves a 452-column image for a 451-column input), unless `crop` drops the extra bottom/right
-    rows and columns. Saving clamps to [0, 255]; a pytorch/examples checkpoint is quantised as that
-    project's save_image does (numpy astype("uint8") of the 0..255 output: truncation), nstbench's
-    own round. Returns one record per image: content, output, size_hw, seconds.
+    content in pixels (default: as loaded); scale: divide both sides by it instead (pytorch/examples'
+    --content-scale: int(w / scale) x int(h / scale)). The output has the network's size (see
+    run_network; `crop` cuts it to the content's). Saving clamps to [0, 255]; a pytorch/examples
+    checkpoint is quantised as that project's save_image does (numpy astype("uint8") of the 0..255
+    output: truncation), nstbench's own round. Returns one record per image: content, output,
+    size_hw, seconds.
     """
     dev = resolve_device(device)
+    if size is not None and size < MIN_SIDE:
+        raise NstbenchError(f"--size must be at least {MIN_SIDE} px, got {size}")
+    if size is not None and scale is not None:
+        raise NstbenchError("give --size or --content-scale, not both")
+    if str(out).strip() == "":
+        raise NstbenchError("--out is empty; give an output image file or folder")
+    contents = _expand_folders(contents)
+    resizes = [_content_resize(c, size, scale) for c in contents]  # every input checked before any output
     net, info = load_transformer(checkpoint)
     net.to(dev)
     paths = _output_paths([str(c) for c in contents], Path(out))
-    resize = Resize("long", size) if size else Resize()
     recs = []
-    for c, path in zip(contents, paths):
+    for c, path, resize in zip(contents, paths, resizes):
         x = load_image(c, resize).to(dev)
         t = time.perf_counter()
         examples = info["format"] == "pytorch-examples"
-        # pytorch/examples stylize: the network on ToTensor() * 255, its raw 0..255 output kept
-        y = net(x * 255.0) if examples else net.stylize_unit(x)
-        if crop:
-            y = y[..., :x.shape[-2], :x.shape[-1]]
+        # pytorch/examples' own size unless --crop; nstbench's networks are cut to the content's size
+        y = run_network(net, x, examples=examples, crop=crop or not examples)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - t
@@ -664,6 +742,40 @@ def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str 
         recs.append({"content": str(c), "output": str(path), "size_hw": list(y.shape[-2:]), "seconds": seconds,
                      "network": info.get("network", {}).get("name"), "format": info["format"]})
     return recs
+
+
+class _UnitNetwork(torch.nn.Module):
+    """What `apply` computes, as one module: unit RGB in, unit RGB out (clamped)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.stylize_unit(x).clamp(0, 1)
+
+
+def export_onnx(checkpoint: str | os.PathLike, path: str | os.PathLike, size: int = 256) -> Path:
+    """The network as an ONNX graph: input "image" [N, 3, H, W] unit RGB, output "stylized" the same
+    (H, W multiples of 4; other sides come out rounded up, as from the network itself). Needs the
+    `onnx` package (pip install 'nstbench[onnx]'); traced at size x size, batch and sides dynamic."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise NstbenchError(f"--export-onnx {path}: the file name must end in .onnx")
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+    except ImportError:
+        raise NstbenchError("--export-onnx needs the onnx package: pip install 'nstbench[onnx]'") from None
+    net, _ = load_transformer(checkpoint)
+    ensure_writable_dir(path.parent)
+    model = _UnitNetwork(net).eval()
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on constant shapes and legacy export: not the user's
+        atomic_write(path, lambda tmp: torch.onnx.export(
+            model, (torch.rand(1, 3, size, size),), str(tmp), dynamo=False, input_names=["image"],
+            output_names=["stylized"], dynamic_axes={"image": axes, "stylized": axes}))
+    return path
 
 
 @dataclass
@@ -691,41 +803,3 @@ def train_and_apply(preset: FastPreset, style: str | os.PathLike, data: str | os
         y = net.stylize_unit(content)[..., :h, :w].clamp(0, 1)  # sides not multiples of 4 come out larger
         terms = PerceptualLoss(backbone, style_image, preset.loss, preset.tv_batch)(y, content)
     return TrainedRun(y, {k: v.item() for k, v in terms.items()}, rec, out / "loss.csv")
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI handlers
-# ---------------------------------------------------------------------------------------------
-
-def train_command(args) -> None:
-    preset = get_fast_preset(args.preset)
-    profile = getattr(args, "profile", None) or "paper"
-    if profile not in PROFILES:
-        raise unknown("profile", profile, PROFILES)
-    prof = dict(PROFILES[profile])
-    profile_data = prof.pop("data", None)
-    data = args.data or profile_data
-    if data is None:
-        raise NstbenchError(f"--data is required for the {preset.name} preset with the {profile} profile. {COCO_HELP}")
-    if args.steps is not None or args.epochs is not None:
-        prof.pop("steps", None)  # an explicit length wins over the profile's
-    preset = override(preset, **prof)
-    preset = override(preset, steps=args.steps, epochs=args.epochs, batch=args.batch, size=args.size,
-                      content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-                      network=args.network, norm=args.norm, checkpoint_every=args.checkpoint_every)
-    network_config(preset)  # an unknown --network or --norm fails before any work
-    rec = train_transformer(preset, args.style, data, args.out, weights=args.weights, seed=args.seed,
-                            device=args.device, resume=args.resume, progress_every=args.print_every)
-    w = rec["weights"]
-    first, last = rec["first"] or {}, rec["last"] or {}
-    print(f"wrote {args.out}/transformer.pt, checkpoint.pt, loss.csv, run.json ({rec['steps_done']} steps, "
-          f"{rec['seconds']:.1f}s, loss {first.get('total', float('nan')):.4g} -> {last.get('total', float('nan')):.4g}, "
-          f"weights: {weights_label(w)}{'' if w.get('imagenet') else ' (not ImageNet)'})")
-
-
-def apply_command(args) -> None:
-    recs = stylize_images(args.checkpoint, args.content, args.out, size=args.size, device=args.device,
-                          crop=args.crop)
-    for r in recs:
-        h, w = r["size_hw"]
-        print(f"wrote {r['output']} ({w}x{h}, {r['seconds'] * 1000:.0f} ms, {r['format']} {r['network']} network)")

@@ -69,23 +69,27 @@ def to_network(x: torch.Tensor, space: Space, input_space: Space = "imagenet") -
 def make_gatys_loss(
     backbone: Backbone,
     content: torch.Tensor,
-    style: torch.Tensor,
+    style: torch.Tensor | list[torch.Tensor],
     spec: LossSpec,
     space: Space,
     alpha: Weight | None = None,
     beta: Weight | None = None,
     gamma: Weight | None = None,
     compute: Compute = Compute(),
+    style_blend: list[float] | None = None,
 ) -> LossFn:
     """Content features and style Grams are computed once here, never inside the loop.
 
-    content and style are unit-space images [1, 3, H, W]; alpha/beta/gamma override the spec,
-    per image when given as sequences. The returned callable takes pixels in `space`. The
-    targets are computed under the same `compute` as the loop, so that at the optimum the
-    features can match them exactly.
+    content and style are unit-space images [1, 3, H, W] (style may be a list, its Grams blended by
+    `style_blend`, as neural-style's -style_blend_weights; equal weights by default); alpha/beta/
+    gamma override the spec, per image when given as sequences. The returned callable takes pixels
+    in `space`. The targets are computed under the same `compute` as the loop, so that at the
+    optimum the features can match them exactly.
     """
     net_in = backbone.input_space
-    terms = FeatureLoss(backbone, spec, to_network(unit_to_space(style, space), space, net_in), compute)
+    styles = style if isinstance(style, (list, tuple)) else [style]
+    terms = FeatureLoss(backbone, spec, [to_network(unit_to_space(s, space), space, net_in) for s in styles], compute,
+                        blend=style_blend)
     p = terms.content_targets(to_network(unit_to_space(content, space), space, net_in))
     a = _per_image(spec.alpha if alpha is None else alpha, content)
     b = _per_image(spec.beta if beta is None else beta, content)
@@ -129,6 +133,14 @@ class OptimizeResult:
     best_step: list[int] = field(default_factory=list)  # per image; see optimize_image's keep_best_as
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during the optimisation; `result.image` holds the last image with a finite loss."""
+
+    def __init__(self, message: str, result: OptimizeResult):
+        super().__init__(message)
+        self.result = result
+
+
 class Diverged(NstbenchError):
     """The loss became NaN or inf; `result.image` holds the last image with a finite loss."""
 
@@ -147,6 +159,133 @@ def _tf_adam_step(x: torch.Tensor, g: torch.Tensor, state: dict, lr: float, beta
     x.sub_(lr_t * state["m"] / (state["v"].sqrt() + eps))
 
 
+PROGRESS_SECONDS = 10.0  # the default progress interval of every long run (stylize, train)
+OnStep = Callable[[int, torch.Tensor, dict], None]
+
+
+class _Run:
+    """One optimize_image call's state: the pixels x, the per-step losses (kept as tensors: no host
+    sync per step), the last image with a finite loss and, with keep_best, the best one."""
+
+    def __init__(self, loss_fn: LossFn, init: torch.Tensor, steps: int, clamp, keep_best: bool, keep_best_as: str,
+                 progress_every: int | None, label: str, on_step: OnStep | None):
+        self.loss_fn, self.steps, self.clamp = loss_fn, steps, clamp
+        self.keep_best, self.keep_best_as = keep_best, keep_best_as
+        self.progress_every, self.label, self.on_step = progress_every, label, on_step
+        self.x = init.detach().clone()
+        if clamp is not None:
+            self.x = torch.max(torch.min(self.x, clamp[1]), clamp[0])
+        self.x.requires_grad_(True)
+        B, dev = self.x.shape[0], self.x.device
+        self.rows: list[torch.Tensor] = []  # [4, B] per step
+        self.times: list[float] = []
+        self.last_good = self.x.detach().clone()
+        self.best = self.x.detach().clone() if keep_best else None
+        self.best_total = torch.full((B,), float("inf"), dtype=torch.float64, device=dev)
+        self.best_step = torch.zeros(B, dtype=torch.long, device=dev)
+        self.improved = torch.zeros(B, dtype=torch.bool, device=dev)  # after_update: this step's loss was the best
+        self.t0 = time.perf_counter()
+        self.printed_at = 0.0
+
+    def clip(self) -> None:
+        if self.clamp is not None:
+            with torch.no_grad():
+                self.x.copy_(torch.max(torch.min(self.x, self.clamp[1]), self.clamp[0]))
+
+    def evaluate(self) -> torch.Tensor:
+        self.x.grad = None
+        terms = self.loss_fn(self.x)
+        total = terms["total"]
+        total.sum().backward()  # per-image losses summed: each image gets its own gradient
+        self.rows.append(torch.stack([terms[k].detach().to(torch.float64) for k in TERMS]))
+        self.times.append(time.perf_counter() - self.t0)
+        return total.detach()
+
+    def observe(self, total: torch.Tensor) -> bool:
+        """Track the last finite and the best image and tell on_step; False once the loss is not finite."""
+        if not bool(torch.isfinite(total).all()):
+            return False
+        step = len(self.rows)
+        self.last_good.copy_(self.x.detach())
+        if self.keep_best:
+            better = total.to(torch.float64) < self.best_total
+            self.best_total.copy_(torch.where(better, total.to(torch.float64), self.best_total))
+            self.best_step.copy_(torch.where(better, torch.full_like(self.best_step, step), self.best_step))
+            if self.keep_best_as == "measured":
+                self.best.copy_(torch.where(better.view(-1, 1, 1, 1), self.x.detach(), self.best))
+            self.improved.copy_(better)
+        if self.on_step is not None:  # the measured image and its losses (a host sync, only when asked)
+            self.on_step(step, self.last_good, dict(zip(TERMS, self.rows[-1][:, 0].tolist())))
+        return True
+
+    def report(self) -> None:
+        """A progress line: every progress_every steps, or (None) every PROGRESS_SECONDS."""
+        step, el = len(self.rows), self.times[-1]
+        if self.progress_every is None:
+            due = step in (1, self.steps) or el - self.printed_at >= PROGRESS_SECONDS
+        else:
+            due = bool(self.progress_every) and (step % self.progress_every == 0 or step == self.steps)
+        if due:
+            self.printed_at = el
+            r = self.rows[-1][:, 0].tolist()
+            eta = el / step * (self.steps - step)
+            print(f"[{self.label}] step {step}/{self.steps} total={r[0]:.4g} content={r[1]:.4g} style={r[2]:.4g} "
+                  f"tv={r[3]:.4g} {el / step:.3f}s/it ETA {eta:.0f}s", file=sys.stderr, flush=True)
+
+
+def _adam(run: _Run, optimizer: OptimizerSpec) -> bool:
+    """Adam (torch's, or TensorFlow's epsilon convention): one evaluation and one update per step.
+    Returns False when the loss stopped being finite."""
+    x = run.x
+    if optimizer.name == "adam":
+        opt = torch.optim.Adam([x], lr=optimizer.lr, betas=optimizer.betas, eps=optimizer.eps)
+    else:
+        state = {"t": 0, "m": torch.zeros_like(x), "v": torch.zeros_like(x)}
+    for _ in range(run.steps):
+        if not run.observe(run.evaluate()):
+            return False
+        with torch.no_grad():
+            if optimizer.name == "adam":
+                opt.step()
+            else:
+                _tf_adam_step(x, x.grad, state, optimizer.lr, optimizer.betas, optimizer.eps)
+        run.clip()
+        if run.keep_best and run.keep_best_as == "after_update":
+            with torch.no_grad():
+                run.best.copy_(torch.where(run.improved.view(-1, 1, 1, 1), x.detach(), run.best))
+        run.report()
+    return True
+
+
+def _lbfgs(run: _Run, optimizer: OptimizerSpec) -> bool:
+    """torch's L-BFGS, one history row per loss evaluation (lbfgs_loop: see OptimizerSpec).
+    Returns False when the loss stopped being finite."""
+    if optimizer.lbfgs_loop == "single":
+        opt = torch.optim.LBFGS([run.x], lr=optimizer.lr, max_iter=run.steps, max_eval=run.steps,
+                                tolerance_grad=0.0, tolerance_change=0.0, history_size=100)
+    elif optimizer.lbfgs_loop == "while":
+        opt = torch.optim.LBFGS([run.x], lr=optimizer.lr)  # torch's defaults, as the sources call it
+    else:
+        raise NstbenchError(f"unknown lbfgs_loop {optimizer.lbfgs_loop!r}; valid: single, while")
+    status = {"ok": True}
+
+    def closure():
+        run.clip()  # the PyTorch tutorial clips inside the closure
+        total = run.evaluate()
+        if status["ok"] and not run.observe(total):
+            status["ok"] = False
+        run.report()
+        # a non-finite loss is handed to L-BFGS as +inf so its line search backs off, and the run ends
+        return total.sum() if status["ok"] else torch.tensor(float("inf"))
+
+    opt.step(closure)
+    # the sources' `while run[0] <= num_steps`: the evaluation counter is checked between calls only
+    while optimizer.lbfgs_loop == "while" and status["ok"] and len(run.rows) <= run.steps:
+        opt.step(closure)
+    run.clip()
+    return status["ok"]
+
+
 def optimize_image(
     loss_fn: LossFn,
     init: torch.Tensor,
@@ -154,9 +293,9 @@ def optimize_image(
     optimizer: OptimizerSpec,
     clamp: tuple[torch.Tensor, torch.Tensor] | None = None,
     keep_best: bool = False,
-    progress_every: int = 0,
+    progress_every: int | None = 0,
     label: str = "gatys",
-    on_step: Callable[[int, torch.Tensor, dict], None] | None = None,
+    on_step: OnStep | None = None,
     keep_best_as: Literal["measured", "after_update"] = "measured",
 ) -> OptimizeResult:
     """Minimise loss_fn over the pixels of `init` ([B, 3, H, W]) for `steps` steps.
@@ -170,9 +309,11 @@ def optimize_image(
                        init_image` after the update and clip: the image *after* the update whose
                        pre-update loss was the lowest (the last image is never scored); best_step k
                        is the history row of that loss. Adam only.
-    on_step(step, x, losses) is called after each step's progress line with the current pixels
-    (detached, in the space) and the first image's losses of that step (a host sync per step, so
-    only when given); an exception it raises ends the run (the app cancels runs this way).
+    progress_every: a progress line on stderr every N steps; 0: none; None: every
+    PROGRESS_SECONDS (and after the first and the last step). on_step(step, image, losses) is
+    called with each step's measured image (finite loss; in the space, do not modify it) and the
+    first image's losses; an exception it raises ends the run (the app cancels runs this way).
+    Ctrl-C raises Interrupted with the last image with a finite loss.
     """
     if steps < 1:
         raise NstbenchError(f"steps must be at least 1, got {steps}")
@@ -182,130 +323,43 @@ def optimize_image(
         raise NstbenchError("keep_best_as 'after_update' pairs a loss with one update; L-BFGS makes several per call")
     if optimizer.name == "lbfgs" and init.shape[0] != 1:
         raise NstbenchError("L-BFGS couples the images of a batch through its line search; use batch 1")
-    x = init.detach().clone()
-    if clamp is not None:
-        x = torch.max(torch.min(x, clamp[1]), clamp[0])
-    x.requires_grad_(True)
-    B = x.shape[0]
-    rows: list[torch.Tensor] = []  # [4, B] per step, kept as tensors: no host sync per step
-    times: list[float] = []
-    last_good = x.detach().clone()
-    best = x.detach().clone() if keep_best else None
-    best_total = torch.full((B,), float("inf"), dtype=torch.float64, device=x.device)
-    best_step = torch.zeros(B, dtype=torch.long, device=x.device)
-    improved = torch.zeros(B, dtype=torch.bool, device=x.device)  # after_update: this step's loss was the best
-    t0 = time.perf_counter()
-    diverged = False
-
-    def evaluate() -> torch.Tensor:
-        terms = loss_fn(x)
-        total = terms["total"]
-        total.sum().backward()  # per-image losses summed: each image gets its own gradient
-        rows.append(torch.stack([terms[k].detach().to(torch.float64) for k in TERMS]))
-        times.append(time.perf_counter() - t0)
-        return total.detach()
-
-    def observe(total: torch.Tensor, step: int) -> bool:
-        """Track the last finite and the best image; False when the loss is no longer finite."""
-        if not bool(torch.isfinite(total).all()):
-            return False
-        last_good.copy_(x.detach())
-        if keep_best:
-            better = total.to(torch.float64) < best_total
-            best_total.copy_(torch.where(better, total.to(torch.float64), best_total))
-            best_step.copy_(torch.where(better, torch.full_like(best_step, step), best_step))
-            if keep_best_as == "measured":
-                best.copy_(torch.where(better.view(-1, 1, 1, 1), x.detach(), best))
-            improved.copy_(better)
-        return True
-
-    def report(step: int) -> None:
-        if progress_every and (step % progress_every == 0 or step == steps):
-            r = rows[-1][:, 0].tolist()
-            el = times[-1]
-            eta = el / step * (steps - step)
-            print(f"[{label}] step {step}/{steps} total={r[0]:.4g} content={r[1]:.4g} style={r[2]:.4g} "
-                  f"tv={r[3]:.4g} {el / step:.3f}s/it ETA {eta:.0f}s", file=sys.stderr, flush=True)
-        if on_step is not None:
-            on_step(step, x.detach(), dict(zip(TERMS, rows[-1][:, 0].tolist())))
-
-    if optimizer.name in ("adam", "adam_tf"):
-        if optimizer.name == "adam":
-            opt = torch.optim.Adam([x], lr=optimizer.lr, betas=optimizer.betas, eps=optimizer.eps)
-        else:
-            state = {"t": 0, "m": torch.zeros_like(x), "v": torch.zeros_like(x)}
-        for step in range(1, steps + 1):
-            x.grad = None
-            total = evaluate()
-            if not observe(total, step):
-                diverged = True
-                break
-            with torch.no_grad():
-                if optimizer.name == "adam":
-                    opt.step()
-                else:
-                    _tf_adam_step(x, x.grad, state, optimizer.lr, optimizer.betas, optimizer.eps)
-                if clamp is not None:
-                    x.copy_(torch.max(torch.min(x, clamp[1]), clamp[0]))
-                if keep_best and keep_best_as == "after_update":
-                    best.copy_(torch.where(improved.view(-1, 1, 1, 1), x.detach(), best))
-            report(step)
-    elif optimizer.name == "lbfgs":
-        if optimizer.lbfgs_loop == "single":
-            opt = torch.optim.LBFGS([x], lr=optimizer.lr, max_iter=steps, max_eval=steps,
-                                    tolerance_grad=0.0, tolerance_change=0.0, history_size=100)
-        elif optimizer.lbfgs_loop == "while":
-            opt = torch.optim.LBFGS([x], lr=optimizer.lr)  # torch's defaults, as the sources call it
-        else:
-            raise NstbenchError(f"unknown lbfgs_loop {optimizer.lbfgs_loop!r}; valid: single, while")
-        status = {"ok": True}
-
-        def closure():
-            with torch.no_grad():
-                if clamp is not None:  # the PyTorch tutorial clips inside the closure
-                    x.copy_(torch.max(torch.min(x, clamp[1]), clamp[0]))
-            x.grad = None
-            total = evaluate()
-            if status["ok"] and not observe(total, len(rows)):
-                status["ok"] = False
-            report(len(rows))
-            # a non-finite loss is handed to L-BFGS as +inf so its line search backs off, and the run ends
-            return total.sum() if status["ok"] else torch.tensor(float("inf"))
-
-        opt.step(closure)
-        # the sources' `while run[0] <= num_steps`: the evaluation counter is checked between calls only
-        while optimizer.lbfgs_loop == "while" and status["ok"] and len(rows) <= steps:
-            opt.step(closure)
-        diverged = not status["ok"]
-        if clamp is not None:
-            with torch.no_grad():
-                x.copy_(torch.max(torch.min(x, clamp[1]), clamp[0]))
-    else:
+    if optimizer.name not in ("adam", "adam_tf", "lbfgs"):
         raise NstbenchError(f"unknown optimizer {optimizer.name!r}; valid: adam, adam_tf, lbfgs")
+    run = _Run(loss_fn, init, steps, clamp, keep_best, keep_best_as, progress_every, label, on_step)
+    interrupted = False
+    try:
+        finite = (_lbfgs if optimizer.name == "lbfgs" else _adam)(run, optimizer)
+    except KeyboardInterrupt:  # Ctrl-C: the last image with a finite loss is handed back (Interrupted)
+        finite, interrupted = True, True
+    return _result(run, finite, interrupted)
 
-    seconds = time.perf_counter() - t0
-    hist = torch.stack(rows).cpu() if rows else torch.zeros(0, 4, B, dtype=torch.float64)  # [steps, 4, B]
+
+def _result(run: _Run, finite: bool, interrupted: bool) -> OptimizeResult:
+    """The history as rows, the final losses, the kept image; Interrupted / Diverged raised with it."""
+    B = run.x.shape[0]
+    hist = torch.stack(run.rows).cpu() if run.rows else torch.zeros(0, 4, B, dtype=torch.float64)  # [steps, 4, B]
     history = [
-        {"step": k + 1, "image": i, **{t: float(hist[k, j, i]) for j, t in enumerate(TERMS)}, "seconds": times[k]}
+        {"step": k + 1, "image": i, **{t: float(hist[k, j, i]) for j, t in enumerate(TERMS)}, "seconds": run.times[k]}
         for k in range(hist.shape[0]) for i in range(B)
     ]
-    result = OptimizeResult(image=last_good, last=last_good, history=history, seconds=seconds, diverged=diverged)
-    if diverged:
-        bad = hist.shape[0]
-        raise Diverged(f"loss became non-finite at step {bad}; kept the image of step {max(bad - 1, 0)} "
+    result = OptimizeResult(image=run.last_good, last=run.last_good, history=history,
+                            seconds=time.perf_counter() - run.t0, diverged=not finite)
+    done = hist.shape[0]
+    if interrupted:  # steps measured (curve rows); the kept image is the last one measured finite
+        raise Interrupted(f"interrupted after {done} of {run.steps} steps; kept the image of step {done}", result)
+    if not finite:
+        raise Diverged(f"loss became non-finite at step {done}; kept the image of step {max(done - 1, 0)} "
                        "(the last with a finite loss)", result)
-    last = x.detach()
+    last = run.x.detach()
     with torch.no_grad():
-        final = {k: v.detach() for k, v in loss_fn(last).items()}
-    result.last = last
+        final = {k: v.detach() for k, v in run.loss_fn(last).items()}
+    result.last, result.image = last, last
     result.final = {k: v.cpu().tolist() for k, v in final.items()}
-    result.image = last
-    if keep_best and keep_best_as == "after_update":
-        result.image, result.best_step = best, best_step.tolist()
-    elif keep_best:
-        better = final["total"].to(torch.float64) < best_total
-        result.image = torch.where(better.view(-1, 1, 1, 1), last, best)
-        after = hist.shape[0] + 1  # the final image, after the last evaluated step
-        result.best_step = torch.where(better, torch.full_like(best_step, after), best_step).tolist()
+    if run.keep_best and run.keep_best_as == "after_update":
+        result.image, result.best_step = run.best, run.best_step.tolist()
+    elif run.keep_best:
+        better = final["total"].to(torch.float64) < run.best_total
+        result.image = torch.where(better.view(-1, 1, 1, 1), last, run.best)
+        after = done + 1  # the final image, after the last evaluated step
+        result.best_step = torch.where(better, torch.full_like(run.best_step, after), run.best_step).tolist()
     return result
-

@@ -18,10 +18,34 @@ from .errors import NstbenchError
 
 # Images above this many pixels are refused rather than decoded (a 100-megapixel photo would need
 # gigabytes as float tensors). Resize it first, or raise the limit with NSTBENCH_MAX_PIXELS.
-MAX_PIXELS = int(os.environ.get("NSTBENCH_MAX_PIXELS", 64_000_000))
+# The limit holds for the file and for the size it is resized to.
+MAX_PIXELS = 64_000_000
 # Smaller than this on the short side carries no usable content or style (and a 1x1 image is
 # almost always a broken export), so it is refused with a clear message.
 MIN_SIDE = 16
+
+
+
+def max_pixels() -> int:
+    """The pixel limit: NSTBENCH_MAX_PIXELS when set (read at each call), else MAX_PIXELS."""
+    env = os.environ.get("NSTBENCH_MAX_PIXELS")
+    if env is None:
+        return MAX_PIXELS
+    try:
+        n = int(env.replace("_", ""))
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise NstbenchError(f"NSTBENCH_MAX_PIXELS must be a positive whole number of pixels, got {env!r}")
+    return n
+
+
+def _check_pixels(path, what: str, w: int, h: int) -> None:
+    limit = max_pixels()
+    if w * h > limit:
+        raise NstbenchError(f"image {path} {what} {w}x{h}, above the limit of {limit} pixels; "
+                            "downscale it first or set NSTBENCH_MAX_PIXELS")
+
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics, RGB, on [0, 1]
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -92,21 +116,47 @@ class Resize:
         raise ValueError(f"unknown resize mode {self.mode!r}")
 
 
-def _open_rgb(path: Path) -> np.ndarray | Image.Image:
-    """Decode any common image to RGB. 16-bit grayscale comes back as a float array in [0, 1]."""
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise NstbenchError(f"image not found: {path}")
     if path.is_dir():
         raise NstbenchError(f"expected an image file, got a folder: {path}")
     if path.stat().st_size == 0:
         raise NstbenchError(f"cannot read image {path}: the file is empty")
+
+
+def probe_image(src: str | os.PathLike, resize: Resize = Resize(), min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """(W, H) an image will have after `resize`, from its header alone, with load_image's checks
+    (exists, an image, within the pixel limit, at least `min_side` px after resizing): a command
+    with several inputs checks them all before it writes its first output."""
+    from .assets import resolve_image
+
+    path = Path(resolve_image(src))
+    _check_file(path)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientations that swap the sides
+                w, h = h, w
+    except UnidentifiedImageError:
+        raise NstbenchError(f"cannot read image {path}: not an image format Pillow recognises") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise NstbenchError(f"cannot read image {path}: {e}") from None
+    _check_pixels(path, "is", w, h)
+    W, H = resize.output_size(w, h)
+    _check_pixels(path, "would be", W, H)
+    if min(W, H) < min_side:
+        raise NstbenchError(f"image {path} would be {W}x{H} after resizing; the short side must be at least "
+                            f"{min_side} px")
+    return W, H
+
+
+def _open_rgb(path: Path) -> np.ndarray | Image.Image:
+    """Decode any common image to RGB. 16-bit grayscale comes back as a float array in [0, 1]."""
+    _check_file(path)
     try:
         im = Image.open(path)
-        if im.width * im.height > MAX_PIXELS:
-            raise NstbenchError(
-                f"image {path} is {im.width}x{im.height}, above the limit of {MAX_PIXELS} pixels; "
-                "downscale it first or set NSTBENCH_MAX_PIXELS"
-            )
+        _check_pixels(path, "is", im.width, im.height)
         im.load()  # decode now, so a truncated file fails here and not later
         im = ImageOps.exif_transpose(im)  # phones store rotation in EXIF, not in the pixels
     except NstbenchError:
@@ -156,16 +206,18 @@ def load_image(src: str | os.PathLike, resize: Resize = Resize()) -> torch.Tenso
 
     path = resolve_image(src)
     im = _open_rgb(Path(path))
+    w, h = (im.shape[1], im.shape[0]) if isinstance(im, np.ndarray) else im.size
+    W, H = resize.output_size(w, h)
+    if min(W, H) < 1:
+        raise NstbenchError(f"resizing {path} ({w}x{h}) gave an empty image ({W}x{H})")
+    _check_pixels(path, "would be", W, H)  # before resizing: an upscale can exceed the limit too
     if isinstance(im, np.ndarray):
-        h, w = im.shape[:2]
-        W, H = resize.output_size(w, h)
         if (W, H) != (w, h):  # resize each channel as a float image ("F" mode keeps the precision)
             pil = _PIL_RESAMPLE.get(resize.resample, Image.BILINEAR)
             chans = [np.asarray(Image.fromarray(im[:, :, c], mode="F").resize((W, H), pil)) for c in range(3)]
             im = np.stack(chans, axis=2)
         arr = np.clip(im, 0.0, 1.0)
     else:
-        W, H = resize.output_size(*im.size)
         if resize.resample == "bilinear_tf" and (W, H) != im.size:
             resized = _resize_bilinear_tf(np.asarray(im, dtype=np.float32), H, W)
             arr = np.floor(np.clip(resized, 0, 255)) / np.float32(255.0)  # tf.cast(uint8) truncates
@@ -199,12 +251,24 @@ def save_truncated_255(y: torch.Tensor, path: str | os.PathLike) -> Path:
 
 
 def save_pil(im: Image.Image, path: str | os.PathLike) -> Path:
-    """Save a PIL image atomically (see save_image)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    im.save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
-    os.replace(tmp, path)
-    return path
+    """Save a PIL image atomically, in the format its suffix names (PNG without one)."""
+    from .records import atomic_write
+
+    fmt = image_format(path)
+    return atomic_write(Path(path), lambda tmp: im.save(tmp, format=fmt))
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """Pillow's format name for an output file name (PNG when it has no suffix), or a one-line
+    error for a suffix Pillow cannot write."""
+    suffix = Path(path).suffix.lower()
+    if not suffix:
+        return "PNG"
+    Image.init()
+    fmt = Image.EXTENSION.get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise NstbenchError(f"cannot write images as {suffix!r} ({path}); use .png or .jpg")
+    return fmt
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,6 +319,21 @@ def space_bounds(space: Space, like: torch.Tensor) -> tuple[torch.Tensor, torch.
     """Per-channel [lo, hi] of the valid pixel range ([0,1] RGB) expressed in `space`."""
     zeros = torch.zeros(1, 3, 1, 1, dtype=like.dtype, device=like.device)
     return unit_to_space(zeros, space), unit_to_space(zeros + 1.0, space)
+
+
+# BT.601 RGB -> YUV (Y: luminance; U, V: colour differences), as neural-style's -original_colors uses
+_RGB_TO_YUV = ((0.299, 0.587, 0.114), (-0.14713, -0.28886, 0.436), (0.615, -0.51499, -0.10001))
+
+
+def original_colors(content: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """Luminance-only transfer (Gatys et al. 2017, "Controlling perceptual factors", sec. 4.1; the
+    -original_colors option of neural-style): the output's luminance with the content's U and V.
+    Unit RGB [B, 3, H, W] in (same size), unit RGB out, clamped to [0, 1]."""
+    m = torch.tensor(_RGB_TO_YUV, dtype=torch.float64)
+    to_yuv = lambda x: torch.einsum("ij,bjhw->bihw", m, x.double())  # noqa: E731
+    yuv = torch.cat([to_yuv(output)[:, :1], to_yuv(content)[:, 1:]], dim=1)
+    rgb = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), yuv)
+    return rgb.clamp(0, 1).to(output.dtype)
 
 
 def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:

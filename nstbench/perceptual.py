@@ -93,23 +93,42 @@ def compute_backbone(backbone: Backbone, compute: Compute) -> Backbone:
     return dataclasses.replace(backbone, extractor=ext)
 
 
+def blend_weights(weights: list[float] | None, n: int) -> list[float]:
+    """The weights of n style images, normalised to sum 1 (equal when not given)."""
+    if weights is None:
+        return [1.0 / n] * n
+    if len(weights) != n or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise NstbenchError(f"--style-blend needs {n} weights >= 0 (one per --style) with a positive sum, "
+                            f"got {list(weights)}")
+    return [w / sum(weights) for w in weights]
+
+
 class FeatureLoss:
     """The content and style terms of `spec` on `backbone`, per image ([B] each).
 
-    The style Grams come from `style` (network input, [1, 3, H, W]) once, here; the content
+    The style Grams come from `style` (network input, [1, 3, H, W], or a list blended by `blend`)
+    once, here; the content
     targets are the caller's (`content_targets` of the content image, once for Gatys, of every
     input batch for the fast trainer). All images go in as network input (Backbone.preprocess /
     gatys.to_network), and every call runs the network once, to the deepest layer either term needs.
     """
 
-    def __init__(self, backbone: Backbone, spec: LossSpec, style: torch.Tensor, compute: Compute = Compute()):
+    def __init__(self, backbone: Backbone, spec: LossSpec, style: torch.Tensor | list[torch.Tensor],
+                 compute: Compute = Compute(), blend: list[float] | None = None):
         self.backbone, self.spec, self.compute = compute_backbone(backbone, compute), spec, compute
         self.content_w = dict(spec.content_layers)
         self.style_w = dict(spec.style_layers)
         self.layers = list(dict.fromkeys(list(self.content_w) + list(self.style_w)))
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        weights = blend_weights(blend, len(styles))
+        self.style_targets: dict[str, torch.Tensor] = {}  # [1, C, C] each
         with torch.no_grad():
-            s = extract_features(self.backbone, style, list(self.style_w), compute)
-            self.style_targets = {n: gram(s[n], spec.gram_norm) for n in self.style_w}  # [1, C, C] each
+            for image, w in zip(styles, weights):
+                s = extract_features(self.backbone, image, list(self.style_w), compute)
+                for n in self.style_w:
+                    g = gram(s[n], spec.gram_norm)
+                    # one style: its Gram as it is (bit-exact); several: the weighted sum (neural-style)
+                    self.style_targets[n] = g if len(styles) == 1 else self.style_targets.get(n, 0) + w * g
 
     def content_targets(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The content layers' features of network input `x` (no gradient)."""

@@ -1,16 +1,19 @@
 """Run records: provenance for every output, and writes that never leave a half-written file."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -74,12 +77,23 @@ def to_jsonable(obj):
     return obj
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
+    """write(tmp) fills a temporary file beside `path`, which then replaces `path` in one rename:
+    a crash leaves the old file or the new one, never half of one. The one helper for every
+    file nstbench writes (text, images, checkpoints)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_json(path: Path, obj) -> Path:
@@ -96,6 +110,44 @@ def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) ->
     return atomic_write_text(path, buf.getvalue())
 
 
+# Names that say "a file": a run's --out is a folder, and `--out result.png` would create a folder
+# of that name (the image goes inside it), which is never what was meant.
+FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pt", ".pth", ".model",
+                 ".onnx", ".json", ".csv", ".txt", ".md", ".html")
+
+
+def check_out_name(out, writes: str) -> Path:
+    """--out for a command that writes a folder: not empty, not a file name."""
+    if str(out).strip() == "":
+        raise NstbenchError("--out is empty; give an output folder")
+    path = Path(out).expanduser()
+    if path.suffix.lower() in FILE_SUFFIXES:
+        raise NstbenchError(f"--out {out} looks like a file name, but --out is a folder ({writes} go into it); "
+                            "give a folder name")
+    if path.is_file():
+        raise NstbenchError(f"--out {out} is a file; --out is a folder ({writes} go into it)")
+    return path
+
+
+def prepare_run_dir(out, command: str, overwrite: bool = False, writes: str = "output.png, curve.csv, run.json") -> Path:
+    """The output folder of one run of `command` (stylize, train): created, writable, and not
+    holding another command's run, nor a finished run of this one unless `overwrite`."""
+    path = ensure_writable_dir(check_out_name(out, writes))
+    run = path / "run.json"
+    if run.is_file():
+        try:
+            old = json.loads(run.read_text())
+        except (OSError, ValueError):
+            old = {}
+        other = old.get("command") if isinstance(old, dict) else None
+        if other and other != command:
+            raise NstbenchError(f"{path} holds a `{other}` run (run.json); choose another --out for `{command}`")
+        if not overwrite and command == "stylize":
+            raise NstbenchError(f"{path} already holds a {command} run; pass --overwrite to replace it "
+                                "(when the new run has finished) or choose another --out")
+    return path
+
+
 def ensure_writable_dir(path: Path) -> Path:
     """Create the output folder, or fail now (before any compute) with a one-line error."""
     path = Path(path)
@@ -107,3 +159,99 @@ def ensure_writable_dir(path: Path) -> Path:
     except OSError as e:
         raise NstbenchError(f"cannot write to output folder {path}: {e.strerror or e}") from None
     return path
+
+
+LOCK_NAME = ".nstbench.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+class OutputLock:
+    """One writer per output: a lock file (`folder/.nstbench.lock`, or any path) created with
+    O_EXCL and holding the owner's pid, host and command. A second writer is refused with a
+    one-line error; a lock left by a process that died on this host is stale and taken over."""
+
+    def __init__(self, path: Path, what: str):
+        self.path, self.what = Path(path), what
+
+    def __enter__(self) -> "OutputLock":
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.what,
+              "since_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        for _ in range(2):  # the second try follows the removal of a stale lock
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is None:
+                    continue  # stale (removed): try again
+                raise NstbenchError(
+                    f"{self.path.parent} is being written by another nstbench run (pid {owner.get('pid')} on "
+                    f"{owner.get('host')}: {owner.get('command')}, since {owner.get('since_utc')}); wait for it "
+                    f"or choose another output (if that process is gone, delete {self.path})") from None
+            except OSError as e:
+                raise NstbenchError(f"cannot create lock file {self.path}: {e.strerror or e}") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(me) + "\n")
+            return self
+        raise NstbenchError(f"cannot take the lock {self.path}: another process keeps taking it")
+
+    def _owner(self) -> dict | None:
+        """The live owner of an existing lock, or None after removing a stale one."""
+        try:
+            owner = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):  # being written this instant, or garbage: a young one counts as held
+            try:
+                age = time.time() - self.path.stat().st_mtime
+            except FileNotFoundError:
+                return None
+            if age < 10:
+                return {"pid": "?", "host": "?", "command": "?", "since_utc": "just now"}
+            owner = {}
+        same_host = owner.get("host") == socket.gethostname()
+        if isinstance(owner.get("pid"), int) and (not same_host or _pid_alive(owner["pid"])):
+            return owner
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        return None
+
+    def __exit__(self, *exc) -> bool:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        return False
+
+
+def output_lock(folder: Path, what: str) -> OutputLock:
+    """The lock of an output folder (created by ensure_writable_dir first)."""
+    return OutputLock(Path(folder) / LOCK_NAME, what)
+
+
+@contextlib.contextmanager
+def run_dir(out, command: str, overwrite: bool = False, writes: str = "output.png, curve.csv, run.json"):
+    """The output folder of one run (prepare_run_dir), locked while the run writes it. A folder
+    this call created is removed again when the run fails before writing anything into it."""
+    existed = Path(str(out)).expanduser().exists() if str(out).strip() else True
+    path = prepare_run_dir(out, command, overwrite, writes)
+    try:
+        with output_lock(path, command):
+            yield path
+    except BaseException:
+        if not existed:
+            try:
+                path.rmdir()  # only when empty
+            except OSError:
+                pass
+        raise

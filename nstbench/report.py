@@ -19,7 +19,8 @@ import pandas as pd
 
 from . import claims as claims_mod
 from . import registry
-from .records import atomic_write_text
+from .errors import NstbenchError
+from .records import atomic_write_text, ensure_writable_dir, output_lock
 
 RANDOM_BANNER = ("**Random-weight run.** These numbers come from seeded random backbone weights, not the "
                  "ImageNet weights the sources used: they test the pipeline, not the sources' claims, and "
@@ -108,15 +109,34 @@ class Doc:
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
+    if isinstance(v, Path):  # a file a table cell names (see _file_cells); HTML shows its name
+        return v.name
     return str(v)
 
 
-def _md_table(df: pd.DataFrame) -> str:
+def _md_cell(v, base: Path) -> str:
+    if isinstance(v, Path):  # a link that works from the report's folder, not only from the results'
+        return f"[{v.name}]({os.path.relpath(v, base)})"
+    return _fmt(v)
+
+
+def _md_table(df: pd.DataFrame, base: Path) -> str:
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(v).replace("|", "\\|").replace("\n", " ") for v in row) + " |")
+        lines.append("| " + " | ".join(_md_cell(v, base).replace("|", "\\|").replace("\n", " ") for v in row) + " |")
     return "\n".join(lines)
+
+
+def _file_cells(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """Cells naming a file of the experiment folder (outputs/x.png) become Paths, so the report
+    can link them relative to wherever it is written."""
+    df = df.copy()
+    for c in df.columns:
+        if df[c].dtype == object or pd.api.types.is_string_dtype(df[c]):
+            df[c] = [folder / v if isinstance(v, str) and v.endswith(".png") and (folder / v).is_file() else v
+                     for v in df[c]]
+    return df
 
 
 def to_markdown(doc: Doc, base: Path) -> str:
@@ -127,7 +147,7 @@ def to_markdown(doc: Doc, base: Path) -> str:
         elif b[0] == "p":
             out += [b[1], ""]
         elif b[0] == "table":
-            out += [_md_table(b[1]), ""]
+            out += [_md_table(b[1], base), ""]
         elif b[0] == "img":
             out += [f"![{b[2]}]({os.path.relpath(b[1], base)})", ""]
     return "\n".join(out)
@@ -245,7 +265,7 @@ def _experiment_section(doc: Doc, name: str, m: dict | None) -> None:
             df = pd.read_csv(p)
             doc.h(3, f)
             if len(df) <= MAX_TABLE_ROWS:
-                doc.table(df.drop(columns=[c for c in ("profile", "device") if c in df.columns]))
+                doc.table(_file_cells(df.drop(columns=[c for c in ("profile", "device") if c in df.columns]), folder))
             else:
                 doc.p(f"{len(df)} rows: see `{os.path.relpath(p, folder.parent.parent)}`.")
     for f in m.get("files", []):
@@ -303,8 +323,20 @@ def claims_index(manifests: dict[str, dict]) -> Doc:
 
 def build_reports(results: str | Path = "results", out: str | Path = "reports") -> list[Path]:
     results, out = Path(results), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if not results.is_dir():
+        raise NstbenchError(f"results folder not found: {results} (make reproduce, or an experiment script, writes it)")
     manifests = load_manifests(results)
+    if not manifests:
+        raise NstbenchError(f"{results} holds no complete experiment results (no <experiment>/manifest.json with "
+                            "status complete); run `make reproduce` or an experiment script first")
+    if out.exists() and not out.is_dir():
+        raise NstbenchError(f"--out {out} is a file; give a folder for the reports")
+    ensure_writable_dir(out)
+    with output_lock(out, "report"):
+        return _write_reports(manifests, out)
+
+
+def _write_reports(manifests: dict[str, dict], out: Path) -> list[Path]:
     docs = [("index", claims_index(manifests))] + [(s.key, source_report(s, manifests)) for s in SOURCES]
     written = []
     for key, doc in docs:

@@ -5,41 +5,49 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import tempfile
-from dataclasses import replace
+import types
+from dataclasses import dataclass, field, replace
+from typing import Callable
 from pathlib import Path
 
 import torch
 
 from .backbones import Backbone
+from .device import activation_bytes, check_memory, resolve_device
 from .errors import NstbenchError
-from .gatys import Compute, Diverged, OptimizeResult, initial_image, make_gatys_loss, optimize_image
-from .images import Resize, load_image, save_image, space_bounds, space_to_unit
+from .gatys import Compute, Diverged, Interrupted, OptimizeResult, OptimizerSpec, initial_image, make_gatys_loss, optimize_image
+from .images import Resize, image_format, load_image, probe_image, save_image, space_bounds, space_to_unit, unit_to_space
+from .images import original_colors as keep_colors
 from .precision import require_native_bf16
 from .presets import GatysPreset
-from .records import ensure_writable_dir, provenance, write_csv, write_json
+from .records import ensure_writable_dir, provenance, run_dir, write_csv, write_json
 from .weights import load_backbone
 
 CURVE_COLUMNS = ["step", "image", "total", "content", "style", "tv", "seconds"]
-
-
-def resolve_device(device: str) -> torch.device:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise NstbenchError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise NstbenchError(f"unknown device {device!r}; use cpu or cuda") from None
+# run.json "final" is measured once more after the last update; curve.csv's rows (and the
+# progress lines) hold the loss of the image *before* each update, so the two differ by a step.
+FINAL_IS = ("losses of the last image, measured after the last update; curve.csv's last row "
+            "(last_curve_row) measured the image before that update")
 
 
 def load_pair(preset: GatysPreset, content: str, style: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Content and style as the preset's source loads them (unit-space [1, 3, H, W])."""
     c = load_image(content, preset.content_resize)
     s = load_image(style, preset.style_resize or Resize("exact", tuple(c.shape[-2:])))
-    if min(c.shape[-2:]) < 32:
-        raise NstbenchError(f"content image {content} is {c.shape[-1]}x{c.shape[-2]} after resizing; "
-                            "the backbones need at least 32 px on each side")
+    if preset.init not in INITS:  # an init image is checked with the others, before any work
+        probe_image(preset.init, Resize("exact", tuple(c.shape[-2:])), min_side=1)
+    for what, name, x, least in (("content", content, c, MIN_CONTENT_SIDE), ("style", style, s, MIN_STYLE_SIDE)):
+        if min(x.shape[-2:]) < least:
+            raise NstbenchError(f"{what} image {name} is {x.shape[-1]}x{x.shape[-2]} after resizing; the backbones "
+                                f"need at least {least} px on each side for a {what} image")
     return c, s
+
+
+INITS = ("content", "noise", "style")  # anything else is an image path
+MIN_CONTENT_SIDE = 32  # the content (and so the output) passes all five 2x poolings of VGG
+MIN_STYLE_SIDE = 16  # relu5_1, the deepest style layer, follows four 2x poolings: 16 px -> 1 px
 
 
 def run_preset(
@@ -56,15 +64,30 @@ def run_preset(
     progress_every: int | None = None,
     label: str | None = None,
     compute: Compute = Compute(),
+    style_blend: list[float] | None = None,
     on_step=None,
+    init_image: torch.Tensor | None = None,
 ) -> OptimizeResult:
-    """Optimise with the preset's settings on already-loaded images (on their device); `compute`
-    (gatys.Compute) picks the backbone's dtype and memory layout; on_step: see optimize_image."""
-    loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute)
-    x0 = initial_image(preset.init, content, style, preset.space, seed=seed, batch=batch)
+    """Optimise with the preset's settings on already-loaded images (on their device); `style` may
+    be a list of images blended by `style_blend` (init "style" starts from the first); `compute`
+    (gatys.Compute) picks the backbone's dtype and memory layout. progress_every: a progress line
+    every N steps, 0 none, None every 10 s (the preset's print_every is its source's print
+    interval, a record of the source, not nstbench's progress)."""
+    loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute,
+                              style_blend)
+    if init_image is not None:  # unit RGB (a coarser scale's result): bicubic to the content's (H, W)
+        up = torch.nn.functional.interpolate(init_image, size=tuple(content.shape[-2:]), mode="bicubic",
+                                             align_corners=False).clamp(0, 1)
+        x0 = unit_to_space(up, preset.space).repeat(batch, 1, 1, 1).contiguous()
+    elif preset.init in INITS:
+        first = style[0] if isinstance(style, (list, tuple)) else style
+        x0 = initial_image(preset.init, content, first, preset.space, seed=seed, batch=batch)
+    else:  # an image file: resized to the content's (H, W)
+        img = load_image(preset.init, Resize("exact", tuple(content.shape[-2:]))).to(content.device)
+        x0 = unit_to_space(img, preset.space).repeat(batch, 1, 1, 1).contiguous()
     clamp = space_bounds(preset.space, x0) if preset.clamp else None
     return optimize_image(loss_fn, x0, preset.steps, preset.optimizer, clamp=clamp, keep_best=preset.keep_best,
-                          progress_every=preset.print_every if progress_every is None else progress_every,
+                          progress_every=progress_every,
                           label=label or preset.name, keep_best_as=preset.keep_best_as, on_step=on_step)
 
 
@@ -83,7 +106,7 @@ def initial_loss(preset: GatysPreset, content: torch.Tensor, style: torch.Tensor
 def stylize(
     preset: GatysPreset,
     content: str,
-    style: str,
+    style: str | list[str],
     out: str | Path,
     *,
     weights: str = "auto",
@@ -91,55 +114,199 @@ def stylize(
     device: str = "cpu",
     progress_every: int | None = None,
     compute: Compute = Compute(),
+    overwrite: bool = False,
+    extras: "Extras | None" = None,
     allow_slow_bf16: bool = False,
     on_step=None,
 ) -> dict:
     """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json.
-    bf16 on a device that would only emulate it is refused before any work (precision.py)
-    unless allow_slow_bf16. on_step: see optimize_image (an exception it raises ends the run
-    before anything is written)."""
+
+    `out` is a folder; one that already holds a finished stylize run is replaced only with
+    overwrite=True (and only once the new run has finished). One writer at a time (a lock file).
+    bf16 on a device that would only emulate it is refused before any work (precision.py) unless
+    allow_slow_bf16. on_step: see optimize_image (an exception it raises ends the run)."""
     dev = resolve_device(device)
     bf16_note = require_native_bf16(dev, allow_slow_bf16) if compute.dtype == "bfloat16" else None
-    out = ensure_writable_dir(Path(out))
-    c, s = load_pair(preset, content, style)
-    backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling, family=preset.weights)
-    backbone.to(dev)
-    record = {
-        "command": "stylize",
-        "preset": dataclasses.asdict(preset),
-        "content": str(content),
-        "style": str(style),
-        "content_size_hw": list(c.shape[-2:]),
-        "style_size_hw": list(s.shape[-2:]),
-        "seed": seed,
-        "compute": dataclasses.asdict(compute) | ({"bf16_support": bf16_note} if bf16_note else {}),
-        "weights": backbone.weights,
-        "curve_terms": "content, style and tv are unweighted; total = alpha*content + beta*style + gamma*tv",
-        "provenance": provenance(dev),
-    }
+    with run_dir(out, "stylize", overwrite) as folder:
+        extras = dataclasses.replace(extras or Extras(), save_dir=folder / "steps", on_step=on_step)
+        result, record = run_stylize(preset, content, style, weights, seed, dev, progress_every, compute, extras)
+        if bf16_note:
+            record["compute"]["bf16_support"] = bf16_note
+        return write_run(folder, preset, result, record)
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What `nstbench stylize` adds to a preset run. overrides: option -> value, recorded (a run
+    with any is not the preset as its source ran it). original_colors: the result keeps the
+    content's colours (images.original_colors). output: the image's file name in the run folder
+    (its suffix picks the format). style_blend: weights of several style images
+    (gatys.make_gatys_loss). save_every: every N steps the step's image goes to
+    save_dir/step_<N>.png (neural-style's -save_iter)."""
+
+    overrides: dict = field(default_factory=dict)
+    original_colors: bool = False
+    output: str = "output.png"
+    style_blend: list[float] | None = None
+    save_every: int = 0
+    save_dir: Path | None = None
+    scales: tuple[int, ...] | None = None  # working sizes, coarse to fine: each result starts the next
+    on_step: Callable | None = None  # an observer of every step (optimize_image's on_step), e.g. the app's
+
+    def check(self, styles: int) -> None:
+        if self.save_every and self.save_dir is None:
+            raise NstbenchError("--save-every needs an output folder")
+        if Path(self.output).name != self.output or not Path(self.output).suffix:
+            raise NstbenchError(f"--output {self.output!r} must be a file name with a suffix (e.g. result.jpg), "
+                                "no folder")
+        image_format(self.output)
+        if self.scales is not None and list(self.scales) != sorted(set(self.scales)):
+            raise NstbenchError(f"--scales must grow from coarse to fine, got {','.join(map(str, self.scales))}")
+        if self.style_blend is not None and len(self.style_blend) != styles:
+            raise NstbenchError(f"--style-blend has {len(self.style_blend)} weight(s) for {styles} --style image(s)")
+
+
+def run_stylize(preset: GatysPreset, content: str, style: str | list[str], weights: str, seed: int,
+                dev: torch.device, progress_every: int | None, compute: Compute,
+                extras: Extras = Extras(), backbone: Backbone | None = None,
+                init_image: torch.Tensor | None = None) -> tuple[OptimizeResult, dict]:
+    """Load, check and optimise (nothing written): the result and its run record, whose status
+    is "ok", "diverged" or "interrupted" (then result.image is the last image with a finite loss).
+    style: one image or a list (blended by extras.style_blend); extras.scales: run_scales."""
+    names = [str(x) for x in style] if isinstance(style, (list, tuple)) else [str(style)]
+    extras.check(len(names))
+    if extras.scales and init_image is None and backbone is None:
+        return run_scales(preset, content, names, weights, seed, dev, progress_every, compute, extras)
+    c, s = load_pair(preset, content, names[0])
+    styles = [s] + [load_pair(preset, content, n)[1] for n in names[1:]]  # each checked before any work
+    if backbone is None:
+        backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling, family=preset.weights).to(dev)
+    _check_memory(preset, backbone, c, dev)
+    record = _record(preset, content, names, c, styles, seed, compute, backbone, dev, extras)
     status, message = "ok", ""
     try:
-        result = run_preset(preset, c.to(dev), s.to(dev), backbone, seed=seed, progress_every=progress_every,
-                            compute=compute, on_step=on_step)
+        result = run_preset(preset, c.to(dev), [x.to(dev) for x in styles] if len(styles) > 1 else s.to(dev),
+                            backbone, seed=seed, progress_every=progress_every, compute=compute,
+                            style_blend=extras.style_blend,
+                            on_step=_observers(_saver(extras.save_every, extras.save_dir, preset.space)
+                                               if extras.save_every else None, extras.on_step),
+                            init_image=init_image)
     except Diverged as e:
         result, status, message = e.result, "diverged", str(e)
+    except Interrupted as e:  # Ctrl-C: the partial result is saved too (write_run raises afterwards)
+        result, status, message = e.result, "interrupted", str(e)
+    if extras.original_colors:  # a post-process of the result (neural-style does the same), losses untouched
+        result.image = unit_to_space(keep_colors(c.to(dev), space_to_unit(result.image, preset.space)), preset.space)
     record.update(status=status, message=message, seconds=result.seconds, final=result.final,
+                  final_is=FINAL_IS, last_curve_row=result.history[-1] if result.history else None,
                   best_step=result.best_step)
+    return result, record
+
+
+def _check_memory(preset: GatysPreset, backbone: Backbone, c: torch.Tensor, dev: torch.device) -> None:
+    layers = [n for n, _ in preset.loss.content_layers + preset.loss.style_layers]
+    check_memory(activation_bytes(backbone.extractor, layers, tuple(c.shape[-2:])), dev,
+                 f"a {c.shape[-1]}x{c.shape[-2]} {preset.backbone} optimisation")
+
+
+def run_scales(preset: GatysPreset, content: str, names: list[str], weights: str, seed: int, dev: torch.device,
+               progress_every: int | None, compute: Compute, extras: Extras) -> tuple[OptimizeResult, dict]:
+    """Multi-scale: the preset at each of extras.scales (working sizes, coarse to fine) for its
+    steps, each scale starting from the previous result upsampled (bicubic). Every scale's inputs
+    and the finest scale's memory are checked before any work. curve.csv's steps run on across
+    scales; run.json's `scales` says which steps ran at which size."""
+    presets = [override(preset, size=n) for n in extras.scales]
+    for p in presets:
+        load_pair(p, content, names[0])
+    backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling, family=preset.weights).to(dev)
+    _check_memory(presets[-1], backbone, load_pair(presets[-1], content, names[0])[0], dev)
+    image, history, parts, seconds = None, [], [], 0.0
+    for k, p in enumerate(presets):
+        last = k == len(presets) - 1
+        ex = replace(extras, original_colors=extras.original_colors and last,
+                     save_dir=extras.save_dir and extras.save_dir / f"scale_{extras.scales[k]}")
+        result, record = run_stylize(p, content, names, weights, seed, dev, progress_every, compute, ex,
+                                     backbone=backbone, init_image=image)
+        history += [dict(r, step=r["step"] + len(history)) for r in result.history]
+        seconds += result.seconds
+        parts.append({"size": extras.scales[k], "steps": len(result.history), "content_size_hw": record["content_size_hw"]})
+        if record["status"] != "ok" or last:
+            break
+        image = space_to_unit(result.image, p.space)
+    result.history, result.seconds = history, seconds
+    record.update(scales=parts, seconds=seconds, last_curve_row=history[-1] if history else None)
+    return result, record
+
+
+def _record(preset: GatysPreset, content: str, names: list[str], c: torch.Tensor, styles: list[torch.Tensor],
+            seed: int, compute: Compute, backbone: Backbone, dev: torch.device, extras: Extras) -> dict:
+    one = len(names) == 1
+    return {
+        "command": "stylize",
+        "preset": dataclasses.asdict(preset),
+        "preset_modified": bool(extras.overrides),
+        "overrides": dict(extras.overrides),
+        "content": str(content),
+        "style": names[0] if one else names,
+        **({} if one else {"style_blend": extras.style_blend}),
+        "content_size_hw": list(c.shape[-2:]),
+        "style_size_hw": list(styles[0].shape[-2:]) if one else [list(x.shape[-2:]) for x in styles],
+        "seed": seed,
+        "compute": dataclasses.asdict(compute),
+        "weights": backbone.weights,
+        "curve_terms": "content, style and tv are unweighted; total = alpha*content + beta*style + gamma*tv",
+        "output": extras.output,
+        "original_colors": extras.original_colors,
+        "save_every": extras.save_every,
+        "provenance": provenance(dev),
+    }
+
+
+def _observers(*fns):
+    """One on_step callback that calls each given one (None: there is none)."""
+    fns = [f for f in fns if f is not None]
+    if not fns:
+        return None
+    if len(fns) == 1:
+        return fns[0]
+
+    def every(step, x, losses):
+        for f in fns:
+            f(step, x, losses)
+
+    return every
+
+
+def _saver(every: int, folder: Path, space):
+    """on_step for optimize_image: every `every` steps, that step's image as folder/step_<N>.png."""
+    def save(step: int, image: torch.Tensor, losses: dict) -> None:
+        if step % every == 0:
+            ensure_writable_dir(folder)
+            save_image(space_to_unit(image, space).detach().cpu(), folder / f"step_{step:05d}.png")
+    return save
+
+
+def write_run(out: Path, preset: GatysPreset, result: OptimizeResult, record: dict) -> dict:
+    """output.png, curve.csv and run.json into `out`, together; a failed run raises after writing."""
+    status, message = record["status"], record["message"]
     if status != "ok" and _finished_ok(out):
-        out = ensure_writable_dir(out / "diverged")  # a failed rerun never replaces a finished result
+        out = ensure_writable_dir(out / status)  # a failed rerun never replaces a finished result
     # the three files are written to a temp folder first and moved in together: an interrupted
     # write leaves the earlier set (or nothing), never a mix of two runs
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-stylize-", dir=out))
     try:
-        save_image(space_to_unit(result.image, preset.space), tmp / "output.png")
+        image = record.get("output", "output.png")
+        save_image(space_to_unit(result.image, preset.space), tmp / image)
         write_csv(tmp / "curve.csv", result.history, CURVE_COLUMNS)
         write_json(tmp / "run.json", record)
-        for name in ("curve.csv", "output.png", "run.json"):  # run.json last: it marks the set complete
+        for name in ("curve.csv", image, "run.json"):  # run.json last: it marks the set complete
             os.replace(tmp / name, out / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if status == "interrupted":
+        raise KeyboardInterrupt(f"{message}; wrote it to {out / image}")
     if status != "ok":
-        raise NstbenchError(f"{message}; wrote it to {out / 'output.png'}")
+        raise NstbenchError(f"{message}; wrote it to {out / image}")
     return record
 
 
@@ -150,8 +317,20 @@ def _finished_ok(out: Path) -> bool:
         return False
 
 
-def override(preset: GatysPreset, steps: int | None = None, size: int | None = None, init: str | None = None) -> GatysPreset:
-    """The CLI's overrides: another step count, working size (resize mode kept) or init."""
+def override(preset: GatysPreset, steps: int | None = None, size: int | None = None, init: str | None = None,
+             content_weight: float | None = None, style_weight: float | None = None, tv_weight: float | None = None,
+             optimizer: str | None = None, lr: float | None = None) -> GatysPreset:
+    """The CLI's overrides: another step count, working size (resize mode kept), init (content,
+    noise, style or an image path), loss weights (alpha, beta, gamma), optimizer or learning rate."""
+    loss = {k: v for k, v in (("alpha", content_weight), ("beta", style_weight), ("gamma", tv_weight)) if v is not None}
+    if loss:
+        preset = replace(preset, loss=replace(preset.loss, **loss))
+    if optimizer is not None and optimizer != preset.optimizer.name:
+        if optimizer not in ("adam", "lbfgs"):
+            raise NstbenchError(f"unknown optimizer {optimizer!r}; valid: adam, lbfgs")
+        preset = replace(preset, optimizer=OptimizerSpec(optimizer, lr=preset.optimizer.lr if lr is None else lr))
+    elif lr is not None:
+        preset = replace(preset, optimizer=replace(preset.optimizer, lr=lr))
     if steps is not None:
         preset = replace(preset, steps=steps)
     if size is not None:
@@ -162,3 +341,16 @@ def override(preset: GatysPreset, steps: int | None = None, size: int | None = N
     if init is not None:
         preset = replace(preset, init=init)
     return preset
+
+
+class _CallableModule(types.ModuleType):
+    """`nstbench.stylize` names this module once it is imported (Python sets a package's attribute
+    to each submodule it loads) and the API function before: both calls work the same way."""
+
+    def __call__(self, *args, **kwargs):
+        from .api import stylize as api_stylize
+
+        return api_stylize(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

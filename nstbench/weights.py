@@ -46,6 +46,7 @@ from .checkpoints import check_state, read_torch_file
 from .errors import NstbenchError, unknown
 
 FAMILIES = ("torchvision", "keras", "caffe", "gatys")
+KEYWORDS = ("auto", "imagenet", "random") + FAMILIES  # what --weights takes besides a file
 INPUT_SPACE = {"torchvision": "imagenet", "keras": "caffe", "caffe": "caffe", "gatys": "gatys"}
 # torchvision weight enums (IMAGENET1K_V1 for all three: the VGG weights the sources used).
 _ENUMS = {"vgg16": "VGG16_Weights", "vgg19": "VGG19_Weights", "resnet50": "ResNet50_Weights"}
@@ -195,7 +196,8 @@ def fetch(family: str, arch: str, allow_download: bool = True) -> tuple[Path, We
     wf = files[0]
     how = (f"place {wf.name} (from {wf.url}, {wf.published_hash}) in {wf.folder}, or pass --weights PATH")
     if not allow_download:
-        raise NstbenchError(f"ImageNet weights for {arch} ({family}) are not in {wf.folder}; {how}")
+        why = "NSTBENCH_OFFLINE=1: no download attempted" if os.environ.get("NSTBENCH_OFFLINE") == "1" else "not downloaded"
+        raise NstbenchError(f"ImageNet weights for {arch} ({family}) are not in {wf.folder} ({why}); {how}")
     try:
         _download(wf, wf.folder / wf.name)
     except Exception as e:  # URLError, timeouts, hash mismatch
@@ -247,7 +249,11 @@ def read_keras_h5(path: Path) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
 
 def read_weights_file(path: Path) -> tuple[str, object]:
     """(layout, content): "keras" -> read_keras_h5's list; "gatys" / "torchvision" -> a state dict."""
+    if path.is_dir():
+        raise NstbenchError(f"--weights {path} is a folder; give a weights file or one of {', '.join(KEYWORDS)}")
     if not path.is_file():
+        if os.sep not in str(path) and not path.suffix:  # a mistyped keyword, not a file name
+            raise unknown("weights", str(path), KEYWORDS + ("PATH (a state-dict file)",))
         raise NstbenchError(f"weights file not found: {path}")
     with open(path, "rb") as f:
         if f.read(8) == _HDF5_MAGIC:
@@ -403,7 +409,7 @@ def _warn_once(key: tuple, message: str) -> None:
 def _load_family(model, arch: str, weights: str, family: str, seed: int) -> dict:
     use = family if weights in ("imagenet", "auto") else weights
     try:
-        offline = weights == "auto" and os.environ.get("NSTBENCH_OFFLINE") == "1"
+        offline = os.environ.get("NSTBENCH_OFFLINE") == "1"  # no download attempt, whatever was asked
         path, wf = fetch(use, arch, allow_download=not offline)
         layout, content = read_weights_file(path)
         unused = apply_weights(model, arch, layout, content, str(path))

@@ -21,7 +21,23 @@ def fake_registry(monkeypatch, tmp_path):
     monkeypatch.setattr(assets, "registry", lambda: reg)
     monkeypatch.setenv("NSTBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("NSTBENCH_ASSETS", raising=False)
+    monkeypatch.setattr(assets, "_BESIDE_CLONE", tmp_path / "no-shared-assets")
     return reg, served, tmp_path
+
+
+def test_the_asset_folder_beside_the_clone_is_found_without_the_variable(fake_registry, monkeypatch):
+    """A fresh shell after `make install` has no NSTBENCH_ASSETS: ../shared/assets beside the
+    clone is used when it holds SOURCES.md (the Makefile's rule), and not otherwise."""
+    reg, served, tmp = fake_registry
+    beside = tmp / "shared" / "assets"
+    (beside / "style").mkdir(parents=True)
+    (beside / "style" / "thing.png").write_bytes(PAYLOAD)
+    reg["images"]["thing"] = {"file": "style/thing.png", "url": "http://127.0.0.1:9/never", "sha256": SHA}
+    monkeypatch.setattr(assets, "_BESIDE_CLONE", beside)
+    with pytest.raises(NstbenchError, match="cannot download"):  # no SOURCES.md: not an asset folder
+        assets.resolve_image("thing")
+    (beside / "SOURCES.md").write_text("sources")
+    assert assets.resolve_image("thing") == beside / "style" / "thing.png"
 
 
 def test_download_then_cache(fake_registry):

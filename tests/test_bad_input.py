@@ -44,13 +44,14 @@ def run_cli(capsys, args):
 
 
 def assert_one_line_error(rc, err, *needles, progress_lines=False):
-    """Exit status 2 and one error line. progress_lines: `train` logs its progress to stderr
-    ("[train hust] ..."); those may come before the error, which is then the last line."""
+    """Exit status 2 and one error line. Long runs log progress to stderr ("[train hust] ...",
+    "[upes] step ..."); those may come before the error, which is then the last line.
+    progress_lines=False: only a `stylize` progress line may precede it."""
     assert rc == 2, err
     lines = err.strip().splitlines()
-    if progress_lines:
-        assert all(ln.startswith("[train ") for ln in lines[:-1]), err
-        lines = lines[-1:]
+    allowed = ("[",) if progress_lines else ("[upes] step", "[hust] step", "[nyu] step")
+    assert all(ln.startswith(allowed) for ln in lines[:-1]), err
+    lines = lines[-1:]
     assert len(lines) == 1 and lines[0].startswith("nstbench: error: "), err
     assert "Traceback" not in err
     for n in needles:
@@ -155,13 +156,9 @@ def test_unknown_network_variant_on_the_cli_lists_valid_ones(tmp_path, capsys):
 
 
 def test_unknown_choice_lists_valid_ones(tmp_path, capsys):
-    """argparse's own errors (a bad --init choice) also exit with status 2 and list the choices;
-    argparse prints its usage line before the error line."""
-    with pytest.raises(SystemExit) as e:
-        main(stylize_args(tmp_path / "o", init="gray"))
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert "invalid choice: 'gray'" in err and "content" in err and "noise" in err and "Traceback" not in err
+    """argparse's own errors (a bad --init choice) are one line too, exit status 2, listing the choices."""
+    rc, _, err = run_cli(capsys, stylize_args(tmp_path / "o", init="gray"))
+    assert_one_line_error(rc, err, "invalid choice: 'gray'", "content", "noise", "nstbench stylize --help")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +254,7 @@ def _interrupt(terms):
 
 
 def _snapshot(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 def test_nan_mid_run_stops_keeps_last_finite_image_and_says_so(tmp_path, capsys, monkeypatch):
@@ -284,7 +281,7 @@ def test_diverged_rerun_keeps_the_finished_result(tmp_path, capsys, monkeypatch)
     assert rc == 0, err
     before = _snapshot(out)
     _loss_that(monkeypatch, 2, _nan)
-    rc, _, err = run_cli(capsys, stylize_args(out, steps=5))
+    rc, _, err = run_cli(capsys, stylize_args(out, steps=5) + ["--overwrite"])
     assert_one_line_error(rc, err, "non-finite at step 2", str(out / "diverged" / "output.png"))
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # untouched, byte for byte
     assert json.load(open(out / "diverged" / "run.json"))["status"] == "diverged"
@@ -323,8 +320,12 @@ def test_failed_or_interrupted_run_leaves_existing_results_untouched(results_tem
         args = stylize_args(run, steps=5, device="cuda:0")
         if torch.cuda.is_available():
             pytest.skip("this machine has CUDA")
-    rc, _, err = run_cli(capsys, args)
+    rc, _, err = run_cli(capsys, args + ["--overwrite"])
     assert rc == (130 if failure == "interrupted" else 2), err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert len([ln for ln in err.strip().splitlines() if not ln.startswith("[upes] step")]) == 1
+    assert "Traceback" not in err
     for d in (run, other):
         assert _snapshot(d) == before[d], f"{failure} changed {d}"
+    if failure == "interrupted":  # the partial result went beside the finished one, not over it
+        assert "interrupted after 2 of 5 steps; kept the image of step 2" in err and str(run / "interrupted") in err
+        assert json.load(open(run / "interrupted" / "run.json"))["status"] == "interrupted"

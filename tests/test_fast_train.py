@@ -194,7 +194,8 @@ def test_cli_smoke_train_then_apply(tmp_path, capsys):
 
 
 def test_cli_train_errors(tmp_path, capsys, style_png):
-    assert main(["train", "--preset", "hust", "--style", str(style_png), "--out", str(tmp_path / "x")]) == 2
+    assert main(["train", "--preset", "hust", "--style", str(style_png), "--profile", "paper",
+                 "--out", str(tmp_path / "x")]) == 2
     assert "cocodataset.org" in capsys.readouterr().err
     assert main(["train", "--preset", "nope", "--style", str(style_png), "--data", str(tmp_path),
                  "--out", str(tmp_path / "x")]) == 2

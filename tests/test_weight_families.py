@@ -388,6 +388,7 @@ def test_caffe_family_download_is_hash_checked_and_uses_bgr_input(caches, monkey
     torch.save(dict(feats, **{"classifier.6.bias": torch.zeros(1000)}), www / "tmp.pth")
     name = f"vgg16-{hashlib.sha256((www / 'tmp.pth').read_bytes()).hexdigest()[:8]}.pth"
     (www / "tmp.pth").rename(www / name)
+    monkeypatch.delenv("NSTBENCH_OFFLINE", raising=False)  # the download path itself, from 127.0.0.1
     with serve(www) as url:
         monkeypatch.setitem(W._CAFFE_URLS, "vgg16", f"{url}/{name}")
         b = W.load_backbone("vgg16", "imagenet", family="caffe")
@@ -440,7 +441,8 @@ def test_family_requests_that_have_no_file_are_clear(caches):
 def test_every_preset_names_its_sources_weight_family():
     fams = {name: p.weights for name, p in {**PRESETS, **FAST_PRESETS}.items()}
     assert fams == {"hust": "keras", "iitb-vgg19": "keras", "iitb-resnet50": "keras", "nyu": "torchvision",
-                    "upes": "torchvision", "johnson2016": "caffe", "pytorch-examples": "torchvision"}
+                    "upes": "torchvision", "johnson2016": "caffe", "pytorch-examples": "torchvision",
+                    "gatys2016": "gatys", "gatys2016-code": "gatys", "johnson2016-code": "caffe"}
     assert PRESETS["iitb-resnet50"].backbone == "keras_resnet50"
     for p in {**PRESETS, **FAST_PRESETS}.values():  # each family has its file for each preset's backbone
         assert W.weight_files(p.weights, p.backbone), p.name

@@ -78,8 +78,19 @@ def hub(tmp_path, monkeypatch, vgg16_state):
     return www, name
 
 
+def test_offline_means_no_download_attempt_for_imagenet_too(hub, monkeypatch):
+    www, name = hub
+    monkeypatch.setenv("NSTBENCH_OFFLINE", "1")
+    with serve(www) as url:
+        monkeypatch.setattr(W, "imagenet_url", lambda arch: f"{url}/{name}")
+        with pytest.raises(NstbenchError, match="NSTBENCH_OFFLINE=1: no download attempted"):
+            W.load_backbone("vgg16", "imagenet")
+    assert not (W.hub_checkpoint_dir() / name).exists()  # the file was there to fetch: it was not
+
+
 def test_imagenet_download_is_hash_checked_and_cached(hub, monkeypatch):
     www, name = hub
+    monkeypatch.delenv("NSTBENCH_OFFLINE", raising=False)  # this test downloads (from a local server)
     with serve(www) as url:
         monkeypatch.setattr(W, "imagenet_url", lambda arch: f"{url}/{name}")
         b = W.load_backbone("vgg16", "imagenet")
@@ -96,12 +107,14 @@ def test_imagenet_download_is_hash_checked_and_cached(hub, monkeypatch):
         W.load_backbone("vgg16", "imagenet")
 
 
-def test_imagenet_download_with_wrong_hash_is_rejected(hub, monkeypatch):
+def test_imagenet_download_with_wrong_hash_is_rejected(hub, monkeypatch, capsys):
     www, _ = hub
+    monkeypatch.delenv("NSTBENCH_OFFLINE", raising=False)
     with serve(www) as url:
         monkeypatch.setattr(W, "imagenet_url", lambda arch: f"{url}/vgg16-00000000.pth")
         with pytest.raises(NstbenchError, match="cannot get ImageNet weights"):
             W.load_backbone("vgg16", "imagenet")
+    assert "Downloading" not in capsys.readouterr().out  # torch.hub's line, once per failed attempt
     assert not (W.hub_checkpoint_dir() / "vgg16-00000000.pth").exists()
 
 

@@ -1,0 +1,110 @@
+"""The Python API: the commands as functions that return data (README "Python API").
+
+    import nstbench
+    r = nstbench.stylize("octopus", "hockney", preset="upes", steps=10, size=64, weights="random")
+    r.image      # [1, 3, H, W] float tensor in [0, 1]
+    r.history    # pandas DataFrame, one row per step (curve.csv's columns)
+    r.record     # the run record (run.json's content)
+
+`out=` writes the same files as the command line does (and takes the same lock); without it
+nothing is written. Errors are nstbench.errors.NstbenchError with a one-line message.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import presets as _presets
+from .errors import NstbenchError
+from .weights import load_backbone  # noqa: F401  (part of the API: nstbench.load_backbone)
+
+
+@dataclass
+class Stylized:
+    image: torch.Tensor  # [1, 3, H, W] in [0, 1], on the CPU
+    history: pd.DataFrame  # one row per step: step, image, total, content, style, tv, seconds
+    record: dict  # what run.json holds
+
+
+@dataclass
+class Trained:
+    history: pd.DataFrame  # loss.csv: step, epoch, images, total, content, style, tv, seconds
+    record: dict  # what run.json holds
+    model: Path  # transformer.pt, for apply()
+
+
+def stylize(content: str | os.PathLike, style: str | os.PathLike, preset: str = "upes", *,
+            steps: int | None = None, size: int | None = None, init: str | None = None, weights: str = "auto",
+            seed: int = 0, device: str = "cpu", out: str | os.PathLike | None = None, overwrite: bool = False,
+            progress_every: int | None = 0, original_colors: bool = False,
+            style_blend: list[float] | None = None) -> Stylized:
+    """A Gatys run with a source preset (`nstbench.presets.PRESETS`); the overrides are the CLI's.
+    `style` may be a list of images, blended by `style_blend` (weights, normalised; default equal)."""
+    from .device import resolve_device
+    from .images import space_to_unit
+    from .records import run_dir
+    from .stylize import Extras, override, run_stylize, write_run
+
+    given = {k: v for k, v in (("steps", steps), ("size", size), ("init", init)) if v is not None}
+    p = override(_presets.get_preset(preset), **given)
+    dev = resolve_device(device)
+    style = [str(x) for x in style] if isinstance(style, (list, tuple)) else str(style)
+    extras = Extras(overrides=given, original_colors=original_colors, style_blend=style_blend)
+    if out is None:
+        result, record = run_stylize(p, str(content), style, weights, seed, dev, progress_every, _compute(), extras)
+        if record["status"] != "ok":
+            raise NstbenchError(record["message"])
+    else:
+        with run_dir(out, "stylize", overwrite) as folder:
+            result, record = run_stylize(p, str(content), style, weights, seed, dev, progress_every, _compute(), extras)
+            write_run(folder, p, result, record)
+    return Stylized(space_to_unit(result.image, p.space).detach().cpu(), pd.DataFrame(result.history), record)
+
+
+def _compute():
+    from .gatys import Compute
+
+    return Compute()
+
+
+def train(style: str | os.PathLike, out: str | os.PathLike, preset: str = "hust", *, data: str = "coco100",
+          steps: int | None = None, epochs: int | None = None, batch: int | None = None, size: int | None = None,
+          weights: str = "auto", seed: int = 0, device: str = "cpu", resume: bool = False,
+          progress_every: int | None = 0) -> Trained:
+    """Train a fast network (`nstbench.fast.FAST_PRESETS`) into the folder `out` (required: the
+    checkpoints live there, and `resume=True` continues them)."""
+    from . import fast
+    from .records import run_dir
+
+    p = fast.override(fast.get_fast_preset(preset), steps=steps, epochs=epochs, batch=batch, size=size)
+    fast.ImageFolderData.check_size(p.size)
+    with run_dir(out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as folder:
+        record = fast.train_transformer(p, style, data, folder, weights=weights, seed=seed, device=device,
+                                        resume=resume, progress_every=progress_every, log=lambda m: None)
+    with open(folder / "loss.csv", newline="") as f:
+        history = pd.DataFrame([{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)])
+    return Trained(history, record, folder / "transformer.pt")
+
+
+@torch.inference_mode()
+def apply(checkpoint: str | os.PathLike, content: str | os.PathLike, *, size: int | None = None,
+          device: str = "cpu") -> torch.Tensor:
+    """A trained network (nstbench or pytorch/examples checkpoint) on one content image: the
+    stylised image, [1, 3, H, W] in [0, 1] on the CPU (what `nstbench apply` saves)."""
+    from .device import resolve_device
+    from .fast import run_network
+    from .images import MIN_SIDE, Resize, load_image, probe_image
+    from .transformer import load_transformer
+
+    dev = resolve_device(device)
+    resize = Resize("long", size) if size is not None else Resize()
+    probe_image(content, resize, MIN_SIDE)
+    net, _ = load_transformer(checkpoint)
+    net.to(dev)
+    x = load_image(content, resize).to(dev)
+    return run_network(net, x, crop=True).clamp(0, 1).cpu()  # unit RGB at the content's size
