@@ -60,7 +60,8 @@ def run_preset(
 ) -> OptimizeResult:
     """Optimise with the preset's settings on already-loaded images (on their device); `compute`
     (gatys.Compute) picks the backbone's dtype and memory layout; on_step: see optimize_image."""
-    loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute)
+    loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute,
+                              feed=preset.feed)
     x0 = initial_image(preset.init, content, style, preset.space, seed=seed, batch=batch)
     clamp = space_bounds(preset.space, x0) if preset.clamp else None
     return optimize_image(loss_fn, x0, preset.steps, preset.optimizer, clamp=clamp, keep_best=preset.keep_best,
