@@ -305,7 +305,8 @@ def bench_e1_bf16(b: Bench, plan: Plan, backbone, preset, content, style, case: 
     # small loss, bf16 rounding of F and P (content features) is itself a visible share of F - P
     rel = [abs(x - y) / abs(y) for x, y in zip(bf.final["total"], fp.final["total"])]
     with torch.no_grad():
-        fp32_loss = make_gatys_loss(backbone, content, style, preset.loss, preset.space, gamma=list(E1_GAMMAS))
+        fp32_loss = make_gatys_loss(backbone, content, style, preset.loss, preset.space, gamma=list(E1_GAMMAS),
+                                    feed=preset.feed)
         rel32 = [abs(x - y) / abs(y) for x, y in zip(fp32_loss(bf.last)["total"].tolist(), fp.final["total"])]
     ss = metrics.ssim(bf.image.clamp(0, 1), fp.image.clamp(0, 1)).tolist()
     for g, r_, r32, s_ in zip(E1_GAMMAS, rel, rel32, ss):

@@ -100,8 +100,8 @@ def compute(exp: Experiment, preset) -> None:
     figures(exp, content, style, out, freqs, power, power_c, rows, curves)
     exp.claim("C1", "table.csv")
     exp.note(f"profile {exp.profile_label}: {w}x{h} px and {preset.steps} iterations (report: long side 512, 1000)")
-    exp.note("hust preset: the notebook's optimiser cell is lost; Adam beta1 0.99 / epsilon 0.1 (TensorFlow "
-             "form) and clipping to [0, 1] follow the TF tutorial its loop is written after (see presets.py)")
+    exp.note("hust preset: the report's losses with the repository notebook's optimiser (Keras Adam lr 0.01, "
+             "beta1 0.9, epsilon 0.1 in TensorFlow form) and clipping to [0, 1] (see presets.py, hust-code)")
     exp.note(f"images {CONTENT} / {STYLE}: the HUST repository's cat.jpg and picasso.jpg. The sweep runs on the "
              "hust preset (the report, with its TV term); hust-code, the repository's earlier notebook, has none")
     exp.note(f"hf_fraction: share of non-DC luma power above {HF_RADIUS} cycles/pixel; tv: L1 TV per pixel "

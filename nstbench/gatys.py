@@ -66,6 +66,33 @@ def to_network(x: torch.Tensor, space: Space, input_space: Space = "imagenet") -
     return x if space == input_space else unit_to_space(space_to_unit(x, space), input_space)
 
 
+# How make_gatys_loss hands the images to the backbone:
+#   "network"   - every source but one: the optimised pixels and the target images alike, converted
+#                 to the weights' input convention (to_network);
+#   "hust_code" - the HUST notebook's quirk, kept (khanhnn20042002/cv20222@265a671 style_transfer.ipynb):
+#                 the optimised image goes into VGG19 as it is, RGB in [0, 1] (In[20] makes it
+#                 uint8 / 255; train_step, In[32], calls the extractors on it directly), while the
+#                 content and style targets go through its preprocess() (In[10], In[11], In[18]):
+#                 vgg19.preprocess_input on the *uint8* image, then / 255. preprocess_input flips RGB to
+#                 BGR and adds the mean cast to the image's dtype: -103.939 etc. cast to uint8 is 0 on
+#                 the GPU the notebook ran on (Colab T4; CUDA saturates, tensorflow/tensorflow#59702;
+#                 a CPU would wrap to 153, 140, 133), so the targets are BGR in [0, 1], no mean
+#                 subtracted. Neither matches the input convention of the Keras weights; unit space only.
+Feed = Literal["network", "hust_code"]
+FEEDS = ("network", "hust_code")
+
+
+def _feeds(feed: Feed, space: Space, net_in: Space) -> tuple[Callable, Callable]:
+    """(pixels in `space` -> network input, unit-space target image -> network input)."""
+    if feed == "network":
+        return (lambda x: to_network(x, space, net_in)), (lambda u: to_network(unit_to_space(u, space), space, net_in))
+    if feed == "hust_code":
+        if space != "unit":
+            raise NstbenchError(f"feed 'hust_code' optimises unit-space pixels, not {space!r}")
+        return (lambda x: x), (lambda u: u.flip(1))
+    raise NstbenchError(f"unknown feed {feed!r}; valid: {', '.join(FEEDS)}")
+
+
 def make_gatys_loss(
     backbone: Backbone,
     content: torch.Tensor,
@@ -77,6 +104,7 @@ def make_gatys_loss(
     gamma: Weight | None = None,
     compute: Compute = Compute(),
     style_blend: list[float] | None = None,
+    feed: Feed = "network",
 ) -> LossFn:
     """Content features and style Grams are computed once here, never inside the loop.
 
@@ -84,20 +112,19 @@ def make_gatys_loss(
     `style_blend`, as neural-style's -style_blend_weights; equal weights by default); alpha/beta/
     gamma override the spec, per image when given as sequences. The returned callable takes pixels
     in `space`. The targets are computed under the same `compute` as the loop, so that at the
-    optimum the features can match them exactly.
+    optimum the features can match them exactly. `feed`: how the images reach the backbone (see Feed).
     """
-    net_in = backbone.input_space
+    image_in, target_in = _feeds(feed, space, backbone.input_space)
     styles = style if isinstance(style, (list, tuple)) else [style]
-    terms = FeatureLoss(backbone, spec, [to_network(unit_to_space(s, space), space, net_in) for s in styles], compute,
-                        blend=style_blend)
-    p = terms.content_targets(to_network(unit_to_space(content, space), space, net_in))
+    terms = FeatureLoss(backbone, spec, [target_in(s) for s in styles], compute, blend=style_blend)
+    p = terms.content_targets(target_in(content))
     a = _per_image(spec.alpha if alpha is None else alpha, content)
     b = _per_image(spec.beta if beta is None else beta, content)
     g = _per_image(spec.gamma if gamma is None else gamma, content)
     uses_tv = not (isinstance(g, float) and g == 0.0)
 
     def loss(x: torch.Tensor) -> dict:
-        lc, ls = terms(to_network(x, space, net_in), p)
+        lc, ls = terms(image_in(x), p)
         ltv = tv_loss(x, spec.tv_mode) if uses_tv else torch.zeros_like(lc)
         return {"total": a * lc + b * ls + g * ltv, "content": lc, "style": ls, "tv": ltv}
 

@@ -2,7 +2,8 @@
 
 Seeds: 000 = HUST report (E1), 002 = NYU report (E4), 001 = IIT Bombay report (E5),
 004 = UPES report and its appendix code (E7); gatys2016 / gatys2016-code: the Gatys et al. paper and
-its official code (EXPERIMENTS.md, "The Gatys et al. presets"). EXPERIMENTS.md is the catalog. Sweeps and profiles
+its official code (EXPERIMENTS.md, "The Gatys et al. presets"); hust-code: the HUST repository's Gatys
+notebook, an earlier version than its report. EXPERIMENTS.md is the catalog. Sweeps and profiles
 derive new presets with `dataclasses.replace`; the presets themselves never change at run time.
 """
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import unknown
-from .gatys import OptimizerSpec
+from .gatys import Feed, OptimizerSpec
 from .perceptual import GATYS_STYLE_LAYERS, LossSpec
 from .images import Resize, Space
 
@@ -38,6 +39,7 @@ class GatysPreset:
     keep_best_as: str = "measured"  # which image keep_best returns (gatys.optimize_image)
     pooling: str = "max"
     print_every: int = 0
+    feed: Feed = "network"  # how the images reach the backbone (gatys.Feed); "hust_code" is one source's quirk
 
 
 HUST = GatysPreset(
@@ -45,10 +47,9 @@ HUST = GatysPreset(
     source="000 HUST report section 3.1 (code: khanhnn20042002/cv20222, TensorFlow)",
     backbone="vgg19",  # "Network: VGG19 pretrained on the ImageNet dataset"
     weights="keras",  # the notebook: tf.keras.applications.VGG19(include_top=False, weights="imagenet")
-    # The notebook's loss/optimizer cells could not be recovered (only its loader and the
-    # 1000-step loop): the space, clipping and Adam betas/epsilon below follow the TensorFlow
-    # style-transfer tutorial its loop is written after; the loss formulas are the report's.
-    space="unit",  # TF tutorial: a [0, 1] RGB variable, clip_0_1 after each step
+    # The loss formulas are the report's; what the report leaves open (the pixel space, clipping,
+    # Adam's beta1 and epsilon) comes from the repository's Gatys notebook (`hust-code`, In[20]-In[32]).
+    space="unit",  # notebook In[20]: a [0, 1] RGB tf.Variable; In[32]: clip_by_value(image, 0, 1)
     # code resize(): long side to 512, new size tf.cast(int32) (truncated), tf.image.resize
     # bilinear without antialias, cast back to uint8
     content_resize=Resize("long", 512, "bilinear_tf", size_rounding="floor"),
@@ -64,11 +65,46 @@ HUST = GatysPreset(
         gamma=0.0,  # E1 sweeps gamma; the report shows 0, 10, 100
         tv_mode="l1_sum",  # report: l_tv = sum |y[i+1,j]-y[i,j]| + |y[i,j+1]-y[i,j]|
     ),
-    # "Adam optimizer: learning rate = 0.01"; beta1 0.99 and epsilon 0.1 as the TF tutorial (assumed)
-    optimizer=OptimizerSpec("adam_tf", lr=0.01, betas=(0.99, 0.999), eps=0.1),
+    # report: "Adam optimizer: learning rate = 0.01"; notebook In[22]: Keras Adam beta_1=0.90, epsilon=1e-1
+    # (epsilon outside the bias correction: adam_tf). Until issue 12 this assumed the TF tutorial's beta1 0.99.
+    optimizer=OptimizerSpec("adam_tf", lr=0.01, betas=(0.9, 0.999), eps=0.1),
     steps=1000,  # "Iterations = 1000"
     init="content",  # "Use the content image instead of the white noise image"
-    clamp=True,  # TF tutorial clip_0_1 after each step
+    clamp=True,  # notebook In[32]: clip_by_value(image, 0, 1) after each step
+)
+
+# The HUST repository's Gatys notebook, an earlier version than the report (beta 1e4, no TV term): the
+# cells are cited by their execution count, In[n], "last" for the final, unnumbered one.
+HUST_CODE = GatysPreset(
+    name="hust-code",
+    source="000 HUST code: khanhnn20042002/cv20222@265a671, style_transfer.ipynb (TensorFlow)",
+    backbone="vgg19",  # In[12]: tf.keras.applications.vgg19.VGG19(include_top=False, weights="imagenet")
+    weights="keras",  # In[12]: Keras' ImageNet file (vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5)
+    space="unit",  # In[20]: image = tf.Variable(cast(load_image('cat.jpg'), float32)); image / 255
+    # In[3] resize(): long side to max_dim 512, tf.cast(new_size, int32) truncates, tf.image.resize
+    # (bilinear, no antialias), tf.cast to uint8; In[7]: the style keeps its own shape
+    content_resize=Resize("long", 512, "bilinear_tf", size_rounding="floor"),
+    style_resize=Resize("long", 512, "bilinear_tf", size_rounding="floor"),
+    loss=LossSpec(
+        content_layers=(("relu4_2", 1.0),),  # In[14]: ['block4_conv2'] (a Keras conv output is post-ReLU)
+        style_layers=tuple((n, 1.0) for n in GATYS_STYLE_LAYERS),  # In[14]: block1_conv1 .. block5_conv1
+        content_mode="mean",  # In[21]: tf.reduce_mean(tf.square(F - P)), / len(content) = 1 layer
+        gram_norm="hw",  # In[16]: tf.einsum('bhwi,bhwj->bij', x, x) / x.shape[1] / x.shape[2]
+        style_mode="mean",  # In[21]: tf.reduce_mean(tf.square(G - A))
+        style_reduce="mean",  # In[21]: style_loss / len(style)
+        alpha=1.0,  # In[32]: loss_function(outputs, content, style, 1, 10**4)
+        beta=1e4,  # In[32]: beta = 10**4
+        gamma=0.0,  # In[21]: total_loss = alpha * content_loss + beta * style_loss, no TV term
+    ),
+    # In[22]: tf.keras.optimizers.Adam(learning_rate=0.01, beta_1=0.90, epsilon=1e-1), beta_2 its default
+    # 0.999; Keras' Adam adds epsilon outside the bias correction (adam_tf)
+    optimizer=OptimizerSpec("adam_tf", lr=0.01, betas=(0.9, 0.999), eps=0.1),
+    steps=1000,  # last cell: steps = 1000; for step in range(steps): train_step(image)
+    init="content",  # In[20]: the variable starts as the content image
+    clamp=True,  # In[32]: image.assign(tf.clip_by_value(image, 0.0, 1.0)) after each update
+    # In[10], In[11], In[18] vs In[20], In[32]: the targets pass preprocess() (BGR, / 255), the optimised
+    # image goes in raw; the two are not fed alike. Kept as the notebook ran it (see gatys.Feed).
+    feed="hust_code",
 )
 
 NYU = GatysPreset(
@@ -234,8 +270,8 @@ GATYS2016_CODE = GatysPreset(
 )
 
 
-PRESETS: dict[str, GatysPreset] = {p.name: p for p in (HUST, NYU, IITB_VGG19, IITB_RESNET50, UPES, GATYS2016,
-                                                      GATYS2016_CODE)}
+PRESETS: dict[str, GatysPreset] = {p.name: p for p in (HUST, HUST_CODE, NYU, IITB_VGG19, IITB_RESNET50, UPES,
+                                                      GATYS2016, GATYS2016_CODE)}
 
 
 def get_preset(name: str) -> GatysPreset:

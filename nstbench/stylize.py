@@ -74,7 +74,7 @@ def run_preset(
     every N steps, 0 none, None every 10 s (the preset's print_every is its source's print
     interval, a record of the source, not nstbench's progress)."""
     loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute,
-                              style_blend)
+                              style_blend, feed=preset.feed)
     if init_image is not None:  # unit RGB (a coarser scale's result): bicubic to the content's (H, W)
         up = torch.nn.functional.interpolate(init_image, size=tuple(content.shape[-2:]), mode="bicubic",
                                              align_corners=False).clamp(0, 1)

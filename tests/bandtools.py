@@ -289,7 +289,8 @@ def gatys_step_workload(preset_name: str = "hust", size: int = 64, repeat: int =
 
     preset = override(get_preset(preset_name), size=size)
     content, style = load_pair(preset, "chelsea", "starry_night")
-    loss_fn = make_gatys_loss(random_backbone(preset.backbone), content, style, preset.loss, preset.space)
+    loss_fn = make_gatys_loss(random_backbone(preset.backbone), content, style, preset.loss, preset.space,
+                              feed=preset.feed)
     x0 = initial_image(preset.init, content, style, preset.space)
     clamp = space_bounds(preset.space, x0) if preset.clamp else None
 

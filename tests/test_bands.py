@@ -23,7 +23,8 @@ SCENARIOS = BANDS["scenarios"]
 def test_band_file_covers_every_preset_and_explains_each_band():
     gatys = {sc["run"]["preset"] for sc in SCENARIOS.values() if sc["run"]["kind"] == "gatys"}
     fast = {sc["run"]["preset"] for sc in SCENARIOS.values() if sc["run"]["kind"] == "fast"}
-    assert gatys == set(PRESETS)  # E1 HUST, E4 NYU, E5 VGG19 and ResNet50, E7 UPES, Gatys et al. paper and code
+    # E1 HUST (report and notebook), E4 NYU, E5 VGG19 and ResNet50, E7 UPES, Gatys et al. paper and code
+    assert gatys == set(PRESETS)
     assert {"hust", "johnson2016"} <= fast <= set(FAST_PRESETS)
     assert any(sc["run"].get("gamma", 0) > 0 for sc in SCENARIOS.values() if sc["run"]["kind"] == "gatys")
     for name, sc in SCENARIOS.items():
@@ -94,6 +95,8 @@ PERTURBATIONS = {
     "gatys-hust": {"gram none->chw": _gram("chw"), "content relu4_2->relu4_1": _content_layer("relu4_1"),
                    "content half_sum->mean": _content_mode("mean")},
     "gatys-hust-tv": {"TV dropped": _no_tv, "TV l1_sum->squared_sum": lambda s: replace(s, tv_mode="squared_sum")},
+    "gatys-hust-code": {"gram hw->chw": _gram("chw"), "content relu4_2->relu4_1": _content_layer("relu4_1"),
+                        "style mean over layers->sum": lambda s: replace(s, style_reduce="sum")},
     "gatys-nyu": {"gram chw->hw": _gram("hw"), "style conv1_1->relu1_1 (post-ReLU)": _first_style_layer("relu1_1")},
     "gatys-iitb-vgg19": {"gram hw->chw": _gram("chw"), "content block5_conv2->block5_conv1": _content_layer("block5_conv1")},
     "gatys-iitb-resnet50": {"gram hw->chw": _gram("chw"),

@@ -34,7 +34,8 @@ def test_stylize_writes_image_curve_and_record(tmp_path):
     assert "not ImageNet" in r.stdout
 
 
-@pytest.mark.parametrize("preset", ["hust", "nyu", "iitb-vgg19", "iitb-resnet50", "gatys2016", "gatys2016-code"])
+@pytest.mark.parametrize("preset", ["hust", "hust-code", "nyu", "iitb-vgg19", "iitb-resnet50", "gatys2016",
+                                    "gatys2016-code"])
 @needs_assets
 def test_every_preset_runs_from_the_cli(tmp_path, preset):
     from nstbench.presets import get_preset
@@ -49,8 +50,20 @@ def test_every_preset_runs_from_the_cli(tmp_path, preset):
         assert rows == 2
 
 
+def test_presets_lists_every_preset_with_its_source(capsys):
+    from nstbench.cli import main
+    from nstbench.presets import PRESETS
+
+    assert main(["presets"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:] if line.startswith("  ")}
+    assert set(lines) == set(PRESETS)
+    assert lines["hust-code"].split()[1:4] == ["vgg19", "keras", "adam_tf"]
+    assert "style_transfer.ipynb" in lines["hust-code"]
+
+
 @pytest.mark.parametrize("args,message", [
-    (["--preset", "nope"], "unknown preset 'nope'; valid: gatys2016, gatys2016-code, hust, iitb-resnet50, iitb-vgg19, nyu, upes"),
+    (["--preset", "nope"], "unknown preset 'nope'; valid: gatys2016, gatys2016-code, hust, hust-code, iitb-resnet50, "
+                           "iitb-vgg19, nyu, upes"),
     (["--content", "/no/such/file.jpg"], "image not found: /no/such/file.jpg"),
     (["--weights", "/no/such/weights.pth"], "weights file not found"),
     (["--device", "cuda:0"], "CUDA is not available"),
