@@ -278,12 +278,16 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     g = fast = e7 = None
     with tempfile.TemporaryDirectory(prefix="nstbench-gpu-") as tmp:
+        # the files are rewritten after every section: a run stopped by the time limit keeps what it measured
         if "bands" in want:
             check_bands(b, plan)
+            b.write(time.perf_counter() - t0)
         if "gatys" in want:
             g = bench_gatys(b, plan)
+            b.write(time.perf_counter() - t0)
         if "fast" in want:
             fast = bench_fast(b, plan, Path(tmp))
+            b.write(time.perf_counter() - t0)
         if "e7" in want:
             e7 = run_e7(b, plan, Path(tmp))
     if g and fast and e7 is not None:

@@ -55,7 +55,7 @@ def add_job_arguments(ap: argparse.ArgumentParser, units: str | None) -> None:
     where = f"its units ({units})" if units else "the whole experiment (one job)"
     g = ap.add_argument_group("jobs", f"--executor local|slurm submits {where} through submitit; logs under "
                                       "<out>/.jobs/<experiment>/")
-    g.add_argument("--executor", choices=EXECUTORS, default=os.environ.get("NSTBENCH_EXECUTOR") or "inline",
+    g.add_argument("--executor", choices=EXECUTORS, default="inline",
                    help="inline (default: this process), local (submitit local processes), slurm (sbatch), "
                         "debug (submitit's in-process executor)")
     g.add_argument("--partition", help="slurm partition")

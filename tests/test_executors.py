@@ -157,3 +157,13 @@ def test_slurm_cluster():
                 "slurmctld/slurmd/munged on localhost needs root, a munge key and fixed ports, which shared CI "
                 "machines do not give reliably; the sbatch file is checked above, the jobs themselves through "
                 "submitit's LocalExecutor")
+
+
+def test_job_option_errors_are_one_line(script, tmp_path, monkeypatch, capsys):
+    assert run(script, tmp_path, "--executor", "local", "--cpus", "0") == 2
+    assert capsys.readouterr().err.strip() == "e99_units: error: --cpus must be at least 1, got 0"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no srun here
+    assert run(script, tmp_path, "--executor", "slurm") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("e99_units: error: --executor slurm: no Slurm here") and "Traceback" not in "".join(err)
+    assert not (tmp_path / "e99_units").exists()
