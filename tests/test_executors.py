@@ -4,7 +4,8 @@ A tiny experiment script written here (two units, no backbone) runs through subm
 LocalExecutor (real pickling, real processes): its units run in other processes, a unit that fails is
 reported with its log and leaves the results as they were, a rerun resubmits only the failed unit,
 and a unit whose result is current is not resubmitted. E2's five trainings through the
-DebugExecutor give the same table as inline. A real Slurm is not tested (see test_slurm_cluster)."""
+DebugExecutor give the same table as inline. A real single-node Slurm on localhost runs the same
+units where slurmctld, slurmd and munge are installed and the tests run as root (else skipped)."""
 import json
 import os
 import shutil
@@ -152,11 +153,38 @@ def test_slurm_submission_file_carries_the_job_options(tmp_path, monkeypatch):
         "--steps", "2", "--executor", "inline", "--threads", "4"]
 
 
-def test_slurm_cluster():
-    pytest.skip("no Slurm test cluster: Debian's slurm-wlm and munge are not installed on these machines, and a "
-                "slurmctld/slurmd/munged on localhost needs root, a munge key and fixed ports, which shared CI "
-                "machines do not give reliably; the sbatch file is checked above, the jobs themselves through "
-                "submitit's LocalExecutor")
+@pytest.fixture(scope="module")
+def slurm_env():
+    import slurmtools
+
+    why = slurmtools.why_no_slurm()
+    if why:
+        pytest.skip(why)
+    with slurmtools.local_slurm() as env:
+        yield env
+
+
+def test_slurm_on_localhost_failed_unit_and_rerun(script, tmp_path, monkeypatch, capsys, slurm_env):
+    """A real single-node Slurm (munged, slurmctld, slurmd on localhost, tests/slurmtools.py): the
+    units are one sbatch job array; a failing unit names its log; the rerun submits only it."""
+    monkeypatch.setenv("SLURM_CONF", slurm_env["SLURM_CONF"])
+    out, marker = tmp_path / "results", tmp_path / "fail"
+    marker.touch()
+    monkeypatch.setenv("E99_FAIL", str(marker))
+    args = ("--executor", "slurm", "--partition", "debug", "--cpus", "1", "--time-min", "5")
+    assert run(script, out, *args) == 2
+    err = capsys.readouterr().err
+    ids = [x.split(": job ", 1)[1].split(",")[0] for x in err.splitlines() if "] submitted" in x]
+    assert len(ids) == 2 and all(i.split("_")[0].isdigit() for i in ids)  # Slurm job ids (one array)
+    line = [x for x in err.splitlines() if "error:" in x][0]
+    log = line.split("(x2: ", 1)[1].split(")", 1)[0]
+    assert "told to fail" in open(log).read() and not (out / "e99_units").exists()
+    marker.unlink()
+    assert run(script, out, *args) == 0
+    err = capsys.readouterr().err
+    assert "unit x1: current result kept" in err and err.count("] submitted") == 1
+    t = pd.read_csv(out / "e99_units" / "table.csv")
+    assert list(t["y"]) == [3, 12] and os.getpid() not in set(t["pid"])
 
 
 def test_job_option_errors_are_one_line(script, tmp_path, monkeypatch, capsys):
