@@ -195,3 +195,22 @@ def test_job_option_errors_are_one_line(script, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("e99_units: error: --executor slurm: no Slurm here") and "Traceback" not in "".join(err)
     assert not (tmp_path / "e99_units").exists()
+
+
+@needs_assets
+def test_local_executor_runs_e7_whole_and_skips_it_when_current(tmp_path, capsys):
+    """E7 has no units: one local job runs the script inline and writes the results; a rerun with
+    the same settings finds them current and submits nothing."""
+    mod = load_script("e7_upes")
+    argv = ["--profile", "smoke", *mod.SPEC.test_argv, "--weights", "random", "--out", str(tmp_path),
+            "--executor", "local"]
+    assert mod.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "submitting the experiment as one local job" in err and "finished e7_upes" in err
+    m = json.loads((tmp_path / "e7_upes" / "manifest.json").read_text())
+    assert m["status"] == "complete" and m["executor"]["executor"] == "inline"  # the job ran it inline
+    assert m["command"][-4:] == ["--executor", "inline", "--threads", "1"]
+    assert list((tmp_path / ".jobs" / "e7_upes" / "logs").glob("*/*.err"))
+    assert mod.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "up to date" in err and "submitting" not in err
