@@ -20,22 +20,21 @@ paper profile needs COCO train2014: pass `--data /path/to/train2014` (nstbench n
 Writes results/e2_fast_sweeps/: table.csv (one row per sweep point and sweep: `sweep` is lambda_c or
 lambda_s; C2 on sweep == 'lambda_c', C3 on sweep == 'lambda_s'), curves.csv (training loss per
 step, thinned to at most ~200 rows per run), grid_lambda_c.png, grid_lambda_s.png, curves.png,
-outputs/lc<lambda_c>_ls<lambda_s>.png, manifest.json. The training runs (checkpoints) live in the
-run's temp folder and are deleted before the results are kept.
+outputs/lc<lambda_c>_ls<lambda_s>.png, manifest.json. The training runs (checkpoints) live in a
+temporary folder and are deleted after each training. Each training is a unit (`train_point`):
+under --executor local|slurm the five are submitted as jobs.
 """
 from __future__ import annotations
 
-import shutil
 import sys
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from nstbench import metrics
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
-from nstbench.fast import COCO_HELP, HUST, network_config, override, train_and_apply
+from nstbench.fast import COCO_HELP, HUST, network_config, override, train_and_apply_unit
 from nstbench.images import Resize, load_image
 
 NAME = "e2_fast_sweeps"
@@ -80,6 +79,7 @@ SPEC = Spec(
     options={"steps": int, "size": int, "data": str},
     test_argv=("--steps", "2"),  # 2 steps per network
     families={HUST.backbone: HUST.weights},
+    units="the five trainings",
 )
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run (paper runs have 20k)
 
@@ -115,35 +115,44 @@ def training_preset(profile: Profile):
                     style_size=style_size, checkpoint_every=10**9)
 
 
+def train_point(exp: Experiment, lc: float, ls: float) -> dict:
+    """One sweep point: train at (lambda_c, lambda_s) and stylise the cat; a unit (a job under
+    --executor local|slurm), so it returns plain data and CPU tensors (fast.train_and_apply_unit)."""
+    preset, name = training_preset(exp.profile), run_name(lc, ls)
+    content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
+    style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
+    p = override(preset, content_weight=lc, style_weight=ls)
+    print(f"[{NAME}] training {name}: lambda_c={lc:g} lambda_s={ls:g} lambda_tv={p.loss.gamma:g}",
+          file=sys.stderr, flush=True)
+    run = train_and_apply_unit(p, STYLE, exp.profile.data, content, style_train, backbone=exp.backbone(p.backbone),
+                               seed=exp.seed, progress_every=exp.progress_every,
+                               log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True))
+    return run | {"gamma": p.loss.gamma, "batch": p.batch}
+
+
 def compute(exp: Experiment, preset, data: str) -> None:
-    vgg, judge = exp.backbone(preset.backbone), exp.backbone(JUDGE)
+    judge = exp.backbone(JUDGE)
     tag = exp.tag(preset.backbone)
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_judge = load_image(STYLE, Resize("long", exp.profile.eval_size)).to(exp.device)
-    style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
     style_distance = metrics.style_distance_fn(style_judge, judge, JUDGE_LAYERS)  # the style's Grams once
     h, w = content.shape[-2:]
-    train_root = exp.path("train")  # inside the temp folder; deleted below
     results, curves = {}, []
     pts = points()
+    runs = exp.map_units(train_point, {run_name(lc, ls): {"lc": lc, "ls": ls} for lc, ls in pts})
     for k, (lc, ls) in enumerate(pts):
         name = run_name(lc, ls)
-        p = override(preset, content_weight=lc, style_weight=ls)
-        print(f"[{NAME}] training {k + 1}/{len(pts)}: lambda_c={lc:g} lambda_s={ls:g} lambda_tv={p.loss.gamma:g}",
-              file=sys.stderr, flush=True)
-        run = train_and_apply(p, STYLE, data, train_root / name, content, style_train, backbone=vgg, seed=exp.seed,
-                              progress_every=exp.progress_every,
-                              log=lambda m, n=name: print(f"[{NAME} {n}] {m}", file=sys.stderr, flush=True))
-        out, terms, rec, loss = run.image, run.terms, run.record, pd.read_csv(run.loss_csv)
+        unit = runs[name]
+        out, terms, rec, loss = unit["image"].to(exp.device), unit["terms"], unit["record"], unit["loss"]
         exp.image(out, f"outputs/{name}.png")
         results[(lc, ls)] = {
-            "lambda_c": lc, "lambda_s": ls, "lambda_tv": p.loss.gamma,
+            "lambda_c": lc, "lambda_s": ls, "lambda_tv": unit["gamma"],
             **exp.content_quality(out, content)[0],
             "content_loss": terms["content"], "style_loss": terms["style"], "tv_loss": terms["tv"],
             "style_distance": float(style_distance(out)[0]),
             "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
             "colour_artifact_index": float(metrics.colour_artifact_index(out, content)[0]),
-            "train_steps": rec["steps_done"], "train_images": rec["steps_done"] * p.batch,
+            "train_steps": rec["steps_done"], "train_images": rec["steps_done"] * unit["batch"],
             # loss.csv's clock stops before the final checkpoint is written: training time only
             "train_seconds": float(loss["seconds"].iloc[-1]),
             "first_total": float(loss["total"].iloc[0]), "last_total": float(loss["total"].iloc[-1]),
@@ -153,7 +162,6 @@ def compute(exp: Experiment, preset, data: str) -> None:
                    for r in thin_curve(loss, CURVE_ROWS).to_dict("records")]
         if k == 0:
             exp.record("training_data", rec["data"])
-    shutil.rmtree(train_root)  # checkpoints stay out of the results
 
     rows = [{**tag, "sweep": "lambda_c", **results[(lc, BASE_S)]} for lc in LAMBDA_C]
     rows += [{**tag, "sweep": "lambda_s", **results[(BASE_C, ls)]} for ls in LAMBDA_S]

@@ -28,17 +28,15 @@ manifest.json. The training runs (checkpoints) live in the run's temp folder and
 """
 from __future__ import annotations
 
-import shutil
 import sys
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pandas as pd
 
 from nstbench import metrics
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
-from nstbench.fast import COCO_HELP, JOHNSON2016, override, train_and_apply
+from nstbench.fast import COCO_HELP, JOHNSON2016, override, train_and_apply_unit
 from nstbench.images import Resize, load_image
 
 NAME = "e3_content_layer"
@@ -84,6 +82,7 @@ SPEC = Spec(
     options={"steps": int, "size": int, "data": str},
     test_argv=(),  # the smoke profile is already minimal
     families={JOHNSON2016.backbone: JOHNSON2016.weights},
+    units="the five trainings",
 )
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run
 
@@ -121,25 +120,36 @@ def with_content_layer(preset, layer: str):
     return replace(preset, loss=replace(preset.loss, content_layers=((layer, 1.0),)))
 
 
+def train_point(exp: Experiment, layer: str, batch: int) -> dict:
+    """One run: train with content `layer` at `batch` and stylise the cat; a unit (a job under
+    --executor local|slurm), so it returns plain data and CPU tensors (fast.train_and_apply_unit)."""
+    preset, name = training_preset(exp.profile), run_name(layer, batch)
+    content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
+    style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
+    p = override(with_content_layer(preset, layer), batch=batch)
+    print(f"[{NAME}] training {name}: content {layer}, batch {batch}", file=sys.stderr, flush=True)
+    return train_and_apply_unit(p, STYLE, exp.profile.data, content, style_train, backbone=exp.backbone(p.backbone),
+                                seed=exp.seed, progress_every=exp.progress_every,
+                                log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True))
+
+
 def compute(exp: Experiment, preset, data: str) -> None:
-    vgg, judge = exp.backbone(preset.backbone), exp.backbone(JUDGE)
+    judge = exp.backbone(JUDGE)
     tag = exp.tag(preset.backbone)
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_judge = load_image(STYLE, Resize("long", exp.profile.eval_size)).to(exp.device)
-    style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
     style_distance = metrics.style_distance_fn(style_judge, judge, JUDGE_LAYERS)  # the style's Grams once
     h, w = content.shape[-2:]
-    train_root = exp.path("train")  # inside the temp folder; deleted below
     results, curves = {}, []
     pts = points(exp.profile)
+    runs = exp.map_units(train_point, {run_name(layer, batch): {"layer": layer, "batch": batch} for layer, batch in pts})
+    if exp.jobs.executor != "inline":  # C5's time half compares the runs' seconds
+        exp.note(f"the trainings ran as separate {exp.jobs.executor} jobs: their seconds per epoch are comparable "
+                 "only where the jobs had the same hardware and no job slowed another (local jobs share the cores)")
     for k, (layer, batch) in enumerate(pts):
         name = run_name(layer, batch)
-        p = override(with_content_layer(preset, layer), batch=batch)
-        print(f"[{NAME}] training {k + 1}/{len(pts)}: content {layer}, batch {batch}", file=sys.stderr, flush=True)
-        run = train_and_apply(p, STYLE, data, train_root / name, content, style_train, backbone=vgg, seed=exp.seed,
-                              progress_every=exp.progress_every,
-                              log=lambda m, n=name: print(f"[{NAME} {n}] {m}", file=sys.stderr, flush=True))
-        out, terms, rec, loss = run.image, run.terms, run.record, pd.read_csv(run.loss_csv)
+        unit = runs[name]
+        out, terms, rec, loss = unit["image"].to(exp.device), unit["terms"], unit["record"], unit["loss"]
         exp.image(out, f"outputs/{name}.png")
         steps = rec["steps_done"]
         images = steps * batch
@@ -162,7 +172,6 @@ def compute(exp: Experiment, preset, data: str) -> None:
                    for r in thin_curve(loss, CURVE_ROWS).to_dict("records")]
         if k == 0:
             exp.record("training_data", rec["data"])
-    shutil.rmtree(train_root)  # checkpoints stay out of the results
 
     rows = [{**tag, "sweep": "content_layer", **results[(layer, BASE_BATCH)]} for layer in LAYERS]
     rows += [{**tag, "sweep": "batch_size", **results[(BASE_LAYER, b)]} for b in exp.profile.batch_sizes]

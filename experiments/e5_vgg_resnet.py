@@ -66,6 +66,7 @@ SPEC = Spec(
     profiles=PROFILES,
     test_argv=("--steps", "3", "--size", "48"),  # golden_gate 48x36
     families={p.backbone: p.weights for p in NETS.values()},
+    units="the ten optimisations",
 )
 
 # Report Table 1, (total, style, content) for style layers {1}..{1..5}: weighted scores (see above).
@@ -112,6 +113,33 @@ def losses_of_result(result, steps: int) -> dict:
             | {f"best_{t}": best[t] for t in ("total", "content", "style")})
 
 
+def profile_presets(profile) -> dict:
+    return {net: override(p, steps=profile.steps, size=profile.size) for net, p in NETS.items()}
+
+
+def optimise(exp: Experiment, net: str, k: int) -> dict:
+    """One run: `net` with its first k style layers; a unit (a job under --executor local|slurm),
+    so it returns plain data: the output (unit space, CPU), its losses, status, seconds, history."""
+    p = ablation(profile_presets(exp.profile)[net], k)
+    content, style = load_pair(p, CONTENT, STYLE)
+    content, style = content.to(exp.device), style.to(exp.device)
+    h, w = content.shape[-2:]
+    names = [n for n, _ in p.loss.style_layers]
+    print(f"[{NAME}] run {net} {k}: style layers {'+'.join(names)}, {w}x{h} px, {p.steps} steps", file=sys.stderr,
+          flush=True)
+    status = "ok"
+    try:
+        result = run_preset(p, content, style, exp.backbone(p.backbone), seed=exp.seed,
+                            progress_every=exp.progress_every, label=f"{NAME}:{net}:{k}")
+        final = losses_of_result(result, p.steps)
+    except Diverged as e:
+        result, status = e.result, "diverged"
+        final = {k: math.nan for k in ("total", "content", "style", "printed_step", "best_step",
+                                       "best_total", "best_content", "best_style")}
+    out = space_to_unit(result.image, p.space).clamp(0, 1).cpu()
+    return {"image": out, "final": final, "status": status, "seconds": result.seconds, "history": result.history}
+
+
 def compute(exp: Experiment, presets: dict) -> None:
     content, style = load_pair(presets["vgg19"], CONTENT, STYLE)  # both presets load alike
     content, style = content.to(exp.device), style.to(exp.device)
@@ -119,26 +147,15 @@ def compute(exp: Experiment, presets: dict) -> None:
     judge = exp.backbone(JUDGE)
     style_distance = metrics.style_distance_fn(style, judge, JUDGE_LAYERS)  # the style's Grams once
     rows, curves, outputs = [], [], {}
-    n_runs, run = sum(len(p.loss.style_layers) for p in presets.values()), 0
+    runs = exp.map_units(optimise, {f"{net}_{k}": {"net": net, "k": k} for net, preset in presets.items()
+                                    for k in range(1, len(preset.loss.style_layers) + 1)})
     for net, preset in presets.items():
-        backbone = exp.backbone(preset.backbone)
         tag = exp.tag(preset.backbone)
         for k in range(1, len(preset.loss.style_layers) + 1):
-            run += 1
             p = ablation(preset, k)
             names = [n for n, _ in p.loss.style_layers]
-            print(f"[{NAME}] run {run}/{n_runs}: {net}, style layers {'+'.join(names)}, {w}x{h} px, "
-                  f"{p.steps} steps", file=sys.stderr, flush=True)
-            status = "ok"
-            try:
-                result = run_preset(p, content, style, backbone, seed=exp.seed, progress_every=exp.progress_every,
-                                    label=f"{NAME}:{net}:{k}")
-                final = losses_of_result(result, p.steps)
-            except Diverged as e:
-                result, status = e.result, "diverged"
-                final = {k: math.nan for k in ("total", "content", "style", "printed_step", "best_step",
-                                               "best_total", "best_content", "best_style")}
-            out = space_to_unit(result.image, p.space).clamp(0, 1)
+            r_ = runs[f"{net}_{k}"]
+            out, final, status, history = r_["image"].to(exp.device), r_["final"], r_["status"], r_["history"]
             outputs[(net, k)] = out
             exp.image(out, f"outputs/{net}_{k}layers.png")
             src = SOURCE_TABLE1[net][k - 1]
@@ -154,10 +171,10 @@ def compute(exp: Experiment, presets: dict) -> None:
                          **exp.content_quality(out, content)[0],
                          # grey levels (0..255) the most changed pixel moved from the content it started at
                          "max_pixel_change": float((out - content).abs().max()) * 255, "status": status,
-                         "seconds": result.seconds, "height": h, "width": w, "steps": p.steps})
+                         "seconds": r_["seconds"], "height": h, "width": w, "steps": p.steps})
             curves += [{**tag, "net": net, "n_style_layers": k, "iteration": r["step"], "total_loss": r["total"],
                         "style_loss": r["style"], "content_loss": r["content"], "seconds": r["seconds"]}
-                       for r in result.history]
+                       for r in history]
     exp.write_csv("table.csv", rows, TABLE_COLUMNS)
     exp.write_csv("curves.csv", curves, CURVE_COLUMNS)
     figures(exp, content, style, outputs, rows, curves)
@@ -231,7 +248,7 @@ def figures(exp, content, style, outputs, rows, curves) -> None:
 
 def _main(argv: list[str] | None) -> None:
     exp = Experiment(SPEC, __file__, __doc__, argv)
-    presets = {net: override(p, steps=exp.profile.steps, size=exp.profile.size) for net, p in NETS.items()}
+    presets = profile_presets(exp.profile)
     exp.settings.update(presets=presets, content=CONTENT, style=STYLE, judge=JUDGE, judge_layers=JUDGE_LAYERS,
                         source_table1=SOURCE_TABLE1)
     exp.run(lambda e: compute(e, presets))

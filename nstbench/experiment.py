@@ -23,6 +23,12 @@ images, the weights records of the backbones actually loaded, device type, seed)
 same key is not recomputed; `--force` recomputes. A run that fails or is interrupted deletes its
 temp folder and leaves the previous results as they were; a killed run's temp folder is removed by
 the next run of that experiment.
+
+Executors (`--executor inline|local|slurm`, nstbench/executors.py): inline computes in the running
+process. Otherwise an experiment whose Spec names `units` submits them as jobs through
+`map_units` (finished units kept under results/.jobs/<name>/units/, so only missing or failed ones
+are resubmitted) and assembles the results here as inline does; an experiment without units is
+submitted whole, as one job running the script inline. Job logs: results/.jobs/<name>/logs/.
 """
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ import torch
 from . import claims as claims_mod
 from . import metrics
 from .backbones import Backbone
+from . import executors
 from .errors import NstbenchError
 from .images import save_image, to_pil
 from .device import default_profile, resolve_device
@@ -97,6 +104,9 @@ class Spec:
     test_argv: tuple[str, ...] = ()  # added to `--profile smoke` by the tests: the smallest settings
     # arch -> the weight family `--weights imagenet|auto` loads for it: the presets' `weights`
     families: Mapping[str, str] = field(default_factory=dict)
+    # what its independent units are (e.g. "the five trainings"), submitted one job each by
+    # Experiment.map_units under --executor local|slurm; None: the experiment is one job
+    units: str | None = None
 
     @property
     def key(self) -> str:
@@ -121,6 +131,7 @@ def build_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
     ap.add_argument("--progress-every", type=int, help="progress line every N steps (default: the profile's)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default torch's; 1 is often faster on a "
                                                 "machine shared with other jobs)")
+    executors.add_job_arguments(ap, spec.units)
     return ap
 
 
@@ -192,7 +203,9 @@ class Experiment:
                 raise NstbenchError(f"--{k} must be at least 1, got {v}")
         self.profile_label = self.profile_name + (
             "(" + ",".join(f"{k}={v}" for k, v in self.overrides.items()) + ")" if self.overrides else "")
-        self.device = resolve_device(self.args.device)
+        self.jobs = executors.job_options(self.args)
+        self.device = self._driver_device()
+        self.device_type = torch.device(self.args.device).type  # the jobs' device: in the key and the rows
         if self.args.threads is not None:  # speed only, not results: recorded in provenance, not in the key
             if self.args.threads < 1:
                 raise NstbenchError(f"--threads must be at least 1, got {self.args.threads}")
@@ -211,8 +224,65 @@ class Experiment:
         self.out_root = Path(self.args.out)
         self.final_dir = self.out_root / name
         self.dir: Path | None = None
+        self._key = ""  # the cache key, set by run (map_units keys the units with it)
         self._backbones: dict[tuple[str, str], Backbone] = {}
         self._manifest: dict = {"claims": {}, "notes": [], "results": {}}
+
+    def _driver_device(self) -> torch.device:
+        """The requested device; under local/slurm a driver without CUDA (a login node) assembles on the
+        CPU while the jobs get the requested device."""
+        try:
+            return resolve_device(self.args.device)
+        except NstbenchError:
+            if self.jobs.executor not in ("local", "slurm") or not self.args.device.startswith("cuda"):
+                raise
+            print(f"[{self.name}] no CUDA here: the jobs run on {self.args.device}, this driver on the cpu",
+                  file=sys.stderr, flush=True)
+            return torch.device("cpu")
+
+    @property
+    def jobs_dir(self) -> Path:
+        """results/.jobs/<name>/: job logs (logs/) and finished units (units/)."""
+        return self.out_root / ".jobs" / self.name
+
+    def map_units(self, fn: Callable[..., Any], units: Mapping[str, dict]) -> dict[str, Any]:
+        """{name: fn(self, **kwargs)} for the independent units of this experiment: in this process
+        (inline), or one job each (local, slurm: one array; debug). fn must be a module-level function
+        of the script, its kwargs and result picklable; it may use the backbones, device, seed and
+        profile of the experiment it is given, never its output folder."""
+        if self.jobs.executor == "inline":
+            return {name: fn(self, **kw) for name, kw in units.items()}
+        if fn.__qualname__ != fn.__name__ or fn.__name__ == "<lambda>":  # a job finds it by name in the script
+            raise RuntimeError(f"{self.name}: unit function {fn.__qualname__} must be defined at the top of its script")
+        store = executors.UnitStore(self.jobs_dir / "units")
+        keys = {n: executors.unit_key(self._key, fn.__name__, n) for n in units}
+        results, calls = {}, {}
+        argv = executors.unit_argv(self.argv, self.jobs)
+        for name, kw in units.items():
+            current, result = (False, None) if self.args.force else store.load(name, keys[name])
+            if current:
+                results[name] = result
+                print(f"[{self.name}] unit {name}: current result kept, not resubmitted", file=sys.stderr, flush=True)
+            else:
+                calls[name] = (str(self.script), argv, fn.__name__, dict(kw))
+        if calls:
+            def done(name, result):
+                store.save(name, keys[name], result)
+                results[name] = result
+
+            ex = executors.make_executor(self.jobs, self.jobs_dir / "logs", self.name)
+            failed = executors.run_jobs(ex, self.jobs, executors.call_unit, calls, self.name, done)
+            if failed:
+                raise NstbenchError(executors.failure_message(self.name, failed, len(units)))
+        return {name: results[name] for name in units}
+
+    def _submit_whole(self) -> None:
+        """The whole experiment as one job (the script inline, which writes the results itself)."""
+        ex = executors.make_executor(self.jobs, self.jobs_dir / "logs", self.name)
+        calls = {self.name: (str(self.script), executors.unit_argv(self.argv, self.jobs))}
+        failed = executors.run_jobs(ex, self.jobs, executors.call_script, calls, self.name, lambda n, r: None)
+        if failed:
+            raise NstbenchError(executors.failure_message(self.name, failed, 1))
 
     # ---- backbones ------------------------------------------------------------------------------
 
@@ -234,7 +304,7 @@ class Experiment:
     def tag(self, arch: str) -> dict:
         """The common columns for a row computed with backbone `arch`."""
         return {"profile": self.profile_label, "weights": self.weights_kind(arch),
-                "weights_id": weights_label(self.backbone(arch).weights), "device": self.device.type, "seed": self.seed}
+                "weights_id": weights_label(self.backbone(arch).weights), "device": self.device_type, "seed": self.seed}
 
     def weights_records(self) -> dict:
         return {arch: self.backbone(arch).weights for arch in self.archs}
@@ -372,13 +442,22 @@ class Experiment:
         weights = self.weights_records()  # what actually loads is part of the key (auto may fall back)
         code = code_hash(self.script)
         keyed = {"experiment": self.name, "profile": self.profile_name, "profile_settings": self.profile,
-                 "overrides": self.overrides, "settings": self.settings, "device": self.device.type,
+                 "overrides": self.overrides, "settings": self.settings, "device": self.device_type,
                  "seed": self.seed, "weights": {a: {k: v for k, v in w.items() if k != "fallback_reason"}
                                                 for a, w in weights.items()}}
         key = _digest({"settings": keyed, "code": code})
         if not self.args.force and self._is_current(key):
             print(f"[{self.name}] up to date: {self.final_dir} (cache key {key[:12]}); skipped "
                   "(use --force to recompute)", file=sys.stderr, flush=True)
+            return self.final_dir
+        self._key = key
+        if self.jobs.executor != "inline" and self.spec.units is None:
+            print(f"[{self.name}] submitting the experiment as one {self.jobs.executor} job; logs under "
+                  f"{self.jobs_dir / 'logs'}", file=sys.stderr, flush=True)
+            self._submit_whole()
+            if not self._is_current(key):
+                raise NstbenchError(f"the {self.name} job finished but {self.final_dir} is not complete with cache key "
+                                    f"{key[:12]} (see its log under {self.jobs_dir / 'logs'})")
             return self.final_dir
         kinds = sorted({w["kind"] for w in weights.values()})
         print(f"[{self.name}] profile {self.profile_label}, weights {'/'.join(kinds)}, device {self.device}, "
@@ -416,6 +495,7 @@ class Experiment:
                 "imagenet": kinds == ["imagenet"],
                 "device": str(self.device),
                 "seed": self.seed,
+                "executor": to_jsonable(self.jobs),
                 "command": [str(self.script.name)] + self.argv,
                 "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
                 "wall_seconds": round(wall, 2),

@@ -803,3 +803,20 @@ def train_and_apply(preset: FastPreset, style: str | os.PathLike, data: str | os
         y = net.stylize_unit(content)[..., :h, :w].clamp(0, 1)  # sides not multiples of 4 come out larger
         terms = PerceptualLoss(backbone, style_image, preset.loss, preset.tv_batch)(y, content)
     return TrainedRun(y, {k: v.item() for k, v in terms.items()}, rec, out / "loss.csv")
+
+
+def train_and_apply_unit(preset: FastPreset, style: str | os.PathLike, data: str | os.PathLike,
+                         content: torch.Tensor, style_image: torch.Tensor, *, backbone: Backbone, seed: int = 0,
+                         progress_every: int | None = None, log: Callable[[str], None] | None = None) -> dict:
+    """train_and_apply in a temporary folder (deleted afterwards: no checkpoint is kept), as plain
+    data an experiment's unit (a job under --executor local|slurm) can return: image (CPU), terms,
+    record and loss (loss.csv as a DataFrame)."""
+    import tempfile
+
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory(prefix="nstbench-train-") as tmp:
+        run = train_and_apply(preset, style, data, Path(tmp) / "run", content, style_image, backbone=backbone,
+                              seed=seed, progress_every=progress_every, log=log)
+        return {"image": run.image.cpu(), "terms": run.terms, "record": run.record, "loss": pd.read_csv(run.loss_csv)}
+

@@ -1,0 +1,43 @@
+"""benchmarks/gpu_check.sh --dry-run: the GPU check's plumbing on the CPU (tiny sizes, a couple of
+iterations). It must write the same files as the GPU run, every row flagged dry_run, with every
+section present; nothing here measures a GPU."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import needs_assets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@needs_assets
+@pytest.mark.slow
+def test_gpu_check_dry_run_writes_csv_and_md(tmp_path):
+    env = {**os.environ, "PY": sys.executable, "GPU_CHECK_TIMEOUT": "300"}
+    p = subprocess.run([str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run", "--out", str(tmp_path)],
+                       cwd=ROOT, env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    df = pd.read_csv(tmp_path / "gpu.csv")
+    md = (tmp_path / "gpu.md").read_text()
+    assert "DRY RUN" in md and "not GPU numbers" in md
+    assert df["dry_run"].astype(bool).all() and set(df["device"]) == {"cpu"}
+    assert {"bands", "gatys", "fast", "e7", "estimate", "target", "total"} <= set(df["section"])
+    bands = df[df["section"] == "bands"]
+    # every Gatys band of bands.json, each against its CPU reference at the stated tolerance; on the CPU
+    # the dry run computes the reference's own numbers, so each must pass
+    assert len(bands) == 6 and bands["met"].astype(str).eq("True").all()
+    assert (bands["target"] == "<= 0.001").all()
+    gatys = df[(df["section"] == "gatys") & df["value"].notna()]
+    assert {"fp32", "fp32-compiled", "tf32", "tf32-compiled"} <= set(gatys["method"])
+    assert (gatys["value"].astype(float) > 0).all()
+    fast = df[(df["section"] == "fast") & (df["metric"] == "seconds")]
+    assert set(fast["px"]) == {32, 64}
+    e7 = df[(df["section"] == "e7") & (df["metric"] == "wall_seconds")]
+    assert e7["met"].astype(str).eq("True").all(), e7["note"].tolist()
+    est = df[df["section"] == "estimate"].set_index("case")
+    parts = ["e1_tv_gamma", "e4_init", "e5_vgg_resnet", "e6_timing", "e7_upes"]
+    assert est.loc["paper profile without COCO training", "value"] == pytest.approx(est.loc[parts, "value"].sum())
