@@ -43,20 +43,23 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from baseline_fast import PlainTrainer, TransformerNet as PlainTransformerNet, Vgg16 as PlainVgg16  # noqa: E402
+from baseline_fast import PlainTrainer  # noqa: E402
+from baseline_fast import TransformerNet as PlainTransformerNet
+from baseline_fast import Vgg16 as PlainVgg16
 from baseline_upes import plain_vgg19, run_appendix  # noqa: E402
 
 from nstbench import metrics  # noqa: E402
 from nstbench.assets import resolve_dataset, resolve_image  # noqa: E402
 from nstbench.backbones import vgg_feature_info  # noqa: E402
-from nstbench.fast import ImageFolderData, get_fast_preset, override as fast_override, train_transformer  # noqa: E402
+from nstbench.data import ImageFolderData  # noqa: E402
+from nstbench.device import resolve_device  # noqa: E402
 from nstbench.gatys import Compute, make_gatys_loss  # noqa: E402
 from nstbench.images import Resize, load_image, unit_to_space  # noqa: E402
 from nstbench.precision import bf16_support  # noqa: E402
-from nstbench.presets import HUST, UPES  # noqa: E402
+from nstbench.presets import HUST, UPES, get_fast_preset, override_fast  # noqa: E402  # noqa: E402
 from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
-from nstbench.device import resolve_device  # noqa: E402
 from nstbench.stylize import load_pair, override, run_preset  # noqa: E402
+from nstbench.train import train_transformer  # noqa: E402
 from nstbench.transformer import build_transformer, get_variant  # noqa: E402
 from nstbench.weights import load_backbone  # noqa: E402
 
@@ -402,7 +405,7 @@ def bench_fast(b: Bench, plan: Plan, tmp: Path) -> dict:
                   ratio_min=min(ratios), ratio_max=max(ratios), note="inference_mode; ratio = plain / method")
 
     # training: nstbench's train_transformer (pytorch-examples preset) against the plain loop
-    preset = fast_override(get_fast_preset("pytorch-examples"), steps=plan.train_steps, batch=plan.train_batch,
+    preset = override_fast(get_fast_preset("pytorch-examples"), steps=plan.train_steps, batch=plan.train_batch,
                            size=plan.train_px, max_images=plan.train_batch, checkpoint_every=10**6)
     # max_images = batch: every step trains on the same batch, decoded once (the first, dropped
     # step), so neither side's step time includes image decoding

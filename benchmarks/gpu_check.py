@@ -41,12 +41,16 @@ sys.path.insert(0, str(ROOT / "tests"))
 import bandtools  # noqa: E402
 from bench import COLUMNS, PROV_COLUMNS, Bench, med, timeit  # noqa: E402
 
-from nstbench.fast import get_fast_preset, override as fast_override, train_transformer  # noqa: E402
 from nstbench.gatys import Compute, initial_image, make_gatys_loss, optimize_image  # noqa: E402
 from nstbench.images import Resize  # noqa: E402
-from nstbench.presets import UPES  # noqa: E402
+from nstbench.presets import (  # noqa: E402
+    UPES,  # noqa: E402
+    get_fast_preset,
+    override_fast,
+)
 from nstbench.records import atomic_write_text, ensure_writable_dir, write_csv  # noqa: E402
 from nstbench.stylize import load_pair, resolve_device  # noqa: E402
+from nstbench.train import train_transformer  # noqa: E402
 from nstbench.transformer import build_transformer, get_variant  # noqa: E402
 from nstbench.weights import load_backbone  # noqa: E402
 
@@ -179,7 +183,7 @@ def bench_fast(b: GpuBench, plan: Plan, tmp: Path) -> dict:
             b.add("fast", "hust transformer forward", "seconds", med(ts), "s", method=name, px=px,
                   dtype="bfloat16" if bf16 else "float32", channels_last=name != "fp32", batch=1, n=len(ts),
                   min=min(ts), max=max(ts), note="inference_mode, median after one warm-up")
-    preset = fast_override(get_fast_preset("hust"), steps=plan.train_steps, batch=plan.train_batch,
+    preset = override_fast(get_fast_preset("hust"), steps=plan.train_steps, batch=plan.train_batch,
                            size=plan.train_px, max_images=plan.train_batch * 4, checkpoint_every=10**6)
     vgg = load_backbone(preset.backbone, "random", seed=0)
     train_transformer(preset, "mosaic", "coco100", tmp / "train", backbone=vgg, seed=0, device=str(dev),

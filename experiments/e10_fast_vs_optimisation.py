@@ -1,6 +1,6 @@
 """E10 (claim C14): Johnson et al.'s comparison of the fast network with optimisation (ECCV 2016 Fig. 5, Table 1).
 
-Fig. 5: the `johnson2016` fast network (nstbench.fast.JOHNSON2016: VGG16 loss network, content
+Fig. 5: the `johnson2016` fast network (nstbench.presets.FAST_JOHNSON2016: VGG16 loss network, content
 relu2_2, style relu1_2 .. relu4_3, lambda 1 / 5 / 1e-6) is trained, stylises the cat photo, and its
 output is scored by the Gatys objective of its own loss network: lambda_c content + lambda_s style +
 lambda_tv TV, the training loss of that image. The same objective is minimised by L-BFGS from
@@ -32,15 +32,15 @@ import numpy as np
 import torch
 
 from nstbench import metrics
+from nstbench.data import COCO_HELP
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, Spec, cli, pyplot
-from nstbench.fast import COCO_HELP, JOHNSON2016, train_and_apply
-from nstbench.fast import override as fast_override
 from nstbench.gatys import OptimizerSpec, make_gatys_loss
 from nstbench.images import Resize, load_image
-from nstbench.presets import NYU
+from nstbench.presets import FAST_JOHNSON2016, NYU, override_fast
 from nstbench.stylize import initial_loss, run_preset
 from nstbench.timing import time_forward, time_optimisation
+from nstbench.train import train_and_apply
 from nstbench.transformer import build_transformer, get_variant
 
 NAME = "e10_fast_vs_optimisation"
@@ -82,7 +82,7 @@ SPEC = Spec(
     title="the fast network against L-BFGS on its own objective and in speed, Johnson et al. Fig. 5 and Table 1",
     sources=("johnson2016",),
     claims=("C14",),
-    archs=(JOHNSON2016.backbone,),
+    archs=(FAST_JOHNSON2016.backbone,),
     profiles=PROFILES,
     options={"steps": int, "data": str},
     test_argv=(),  # the smoke profile is already minimal
@@ -97,11 +97,11 @@ SOURCE_TABLE1 = {256: ((3.17, 9.52, 15.86), 0.015), 512: ((10.97, 32.91, 54.85),
                  1024: ((42.89, 128.66, 214.44), 0.21)}
 # The fast network's PerceptualLoss measures TV on 0..255 pixels; the optimisation runs on [0, 1]
 # pixels, so its squared-difference TV weight is lambda_tv * 255^2 for the same objective.
-OBJECTIVE = replace(JOHNSON2016.loss, gamma=JOHNSON2016.loss.gamma * 255.0**2)
+OBJECTIVE = replace(FAST_JOHNSON2016.loss, gamma=FAST_JOHNSON2016.loss.gamma * 255.0**2)
 # The optimisation: torch L-BFGS (lr 1) on [0, 1] pixels clipped in the closure (NYU preset's machinery),
 # from white noise (neural-style's -init random), on the objective above in the loss network VGG16
 LBFGS = replace(NYU, name="e10-lbfgs", source="Johnson et al. 2016 Fig. 5: Gatys' method on the same objective",
-                backbone=JOHNSON2016.backbone, weights=JOHNSON2016.weights, loss=OBJECTIVE, init="noise",
+                backbone=FAST_JOHNSON2016.backbone, weights=FAST_JOHNSON2016.weights, loss=OBJECTIVE, init="noise",
                 # one L-BFGS call of exactly `steps` evaluations (tolerances 0), not the tutorial's while
                 # loop the NYU preset runs: the 50/100/300/500-iteration budgets are exact
                 optimizer=OptimizerSpec("lbfgs", lr=1.0, lbfgs_loop="single"))
@@ -117,8 +117,8 @@ def training_preset(profile: Profile):
     """johnson2016 at the profile's size and length; the style image's size (Johnson's code: 256 for
     256 px training) scales with the training size; one checkpoint, at the end."""
     length = {"steps": profile.train_steps} if profile.train_steps else {"epochs": profile.epochs}
-    style_size = max(32, round(JOHNSON2016.style_size * profile.size / JOHNSON2016.size))
-    return fast_override(JOHNSON2016, **length, size=profile.size, max_images=profile.max_images,
+    style_size = max(32, round(FAST_JOHNSON2016.style_size * profile.size / FAST_JOHNSON2016.size))
+    return override_fast(FAST_JOHNSON2016, **length, size=profile.size, max_images=profile.max_images,
                          style_size=style_size, checkpoint_every=10**9)
 
 
@@ -130,7 +130,7 @@ def score(loss_fn, y: torch.Tensor) -> dict[str, float]:
 
 
 def fig5(exp: Experiment, preset, data: str) -> None:
-    vgg, tag = exp.backbone(JOHNSON2016.backbone), exp.tag(JOHNSON2016.backbone)
+    vgg, tag = exp.backbone(FAST_JOHNSON2016.backbone), exp.tag(FAST_JOHNSON2016.backbone)
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style = load_image(STYLE, Resize("long", preset.style_size)).to(exp.device)
     print(f"[{NAME}] training the johnson2016 network ({preset.size} px on {data})", file=sys.stderr, flush=True)
@@ -190,9 +190,9 @@ def figure_fig5(exp, curve, fast_objective: float) -> None:
 
 
 def table1(exp: Experiment) -> None:
-    vgg, tag = exp.backbone(JOHNSON2016.backbone), exp.tag(JOHNSON2016.backbone)
-    net = build_transformer(get_variant(JOHNSON2016.network), seed=exp.seed).to(exp.device).eval()
-    style = load_image(STYLE, Resize("long", JOHNSON2016.style_size)).to(exp.device)
+    vgg, tag = exp.backbone(FAST_JOHNSON2016.backbone), exp.tag(FAST_JOHNSON2016.backbone)
+    net = build_transformer(get_variant(FAST_JOHNSON2016.network), seed=exp.seed).to(exp.device).eval()
+    style = load_image(STYLE, Resize("long", FAST_JOHNSON2016.style_size)).to(exp.device)
     threads = torch.get_num_threads() if exp.device.type == "cpu" else None
     rows = []
     for size in exp.profile.timing_sizes:
@@ -253,7 +253,7 @@ def compute(exp: Experiment, preset, data: str) -> None:
              "from the paper's Table 1 and not re-checked against the PDF where E10 was written; ours on "
              f"{exp.device.type} in {DTYPE}, the fast network with seeded random weights (time does not depend on "
              "them); Table 1's speed-up is per iteration count, as the paper's")
-    if exp.weights_kind(JOHNSON2016.backbone) != "imagenet":
+    if exp.weights_kind(FAST_JOHNSON2016.backbone) != "imagenet":
         exp.note("random weights: the objective is that of a random VGG16, which the briefly trained network and "
                  "L-BFGS both minimise; whether one forward pass matches 50 iterations here says nothing about the "
                  "ImageNet loss network Johnson used. The speed rows do not depend on the weights")

@@ -1,6 +1,6 @@
 """E2 (claims C2, C3): fast style transfer lambda_c and lambda_s sweeps, HUST report 000 section 3.2.
 
-The `hust` fast preset (nstbench.fast.HUST: the notebook's transformer with batch norm, VGG19 loss
+The `hust` fast preset (nstbench.presets.FAST_HUST: the notebook's transformer with batch norm, VGG19 loss
 network, content relu4_2 (= conv4_2 / block4_conv2) weight 1, style relu1_1..relu5_1 at 0.2, mean
 losses, Gram / (C H W), lambda_c 2, lambda_s 40, lambda_tv 200, Adam lr 1e-3, batch 8, 2 epochs of
 COCO train2014 at 256 x 256) trained on the mosaic style, once per sweep point: lambda_c in
@@ -32,10 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from nstbench import metrics
+from nstbench.data import COCO_HELP
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
-from nstbench.fast import COCO_HELP, HUST, network_config, override, train_and_apply_unit
 from nstbench.images import Resize, load_image
+from nstbench.presets import FAST_HUST, network_config, override_fast
+from nstbench.train import train_and_apply_unit
 
 NAME = "e2_fast_sweeps"
 
@@ -67,18 +69,18 @@ PROFILES = {
 CONTENT, STYLE = "chelsea", "mosaic"  # report: the cat photo; its sweep models used the mosaic style
 LAMBDA_C = (0.5, 2.0, 8.0)  # report 3.2, at lambda_s = 40
 LAMBDA_S = (4.0, 40.0, 400.0)  # report 3.2, at lambda_c = 2
-BASE_C, BASE_S = HUST.loss.alpha, HUST.loss.beta  # 2 and 40: the shared point of both sweeps
+BASE_C, BASE_S = FAST_HUST.loss.alpha, FAST_HUST.loss.beta  # 2 and 40: the shared point of both sweeps
 JUDGE, JUDGE_LAYERS = "vgg16", ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # not the VGG19 the runs trained with
 SPEC = Spec(
     name=NAME,
     title="fast style transfer lambda_c and lambda_s sweeps, HUST report 000 section 3.2",
     sources=("hust",),
     claims=("C2", "C3"),
-    archs=(HUST.backbone, JUDGE),
+    archs=(FAST_HUST.backbone, JUDGE),
     profiles=PROFILES,
     options={"steps": int, "size": int, "data": str},
     test_argv=("--steps", "2"),  # 2 steps per network
-    families={HUST.backbone: HUST.weights},
+    families={FAST_HUST.backbone: FAST_HUST.weights},
     units="the five trainings",
 )
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run (paper runs have 20k)
@@ -106,22 +108,22 @@ def training_preset(profile: Profile):
     that ratio, so the style's texture has the same scale relative to the training images)."""
     length = {"steps": profile.steps} if profile.steps else {"epochs": profile.epochs}
     style_size = None
-    if profile.size != HUST.size:
+    if profile.size != FAST_HUST.size:
         native = max(load_image(STYLE, Resize()).shape[-2:])
-        style_size = max(32, round((HUST.style_size or native) * profile.size / HUST.size))
+        style_size = max(32, round((FAST_HUST.style_size or native) * profile.size / FAST_HUST.size))
     # checkpoint only at the end: the runs live in the temp folder and cannot be resumed anyway,
     # and intermediate checkpoints would add their write time to the training seconds
-    return override(HUST, **length, batch=profile.batch, size=profile.size, max_images=profile.max_images,
+    return override_fast(FAST_HUST, **length, batch=profile.batch, size=profile.size, max_images=profile.max_images,
                     style_size=style_size, checkpoint_every=10**9)
 
 
 def train_point(exp: Experiment, lc: float, ls: float) -> dict:
     """One sweep point: train at (lambda_c, lambda_s) and stylise the cat; a unit (a job under
-    --executor local|slurm), so it returns plain data and CPU tensors (fast.train_and_apply_unit)."""
+    --executor local|slurm), so it returns plain data and CPU tensors (train.train_and_apply_unit)."""
     preset, name = training_preset(exp.profile), run_name(lc, ls)
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
-    p = override(preset, content_weight=lc, style_weight=ls)
+    p = override_fast(preset, content_weight=lc, style_weight=ls)
     print(f"[{NAME}] training {name}: lambda_c={lc:g} lambda_s={ls:g} lambda_tv={p.loss.gamma:g}",
           file=sys.stderr, flush=True)
     run = train_and_apply_unit(p, STYLE, exp.profile.data, content, style_train, backbone=exp.backbone(p.backbone),
@@ -179,7 +181,7 @@ def compute(exp: Experiment, preset, data: str) -> None:
              f"the cat stylised at {w}x{h} px")
     exp.note("every network starts from the same seeded initialisation and sees the same batches; lambda_tv = "
              f"{preset.loss.gamma:g} throughout. Loss terms as the notebook (mean squared errors, Gram / (C H W), "
-             "TV per pixel on 0..255 outputs summed over the batch); see nstbench/fast.py")
+             "TV per pixel on 0..255 outputs summed over the batch); see nstbench/presets.py and perceptual.py")
     exp.note(f"style_distance: metrics.style_distance in {JUDGE} {'/'.join(JUDGE_LAYERS)} (relative Gram distance "
              "to the style image at the output's size), a network none of the runs trained with; content_loss, "
              "style_loss, tv_loss: the training loss terms (unweighted) on the cat")

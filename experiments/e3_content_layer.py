@@ -1,6 +1,6 @@
 """E3 (claims C4, C5): content-layer ablation and batch size of the fast network, NYU report 002 section 4.2.
 
-The `johnson2016` fast preset (nstbench.fast.JOHNSON2016: Johnson et al.'s transformer with batch
+The `johnson2016` fast preset (nstbench.presets.FAST_JOHNSON2016: Johnson et al.'s transformer with batch
 norm, VGG16 loss network, style relu1_2, relu2_2, relu3_3, relu4_3, Adam lr 1e-3, batch 4, 256 x 256
 COCO images) trained on the mosaic style with the content layer set to relu2_2 (the paper's),
 relu3_3 or relu4_3 at the preset's batch 4, and at relu2_2 with other batch sizes (the report does
@@ -34,10 +34,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from nstbench import metrics
+from nstbench.data import COCO_HELP
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
-from nstbench.fast import COCO_HELP, JOHNSON2016, override, train_and_apply_unit
 from nstbench.images import Resize, load_image
+from nstbench.presets import FAST_JOHNSON2016, override_fast
+from nstbench.train import train_and_apply_unit
 
 NAME = "e3_content_layer"
 
@@ -70,18 +72,18 @@ PROFILES = {
 }
 CONTENT, STYLE = "chelsea", "mosaic"  # report Fig. 6/7: the cat; its style is not named (mosaic: Johnson's example)
 LAYERS = ("relu2_2", "relu3_3", "relu4_3")  # report 4.2 / paper Fig. 3
-BASE_LAYER, BASE_BATCH = JOHNSON2016.loss.content_layers[0][0], JOHNSON2016.batch  # relu2_2, 4
+BASE_LAYER, BASE_BATCH = FAST_JOHNSON2016.loss.content_layers[0][0], FAST_JOHNSON2016.batch  # relu2_2, 4
 JUDGE, JUDGE_LAYERS = "vgg19", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")  # not the VGG16 trained with
 SPEC = Spec(
     name=NAME,
     title="content-layer ablation and batch size of the fast network, NYU report 002 section 4.2",
     sources=("nyu",),
     claims=("C4", "C5"),
-    archs=(JOHNSON2016.backbone, JUDGE),
+    archs=(FAST_JOHNSON2016.backbone, JUDGE),
     profiles=PROFILES,
     options={"steps": int, "size": int, "data": str},
     test_argv=(),  # the smoke profile is already minimal
-    families={JOHNSON2016.backbone: JOHNSON2016.weights},
+    families={FAST_JOHNSON2016.backbone: FAST_JOHNSON2016.weights},
     units="the five trainings",
 )
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run
@@ -108,11 +110,11 @@ def training_preset(profile: Profile):
     relative to the training images."""
     length = {"steps": profile.steps} if profile.steps else {"epochs": profile.epochs}
     style_size = None
-    if profile.size != JOHNSON2016.size:
+    if profile.size != FAST_JOHNSON2016.size:
         native = max(load_image(STYLE, Resize()).shape[-2:])
-        style_size = max(32, round((JOHNSON2016.style_size or native) * profile.size / JOHNSON2016.size))
+        style_size = max(32, round((FAST_JOHNSON2016.style_size or native) * profile.size / FAST_JOHNSON2016.size))
     # checkpoint only at the end: intermediate checkpoint writes would count as training time
-    return override(JOHNSON2016, **length, size=profile.size, max_images=profile.max_images,
+    return override_fast(FAST_JOHNSON2016, **length, size=profile.size, max_images=profile.max_images,
                     style_size=style_size, checkpoint_every=10**9)
 
 
@@ -122,11 +124,11 @@ def with_content_layer(preset, layer: str):
 
 def train_point(exp: Experiment, layer: str, batch: int) -> dict:
     """One run: train with content `layer` at `batch` and stylise the cat; a unit (a job under
-    --executor local|slurm), so it returns plain data and CPU tensors (fast.train_and_apply_unit)."""
+    --executor local|slurm), so it returns plain data and CPU tensors (train.train_and_apply_unit)."""
     preset, name = training_preset(exp.profile), run_name(layer, batch)
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
-    p = override(with_content_layer(preset, layer), batch=batch)
+    p = override_fast(with_content_layer(preset, layer), batch=batch)
     print(f"[{NAME}] training {name}: content {layer}, batch {batch}", file=sys.stderr, flush=True)
     return train_and_apply_unit(p, STYLE, exp.profile.data, content, style_train, backbone=exp.backbone(p.backbone),
                                 seed=exp.seed, progress_every=exp.progress_every,

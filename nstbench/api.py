@@ -76,12 +76,12 @@ def train(style: str | os.PathLike, out: str | os.PathLike, preset: str = "hust"
           steps: int | None = None, epochs: int | None = None, batch: int | None = None, size: int | None = None,
           weights: str = "auto", seed: int = 0, device: str = "cpu", resume: bool = False,
           progress_every: int | None = 0) -> Trained:
-    """Train a fast network (`nstbench.fast.FAST_PRESETS`) into the folder `out` (required: the
+    """Train a fast network (`nstbench.presets.FAST_PRESETS`) into the folder `out` (required: the
     checkpoints live there, and `resume=True` continues them)."""
     from . import fast
     from .records import run_dir
 
-    p = fast.override(fast.get_fast_preset(preset), steps=steps, epochs=epochs, batch=batch, size=size)
+    p = fast.override_fast(fast.get_fast_preset(preset), steps=steps, epochs=epochs, batch=batch, size=size)
     fast.ImageFolderData.check_size(p.size)
     with run_dir(out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as folder:
         record = fast.train_transformer(p, style, data, folder, weights=weights, seed=seed, device=device,

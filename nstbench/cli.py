@@ -182,15 +182,14 @@ def train_command(args: argparse.Namespace) -> dict:
     """`nstbench train`: the preset with the profile's and the options' overrides, checked before
     any work (sizes, the output folder, resuming), then fast.train_transformer under the folder's lock."""
     from . import fast
-    from .records import run_dir
-
     from .device import default_profile
+    from .records import run_dir
 
     preset = fast.get_fast_preset(args.preset)
     chosen = args.profile is None
     if chosen:
         args.profile = default_profile(args.device)
-    prof = dict(fast.PROFILES[args.profile])
+    prof = fast.TRAIN_PROFILES[args.profile].overrides()
     profile_data = prof.pop("data", None)
     data = args.data or profile_data
     if data is None:
@@ -198,11 +197,11 @@ def train_command(args: argparse.Namespace) -> dict:
                             f"{fast.COCO_HELP}")
     if args.steps is not None or args.epochs is not None:
         prof.pop("steps", None)  # an explicit length wins over the profile's
-    preset = fast.override(preset, **prof)
-    preset = fast.override(preset, steps=args.steps, epochs=args.epochs, batch=args.batch, size=args.size,
-                           content_weight=args.content_weight, style_weight=args.style_weight,
-                           tv_weight=args.tv_weight, network=args.network, norm=args.norm,
-                           checkpoint_every=args.checkpoint_every, style_size=args.style_size)
+    preset = fast.override_fast(preset, **prof)
+    preset = fast.override_fast(preset, steps=args.steps, epochs=args.epochs, batch=args.batch, size=args.size,
+                                content_weight=args.content_weight, style_weight=args.style_weight,
+                                tv_weight=args.tv_weight, network=args.network, norm=args.norm,
+                                checkpoint_every=args.checkpoint_every, style_size=args.style_size)
     if args.lr is not None:
         preset = dataclasses.replace(preset, lr=args.lr)
     fast.network_config(preset)  # an unknown --network or --norm fails before any work

@@ -41,20 +41,19 @@ import shutil
 import signal
 import sys
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import pandas as pd
 import torch
 
 from . import claims as claims_mod
-from . import metrics
+from . import executors, metrics
 from .backbones import Backbone
-from . import executors
+from .device import default_profile, resolve_device
 from .errors import NstbenchError
 from .images import save_image, to_pil
-from .device import default_profile, resolve_device
 from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .weights import load_backbone, weights_label
 

@@ -22,6 +22,7 @@ from .backbones import Backbone
 from .errors import NstbenchError
 from .images import Space, space_to_unit, unit_to_space
 from .losses import tv_loss
+
 # LossSpec, Compute and extract_features live with the shared loss core; imported here for callers
 from .perceptual import DTYPES, Compute, FeatureLoss, LossSpec, extract_features  # noqa: F401
 

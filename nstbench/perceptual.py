@@ -24,7 +24,7 @@ import torch
 
 from .backbones import Backbone
 from .errors import NstbenchError
-from .losses import ContentMode, GramNorm, Reduce, StyleMode, TVMode, content_loss, gram, style_loss
+from .losses import ContentMode, GramNorm, Reduce, StyleMode, TVMode, content_loss, gram, style_loss, tv_loss
 
 # The sources' standard style layers (post-ReLU VGG names): Gatys et al.'s conv1_1 .. conv5_1 (a
 # Keras blockN_conv1 output is post-ReLU; the PyTorch codes tap after in-place ReLUs) and Johnson
@@ -142,3 +142,37 @@ class FeatureLoss:
         lc = sum(w * content_loss(f[n], targets[n], spec.content_mode) for n, w in self.content_w.items())
         ls = style_loss(f, self.style_targets, self.style_w, spec.gram_norm, spec.style_mode, spec.style_reduce)
         return lc, ls
+
+
+class PerceptualLoss:
+    """Johnson's perceptual loss for a batch of outputs y and inputs x (both unit space).
+
+    The loss network sees the input its weights expect (Backbone.preprocess: ImageNet-normalised
+    RGB for torchvision and random weights, BGR 0..255 minus the mean for Keras and Caffe weights).
+    The style Grams are computed once here and broadcast over every batch. Note: the Caffe/Keras
+    VGGs produce features on another scale than torchvision's VGG, so the same lambdas weigh the
+    terms differently unless the preset's own weight family is loaded; see README.
+    """
+
+    def __init__(self, backbone: Backbone, style: torch.Tensor, spec: LossSpec, tv_batch: str = "mean",
+                 content_target_quirk: bool = False):
+        self.backbone, self.spec, self.tv_batch, self.quirk = backbone, spec, tv_batch, content_target_quirk
+        self.terms = FeatureLoss(backbone, spec, backbone.preprocess(style))  # style Grams [1, C, C], once
+
+    @property
+    def targets(self) -> dict[str, torch.Tensor]:
+        """The style Grams, one [1, C, C] per style layer (broadcast over every batch)."""
+        return self.terms.style_targets
+
+    def __call__(self, y: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        spec, pre = self.spec, self.backbone.preprocess
+        p = self.terms.content_targets(pre(x / 255.0 if self.quirk else x))
+        lc, ls = self.terms(pre(y), p)
+        if spec.gamma != 0.0:
+            ltv = tv_loss(y * 255.0, spec.tv_mode)  # 0..255 pixel units
+            tv = ltv.sum() if self.tv_batch == "sum" else ltv.mean()
+        else:
+            tv = torch.zeros((), device=y.device)
+        content, style = lc.mean(), ls.mean()
+        total = spec.alpha * content + spec.beta * style + spec.gamma * tv
+        return {"total": total, "content": content, "style": style, "tv": tv}

@@ -8,13 +8,15 @@ derive new presets with `dataclasses.replace`; the presets themselves never chan
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, replace
+from typing import Literal
 
-from .errors import unknown
+from .errors import NstbenchError, unknown
 from .gatys import Feed, OptimizerSpec
-from .perceptual import GATYS_STYLE_LAYERS, LossSpec
 from .images import Resize, Space
-
+from .perceptual import GATYS_STYLE_LAYERS, JOHNSON_STYLE_LAYERS, LossSpec
+from .transformer import TransformerConfig, get_variant
 
 
 @dataclass(frozen=True)
@@ -279,3 +281,216 @@ def get_preset(name: str) -> GatysPreset:
         raise unknown("preset", name, PRESETS)
     return PRESETS[name]
 
+
+# ---------------------------------------------------------------------------------------------
+# Fast style transfer (Johnson et al.): how each source trains its transformer (`nstbench train`)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FastPreset:
+    """How one source trains its transformer. total loss = alpha * content + beta * style +
+    gamma * tv (the LossSpec's alpha/beta/gamma are lambda_c, lambda_s, lambda_tv); content and
+    style are averaged over the batch, tv averaged or summed (tv_batch) as the source does.
+    TV is measured on the output in 0..255 pixel units (both sources' output units)."""
+
+    name: str
+    source: str
+    network: str  # transformer variant (transformer.VARIANTS)
+    backbone: str
+    weights: str  # the source's ImageNet weight family (see presets.GatysPreset.weights)
+    loss: LossSpec
+    tv_batch: Literal["mean", "sum"] = "mean"
+    lr: float = 1e-3
+    batch: int = 4
+    epochs: int = 2
+    steps: int | None = None  # None: `epochs` passes over the data (incomplete last batch dropped)
+    size: int = 256  # training images are size x size
+    data_resize: Literal["exact", "center_crop"] = "exact"  # resize to size x size, or short side + centre crop
+    shuffle: bool = True  # False: sorted file order every epoch
+    style_size: int | None = None  # long side of the style image; None: as it is
+    max_images: int | None = None  # only the first N files (sorted); profiles use it
+    norm: str | None = None  # None: the variant's norm; "batch" | "instance" overrides it
+    # The FAST_HUST notebook computes the content targets from the /255-normalised batch but feeds it to
+    # an extractor that expects 0..255, so its content targets are features of a nearly black image.
+    # True reproduces that (content features of x / 255); False uses the real content image.
+    content_target_quirk: bool = False
+    checkpoint_every: int = 1000
+
+
+FAST_HUST = FastPreset(
+    name="hust",
+    source="000 FAST_HUST report sec. 3.2; code khanhnn20042002/cv20222 fast-style-transfer.ipynb",
+    network="hust",
+    backbone="vgg19",  # notebook: tf.keras.applications.VGG19(weights="imagenet")
+    weights="keras",  # Keras applications' ImageNet VGG19 (the Caffe weights, BGR 0..255 input)
+    loss=LossSpec(
+        content_layers=(("relu4_2", 1.0),),  # CONTENT_LAYERS = ['block4_conv2'] (Keras conv output is post-ReLU)
+        style_layers=tuple((n, 0.2) for n in GATYS_STYLE_LAYERS),  # block1..5_conv1; style_loss divides by 5 layers
+        content_mode="mean",  # 2 * tf.nn.l2_loss(F - P) / num_elements = mean (F - P)^2
+        gram_norm="chw",  # gram_matrix: einsum('bijc,bijd->bcd') / (H * W * C)
+        style_mode="mean",  # 2 * tf.nn.l2_loss(G - A) / num_elements = mean (G - A)^2
+        alpha=2.0,  # CONTENT_WEIGHT = 2
+        beta=40.0,  # STYLE_WEIGHT = 40
+        gamma=200.0,  # TOTAL_VARIATION_WEIGHT = 200
+        tv_mode="l1_mean",  # tf.image.total_variation(img) / H / W (L1, summed over channels)
+    ),
+    tv_batch="sum",  # tf.reduce_sum over the batch for TV, while content and style are batch means
+    lr=1e-3,  # LEARNING_RATE = 1e-3 (tf.keras Adam; its epsilon 1e-7 vs torch's 1e-8 is ignored here)
+    batch=8,  # BATCH_SIZE = 8
+    epochs=2,  # EPOCHS = 2
+    size=256,  # get_image(path, (256, 256, 3)): skimage resize to 256 x 256, no crop
+    data_resize="exact",
+    shuffle=False,  # glob order, no shuffling (nstbench: sorted order)
+    style_size=None,  # get_image(STYLE_PATH): the style image at its own size
+    checkpoint_every=1000,  # SAVE_PERIOD = 1000
+)
+
+FAST_JOHNSON2016 = FastPreset(
+    name="johnson2016",
+    source="Johnson et al. 2016 sec. 3 and 4.1; loss weights from Johnson's fast-neural-style train.lua defaults",
+    network="johnson2016",
+    backbone="vgg16",  # sec. 3: "16-layer VGG network pretrained on ImageNet"
+    weights="caffe",  # Johnson's code trains against the Caffe VGG16 (models/vgg16.t7 from the Caffe model zoo)
+    loss=LossSpec(
+        content_layers=(("relu2_2", 1.0),),  # sec. 4.1: feature reconstruction loss at relu2_2
+        # sec. 4.1: relu1_2, relu2_2, relu3_3, relu4_3. The paper gives no lambda_s; the layer weights
+        # 5 / C_l^2 are its code's style_weights 5.0 restated for the paper's loss: the code takes the
+        # mean of (G - A)^2 over the C^2 entries (johnson2016-code), the paper's eq. 4 their sum
+        style_layers=tuple((n, 5.0 / c**2) for n, c in zip(JOHNSON_STYLE_LAYERS, (64, 128, 256, 512))),
+        content_mode="mean",  # eq. 2: 1/(C H W) ||phi(y_hat) - phi(y)||^2
+        gram_norm="chw",  # eq. 3: G = psi psi^T / (C H W)
+        style_mode="frobenius",  # eq. 4: squared Frobenius norm of G(y_hat) - G(y_s)
+        alpha=1.0,  # the paper gives no lambda_c: the code's content_weights 1.0
+        beta=1.0,  # lambda_s sits in the layer weights above
+        gamma=1e-6,  # sec. 4.1: TV strength "between 1e-6 and 1e-4", cross-validated per style; 1e-6 = code default
+        tv_mode="squared_sum",  # Johnson's TV regulariser: squared neighbour differences
+    ),
+    tv_batch="mean",
+    lr=1e-3,  # sec. 4.1: Adam, learning rate 1e-3
+    batch=4,  # sec. 4.1: "batch size of 4"
+    epochs=2,
+    steps=40000,  # sec. 4.1: "40,000 iterations, giving roughly two epochs over the training data"
+    size=256,  # sec. 4.1: "resize each of the 80k training images to 256 x 256"
+    data_resize="exact",
+    shuffle=True,
+    style_size=256,  # not in the paper; Johnson's code default style_image_size 256 (uncertain)
+    checkpoint_every=1000,
+)
+
+FAST_PYTORCH_EXAMPLES = FastPreset(
+    name="pytorch-examples",
+    source="pytorch/examples fast_neural_style/neural_style/neural_style.py (train defaults)",
+    network="pytorch-examples",
+    backbone="vgg16",  # vgg.Vgg16: relu1_2, relu2_2, relu3_3, relu4_3
+    weights="torchvision",  # vgg.py: models.vgg16(pretrained=True)
+    loss=LossSpec(
+        content_layers=(("relu2_2", 1.0),),  # mse_loss(features_y.relu2_2, features_x.relu2_2)
+        style_layers=tuple((n, 1.0) for n in JOHNSON_STYLE_LAYERS),  # summed over the four layers
+        content_mode="mean",  # torch.nn.MSELoss()
+        gram_norm="chw",  # utils.gram_matrix: bmm / (ch * h * w)
+        style_mode="mean",  # MSELoss(gram_y, gram_style)
+        alpha=1e5,  # --content-weight 1e5
+        beta=1e10,  # --style-weight 1e10
+        gamma=0.0,  # no TV term
+    ),
+    lr=1e-3,  # --lr 1e-3
+    batch=4,  # --batch-size 4
+    epochs=2,  # --epochs 2
+    size=256,  # --image-size 256
+    data_resize="center_crop",  # transforms.Resize(256) then CenterCrop(256)
+    shuffle=False,  # DataLoader(ImageFolder) without shuffle: sorted order (its last partial batch is kept; dropped here)
+    style_size=None,  # --style-size None: the style image as it is
+    checkpoint_every=2000,  # --checkpoint-interval 2000
+)
+
+FAST_JOHNSON2016_CODE = FastPreset(
+    name="johnson2016-code",
+    source="jcjohnson/fast-neural-style train.lua defaults and fast_neural_style/*.lua",
+    network="johnson2016-code",  # -arch c9s1-32,d64,d128,R128 x5,u64,u32,c9s1-3, instance norm, reflect-start
+    backbone="vgg16",  # -loss_network models/vgg16.t7
+    weights="caffe",  # vgg16.t7: the Caffe VGG16 loaded with loadcaffe (BGR 0..255 minus the mean)
+    loss=LossSpec(
+        # -content_layers 16 of the loadcaffe VGG16: relu3_3 (not the paper's relu2_2)
+        content_layers=(("relu3_3", 1.0),),  # -content_weights 1.0
+        # -style_layers 4,9,16,23 = relu1_2, relu2_2, relu3_3, relu4_3; -style_weights 5.0 for each
+        style_layers=tuple((n, 1.0) for n in JOHNSON_STYLE_LAYERS),
+        content_mode="mean",  # ContentLoss: nn.MSECriterion (mean over N C H W)
+        gram_norm="chw",  # GramMatrix: `normalize or true` is always true, output:div(C * H * W)
+        style_mode="mean",  # StyleLoss: nn.MSECriterion(G, A), the target expanded over the batch
+        alpha=1.0,
+        beta=5.0,  # the 5.0 of every style layer
+        gamma=1e-6,  # -tv_strength 1e-6
+        tv_mode="squared_half_interior",  # TotalVariation.lua's gradient (see losses.py)
+    ),
+    tv_batch="sum",  # TotalVariation adds each image's gradient, while the MSE criteria average over N
+    lr=1e-3,  # -learning_rate 1e-3 (optim.adam, its default betas and epsilon)
+    batch=4,  # -batch_size 4
+    epochs=2,
+    steps=40000,  # -num_iterations 40000
+    size=256,  # -h5_file data/ms-coco-256.h5: COCO resized to 256 x 256
+    data_resize="exact",
+    shuffle=True,
+    style_size=256,  # -style_image_size 256: image.scale(style, 256), the long side
+    checkpoint_every=1000,  # -checkpoint_every 1000
+)
+
+FAST_PRESETS: dict[str, FastPreset] = {p.name: p for p in (FAST_HUST, FAST_JOHNSON2016, FAST_PYTORCH_EXAMPLES, FAST_JOHNSON2016_CODE)}
+
+# `nstbench train --profile`: sizes, step counts and data volume only, never the method
+# (EXPERIMENTS.md), as the experiments' profiles; None keeps the preset's own value.
+@dataclass(frozen=True)
+class TrainProfile:
+    size: int | None = None
+    steps: int | None = None
+    batch: int | None = None
+    max_images: int | None = None
+    style_size: int | None = None
+    checkpoint_every: int | None = None
+    data: str | None = None  # training images when --data is not given
+
+    def overrides(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+TRAIN_PROFILES: dict[str, TrainProfile] = {
+    "smoke": TrainProfile(size=32, steps=4, batch=2, max_images=16, style_size=64, checkpoint_every=2, data="coco100"),
+    "cpu": TrainProfile(size=128, steps=200, data="coco100"),
+    "paper": TrainProfile(),  # the preset's own: COCO train2014 (--data)
+}
+
+
+def get_fast_preset(name: str) -> FastPreset:
+    if name not in FAST_PRESETS:
+        raise unknown("training preset", name, FAST_PRESETS)
+    return FAST_PRESETS[name]
+
+
+def override_fast(preset: FastPreset, *, steps=None, epochs=None, batch=None, size=None, content_weight=None,
+             style_weight=None, tv_weight=None, network=None, norm=None, max_images=None,
+             style_size=None, checkpoint_every=None) -> FastPreset:
+    """A copy of the preset with the CLI's overrides. --steps and --epochs exclude each other."""
+    if steps is not None and epochs is not None:
+        raise NstbenchError("give --steps or --epochs, not both")
+    for name, v in (("steps", steps), ("epochs", epochs), ("batch", batch), ("size", size),
+                    ("checkpoint-every", checkpoint_every), ("max-images", max_images), ("style-size", style_size)):
+        if v is not None and v < 1:
+            raise NstbenchError(f"--{name} must be at least 1, got {v}")
+    if size is not None and size < 16:
+        raise NstbenchError(f"--size must be at least 16 (the network downsamples by 4), got {size}")
+    changes: dict = {}
+    if steps is not None:
+        changes["steps"] = steps
+    if epochs is not None:
+        changes.update(epochs=epochs, steps=None)
+    for k, v in (("batch", batch), ("size", size), ("network", network), ("norm", norm),
+                 ("max_images", max_images), ("style_size", style_size), ("checkpoint_every", checkpoint_every)):
+        if v is not None:
+            changes[k] = v
+    loss = {k: v for k, v in (("alpha", content_weight), ("beta", style_weight), ("gamma", tv_weight)) if v is not None}
+    if loss:
+        changes["loss"] = replace(preset.loss, **loss)
+    return replace(preset, **changes)
+
+
+def network_config(preset: FastPreset) -> TransformerConfig:
+    return get_variant(preset.network, preset.norm)

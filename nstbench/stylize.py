@@ -9,16 +9,34 @@ import sys
 import tempfile
 import types
 from dataclasses import dataclass, field, replace
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from .backbones import Backbone
 from .device import activation_bytes, check_memory, resolve_device
 from .errors import NstbenchError
-from .gatys import Compute, Diverged, Interrupted, OptimizeResult, OptimizerSpec, initial_image, make_gatys_loss, optimize_image
-from .images import Resize, image_format, load_image, probe_image, save_image, space_bounds, space_to_unit, unit_to_space
+from .gatys import (
+    Compute,
+    Diverged,
+    Interrupted,
+    OptimizeResult,
+    OptimizerSpec,
+    initial_image,
+    make_gatys_loss,
+    optimize_image,
+)
+from .images import (
+    Resize,
+    image_format,
+    load_image,
+    probe_image,
+    save_image,
+    space_bounds,
+    space_to_unit,
+    unit_to_space,
+)
 from .images import original_colors as keep_colors
 from .precision import require_native_bf16
 from .presets import GatysPreset

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import torch
 
-from nstbench.fast import HUST, train_transformer
+from nstbench.presets import FAST_HUST
+from nstbench.train import train_transformer
 from nstbench.transformer import build_transformer, get_variant
 
 APP_PAGE = Path(__file__).resolve().parents[1] / "nstbench" / "app_page.py"
@@ -14,7 +15,7 @@ APP_PAGE = Path(__file__).resolve().parents[1] / "nstbench" / "app_page.py"
 def make_models(root: Path, vgg19) -> Path:
     """root/hust-udnie/transformer.pt (hust preset at 32 px, 2 steps, batch 2, 4 coco100 images),
     root/mosaic.pth (pytorch/examples TransformerNet state dict) and root/broken.pth (not a checkpoint)."""
-    tiny = dataclasses.replace(HUST, size=32, steps=2, batch=2, max_images=4, style_size=64)
+    tiny = dataclasses.replace(FAST_HUST, size=32, steps=2, batch=2, max_images=4, style_size=64)
     train_transformer(tiny, "udnie", "coco100", root / "hust-udnie", backbone=vgg19, progress_every=0)
     torch.save(build_transformer(get_variant("pytorch-examples"), seed=1).state_dict(), root / "mosaic.pth")
     (root / "broken.pth").write_bytes(b"not a checkpoint")

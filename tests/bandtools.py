@@ -130,9 +130,10 @@ def weights_unavailable(preset_name: str, weights: str) -> str | None:
 
 def run_fast(run: dict, spec_change: SpecChange = None, backbone=None) -> dict[int, dict[str, float]]:
     """The first training steps of a fast-transfer preset (tiny images, few data): {step: {term: value}}."""
-    from nstbench.fast import get_fast_preset, override, train_transformer
+    from nstbench.presets import get_fast_preset, override_fast
+    from nstbench.train import train_transformer
 
-    preset = override(get_fast_preset(run["preset"]), steps=run["steps"], batch=run["batch"], size=run["size"],
+    preset = override_fast(get_fast_preset(run["preset"]), steps=run["steps"], batch=run["batch"], size=run["size"],
                       max_images=run["max_images"], checkpoint_every=run["steps"])
     if spec_change is not None:
         preset = dataclasses.replace(preset, loss=spec_change(preset.loss))

@@ -12,10 +12,10 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from apptools import APP_PAGE, make_models
 from conftest import needs_assets
+from PIL import Image
+
 from nstbench import app
 from nstbench.assets import resolve_image
 from nstbench.errors import NstbenchError

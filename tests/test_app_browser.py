@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from apptools import make_models
 from conftest import needs_assets
+from PIL import Image
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

@@ -2,10 +2,10 @@
 import hashlib
 
 import pytest
+from localserver import serve
 
 from nstbench import assets
 from nstbench.errors import NstbenchError
-from localserver import serve
 
 PAYLOAD = b"\x89PNG fake image bytes for the resolver test"
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -16,9 +16,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import needs_assets
 from PIL import Image
 
-from conftest import needs_assets
 from nstbench import stylize as stylize_mod
 from nstbench.cli import main
 from nstbench.errors import NstbenchError

@@ -8,11 +8,11 @@ a changed normalisation, a wrong layer or a lost TV term each breaks its scenari
 import os
 from dataclasses import replace
 
+import bandtools as B
 import pytest
 import torch
-
-import bandtools as B
 from conftest import needs_assets
+
 from nstbench.fast import FAST_PRESETS
 from nstbench.presets import PRESETS
 

@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from PIL import Image
-
 from conftest import needs_assets
+from PIL import Image
 
 
 def nstbench(*args, cwd=None):

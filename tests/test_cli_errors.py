@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import needs_assets
 from PIL import Image
 
-from conftest import needs_assets
 from nstbench import device as device_mod
 from nstbench.cli import main
 from nstbench.records import LOCK_NAME, OutputLock
@@ -77,8 +77,8 @@ def test_train_size_not_a_multiple_of_4_is_refused_before_any_work(tmp_path, cap
 
 
 def test_the_harness_checks_the_training_size_too(tmp_path):
+    from nstbench.data import ImageFolderData
     from nstbench.errors import NstbenchError
-    from nstbench.fast import ImageFolderData
 
     with pytest.raises(NstbenchError, match="multiple of 4"):
         ImageFolderData(tmp_path, 30, 2)
@@ -454,7 +454,7 @@ def test_export_onnx_gives_the_same_image(net_pth, tmp_path, capsys):
     ort = pytest.importorskip("onnxruntime")
     rc, out, err = run(capsys, ["apply", "--checkpoint", net_pth, "--export-onnx", tmp_path / "net.onnx"])
     assert rc == 0, err
-    from nstbench.images import load_image, Resize
+    from nstbench.images import Resize, load_image
     from nstbench.transformer import load_transformer
 
     x = load_image("chelsea", Resize("exact", (48, 64)))
@@ -471,7 +471,7 @@ def test_export_onnx_gives_the_same_image(net_pth, tmp_path, capsys):
 
 
 def test_output_name_and_original_colors(tmp_path, capsys):
-    from nstbench.images import Resize, _RGB_TO_YUV, load_image
+    from nstbench.images import _RGB_TO_YUV, Resize, load_image
 
     styled = STYLIZE + ["--init", "style"]  # starts from the style image: the colours differ from the content's
     assert run(capsys, styled + ["--out", tmp_path / "a"])[0] == 0

@@ -13,8 +13,8 @@ import textwrap
 
 import pandas as pd
 import pytest
-
 from conftest import load_script, needs_assets
+
 from nstbench import executors
 from nstbench.errors import NstbenchError
 from nstbench.registry import load_script as load_path

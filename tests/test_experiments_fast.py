@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import check_lpips_column, load_script, needs_assets
 from PIL import Image
 
 import nstbench.experiment as harness
-from conftest import check_lpips_column, load_script, needs_assets
-from nstbench import claims, fast
+from nstbench import claims, train
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 
@@ -26,16 +26,16 @@ pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 
 
 def record_trainings(monkeypatch, mod):
-    """Wrap train_transformer (which the scripts reach through fast.train_and_apply): keep the
+    """Wrap train_transformer (which the scripts reach through train.train_and_apply): keep the
     preset of every call."""
     presets = []
-    real = fast.train_transformer
+    real = train.train_transformer
 
     def wrapped(preset, *a, **k):
         presets.append(preset)
         return real(preset, *a, **k)
 
-    monkeypatch.setattr(fast, "train_transformer", wrapped)
+    monkeypatch.setattr(train, "train_transformer", wrapped)
     return presets
 
 

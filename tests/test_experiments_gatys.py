@@ -14,9 +14,9 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import check_lpips_column, load_script, needs_assets
 
 import nstbench.experiment as harness
-from conftest import check_lpips_column, load_script, needs_assets
 from nstbench import claims, registry
 from nstbench.images import Resize, load_image
 

@@ -10,14 +10,18 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from conftest import needs_assets
 from PIL import Image
 
-from conftest import needs_assets
 from nstbench.backbones import canonical
 from nstbench.cli import main
+from nstbench.data import ImageFolderData
 from nstbench.errors import NstbenchError
-from nstbench.fast import FAST_PRESETS, HUST, PROFILES, ImageFolderData, PerceptualLoss, get_fast_preset, \
-    network_config, override, train_transformer
+from nstbench.perceptual import PerceptualLoss
+from nstbench.presets import FAST_HUST as HUST
+from nstbench.presets import FAST_PRESETS, TRAIN_PROFILES, get_fast_preset, network_config
+from nstbench.presets import override_fast as override
+from nstbench.train import train_transformer
 from nstbench.transformer import load_transformer, read_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -74,7 +78,7 @@ def test_presets_are_consistent():
     j = get_fast_preset("johnson2016")
     assert j.backbone == "vgg16" and j.loss.content_layers == (("relu2_2", 1.0),)
     assert [n for n, _ in j.loss.style_layers] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
-    assert set(PROFILES) == {"smoke", "cpu", "paper"}
+    assert set(TRAIN_PROFILES) == {"smoke", "cpu", "paper"}
     with pytest.raises(NstbenchError, match="not both"):
         override(h, steps=3, epochs=1)
     assert override(h, epochs=3).steps is None and override(h, style_weight=4).loss.beta == 4

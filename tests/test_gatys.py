@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from nstbench.errors import NstbenchError
-from nstbench.gatys import (Diverged, LossSpec, OptimizerSpec, initial_image, make_gatys_loss,
-                            optimize_image)
+from nstbench.gatys import Diverged, LossSpec, OptimizerSpec, initial_image, make_gatys_loss, optimize_image
 from nstbench.images import space_bounds
 from nstbench.presets import HUST
 

@@ -16,10 +16,10 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import needs_assets
 from PIL import Image
 from torchvision import transforms
 
-from conftest import needs_assets
 from nstbench.assets import resolve_image
 from nstbench.presets import GATYS2016_CODE
 from nstbench.stylize import load_pair, override, run_preset

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import needs_assets
 
 ROOT = Path(__file__).resolve().parents[1]

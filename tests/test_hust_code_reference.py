@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import needs_assets
+
 from nstbench.errors import NstbenchError
 from nstbench.gatys import make_gatys_loss
 from nstbench.presets import HUST_CODE

@@ -12,9 +12,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nstbench.fast import JOHNSON2016, JOHNSON2016_CODE, PerceptualLoss
 from nstbench.images import imagenet_normalize
 from nstbench.losses import tv_loss
+from nstbench.perceptual import PerceptualLoss
+from nstbench.presets import FAST_JOHNSON2016 as JOHNSON2016
+from nstbench.presets import FAST_JOHNSON2016_CODE as JOHNSON2016_CODE
 from nstbench.transformer import build_transformer, get_variant
 
 pytestmark = pytest.mark.usefixtures("one_thread")

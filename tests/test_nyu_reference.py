@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import needs_assets
 from torchvision.models.vgg import cfgs, make_layers
 
-from conftest import needs_assets
 from nstbench.presets import NYU
 from nstbench.stylize import load_pair, override, run_preset
 from nstbench.weights import load_backbone

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import needs_assets
+
 from nstbench.errors import NstbenchError
 from nstbench.gatys import Compute, OptimizerSpec, extract_features, initial_image, make_gatys_loss, optimize_image
 from nstbench.precision import bf16_support

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import needs_assets
+
 from nstbench import cli, precision
 from nstbench.errors import NstbenchError
 

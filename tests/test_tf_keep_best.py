@@ -8,8 +8,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import needs_assets
+
 from nstbench.errors import NstbenchError
 from nstbench.gatys import OptimizerSpec, initial_image, make_gatys_loss, optimize_image
 from nstbench.images import space_bounds

@@ -10,10 +10,9 @@
 """
 import time
 
+import bandtools as B
 import pytest
 import torch
-
-import bandtools as B
 from conftest import needs_assets
 
 BAND = B.load_bands()["timing"]["gatys_step_over_calibration"]

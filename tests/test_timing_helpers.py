@@ -3,8 +3,8 @@ from dataclasses import replace
 
 import pytest
 import torch
-
 from conftest import needs_assets
+
 from nstbench import timing
 from nstbench.gatys import OptimizerSpec
 from nstbench.presets import NYU

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import needs_assets
 from PIL import Image
 from torchvision import transforms
 
-from conftest import needs_assets
 from nstbench.assets import resolve_image
 from nstbench.presets import UPES
 from nstbench.stylize import load_pair, override, run_preset

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from localserver import serve
 
 from nstbench import weights as W
 from nstbench.backbones import layer_names
@@ -17,7 +18,6 @@ from nstbench.cli import main
 from nstbench.errors import NstbenchError
 from nstbench.fast import FAST_PRESETS
 from nstbench.presets import PRESETS
-from localserver import serve
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RNG = np.random.default_rng(2024)

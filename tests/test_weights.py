@@ -4,10 +4,10 @@ import hashlib
 
 import pytest
 import torch
+from localserver import serve
 
 from nstbench import weights as W
 from nstbench.errors import NstbenchError
-from localserver import serve
 
 X = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
