@@ -44,8 +44,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from baseline_fast import PlainTrainer  # noqa: E402
-from baseline_fast import TransformerNet as PlainTransformerNet
-from baseline_fast import Vgg16 as PlainVgg16
+from baseline_fast import TransformerNet as PlainTransformerNet  # noqa: E402
+from baseline_fast import Vgg16 as PlainVgg16  # noqa: E402
 from baseline_upes import plain_vgg19, run_appendix  # noqa: E402
 
 from nstbench import metrics  # noqa: E402
@@ -59,7 +59,7 @@ from nstbench.precision import bf16_support  # noqa: E402
 from nstbench.presets import HUST, UPES, get_fast_preset, override_fast  # noqa: E402  # noqa: E402
 from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
 from nstbench.stylize import load_pair, override, run_preset  # noqa: E402
-from nstbench.train import train_transformer  # noqa: E402
+from nstbench.training import train_transformer  # noqa: E402
 from nstbench.transformer import build_transformer, get_variant  # noqa: E402
 from nstbench.weights import load_backbone  # noqa: E402
 

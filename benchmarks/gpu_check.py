@@ -50,7 +50,7 @@ from nstbench.presets import (  # noqa: E402
 )
 from nstbench.records import atomic_write_text, ensure_writable_dir, write_csv  # noqa: E402
 from nstbench.stylize import load_pair, resolve_device  # noqa: E402
-from nstbench.train import train_transformer  # noqa: E402
+from nstbench.training import train_transformer  # noqa: E402
 from nstbench.transformer import build_transformer, get_variant  # noqa: E402
 from nstbench.weights import load_backbone  # noqa: E402
 

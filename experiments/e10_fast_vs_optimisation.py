@@ -40,7 +40,7 @@ from nstbench.images import Resize, load_image
 from nstbench.presets import FAST_JOHNSON2016, NYU, override_fast
 from nstbench.stylize import initial_loss, run_preset
 from nstbench.timing import time_forward, time_optimisation
-from nstbench.train import train_and_apply
+from nstbench.training import train_and_apply
 from nstbench.transformer import build_transformer, get_variant
 
 NAME = "e10_fast_vs_optimisation"

@@ -37,7 +37,7 @@ from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
 from nstbench.images import Resize, load_image
 from nstbench.presets import FAST_HUST, network_config, override_fast
-from nstbench.train import train_and_apply_unit
+from nstbench.training import train_and_apply_unit
 
 NAME = "e2_fast_sweeps"
 
@@ -119,7 +119,7 @@ def training_preset(profile: Profile):
 
 def train_point(exp: Experiment, lc: float, ls: float) -> dict:
     """One sweep point: train at (lambda_c, lambda_s) and stylise the cat; a unit (a job under
-    --executor local|slurm), so it returns plain data and CPU tensors (train.train_and_apply_unit)."""
+    --executor local|slurm), so it returns plain data and CPU tensors (training.train_and_apply_unit)."""
     preset, name = training_preset(exp.profile), run_name(lc, ls)
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)

@@ -39,7 +39,7 @@ from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
 from nstbench.images import Resize, load_image
 from nstbench.presets import FAST_JOHNSON2016, override_fast
-from nstbench.train import train_and_apply_unit
+from nstbench.training import train_and_apply_unit
 
 NAME = "e3_content_layer"
 
@@ -124,7 +124,7 @@ def with_content_layer(preset, layer: str):
 
 def train_point(exp: Experiment, layer: str, batch: int) -> dict:
     """One run: train with content `layer` at `batch` and stylise the cat; a unit (a job under
-    --executor local|slurm), so it returns plain data and CPU tensors (train.train_and_apply_unit)."""
+    --executor local|slurm), so it returns plain data and CPU tensors (training.train_and_apply_unit)."""
     preset, name = training_preset(exp.profile), run_name(layer, batch)
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)

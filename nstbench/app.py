@@ -230,7 +230,7 @@ class FastResult:
 
 def run_fast(entry: ModelEntry, picture: Picture, long_side: int, out: Path) -> FastResult:
     """One forward pass of the network on the picture, shrunk to `long_side` when larger (never enlarged)."""
-    from .apply import stylize_images
+    from .inference import stylize_images
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{Path(picture.name).stem}-{entry.style}.png"

@@ -113,6 +113,15 @@ def _result(claim: str, verdict: str, measured: str, rule: str) -> dict:
     return {"claim": claim, "verdict": verdict, "measured": measured, "rule": rule}
 
 
+def _all_nets(claim: str, verdicts: list[str], parts: list[str], rule: str) -> dict:
+    """A claim that must hold in every net: one net failing fails it, one undecidable leaves it
+    inconclusive, no rows at all are inconclusive."""
+    if not verdicts:
+        return _result(claim, INCONCLUSIVE, "no rows", rule)
+    verdict = FAILS if FAILS in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else HOLDS
+    return _result(claim, verdict, "; ".join(parts), rule)
+
+
 def _need(df: pd.DataFrame, claim: str, columns: list[str]) -> pd.DataFrame:
     """The rows with all `columns` present (NaN rows dropped); error if a column is missing."""
     missing = [c for c in columns if c not in df.columns]
@@ -365,10 +374,7 @@ def rule_c8(df: pd.DataFrame, at: int = C8_AT) -> dict:
         parts.append(f"{name}: loss {_g(l0)} (it {it[0]:g}) -> {_g(upto.iloc[-1])} (it {upto.index[-1]:g}) -> "
                      f"{_g(lend)} (it {it[-1]:g}); share of the drop by {at}: {share:.0%}")
         verdicts.append(HOLDS if share >= C8_SHARE else FAILS)
-    if not verdicts:
-        return _result("C8", INCONCLUSIVE, "no rows", RULE_C8)
-    verdict = FAILS if FAILS in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else HOLDS
-    return _result("C8", verdict, "; ".join(parts), RULE_C8)
+    return _all_nets("C8", verdicts, parts, RULE_C8)
 
 
 RULE_C9 = (f"Mean style_distance (measured in a third network) per optimised net: holds if vgg19's is lower than "
@@ -456,10 +462,7 @@ def rule_c11(df: pd.DataFrame) -> dict:
             verdicts.append(HOLDS)
         else:
             verdicts.append(INCONCLUSIVE)
-    if not verdicts:
-        return _result("C11", INCONCLUSIVE, "no rows", RULE_C11)
-    verdict = FAILS if FAILS in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else HOLDS
-    return _result("C11", verdict, "; ".join(parts), RULE_C11)
+    return _all_nets("C11", verdicts, parts, RULE_C11)
 
 
 RULE_C12 = (f"Mean ssim_content and style_distance per alpha/beta ratio: content rises if Spearman rho(ratio, ssim) "

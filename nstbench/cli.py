@@ -261,11 +261,9 @@ def _stylize_parser(sub) -> None:
     st.add_argument("--steps", type=POSITIVE, help="override the preset's iteration count")
     st.add_argument("--size", type=POSITIVE, help="override the working size (the preset's resize rule is kept)")
     st.add_argument("--init", type=_init, help="override the initial image: content | noise | style | IMAGE")
-    st.add_argument("--content-weight", type=_weight, help="override alpha (the content term's weight)")
-    st.add_argument("--style-weight", type=_weight, help="override beta (the style term's weight)")
-    st.add_argument("--tv-weight", type=_weight, help="override gamma (the total variation term's weight)")
+    _loss_options(st, ("alpha (the content term's weight)", "beta (the style term's weight)",
+                       "gamma (the total variation term's weight)"), "override the learning rate")
     st.add_argument("--optimizer", choices=["adam", "lbfgs"], help="override the optimizer (torch's Adam or L-BFGS)")
-    st.add_argument("--lr", type=_positive_float, help="override the learning rate")
     st.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
     st.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     st.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
@@ -288,6 +286,13 @@ def _stylize_parser(sub) -> None:
     st.set_defaults(func=_stylize)
 
 
+def _loss_options(p: argparse.ArgumentParser, weights: tuple[str, str, str], lr_help: str) -> None:
+    """--content-weight, --style-weight, --tv-weight and --lr: stylize and train both take them."""
+    for term, what in zip(("content", "style", "tv"), weights):
+        p.add_argument(f"--{term}-weight", type=_weight, help=f"override {what}")
+    p.add_argument("--lr", type=_positive_float, help=lr_help)
+
+
 def _train_parser(sub) -> None:
     tr = sub.add_parser("train", help="train a fast style transfer network (Johnson et al.)")
     tr.add_argument("--preset", required=True, help="hust | johnson2016 | pytorch-examples")
@@ -302,10 +307,7 @@ def _train_parser(sub) -> None:
     length.add_argument("--epochs", type=POSITIVE, help="number of passes over the data")
     tr.add_argument("--batch", type=POSITIVE, help="override the batch size")
     tr.add_argument("--size", type=POSITIVE, help="override the training image size (size x size, a multiple of 4)")
-    tr.add_argument("--content-weight", type=_weight, help="override lambda_c")
-    tr.add_argument("--style-weight", type=_weight, help="override lambda_s")
-    tr.add_argument("--tv-weight", type=_weight, help="override lambda_tv")
-    tr.add_argument("--lr", type=_positive_float, help="override the Adam learning rate")
+    _loss_options(tr, ("lambda_c", "lambda_s", "lambda_tv"), "override the Adam learning rate")
     tr.add_argument("--style-size", type=POSITIVE, help="override the style image's long side (px)")
     tr.add_argument("--network", help="override the network variant: johnson2016 | hust | pytorch-examples")
     tr.add_argument("--norm", choices=["batch", "instance"], help="override the network's norm layers")

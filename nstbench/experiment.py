@@ -433,7 +433,8 @@ class Experiment:
     def run(self, compute: Callable[["Experiment"], None]) -> Path:
         started = time.time()
         ensure_writable_dir(self.out_root)
-        with OutputLock(self.out_root / f".{self.name}.lock", f"{self.script.name} --out {self.out_root}"):
+        with OutputLock(self.out_root / f".{self.name}.lock", f"{self.script.name} --out {self.out_root}") as lock:
+            self._lock = lock
             return self._run_locked(compute, started)
 
     def _run_locked(self, compute: Callable[["Experiment"], None], started: float) -> Path:
@@ -453,7 +454,8 @@ class Experiment:
         if self.jobs.executor != "inline" and self.spec.units is None:
             print(f"[{self.name}] submitting the experiment as one {self.jobs.executor} job; logs under "
                   f"{self.jobs_dir / 'logs'}", file=sys.stderr, flush=True)
-            self._submit_whole()
+            with self._lock.lend():  # the job writes the results folder under this run's lock
+                self._submit_whole()
             if not self._is_current(key):
                 raise NstbenchError(f"the {self.name} job finished but {self.final_dir} is not complete with cache key "
                                     f"{key[:12]} (see its log under {self.jobs_dir / 'logs'})")

@@ -174,15 +174,39 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+HELD_LOCKS_ENV = "NSTBENCH_HELD_LOCKS"  # lock files a driver holds for the jobs it submits (os.pathsep-separated)
+
+
 class OutputLock:
     """One writer per output: a lock file (`folder/.nstbench.lock`, or any path) created with
     O_EXCL and holding the owner's pid, host and command. A second writer is refused with a
-    one-line error; a lock left by a process that died on this host is stale and taken over."""
+    one-line error; a lock left by a process that died on this host is stale and taken over.
+    A job that a lock's holder submitted (an experiment run whole under --executor local|slurm)
+    finds the path in $NSTBENCH_HELD_LOCKS and works under its driver's lock (`lend`)."""
 
     def __init__(self, path: Path, what: str):
         self.path, self.what = Path(path), what
+        self.borrowed = False
+
+    @contextlib.contextmanager
+    def lend(self):
+        """While in the block, the jobs this process submits write under this lock."""
+        before = os.environ.get(HELD_LOCKS_ENV)
+        held = [p for p in (before or "").split(os.pathsep) if p]
+        os.environ[HELD_LOCKS_ENV] = os.pathsep.join(held + [str(self.path.resolve())])
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(HELD_LOCKS_ENV, None)
+            else:
+                os.environ[HELD_LOCKS_ENV] = before
 
     def __enter__(self) -> "OutputLock":
+        held = os.environ.get(HELD_LOCKS_ENV, "").split(os.pathsep)
+        if str(self.path.resolve()) in held and self.path.exists():  # our driver holds it for us
+            self.borrowed = True
+            return self
         me = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.what,
               "since_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         for _ in range(2):  # the second try follows the removal of a stale lock
@@ -227,6 +251,8 @@ class OutputLock:
         return None
 
     def __exit__(self, *exc) -> bool:
+        if self.borrowed:
+            return False
         try:
             self.path.unlink()
         except FileNotFoundError:

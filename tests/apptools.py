@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from nstbench.presets import FAST_HUST
-from nstbench.train import train_transformer
+from nstbench.training import train_transformer
 from nstbench.transformer import build_transformer, get_variant
 
 APP_PAGE = Path(__file__).resolve().parents[1] / "nstbench" / "app_page.py"

@@ -131,7 +131,7 @@ def weights_unavailable(preset_name: str, weights: str) -> str | None:
 def run_fast(run: dict, spec_change: SpecChange = None, backbone=None) -> dict[int, dict[str, float]]:
     """The first training steps of a fast-transfer preset (tiny images, few data): {step: {term: value}}."""
     from nstbench.presets import get_fast_preset, override_fast
-    from nstbench.train import train_transformer
+    from nstbench.training import train_transformer
 
     preset = override_fast(get_fast_preset(run["preset"]), steps=run["steps"], batch=run["batch"], size=run["size"],
                       max_images=run["max_images"], checkpoint_every=run["steps"])

@@ -16,7 +16,7 @@ from conftest import check_lpips_column, load_script, needs_assets
 from PIL import Image
 
 import nstbench.experiment as harness
-from nstbench import claims, train
+from nstbench import claims, training
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 
@@ -26,16 +26,16 @@ pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 
 
 def record_trainings(monkeypatch, mod):
-    """Wrap train_transformer (which the scripts reach through train.train_and_apply): keep the
+    """Wrap train_transformer (which the scripts reach through training.train_and_apply): keep the
     preset of every call."""
     presets = []
-    real = train.train_transformer
+    real = training.train_transformer
 
     def wrapped(preset, *a, **k):
         presets.append(preset)
         return real(preset, *a, **k)
 
-    monkeypatch.setattr(train, "train_transformer", wrapped)
+    monkeypatch.setattr(training, "train_transformer", wrapped)
     return presets
 
 

@@ -21,7 +21,7 @@ from nstbench.perceptual import PerceptualLoss
 from nstbench.presets import FAST_HUST as HUST
 from nstbench.presets import FAST_PRESETS, TRAIN_PROFILES, get_fast_preset, network_config
 from nstbench.presets import override_fast as override
-from nstbench.train import train_transformer
+from nstbench.training import train_transformer
 from nstbench.transformer import load_transformer, read_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -35,7 +35,7 @@ def test_reports_from_results(tmp_path):
     index = (out / "index.md").read_text()
     c1 = next(line for line in index.splitlines() if line.startswith("| C1 "))
     assert "| holds |" in c1 and "random" in c1 and "smoke" in c1  # re-evaluated from the CSV
-    assert "| C6 " in index and "not run" in next(l for l in index.splitlines() if l.startswith("| C6 "))
+    assert "| C6 " in index and "not run" in next(row for row in index.splitlines() if row.startswith("| C6 "))
     hust = (out / "hust.md").read_text()
     assert RANDOM_BANNER in hust and RANDOM_BANNER in index
     assert "49.43" in hust  # the source's own numbers beside ours

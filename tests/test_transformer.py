@@ -183,7 +183,7 @@ def test_apply_many_contents_into_folder(ref_net, tmp_path):
     assert Image.open(tmp_path / "o" / "a.png").size == (44, 32)  # sides not multiple of 4: rounded up, as theirs
     assert Image.open(tmp_path / "o" / "b.png").size == (32, 32)
     with pytest.raises(NstbenchError, match="one file"):
-        from nstbench.apply import stylize_images
+        from nstbench.inference import stylize_images
         stylize_images(ckpt, [str(a), str(b)], tmp_path / "one.png")
 
 

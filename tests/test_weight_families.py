@@ -442,7 +442,7 @@ def test_every_preset_names_its_sources_weight_family():
     fams = {name: p.weights for name, p in {**PRESETS, **FAST_PRESETS}.items()}
     assert fams == {"hust": "keras", "iitb-vgg19": "keras", "iitb-resnet50": "keras", "nyu": "torchvision",
                     "upes": "torchvision", "johnson2016": "caffe", "pytorch-examples": "torchvision",
-                    "gatys2016": "gatys", "gatys2016-code": "gatys", "johnson2016-code": "caffe"}
+                    "gatys2016": "gatys", "gatys2016-code": "gatys", "johnson2016-code": "caffe", "hust-code": "keras"}
     assert PRESETS["iitb-resnet50"].backbone == "keras_resnet50"
     for p in {**PRESETS, **FAST_PRESETS}.values():  # each family has its file for each preset's backbone
         assert W.weight_files(p.weights, p.backbone), p.name
