@@ -6,6 +6,7 @@ every run is dropped. Prints median seconds per iteration, the ratio and the fin
 
     .venv/bin/python benchmarks/ab_gram.py [--px 256] [--steps 6] [--rounds 3] [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,7 @@ def main() -> None:
     versions = {"nstbench": losses.gram, "autograd": autograd_gram}
     times, finals = {}, {}
     for r in range(a.rounds):
-        for name in (list(versions) if r % 2 == 0 else list(versions)[::-1]):
+        for name in list(versions) if r % 2 == 0 else list(versions)[::-1]:
             for dtype in ("float32", "bfloat16"):
                 losses.gram = versions[name]  # style_loss looks the module attribute up at call time
                 res = run_preset(preset, content, style, backbone, progress_every=0, compute=Compute(dtype))
@@ -54,9 +55,11 @@ def main() -> None:
     losses.gram = versions["nstbench"]
     for dtype in ("float32", "bfloat16"):
         new, old = (statistics.median(times[(n, dtype)]) for n in ("nstbench", "autograd"))
-        print(f"{a.px} px {dtype}: autograd Gram {old:.3f} s/iter, nstbench Gram {new:.3f} s/iter, "
-              f"speed-up {old / new:.3f}x; final totals {finals[('autograd', dtype)]:.7g} / "
-              f"{finals[('nstbench', dtype)]:.7g}")
+        print(
+            f"{a.px} px {dtype}: autograd Gram {old:.3f} s/iter, nstbench Gram {new:.3f} s/iter, "
+            f"speed-up {old / new:.3f}x; final totals {finals[('autograd', dtype)]:.7g} / "
+            f"{finals[('nstbench', dtype)]:.7g}"
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ not taken yet: pooling in NHWC inside an otherwise NCHW extractor (the reorders 
 
     .venv/bin/python benchmarks/ab_pool.py [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,11 @@ def main() -> None:
         nchw = base.to(dtype).requires_grad_(True)
         nhwc = base.to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_(True)
         to_nhwc_and_back = ms(lambda: nchw.detach().contiguous(memory_format=torch.channels_last).contiguous())
-        print(f"{str(dtype).split('.')[-1]:9s} [1, 64, 256, 256] max_pool2d fwd+bwd: NCHW {ms(lambda: pool_fwd_bwd(nchw)):.1f} ms, "
-              f"channels_last {ms(lambda: pool_fwd_bwd(nhwc)):.1f} ms; one NCHW->NHWC->NCHW round trip "
-              f"{to_nhwc_and_back:.1f} ms")
+        print(
+            f"{str(dtype).split('.')[-1]:9s} [1, 64, 256, 256] max_pool2d fwd+bwd: NCHW {ms(lambda: pool_fwd_bwd(nchw)):.1f} ms, "
+            f"channels_last {ms(lambda: pool_fwd_bwd(nhwc)):.1f} ms; one NCHW->NHWC->NCHW round trip "
+            f"{to_nhwc_and_back:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ TransformerNet, Vgg16 and the training step follow pytorch/examples
 benchmark without tricks. The parameter names are that project's, so the state dict of nstbench's
 `pytorch-examples` network loads as it is and both compute the same function.
 """
+
 from __future__ import annotations
 
 from collections import namedtuple

@@ -11,6 +11,7 @@ The in-place ReLUs make the appendix's conv1_1 ... conv5_1 taps the post-ReLU ma
 what nstbench's `upes` preset asks for (relu1_1 ... relu5_1, relu4_2), so both minimise the same
 loss and their loss trajectories must agree (tests/test_upes_reference.py checks it too).
 """
+
 from __future__ import annotations
 
 import time

@@ -23,6 +23,7 @@ Random weights (seeded) throughout: speed does not depend on the weights' values
     .venv/bin/python benchmarks/bench.py            # the full run, ~10-15 min on 2 CPU cores
     .venv/bin/python benchmarks/bench.py --quick    # 64 px, 2-3 iterations: plumbing only (tests)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,10 +64,47 @@ from nstbench.training import train_transformer  # noqa: E402
 from nstbench.transformer import build_transformer, get_variant  # noqa: E402
 from nstbench.weights import load_backbone  # noqa: E402
 
-COLUMNS = ["section", "case", "method", "px", "dtype", "channels_last", "batch", "metric", "value", "unit", "n",
-           "min", "max", "baseline", "ratio", "ratio_min", "ratio_max", "target", "met", "note"]
-PROV_COLUMNS = ["weights", "plan", "device", "device_name", "threads", "torch", "torchvision", "numpy", "python",
-                "nstbench", "commit", "dirty", "platform", "cpu_bf16", "bf16_native", "load_avg_1m", "time_utc"]
+COLUMNS = [
+    "section",
+    "case",
+    "method",
+    "px",
+    "dtype",
+    "channels_last",
+    "batch",
+    "metric",
+    "value",
+    "unit",
+    "n",
+    "min",
+    "max",
+    "baseline",
+    "ratio",
+    "ratio_min",
+    "ratio_max",
+    "target",
+    "met",
+    "note",
+]
+PROV_COLUMNS = [
+    "weights",
+    "plan",
+    "device",
+    "device_name",
+    "threads",
+    "torch",
+    "torchvision",
+    "numpy",
+    "python",
+    "nstbench",
+    "commit",
+    "dirty",
+    "platform",
+    "cpu_bf16",
+    "bf16_native",
+    "load_avg_1m",
+    "time_utc",
+]
 # Every backbone here (VGG19, VGG16, the loss networks of both fast-network implementations) is
 # built with seeded random weights: timings do not depend on the weights' values, and the quality
 # rows (E1 bf16 vs fp32) compare two runs on the same random weights, not ImageNet results.
@@ -107,10 +145,25 @@ ALL = tuple(GATYS_METHODS)
 # e1_steps 300: the bf16 quality target is "at the E1 settings", i.e. E1's cpu profile (128 px long
 # side, 300 iterations; experiments/e1_tv_gamma.py). After 40 iterations on random weights the
 # gamma = 0 point has barely moved and bf16 rounding dominates the comparison.
-FULL = Plan(gatys=((128, 5, 3, ALL), (256, 4, 3, ALL), (512, 3, 1, ("baseline", "nstbench-cl", "nstbench-bf16-cl"))),
-            e1_steps=300)
-QUICK = Plan(gatys=((64, 3, 1, ALL),), e1_px=64, e1_steps=3, sweep_steps=2, sweep_rounds=1, fast_sizes=((64, 1),),
-             train_px=32, train_batch=2, train_steps=2, train_rounds=1, peak_n=256, peak_conv_hw=16, smoke=False)
+FULL = Plan(
+    gatys=((128, 5, 3, ALL), (256, 4, 3, ALL), (512, 3, 1, ("baseline", "nstbench-cl", "nstbench-bf16-cl"))),
+    e1_steps=300,
+)
+QUICK = Plan(
+    gatys=((64, 3, 1, ALL),),
+    e1_px=64,
+    e1_steps=3,
+    sweep_steps=2,
+    sweep_rounds=1,
+    fast_sizes=((64, 1),),
+    train_px=32,
+    train_batch=2,
+    train_steps=2,
+    train_rounds=1,
+    peak_n=256,
+    peak_conv_hw=16,
+    smoke=False,
+)
 
 
 class Bench:
@@ -145,8 +198,11 @@ class Bench:
         extra = f" ratio {row['ratio']:.2f}" if isinstance(row.get("ratio"), float) else ""
         if isinstance(row.get("ratio_min"), float):
             extra += f" [{row['ratio_min']:.2f}..{row['ratio_max']:.2f}]"
-        print(f"[bench] {section:7s} {case:28s} {kw.get('method', ''):17s} {metric:22s} {shown} {unit}{extra}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[bench] {section:7s} {case:28s} {kw.get('method', ''):17s} {metric:22s} {shown} {unit}{extra}",
+            file=sys.stderr,
+            flush=True,
+        )
         return row
 
     def write(self, wall: float) -> None:
@@ -166,11 +222,15 @@ def rounds_order(methods, r):
 # FLOPs and peak
 # ---------------------------------------------------------------------------------------------
 
+
 def vgg_convs(arch: str, h: int, w: int) -> list[tuple[str, int, int, int, int]]:
     """(name, C_in, C_out, H, W) of every 3x3 conv of a VGG `features` on an h x w input, from the
     extractor's feature_info (output size = input // reduction: the 2x2 stride-2 pools floor)."""
-    return [(n, fi.in_channels, fi.channels, h // fi.reduction, w // fi.reduction)
-            for n, fi in vgg_feature_info(arch).items() if fi.kind == "conv"]
+    return [
+        (n, fi.in_channels, fi.channels, h // fi.reduction, w // fi.reduction)
+        for n, fi in vgg_feature_info(arch).items()
+        if fi.kind == "conv"
+    ]
 
 
 def gatys_conv_flops(h: int, w: int, full_forward: bool) -> float:
@@ -209,8 +269,17 @@ def bench_peak(b: Bench, plan: Plan) -> dict:
         ts = timeit(lambda: a @ c, 5, b.sync)
         gf = 2 * n**3 / med(ts) / 1e9
         peaks[("matmul", name)] = gf
-        b.add("peak", f"matmul {n}^3", "GFLOP/s", gf, "GFLOP/s", dtype=name, n=len(ts),
-              min=2 * n**3 / max(ts) / 1e9, max=2 * n**3 / min(ts) / 1e9)
+        b.add(
+            "peak",
+            f"matmul {n}^3",
+            "GFLOP/s",
+            gf,
+            "GFLOP/s",
+            dtype=name,
+            n=len(ts),
+            min=2 * n**3 / max(ts) / 1e9,
+            max=2 * n**3 / min(ts) / 1e9,
+        )
         x = torch.randn(1, 256, hw, hw, generator=g).to(dev, dt)
         wt = torch.randn(256, 256, 3, 3, generator=g).to(dev, dt)
         flops = 2 * 256 * 256 * 9 * hw * hw
@@ -220,14 +289,25 @@ def bench_peak(b: Bench, plan: Plan) -> dict:
             ts = timeit(lambda: torch.nn.functional.conv2d(xx, ww, padding=1), 5, b.sync)
             gf = flops / med(ts) / 1e9
             peaks[("conv", name, cl)] = gf
-            b.add("peak", f"conv3x3 256ch {hw}x{hw}", "GFLOP/s", gf, "GFLOP/s", dtype=name, channels_last=cl,
-                  n=len(ts), min=flops / max(ts) / 1e9, max=flops / min(ts) / 1e9)
+            b.add(
+                "peak",
+                f"conv3x3 256ch {hw}x{hw}",
+                "GFLOP/s",
+                gf,
+                "GFLOP/s",
+                dtype=name,
+                channels_last=cl,
+                n=len(ts),
+                min=flops / max(ts) / 1e9,
+                max=flops / min(ts) / 1e9,
+            )
     return peaks
 
 
 # ---------------------------------------------------------------------------------------------
 # Gatys
 # ---------------------------------------------------------------------------------------------
+
 
 def nstbench_step_times(result) -> list[float]:
     """Per-iteration seconds from the history (row k's clock stops after iteration k's backward);
@@ -253,8 +333,9 @@ def bench_gatys(b: Bench, plan: Plan) -> dict:
         for r in range(rounds):
             for m in rounds_order(methods, r):
                 if m == "baseline":
-                    tot, secs, img = run_appendix(plain, unit_to_space(content, "imagenet"),
-                                                  unit_to_space(style, "imagenet"), steps, b.sync)
+                    tot, secs, img = run_appendix(
+                        plain, unit_to_space(content, "imagenet"), unit_to_space(style, "imagenet"), steps, b.sync
+                    )
                     ts = secs[1:]
                 else:
                     res = run_preset(preset, content, style, backbone, progress_every=0, compute=GATYS_METHODS[m])
@@ -272,19 +353,51 @@ def bench_gatys(b: Bench, plan: Plan) -> dict:
             ratios = [rb / rm for rb, rm in zip(per_round["baseline"], per_round[m])]
             flops = gatys_conv_flops(px, px, full_forward=m == "baseline")
             rel = max(abs(a - c) / abs(c) for a, c in zip(totals[m], totals["baseline"]))
-            summary[(px, m)] = {"seconds": t, "ratio": base / t, "ratio_min": min(ratios), "ratio_max": max(ratios),
-                                "traj_rel": rel}
+            summary[(px, m)] = {
+                "seconds": t,
+                "ratio": base / t,
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+                "traj_rel": rel,
+            }
             common = dict(method=m, px=px, dtype=dtype, channels_last=cl, batch=1)
-            b.add("gatys", "upes iteration", "seconds_per_iter", t, "s", n=len(times[m]), min=min(times[m]),
-                  max=max(times[m]), baseline=base, ratio=base / t, ratio_min=min(ratios), ratio_max=max(ratios),
-                  note=f"{steps} iterations x {rounds} rounds, first of each run dropped; ratio = baseline / method",
-                  **common)
-            b.add("gatys", "upes iteration", "conv_gflop_per_iter", flops / 1e9, "GFLOP", **common,
-                  note="forward + input-gradient conv FLOPs executed (baseline: all 16 convs forward)")
+            b.add(
+                "gatys",
+                "upes iteration",
+                "seconds_per_iter",
+                t,
+                "s",
+                n=len(times[m]),
+                min=min(times[m]),
+                max=max(times[m]),
+                baseline=base,
+                ratio=base / t,
+                ratio_min=min(ratios),
+                ratio_max=max(ratios),
+                note=f"{steps} iterations x {rounds} rounds, first of each run dropped; ratio = baseline / method",
+                **common,
+            )
+            b.add(
+                "gatys",
+                "upes iteration",
+                "conv_gflop_per_iter",
+                flops / 1e9,
+                "GFLOP",
+                **common,
+                note="forward + input-gradient conv FLOPs executed (baseline: all 16 convs forward)",
+            )
             b.add("gatys", "upes iteration", "achieved_gflops", flops / t / 1e9, "GFLOP/s", **common)
             if m != "baseline":
-                b.add("gatys", "upes trajectory", "max_rel_diff_total", rel, "rel", n=steps, **common,
-                      note="max over iterations of |total - baseline total| / baseline total")
+                b.add(
+                    "gatys",
+                    "upes trajectory",
+                    "max_rel_diff_total",
+                    rel,
+                    "rel",
+                    n=steps,
+                    **common,
+                    note="max over iterations of |total - baseline total| / baseline total",
+                )
     return summary
 
 
@@ -301,27 +414,54 @@ def bench_e1_and_sweep(b: Bench, plan: Plan, backbone) -> dict:
 def bench_e1_bf16(b: Bench, plan: Plan, backbone, preset, content, style, case: str) -> dict:
     res = {}
     for name, comp in (("nstbench", Compute()), ("nstbench-bf16-cl", Compute("bfloat16", True))):
-        res[name] = run_preset(preset, content, style, backbone, batch=len(E1_GAMMAS), gamma=list(E1_GAMMAS),
-                               progress_every=0, compute=comp)
+        res[name] = run_preset(
+            preset,
+            content,
+            style,
+            backbone,
+            batch=len(E1_GAMMAS),
+            gamma=list(E1_GAMMAS),
+            progress_every=0,
+            compute=comp,
+        )
     fp, bf = res["nstbench"], res["nstbench-bf16-cl"]
     # the bf16 result's loss as its run measured it (bf16 features), and measured in fp32: near a
     # small loss, bf16 rounding of F and P (content features) is itself a visible share of F - P
     rel = [abs(x - y) / abs(y) for x, y in zip(bf.final["total"], fp.final["total"])]
     with torch.no_grad():
-        fp32_loss = make_gatys_loss(backbone, content, style, preset.loss, preset.space, gamma=list(E1_GAMMAS),
-                                    feed=preset.feed)
+        fp32_loss = make_gatys_loss(
+            backbone, content, style, preset.loss, preset.space, gamma=list(E1_GAMMAS), feed=preset.feed
+        )
         rel32 = [abs(x - y) / abs(y) for x, y in zip(fp32_loss(bf.last)["total"].tolist(), fp.final["total"])]
     ss = metrics.ssim(bf.image.clamp(0, 1), fp.image.clamp(0, 1)).tolist()
     for g, r_, r32, s_ in zip(E1_GAMMAS, rel, rel32, ss):
-        common = dict(method="nstbench-bf16-cl", px=plan.e1_px, dtype="bfloat16", channels_last=True,
-                      batch=len(E1_GAMMAS), note=f"gamma={g:g}; {plan.e1_steps} iterations; against the fp32 run")
+        common = dict(
+            method="nstbench-bf16-cl",
+            px=plan.e1_px,
+            dtype="bfloat16",
+            channels_last=True,
+            batch=len(E1_GAMMAS),
+            note=f"gamma={g:g}; {plan.e1_steps} iterations; against the fp32 run",
+        )
         b.add("e1_bf16", case, "final_total_rel_diff", r_, "rel", **common)
         b.add("e1_bf16", case, "final_total_rel_diff_fp32_eval", r32, "rel", **common)
         b.add("e1_bf16", case, "ssim_to_fp32", s_, "", **common)
     t_fp, t_bf = med(nstbench_step_times(fp)), med(nstbench_step_times(bf))
-    b.add("e1_bf16", case, "seconds_per_iter", t_bf, "s", method="nstbench-bf16-cl", px=plan.e1_px,
-          dtype="bfloat16", channels_last=True, batch=len(E1_GAMMAS), baseline=t_fp, ratio=t_fp / t_bf,
-          note="ratio = fp32 / bf16 (same run pair)")
+    b.add(
+        "e1_bf16",
+        case,
+        "seconds_per_iter",
+        t_bf,
+        "s",
+        method="nstbench-bf16-cl",
+        px=plan.e1_px,
+        dtype="bfloat16",
+        channels_last=True,
+        batch=len(E1_GAMMAS),
+        baseline=t_fp,
+        ratio=t_fp / t_bf,
+        note="ratio = fp32 / bf16 (same run pair)",
+    )
     return {"e1_rel_max": max(rel), "e1_rel32_max": max(rel32), "e1_ssim_min": min(ss)}
 
 
@@ -334,26 +474,53 @@ def bench_sweep(b: Bench, plan: Plan, backbone, preset, content, style, case: st
         got = {}
         for kind in order:
             if kind == "batch":
-                rr = run_preset(sp, content, style, backbone, batch=len(E1_GAMMAS), gamma=list(E1_GAMMAS), progress_every=0)
+                rr = run_preset(
+                    sp, content, style, backbone, batch=len(E1_GAMMAS), gamma=list(E1_GAMMAS), progress_every=0
+                )
                 got[kind] = med(nstbench_step_times(rr))
             else:
-                got[kind] = sum(med(nstbench_step_times(run_preset(sp, content, style, backbone, gamma=g, progress_every=0)))
-                                for g in E1_GAMMAS)
+                got[kind] = sum(
+                    med(nstbench_step_times(run_preset(sp, content, style, backbone, gamma=g, progress_every=0)))
+                    for g in E1_GAMMAS
+                )
         batch_t.append(got["batch"])
         single_t.append(got["singles"])
         ratios.append(got["singles"] / got["batch"])
     tb, tsg = med(batch_t), med(single_t)
-    b.add("sweep", case, "seconds_per_iter_all_points", tb, "s", method="nstbench batch", px=plan.e1_px, batch=5,
-          dtype="float32", baseline=tsg, ratio=tsg / tb, ratio_min=min(ratios), ratio_max=max(ratios),
-          note="ratio = (sum of the five single runs' seconds/iter) / (the batch's seconds/iter)")
-    b.add("sweep", case, "seconds_per_iter_all_points", tsg, "s", method="nstbench one by one", px=plan.e1_px,
-          batch=1, dtype="float32")
+    b.add(
+        "sweep",
+        case,
+        "seconds_per_iter_all_points",
+        tb,
+        "s",
+        method="nstbench batch",
+        px=plan.e1_px,
+        batch=5,
+        dtype="float32",
+        baseline=tsg,
+        ratio=tsg / tb,
+        ratio_min=min(ratios),
+        ratio_max=max(ratios),
+        note="ratio = (sum of the five single runs' seconds/iter) / (the batch's seconds/iter)",
+    )
+    b.add(
+        "sweep",
+        case,
+        "seconds_per_iter_all_points",
+        tsg,
+        "s",
+        method="nstbench one by one",
+        px=plan.e1_px,
+        batch=1,
+        dtype="float32",
+    )
     return {"sweep_ratio": tsg / tb}
 
 
 # ---------------------------------------------------------------------------------------------
 # Fast network
 # ---------------------------------------------------------------------------------------------
+
 
 def bench_fast(b: Bench, plan: Plan, tmp: Path) -> dict:
     dev = b.device
@@ -400,36 +567,77 @@ def bench_fast(b: Bench, plan: Plan, tmp: Path) -> dict:
             t = med(times[k])
             ratios = [p / q for p, q in zip(times["plain"], times[k])]
             summary[(px, k)] = base / t
-            b.add("fast", "transformer forward", "seconds", t, "s", method=k, px=px, dtype=dt, channels_last=cl, batch=1,
-                  n=len(times[k]), min=min(times[k]), max=max(times[k]), baseline=base, ratio=base / t,
-                  ratio_min=min(ratios), ratio_max=max(ratios), note="inference_mode; ratio = plain / method")
+            b.add(
+                "fast",
+                "transformer forward",
+                "seconds",
+                t,
+                "s",
+                method=k,
+                px=px,
+                dtype=dt,
+                channels_last=cl,
+                batch=1,
+                n=len(times[k]),
+                min=min(times[k]),
+                max=max(times[k]),
+                baseline=base,
+                ratio=base / t,
+                ratio_min=min(ratios),
+                ratio_max=max(ratios),
+                note="inference_mode; ratio = plain / method",
+            )
 
     # training: nstbench's train_transformer (pytorch-examples preset) against the plain loop
-    preset = override_fast(get_fast_preset("pytorch-examples"), steps=plan.train_steps, batch=plan.train_batch,
-                           size=plan.train_px, max_images=plan.train_batch, checkpoint_every=10**6)
+    preset = override_fast(
+        get_fast_preset("pytorch-examples"),
+        steps=plan.train_steps,
+        batch=plan.train_batch,
+        size=plan.train_px,
+        max_images=plan.train_batch,
+        checkpoint_every=10**6,
+    )
     # max_images = batch: every step trains on the same batch, decoded once (the first, dropped
     # step), so neither side's step time includes image decoding
     vgg16 = load_backbone("vgg16", "random", seed=0)
     vgg16_state = {k.split(".", 1)[1]: v for k, v in vgg16.extractor.state_dict().items()}
     style = load_image(resolve_image("mosaic"), Resize()).to(dev)
-    data = ImageFolderData(resolve_dataset("coco100"), preset.size, preset.batch, preset.data_resize, preset.shuffle,
-                           0, preset.max_images, log=lambda m: None)
+    data = ImageFolderData(
+        resolve_dataset("coco100"),
+        preset.size,
+        preset.batch,
+        preset.data_resize,
+        preset.shuffle,
+        0,
+        preset.max_images,
+        log=lambda m: None,
+    )
     batches = [data.batch_at(s)[0].to(dev) for s in range(plan.train_steps)]
     ours, theirs, ratios, traj = [], [], [], None
     for r in range(plan.train_rounds):
         got = {}
-        for kind in (["nstbench", "plain"] if r % 2 == 0 else ["plain", "nstbench"]):
+        for kind in ["nstbench", "plain"] if r % 2 == 0 else ["plain", "nstbench"]:
             if kind == "nstbench":
                 out = tmp / f"train{r}"
-                train_transformer(preset, "mosaic", "coco100", out, backbone=vgg16, seed=0, device=str(dev),
-                                  progress_every=0, log=lambda m: None)
+                train_transformer(
+                    preset,
+                    "mosaic",
+                    "coco100",
+                    out,
+                    backbone=vgg16,
+                    seed=0,
+                    device=str(dev),
+                    progress_every=0,
+                    log=lambda m: None,
+                )
                 with open(out / "loss.csv") as f:
                     rows = list(csv.DictReader(f))
                 s = [float(row["seconds"]) for row in rows]
                 got[kind] = ([b_ - a for a, b_ in zip(s, s[1:])], [float(row["total"]) for row in rows])
             else:
-                tr = PlainTrainer(build_transformer(cfg, seed=0).to(dev).train(), PlainVgg16(vgg16_state).to(dev).eval(),
-                                  style * 255)
+                tr = PlainTrainer(
+                    build_transformer(cfg, seed=0).to(dev).train(), PlainVgg16(vgg16_state).to(dev).eval(), style * 255
+                )
                 ts, tot = [], []
                 for xb in batches:
                     b.sync()
@@ -445,13 +653,42 @@ def bench_fast(b: Bench, plan: Plan, tmp: Path) -> dict:
             traj = max(abs(a - c) / abs(c) for a, c in zip(got["nstbench"][1], got["plain"][1]))
     ips_ours, ips_plain = plan.train_batch / med(ours), plan.train_batch / med(theirs)
     common = dict(px=plan.train_px, dtype="float32", channels_last=False, batch=plan.train_batch)
-    b.add("fast", "training (pytorch-examples)", "images_per_second", ips_ours, "img/s", method="nstbench", n=len(ours),
-          baseline=ips_plain, ratio=ips_ours / ips_plain, ratio_min=min(ratios), ratio_max=max(ratios),
-          note="train_transformer (data loading included) vs plain loop on preloaded batches", **common)
-    b.add("fast", "training (pytorch-examples)", "images_per_second", ips_plain, "img/s", method="plain", n=len(theirs),
-          **common)
-    b.add("fast", "training (pytorch-examples)", "max_rel_diff_total", traj, "rel", method="nstbench", n=plan.train_steps,
-          note="loss trajectory against the plain loop", **common)
+    b.add(
+        "fast",
+        "training (pytorch-examples)",
+        "images_per_second",
+        ips_ours,
+        "img/s",
+        method="nstbench",
+        n=len(ours),
+        baseline=ips_plain,
+        ratio=ips_ours / ips_plain,
+        ratio_min=min(ratios),
+        ratio_max=max(ratios),
+        note="train_transformer (data loading included) vs plain loop on preloaded batches",
+        **common,
+    )
+    b.add(
+        "fast",
+        "training (pytorch-examples)",
+        "images_per_second",
+        ips_plain,
+        "img/s",
+        method="plain",
+        n=len(theirs),
+        **common,
+    )
+    b.add(
+        "fast",
+        "training (pytorch-examples)",
+        "max_rel_diff_total",
+        traj,
+        "rel",
+        method="nstbench",
+        n=plan.train_steps,
+        note="loss trajectory against the plain loop",
+        **common,
+    )
     summary["train_ratio"] = ips_ours / ips_plain
     return summary
 
@@ -459,6 +696,7 @@ def bench_fast(b: Bench, plan: Plan, tmp: Path) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Smoke suite
 # ---------------------------------------------------------------------------------------------
+
 
 def bench_smoke(b: Bench, tmp: Path) -> float | None:
     scripts = sorted((ROOT / "experiments").glob("e*.py"))
@@ -469,16 +707,48 @@ def bench_smoke(b: Bench, tmp: Path) -> float | None:
     total, failed = 0.0, []
     for s in scripts:
         t = time.perf_counter()
-        p = subprocess.run([sys.executable, str(s), "--profile", "smoke", "--weights", "random", "--force",
-                            "--device", str(b.device), "--out", str(tmp / "smoke")], env=env, capture_output=True, text=True)
+        p = subprocess.run(
+            [
+                sys.executable,
+                str(s),
+                "--profile",
+                "smoke",
+                "--weights",
+                "random",
+                "--force",
+                "--device",
+                str(b.device),
+                "--out",
+                str(tmp / "smoke"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         dt = time.perf_counter() - t
         total += dt
         if p.returncode != 0:
             failed.append(s.name)
-        b.add("smoke", s.stem, "wall_seconds", dt, "s", note="ok" if p.returncode == 0 else
-              f"exit {p.returncode}: {(p.stderr.strip().splitlines() or [''])[-1][:200]}")
-    b.add("smoke", "suite", "wall_seconds", total, "s", n=len(scripts),
-          note=f"{len(scripts)} scripts, --profile smoke --weights random --force" + (f"; failed: {failed}" if failed else ""))
+        b.add(
+            "smoke",
+            s.stem,
+            "wall_seconds",
+            dt,
+            "s",
+            note="ok"
+            if p.returncode == 0
+            else f"exit {p.returncode}: {(p.stderr.strip().splitlines() or [''])[-1][:200]}",
+        )
+    b.add(
+        "smoke",
+        "suite",
+        "wall_seconds",
+        total,
+        "s",
+        n=len(scripts),
+        note=f"{len(scripts)} scripts, --profile smoke --weights random --force"
+        + (f"; failed: {failed}" if failed else ""),
+    )
     return total
 
 
@@ -486,36 +756,116 @@ def bench_smoke(b: Bench, tmp: Path) -> float | None:
 # Targets and report
 # ---------------------------------------------------------------------------------------------
 
+
 def targets(b: Bench, g: dict, e1: dict, fast: dict, plan: Plan) -> None:
     px = 256 if any(p == 256 for p, *_ in plan.gatys) else plan.gatys[0][0]
     fp = max((m for m in ("nstbench", "nstbench-cl") if (px, m) in g), key=lambda m: g[(px, m)]["ratio"])
     s = g[(px, fp)]
     met = s["ratio"] >= 1.3 and s["traj_rel"] <= plan.traj_tol
-    b.add("target", f"gatys fp32 {px}px >= 1.3x baseline", "speedup", s["ratio"], "x", method=fp, px=px, target=">= 1.3 and trajectory <= 1e-4",
-          met=met, ratio_min=s["ratio_min"], ratio_max=s["ratio_max"], note=f"trajectory max rel diff {s['traj_rel']:.2e}")
+    b.add(
+        "target",
+        f"gatys fp32 {px}px >= 1.3x baseline",
+        "speedup",
+        s["ratio"],
+        "x",
+        method=fp,
+        px=px,
+        target=">= 1.3 and trajectory <= 1e-4",
+        met=met,
+        ratio_min=s["ratio_min"],
+        ratio_max=s["ratio_max"],
+        note=f"trajectory max rel diff {s['traj_rel']:.2e}",
+    )
     bf = g.get((px, "nstbench-bf16-cl"))
     if bf:
         ok = bf["ratio"] >= 2.0 and e1["e1_rel32_max"] <= 0.01 and e1["e1_ssim_min"] >= 0.98
-        b.add("target", f"gatys bf16 {px}px >= 2x baseline", "speedup", bf["ratio"], "x", method="nstbench-bf16-cl", px=px,
-              target=">= 2, E1 final loss within 1% (fp32-evaluated), SSIM >= 0.98", met=ok, ratio_min=bf["ratio_min"],
-              ratio_max=bf["ratio_max"], note=f"E1: max final-loss rel diff {e1['e1_rel32_max']:.2e} fp32-evaluated, "
-                                             f"{e1['e1_rel_max']:.2e} as the bf16 run measured it; min SSIM {e1['e1_ssim_min']:.4f}")
-        b.add("target", "E1 bf16 final loss within 1% of fp32", "max_rel_diff", e1["e1_rel32_max"], "rel",
-              method="nstbench-bf16-cl", target="<= 0.01 (fp32-evaluated)", met=e1["e1_rel32_max"] <= 0.01,
-              note=f"as the bf16 run measured it: {e1['e1_rel_max']:.2e}")
-        b.add("target", "E1 bf16 SSIM to fp32", "min_ssim", e1["e1_ssim_min"], "", method="nstbench-bf16-cl",
-              target=">= 0.98", met=e1["e1_ssim_min"] >= 0.98)
+        b.add(
+            "target",
+            f"gatys bf16 {px}px >= 2x baseline",
+            "speedup",
+            bf["ratio"],
+            "x",
+            method="nstbench-bf16-cl",
+            px=px,
+            target=">= 2, E1 final loss within 1% (fp32-evaluated), SSIM >= 0.98",
+            met=ok,
+            ratio_min=bf["ratio_min"],
+            ratio_max=bf["ratio_max"],
+            note=f"E1: max final-loss rel diff {e1['e1_rel32_max']:.2e} fp32-evaluated, "
+            f"{e1['e1_rel_max']:.2e} as the bf16 run measured it; min SSIM {e1['e1_ssim_min']:.4f}",
+        )
+        b.add(
+            "target",
+            "E1 bf16 final loss within 1% of fp32",
+            "max_rel_diff",
+            e1["e1_rel32_max"],
+            "rel",
+            method="nstbench-bf16-cl",
+            target="<= 0.01 (fp32-evaluated)",
+            met=e1["e1_rel32_max"] <= 0.01,
+            note=f"as the bf16 run measured it: {e1['e1_rel_max']:.2e}",
+        )
+        b.add(
+            "target",
+            "E1 bf16 SSIM to fp32",
+            "min_ssim",
+            e1["e1_ssim_min"],
+            "",
+            method="nstbench-bf16-cl",
+            target=">= 0.98",
+            met=e1["e1_ssim_min"] >= 0.98,
+        )
     elif not b.bf16_ok:
-        b.add("target", f"gatys bf16 {px}px >= 2x baseline", "speedup", "", "x", method="nstbench-bf16-cl", px=px, dtype="bfloat16",
-              target=">= 2", met="not measured", note=b.bf16_why)
-    b.add("target", "sweep as one batch", "speedup", e1["sweep_ratio"], "x", method="nstbench batch",
-          target="reported", met=e1["sweep_ratio"] > 1.0)
+        b.add(
+            "target",
+            f"gatys bf16 {px}px >= 2x baseline",
+            "speedup",
+            "",
+            "x",
+            method="nstbench-bf16-cl",
+            px=px,
+            dtype="bfloat16",
+            target=">= 2",
+            met="not measured",
+            note=b.bf16_why,
+        )
+    b.add(
+        "target",
+        "sweep as one batch",
+        "speedup",
+        e1["sweep_ratio"],
+        "x",
+        method="nstbench batch",
+        target="reported",
+        met=e1["sweep_ratio"] > 1.0,
+    )
     for px_, _ in plan.fast_sizes:
-        best = max(b.methods(("nstbench", "nstbench-cl", "nstbench-bf16", "nstbench-bf16-cl")), key=lambda k: fast[(px_, k)])
-        b.add("target", f"fast forward {px_}px >= plain", "speedup", fast[(px_, best)], "x", method=best, px=px_,
-              target=">= 1.0", met=fast[(px_, best)] >= 1.0, note=f"nstbench fp32 default: {fast[(px_, 'nstbench')]:.2f}x")
-    b.add("target", "fast training >= plain", "speedup", fast["train_ratio"], "x", method="nstbench", px=plan.train_px,
-          target=">= 1.0", met=fast["train_ratio"] >= 1.0)
+        best = max(
+            b.methods(("nstbench", "nstbench-cl", "nstbench-bf16", "nstbench-bf16-cl")), key=lambda k: fast[(px_, k)]
+        )
+        b.add(
+            "target",
+            f"fast forward {px_}px >= plain",
+            "speedup",
+            fast[(px_, best)],
+            "x",
+            method=best,
+            px=px_,
+            target=">= 1.0",
+            met=fast[(px_, best)] >= 1.0,
+            note=f"nstbench fp32 default: {fast[(px_, 'nstbench')]:.2f}x",
+        )
+    b.add(
+        "target",
+        "fast training >= plain",
+        "speedup",
+        fast["train_ratio"],
+        "x",
+        method="nstbench",
+        px=plan.train_px,
+        target=">= 1.0",
+        met=fast["train_ratio"] >= 1.0,
+    )
 
 
 def markdown(rows: list[dict], prov: dict, wall: float) -> str:
@@ -524,25 +874,37 @@ def markdown(rows: list[dict], prov: dict, wall: float) -> str:
             return f"{v:.3g}"
         return "" if v is None else str(v)
 
-    lines = [f"# nstbench benchmark ({prov.get('device_name')}, {prov.get('device')}, {prov.get('threads')} threads, "
-             f"bf16 cpu flags: {prov.get('cpu_bf16')})", "",
-             f"Plan `{prov.get('plan')}`; backbone weights: **{prov.get('weights')}** (seeded) throughout: timings do "
-             "not depend on the weights; quality rows compare runs on the same random weights.", "",
-             f"torch {prov.get('torch')}, torchvision {prov.get('torchvision')}, nstbench {prov.get('nstbench')}, "
-             f"commit {prov.get('commit')}{' (dirty)' if prov.get('dirty') else ''}, {prov.get('time_utc')}; "
-             f"wall time {wall:.0f} s. Ratios: baseline time / method time (spread over rounds in brackets).", "",
-             "| section | case | method | px | dtype | CL | metric | value | unit | ratio [min..max] | target | met |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# nstbench benchmark ({prov.get('device_name')}, {prov.get('device')}, {prov.get('threads')} threads, "
+        f"bf16 cpu flags: {prov.get('cpu_bf16')})",
+        "",
+        f"Plan `{prov.get('plan')}`; backbone weights: **{prov.get('weights')}** (seeded) throughout: timings do "
+        "not depend on the weights; quality rows compare runs on the same random weights.",
+        "",
+        f"torch {prov.get('torch')}, torchvision {prov.get('torchvision')}, nstbench {prov.get('nstbench')}, "
+        f"commit {prov.get('commit')}{' (dirty)' if prov.get('dirty') else ''}, {prov.get('time_utc')}; "
+        f"wall time {wall:.0f} s. Ratios: baseline time / method time (spread over rounds in brackets).",
+        "",
+        "| section | case | method | px | dtype | CL | metric | value | unit | ratio [min..max] | target | met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["section"] == "gatys" and r["metric"] == "conv_gflop_per_iter":
             continue
         ratio = ""
         if isinstance(r.get("ratio"), float):
-            ratio = f"{r['ratio']:.2f}" + (f" [{r['ratio_min']:.2f}..{r['ratio_max']:.2f}]"
-                                           if isinstance(r.get("ratio_min"), float) else "")
-        lines.append("| " + " | ".join(fmt(r.get(k)) for k in ("section", "case", "method", "px", "dtype", "channels_last",
-                                                              "metric", "value", "unit")) + f" | {ratio} | "
-                     + f"{fmt(r.get('target'))} | {fmt(r.get('met'))} |")
+            ratio = f"{r['ratio']:.2f}" + (
+                f" [{r['ratio_min']:.2f}..{r['ratio_max']:.2f}]" if isinstance(r.get("ratio_min"), float) else ""
+            )
+        lines.append(
+            "| "
+            + " | ".join(
+                fmt(r.get(k))
+                for k in ("section", "case", "method", "px", "dtype", "channels_last", "metric", "value", "unit")
+            )
+            + f" | {ratio} | "
+            + f"{fmt(r.get('target'))} | {fmt(r.get('met'))} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -553,7 +915,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, i.e. the cores)")
     ap.add_argument("--out", default=str(ROOT / "results" / "bench"), help="output folder (default results/bench)")
     ap.add_argument("--no-smoke", action="store_true", help="skip the smoke-suite timing")
-    ap.add_argument("--only", nargs="+", choices=["peak", "gatys", "e1", "fast", "smoke"], help="run these sections only")
+    ap.add_argument(
+        "--only", nargs="+", choices=["peak", "gatys", "e1", "fast", "smoke"], help="run these sections only"
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -19,6 +19,7 @@ compiler toolchain needed): the same sections and files, every row with dry_run=
 plumbing only; its numbers are not GPU numbers. Random weights (seeded) throughout: timings do not
 depend on the weights' values.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,17 @@ class Plan:
 
 
 FULL = Plan()
-DRY = Plan(gatys_px=32, gatys_steps=3, fast_sizes=((32, 2), (64, 1)), train_px=32, train_batch=2, train_steps=3,
-           band_until=2, e7_argv=("--profile", "smoke", "--steps", "2", "--size", "32"), compile_backend="eager")
+DRY = Plan(
+    gatys_px=32,
+    gatys_steps=3,
+    fast_sizes=((32, 2), (64, 1)),
+    train_px=32,
+    train_batch=2,
+    train_steps=3,
+    band_until=2,
+    e7_argv=("--profile", "smoke", "--steps", "2", "--size", "32"),
+    compile_backend="eager",
+)
 
 
 class GpuBench(Bench):
@@ -116,9 +126,18 @@ def check_bands(b: GpuBench, plan: Plan) -> None:
         steps = sorted(got)
         devs = bandtools.deviations(name, sc, got, steps=steps)
         worst = max(d["rel"] for d in devs)
-        b.add("bands", name, "max_rel_diff_vs_cpu_reference", worst, "rel", n=len(devs), target=f"<= {CUDA_REL_TOL:g}",
-              met=worst <= CUDA_REL_TOL, dtype="float32",
-              note=f"steps {steps[0]}..{steps[-1]}, {time.perf_counter() - t:.1f} s; CPU band rel_tol {sc['rel_tol']:g}")
+        b.add(
+            "bands",
+            name,
+            "max_rel_diff_vs_cpu_reference",
+            worst,
+            "rel",
+            n=len(devs),
+            target=f"<= {CUDA_REL_TOL:g}",
+            met=worst <= CUDA_REL_TOL,
+            dtype="float32",
+            note=f"steps {steps[0]}..{steps[-1]}, {time.perf_counter() - t:.1f} s; CPU band rel_tol {sc['rel_tol']:g}",
+        )
 
 
 def gatys_inputs(b: GpuBench, px: int):
@@ -134,8 +153,18 @@ def bench_gatys(b: GpuBench, plan: Plan) -> dict:
     out = {}
     for mode, (comp, allow) in GATYS_MODES.items():
         if comp.dtype == "bfloat16" and not b.bf16_ok:
-            b.add("gatys", f"upes {plan.gatys_steps} iterations", "seconds", "", "s", method=mode, px=plan.gatys_px,
-                  dtype=comp.dtype, met="not measured", note=b.bf16_why)
+            b.add(
+                "gatys",
+                f"upes {plan.gatys_steps} iterations",
+                "seconds",
+                "",
+                "s",
+                method=mode,
+                px=plan.gatys_px,
+                dtype=comp.dtype,
+                met="not measured",
+                note=b.bf16_why,
+            )
             continue
         for compiled in (False, True):
             tf32(allow)
@@ -153,11 +182,22 @@ def bench_gatys(b: GpuBench, plan: Plan) -> dict:
             secs = time.perf_counter() - t
             name = mode + ("-compiled" if compiled else "")
             out[name] = secs
-            b.add("gatys", f"upes {plan.gatys_steps} iterations", "seconds", secs, "s", method=name, px=plan.gatys_px,
-                  dtype=comp.dtype, channels_last=comp.channels_last, batch=1, n=plan.gatys_steps,
-                  note=f"tf32={allow}; warm-up run {warm:.1f} s (compile included)"
-                       + (f"; backend {plan.compile_backend}" if compiled else "")
-                       + f"; final total {res.final['total'][0]:.6g}")
+            b.add(
+                "gatys",
+                f"upes {plan.gatys_steps} iterations",
+                "seconds",
+                secs,
+                "s",
+                method=name,
+                px=plan.gatys_px,
+                dtype=comp.dtype,
+                channels_last=comp.channels_last,
+                batch=1,
+                n=plan.gatys_steps,
+                note=f"tf32={allow}; warm-up run {warm:.1f} s (compile included)"
+                + (f"; backend {plan.compile_backend}" if compiled else "")
+                + f"; final total {res.final['total'][0]:.6g}",
+            )
     tf32(False)
     return out
 
@@ -174,41 +214,98 @@ def bench_fast(b: GpuBench, plan: Plan, tmp: Path) -> dict:
         if b.bf16_ok:
             variants["bf16-cl"] = (net_cl, xcl, True)
         for name, (model, inp, bf16) in variants.items():
+
             def fwd(model=model, inp=inp, bf16=bf16):
                 with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                     return model(inp)
 
             ts = timeit(fwd, reps, b.sync)
             out[(px, name)] = med(ts)
-            b.add("fast", "hust transformer forward", "seconds", med(ts), "s", method=name, px=px,
-                  dtype="bfloat16" if bf16 else "float32", channels_last=name != "fp32", batch=1, n=len(ts),
-                  min=min(ts), max=max(ts), note="inference_mode, median after one warm-up")
-    preset = override_fast(get_fast_preset("hust"), steps=plan.train_steps, batch=plan.train_batch,
-                           size=plan.train_px, max_images=plan.train_batch * 4, checkpoint_every=10**6)
+            b.add(
+                "fast",
+                "hust transformer forward",
+                "seconds",
+                med(ts),
+                "s",
+                method=name,
+                px=px,
+                dtype="bfloat16" if bf16 else "float32",
+                channels_last=name != "fp32",
+                batch=1,
+                n=len(ts),
+                min=min(ts),
+                max=max(ts),
+                note="inference_mode, median after one warm-up",
+            )
+    preset = override_fast(
+        get_fast_preset("hust"),
+        steps=plan.train_steps,
+        batch=plan.train_batch,
+        size=plan.train_px,
+        max_images=plan.train_batch * 4,
+        checkpoint_every=10**6,
+    )
     vgg = load_backbone(preset.backbone, "random", seed=0)
-    train_transformer(preset, "mosaic", "coco100", tmp / "train", backbone=vgg, seed=0, device=str(dev),
-                      progress_every=0, log=lambda m: None)
+    train_transformer(
+        preset,
+        "mosaic",
+        "coco100",
+        tmp / "train",
+        backbone=vgg,
+        seed=0,
+        device=str(dev),
+        progress_every=0,
+        log=lambda m: None,
+    )
     with open(tmp / "train" / "loss.csv") as f:
         import csv
+
         s = [float(r["seconds"]) for r in csv.DictReader(f)]
     steps = [q - p for p, q in zip(s, s[1:])]  # the first step (decoding, autotuning) dropped
     ips = plan.train_batch / med(steps)
     out["train_ips"] = ips
-    b.add("fast", "hust training", "images_per_second", ips, "img/s", method="train_transformer fp32",
-          px=plan.train_px, dtype="float32", batch=plan.train_batch, n=len(steps),
-          note="coco100 (decoding included), as E2 trains; the trainer has no AMP path yet")
+    b.add(
+        "fast",
+        "hust training",
+        "images_per_second",
+        ips,
+        "img/s",
+        method="train_transformer fp32",
+        px=plan.train_px,
+        dtype="float32",
+        batch=plan.train_batch,
+        n=len(steps),
+        note="coco100 (decoding included), as E2 trains; the trainer has no AMP path yet",
+    )
     return out
 
 
 def run_e7(b: GpuBench, plan: Plan, tmp: Path) -> float:
-    cmd = [sys.executable, str(ROOT / "experiments" / "e7_upes.py"), *plan.e7_argv, "--weights", "random",
-           "--device", str(b.device), "--out", str(tmp / "e7"), "--force"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "experiments" / "e7_upes.py"),
+        *plan.e7_argv,
+        "--weights",
+        "random",
+        "--device",
+        str(b.device),
+        "--out",
+        str(tmp / "e7"),
+        "--force",
+    ]
     t = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NSTBENCH_OFFLINE": "1"})
     wall = time.perf_counter() - t
     tail = (p.stderr.strip().splitlines() or [""])[-1][:200]
-    b.add("e7", "e7_upes " + " ".join(plan.e7_argv), "wall_seconds", wall, "s", met=p.returncode == 0,
-          note="ok" if p.returncode == 0 else f"exit {p.returncode}: {tail}")
+    b.add(
+        "e7",
+        "e7_upes " + " ".join(plan.e7_argv),
+        "wall_seconds",
+        wall,
+        "s",
+        met=p.returncode == 0,
+        note="ok" if p.returncode == 0 else f"exit {p.returncode}: {tail}",
+    )
     if p.returncode == 0:
         m = json.loads((tmp / "e7" / "e7_upes" / "manifest.json").read_text())
         b.add("e7", "e7_upes", "manifest_wall_seconds", m["wall_seconds"], "s")
@@ -219,15 +316,19 @@ def estimate(b: GpuBench, plan: Plan, g: dict, fast: dict, e7: float) -> float:
     """Paper-profile hours from the measured parts: a Gatys iteration's time scales with the pixel
     count (batch included) from the measured fp32 eager 512 x 512 run (the experiments run fp32);
     training from the measured images/s (2 epochs of COCO per training)."""
-    it = g["fp32"] / plan.gatys_steps / (plan.gatys_px ** 2)  # seconds per iteration and pixel
+    it = g["fp32"] / plan.gatys_steps / (plan.gatys_px**2)  # seconds per iteration and pixel
     coco = COUNTS["epochs"] * COUNTS["coco_images"] / fast["train_ips"]  # one training, seconds
     parts = {  # experiment -> (seconds, how)
         "e1_tv_gamma": (1000 * 5 * 512 * 341 * it, "1000 iterations, 5 gammas as one batch, 512x341"),
         "e4_init": (COUNTS["e4_inits"] * 300 * 768 * 512 * it, "3 inits x 300 L-BFGS evaluations at 768x512"),
-        "e5_vgg_resnet": (COUNTS["e5_runs"] * 1000 * 512 * 384 * it, "10 runs x 1000 iterations at 512x384 (VGG19 "
-                                                                        "time for ResNet50 too: an upper bound)"),
-        "e6_timing": (sum(1010 * s * s * 2 / 3 for s in (256, 512, 1024)) * it, "1010 iterations at 256, 512, 1024 "
-                                                                                "long side (3:2)"),
+        "e5_vgg_resnet": (
+            COUNTS["e5_runs"] * 1000 * 512 * 384 * it,
+            "10 runs x 1000 iterations at 512x384 (VGG19 time for ResNet50 too: an upper bound)",
+        ),
+        "e6_timing": (
+            sum(1010 * s * s * 2 / 3 for s in (256, 512, 1024)) * it,
+            "1010 iterations at 256, 512, 1024 long side (3:2)",
+        ),
         "e7_upes": (e7, "measured" + (" (dry-run settings)" if b.dry_run else "")),
         "e2_fast_sweeps": (COUNTS["e2_trainings"] * coco, "5 trainings x 2 epochs of COCO train2014 at 256 px"),
         "e3_content_layer": (COUNTS["e3_trainings"] * coco, "5 trainings x 2 epochs of COCO train2014 at 256 px"),
@@ -235,18 +336,32 @@ def estimate(b: GpuBench, plan: Plan, g: dict, fast: dict, e7: float) -> float:
     for name, (secs, how) in parts.items():
         b.add("estimate", name, "seconds", secs, "s", note=how)
     no_coco = sum(s for n, (s, _) in parts.items() if n not in ("e2_fast_sweeps", "e3_content_layer"))
-    b.add("estimate", "paper profile without COCO training", "seconds", no_coco, "s", target="< 3600",
-          met=no_coco < 3600)
-    b.add("estimate", "paper profile with COCO training", "seconds", no_coco + parts["e2_fast_sweeps"][0]
-          + parts["e3_content_layer"][0], "s")
+    b.add(
+        "estimate", "paper profile without COCO training", "seconds", no_coco, "s", target="< 3600", met=no_coco < 3600
+    )
+    b.add(
+        "estimate",
+        "paper profile with COCO training",
+        "seconds",
+        no_coco + parts["e2_fast_sweeps"][0] + parts["e3_content_layer"][0],
+        "s",
+    )
     return no_coco
 
 
 def targets(b: GpuBench, g: dict, fast: dict, plan: Plan) -> None:
     bf = g.get("bf16-compiled", g.get("bf16"))
     best = min((v, k) for k, v in g.items() if k.startswith("bf16")) if bf is not None else None
-    b.add("target", f"{plan.gatys_steps} Gatys iterations at {plan.gatys_px} px (bf16)", "seconds",
-          best[0] if best else "", "s", method=best[1] if best else "", target="< 2", met=bool(best and best[0] < 2))
+    b.add(
+        "target",
+        f"{plan.gatys_steps} Gatys iterations at {plan.gatys_px} px (bf16)",
+        "seconds",
+        best[0] if best else "",
+        "s",
+        method=best[1] if best else "",
+        target="< 2",
+        met=bool(best and best[0] < 2),
+    )
     big = max(px for px, _ in plan.fast_sizes)
     t = min(v for k, v in fast.items() if isinstance(k, tuple) and k[0] == big)
     b.add("target", f"fast forward at {big} px", "seconds", t, "s", target="< 0.005", met=t < 0.005)
@@ -259,11 +374,14 @@ def markdown(rows: list[dict], prov: dict, wall: float, dry_run: bool) -> str:
     head = [f"# nstbench GPU check ({prov.get('device_name')}, {prov.get('device')})", ""]
     if dry_run:
         head += ["**DRY RUN** (CPU, tiny sizes, a few iterations): plumbing only, these are not GPU numbers.", ""]
-    head += [f"torch {prov.get('torch')}, commit {prov.get('commit')}{' (dirty)' if prov.get('dirty') else ''}, "
-             f"{prov.get('time_utc')}; wall time {wall:.0f} s; random (seeded) weights. Band tolerance on the "
-             f"device: {CUDA_REL_TOL:g} relative, fp32 with TF32 off.", "",
-             "| section | case | method | px | dtype | metric | value | unit | target | met | note |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    head += [
+        f"torch {prov.get('torch')}, commit {prov.get('commit')}{' (dirty)' if prov.get('dirty') else ''}, "
+        f"{prov.get('time_utc')}; wall time {wall:.0f} s; random (seeded) weights. Band tolerance on the "
+        f"device: {CUDA_REL_TOL:g} relative, fp32 with TF32 off.",
+        "",
+        "| section | case | method | px | dtype | metric | value | unit | target | met | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     keys = ("section", "case", "method", "px", "dtype", "metric", "value", "unit", "target", "met", "note")
     return "\n".join(head + ["| " + " | ".join(fmt(r.get(k)) for k in keys) + " |" for r in rows]) + "\n"
 

@@ -13,6 +13,7 @@ style_loss, ssim_content, ...; claim C1), curves.csv (per iteration and gamma), 
 (azimuthally averaged power spectra), grid.png, spectra.png, radial_spectrum.png, curves.png,
 outputs/gamma_<g>.png, manifest.json.
 """
+
 from __future__ import annotations
 
 import sys
@@ -54,8 +55,21 @@ GAMMAS = (0.0, 1.0, 10.0, 100.0, 1000.0)  # report shows 0, 10, 100; EXPERIMENTS
 CONTENT, STYLE = "hust_cat", "hust_picasso"  # the HUST repository: cat.jpg, picasso.jpg
 HF_RADIUS = 0.25  # cycles/pixel (half Nyquist), metrics.high_frequency_fraction's default
 
-TABLE_COLUMNS = ["gamma", "hf_fraction", "tv", "tv_loss", "content_loss", "style_loss", "total_loss",
-                 "ssim_content", "psnr_content", "lpips_content", "height", "width", "steps"]
+TABLE_COLUMNS = [
+    "gamma",
+    "hf_fraction",
+    "tv",
+    "tv_loss",
+    "content_loss",
+    "style_loss",
+    "total_loss",
+    "ssim_content",
+    "psnr_content",
+    "lpips_content",
+    "height",
+    "width",
+    "steps",
+]
 CURVE_COLUMNS = ["gamma", "step", "total", "content", "style", "tv", "seconds"]
 RADIAL_COLUMNS = ["image", "gamma", "freq", "power"]
 
@@ -67,8 +81,17 @@ def compute(exp: Experiment, preset) -> None:
     tag = exp.tag(preset.backbone)
     h, w = content.shape[-2:]
     print(f"[{NAME}] {len(GAMMAS)} gammas as one batch, {w}x{h} px, {preset.steps} steps", file=sys.stderr, flush=True)
-    result = run_preset(preset, content, style, vgg, seed=exp.seed, batch=len(GAMMAS), gamma=list(GAMMAS),
-                        progress_every=exp.progress_every, label=NAME)
+    result = run_preset(
+        preset,
+        content,
+        style,
+        vgg,
+        seed=exp.seed,
+        batch=len(GAMMAS),
+        gamma=list(GAMMAS),
+        progress_every=exp.progress_every,
+        label=NAME,
+    )
     out = result.image.clamp(0, 1)  # the preset's space is unit and it clamps: already in [0, 1]
 
     hf = metrics.high_frequency_fraction(out, HF_RADIUS).tolist()
@@ -76,43 +99,72 @@ def compute(exp: Experiment, preset) -> None:
     quality = exp.content_quality(out, content)
     rows = []
     for i, g in enumerate(GAMMAS):
-        rows.append({**tag, "gamma": g, "hf_fraction": hf[i], "tv": tv[i], "tv_loss": result.final["tv"][i],
-                     "content_loss": result.final["content"][i], "style_loss": result.final["style"][i],
-                     "total_loss": result.final["total"][i], **quality[i], "height": h, "width": w,
-                     "steps": preset.steps})
-        exp.image(out[i:i + 1], f"outputs/gamma_{g:g}.png")
+        rows.append(
+            {
+                **tag,
+                "gamma": g,
+                "hf_fraction": hf[i],
+                "tv": tv[i],
+                "tv_loss": result.final["tv"][i],
+                "content_loss": result.final["content"][i],
+                "style_loss": result.final["style"][i],
+                "total_loss": result.final["total"][i],
+                **quality[i],
+                "height": h,
+                "width": w,
+                "steps": preset.steps,
+            }
+        )
+        exp.image(out[i : i + 1], f"outputs/gamma_{g:g}.png")
     exp.write_csv("table.csv", rows, TABLE_COLUMNS)
-    curves = [{**tag, "gamma": GAMMAS[r["image"]], **{k: r[k] for k in CURVE_COLUMNS if k in r}}
-              for r in result.history]
+    curves = [
+        {**tag, "gamma": GAMMAS[r["image"]], **{k: r[k] for k in CURVE_COLUMNS if k in r}} for r in result.history
+    ]
     exp.write_csv("curves.csv", curves, CURVE_COLUMNS)
     exp.record("content_hf_fraction", float(metrics.high_frequency_fraction(content, HF_RADIUS)[0]))
     exp.record("content_tv", float(metrics.total_variation(content)[0]))
 
     freqs, power = metrics.radial_spectrum(out)
     _, power_c = metrics.radial_spectrum(content)
-    radial = [{**tag, "image": "content", "gamma": float("nan"), "freq": f, "power": p}
-              for f, p in zip(freqs.tolist(), power_c[0].tolist())]
+    radial = [
+        {**tag, "image": "content", "gamma": float("nan"), "freq": f, "power": p}
+        for f, p in zip(freqs.tolist(), power_c[0].tolist())
+    ]
     for i, g in enumerate(GAMMAS):
-        radial += [{**tag, "image": f"gamma={g:g}", "gamma": g, "freq": f, "power": p}
-                   for f, p in zip(freqs.tolist(), power[i].tolist())]
+        radial += [
+            {**tag, "image": f"gamma={g:g}", "gamma": g, "freq": f, "power": p}
+            for f, p in zip(freqs.tolist(), power[i].tolist())
+        ]
     exp.write_csv("radial.csv", radial, RADIAL_COLUMNS)
 
     figures(exp, content, style, out, freqs, power, power_c, rows, curves)
     exp.claim("C1", "table.csv")
     exp.note(f"profile {exp.profile_label}: {w}x{h} px and {preset.steps} iterations (report: long side 512, 1000)")
-    exp.note("hust preset: the report's losses with the repository notebook's optimiser (Keras Adam lr 0.01, "
-             "beta1 0.9, epsilon 0.1 in TensorFlow form) and clipping to [0, 1] (see presets.py, hust-code)")
-    exp.note(f"images {CONTENT} / {STYLE}: the HUST repository's cat.jpg and picasso.jpg. The sweep runs on the "
-             "hust preset (the report, with its TV term); hust-code, the repository's earlier notebook, has none")
-    exp.note(f"hf_fraction: share of non-DC luma power above {HF_RADIUS} cycles/pixel; tv: L1 TV per pixel "
-             "(metrics.total_variation); tv_loss: the optimised l1_sum term; losses unweighted, report formulas")
+    exp.note(
+        "hust preset: the report's losses with the repository notebook's optimiser (Keras Adam lr 0.01, "
+        "beta1 0.9, epsilon 0.1 in TensorFlow form) and clipping to [0, 1] (see presets.py, hust-code)"
+    )
+    exp.note(
+        f"images {CONTENT} / {STYLE}: the HUST repository's cat.jpg and picasso.jpg. The sweep runs on the "
+        "hust preset (the report, with its TV term); hust-code, the repository's earlier notebook, has none"
+    )
+    exp.note(
+        f"hf_fraction: share of non-DC luma power above {HF_RADIUS} cycles/pixel; tv: L1 TV per pixel "
+        "(metrics.total_variation); tv_loss: the optimised l1_sum term; losses unweighted, report formulas"
+    )
 
 
 def figures(exp, content, style, out, freqs, power, power_c, rows, curves) -> None:
     plt = pyplot()
     n = len(GAMMAS)
-    exp.panels("grid.png", f"TV weight sweep ({n} gammas, one batch)", [("content", content), ("style", style)] + [
-        (f"gamma={g:g}\nSSIM {r['ssim_content']:.2f}", out[i:i + 1]) for i, (g, r) in enumerate(zip(GAMMAS, rows))])
+    exp.panels(
+        "grid.png",
+        f"TV weight sweep ({n} gammas, one batch)",
+        [("content", content), ("style", style)]
+        + [
+            (f"gamma={g:g}\nSSIM {r['ssim_content']:.2f}", out[i : i + 1]) for i, (g, r) in enumerate(zip(GAMMAS, rows))
+        ],
+    )
 
     amp = metrics.fft_log_amplitude(out).cpu().numpy()
     amp_c = metrics.fft_log_amplitude(content).cpu().numpy()[0]
@@ -150,8 +202,7 @@ def figures(exp, content, style, out, freqs, power, power_c, rows, curves) -> No
 def _main(argv: list[str] | None) -> None:
     exp = Experiment(SPEC, __file__, __doc__, argv)
     preset = override(HUST, steps=exp.profile.steps, size=exp.profile.size)
-    exp.settings.update(preset=preset, content=CONTENT, style=STYLE, gammas=GAMMAS, hf_radius=HF_RADIUS,
-                        batched=True)
+    exp.settings.update(preset=preset, content=CONTENT, style=STYLE, gammas=GAMMAS, hf_radius=HF_RADIUS, batched=True)
     exp.run(lambda e: compute(e, preset))
 
 

@@ -24,6 +24,7 @@ outputs/lc<lambda_c>_ls<lambda_s>.png, manifest.json. The training runs (checkpo
 temporary folder and are deleted after each training. Each training is a unit (`train_point`):
 under --executor local|slurm the five are submitted as jobs.
 """
+
 from __future__ import annotations
 
 import sys
@@ -56,15 +57,18 @@ class Profile:
 
 PROFILES = {
     # plumbing only: 4 steps of batch 2 on 8 images at 32 px
-    "smoke": Profile(size=32, steps=None, epochs=1, batch=2, max_images=8, eval_size=64, data="coco100",
-                     progress_every=0),
+    "smoke": Profile(
+        size=32, steps=None, epochs=1, batch=2, max_images=8, eval_size=64, data="coco100", progress_every=0
+    ),
     # 4 epochs of the 100 COCO images at 64 px, batch 4: 100 steps per network (the source's batch 8
     # would halve the number of updates), about 1 CPU-minute per network
-    "cpu": Profile(size=64, steps=None, epochs=4, batch=4, max_images=None, eval_size=128, data="coco100",
-                   progress_every=25),
+    "cpu": Profile(
+        size=64, steps=None, epochs=4, batch=4, max_images=None, eval_size=128, data="coco100", progress_every=25
+    ),
     # report 3.2: COCO train2014 (82,783 images) at 256 x 256, batch 8, 2 epochs (20,694 steps)
-    "paper": Profile(size=256, steps=None, epochs=2, batch=8, max_images=None, eval_size=512, data=None,
-                     progress_every=500),
+    "paper": Profile(
+        size=256, steps=None, epochs=2, batch=8, max_images=None, eval_size=512, data=None, progress_every=500
+    ),
 }
 CONTENT, STYLE = "chelsea", "mosaic"  # report: the cat photo; its sweep models used the mosaic style
 LAMBDA_C = (0.5, 2.0, 8.0)  # report 3.2, at lambda_s = 40
@@ -85,10 +89,30 @@ SPEC = Spec(
 )
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run (paper runs have 20k)
 
-TABLE_COLUMNS = ["sweep", "lambda_c", "lambda_s", "lambda_tv", "ssim_content", "psnr_content", "lpips_content",
-                 "content_loss", "style_loss", "tv_loss", "style_distance", "judge", "judge_weights",
-                 "colour_artifact_index", "train_steps", "train_images", "train_seconds", "first_total",
-                 "last_total", "height", "width", "output"]
+TABLE_COLUMNS = [
+    "sweep",
+    "lambda_c",
+    "lambda_s",
+    "lambda_tv",
+    "ssim_content",
+    "psnr_content",
+    "lpips_content",
+    "content_loss",
+    "style_loss",
+    "tv_loss",
+    "style_distance",
+    "judge",
+    "judge_weights",
+    "colour_artifact_index",
+    "train_steps",
+    "train_images",
+    "train_seconds",
+    "first_total",
+    "last_total",
+    "height",
+    "width",
+    "output",
+]
 CURVE_COLUMNS = ["run", "lambda_c", "lambda_s", "step", "epoch", "total", "content", "style", "tv", "seconds"]
 
 
@@ -113,8 +137,15 @@ def training_preset(profile: Profile):
         style_size = max(32, round((FAST_HUST.style_size or native) * profile.size / FAST_HUST.size))
     # checkpoint only at the end: the runs live in the temp folder and cannot be resumed anyway,
     # and intermediate checkpoints would add their write time to the training seconds
-    return override_fast(FAST_HUST, **length, batch=profile.batch, size=profile.size, max_images=profile.max_images,
-                    style_size=style_size, checkpoint_every=10**9)
+    return override_fast(
+        FAST_HUST,
+        **length,
+        batch=profile.batch,
+        size=profile.size,
+        max_images=profile.max_images,
+        style_size=style_size,
+        checkpoint_every=10**9,
+    )
 
 
 def train_point(exp: Experiment, lc: float, ls: float) -> dict:
@@ -124,11 +155,22 @@ def train_point(exp: Experiment, lc: float, ls: float) -> dict:
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
     p = override_fast(preset, content_weight=lc, style_weight=ls)
-    print(f"[{NAME}] training {name}: lambda_c={lc:g} lambda_s={ls:g} lambda_tv={p.loss.gamma:g}",
-          file=sys.stderr, flush=True)
-    run = train_and_apply_unit(p, STYLE, exp.profile.data, content, style_train, backbone=exp.backbone(p.backbone),
-                               seed=exp.seed, progress_every=exp.progress_every,
-                               log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True))
+    print(
+        f"[{NAME}] training {name}: lambda_c={lc:g} lambda_s={ls:g} lambda_tv={p.loss.gamma:g}",
+        file=sys.stderr,
+        flush=True,
+    )
+    run = train_and_apply_unit(
+        p,
+        STYLE,
+        exp.profile.data,
+        content,
+        style_train,
+        backbone=exp.backbone(p.backbone),
+        seed=exp.seed,
+        progress_every=exp.progress_every,
+        log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True),
+    )
     return run | {"gamma": p.loss.gamma, "batch": p.batch}
 
 
@@ -148,20 +190,32 @@ def compute(exp: Experiment, preset, data: str) -> None:
         out, terms, rec, loss = unit["image"].to(exp.device), unit["terms"], unit["record"], unit["loss"]
         exp.image(out, f"outputs/{name}.png")
         results[(lc, ls)] = {
-            "lambda_c": lc, "lambda_s": ls, "lambda_tv": unit["gamma"],
+            "lambda_c": lc,
+            "lambda_s": ls,
+            "lambda_tv": unit["gamma"],
             **exp.content_quality(out, content)[0],
-            "content_loss": terms["content"], "style_loss": terms["style"], "tv_loss": terms["tv"],
+            "content_loss": terms["content"],
+            "style_loss": terms["style"],
+            "tv_loss": terms["tv"],
             "style_distance": float(style_distance(out)[0]),
-            "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
+            "judge": JUDGE,
+            "judge_weights": exp.weights_kind(JUDGE),
             "colour_artifact_index": float(metrics.colour_artifact_index(out, content)[0]),
-            "train_steps": rec["steps_done"], "train_images": rec["steps_done"] * unit["batch"],
+            "train_steps": rec["steps_done"],
+            "train_images": rec["steps_done"] * unit["batch"],
             # loss.csv's clock stops before the final checkpoint is written: training time only
             "train_seconds": float(loss["seconds"].iloc[-1]),
-            "first_total": float(loss["total"].iloc[0]), "last_total": float(loss["total"].iloc[-1]),
-            "height": h, "width": w, "output": f"outputs/{name}.png", "image": out.cpu(),
+            "first_total": float(loss["total"].iloc[0]),
+            "last_total": float(loss["total"].iloc[-1]),
+            "height": h,
+            "width": w,
+            "output": f"outputs/{name}.png",
+            "image": out.cpu(),
         }
-        curves += [{**tag, "run": name, "lambda_c": lc, "lambda_s": ls, **r}
-                   for r in thin_curve(loss, CURVE_ROWS).to_dict("records")]
+        curves += [
+            {**tag, "run": name, "lambda_c": lc, "lambda_s": ls, **r}
+            for r in thin_curve(loss, CURVE_ROWS).to_dict("records")
+        ]
         if k == 0:
             exp.record("training_data", rec["data"])
 
@@ -174,39 +228,55 @@ def compute(exp: Experiment, preset, data: str) -> None:
     exp.claim("C3", "table.csv", where="sweep == 'lambda_s'")
 
     steps = results[(BASE_C, BASE_S)]["train_steps"]
-    exp.note(f"profile {exp.profile_label}: {len(pts)} networks, each {steps} steps of batch {preset.batch} at "
-             f"{preset.size} x {preset.size} px on {data} (report: 2 epochs of COCO train2014, 82,783 images at "
-             f"256 x 256, batch 8); the style image at "
-             f"{'its own size' if preset.style_size is None else f'long side {preset.style_size} px'}; "
-             f"the cat stylised at {w}x{h} px")
-    exp.note("every network starts from the same seeded initialisation and sees the same batches; lambda_tv = "
-             f"{preset.loss.gamma:g} throughout. Loss terms as the notebook (mean squared errors, Gram / (C H W), "
-             "TV per pixel on 0..255 outputs summed over the batch); see nstbench/presets.py and perceptual.py")
-    exp.note(f"style_distance: metrics.style_distance in {JUDGE} {'/'.join(JUDGE_LAYERS)} (relative Gram distance "
-             "to the style image at the output's size), a network none of the runs trained with; content_loss, "
-             "style_loss, tv_loss: the training loss terms (unweighted) on the cat")
+    exp.note(
+        f"profile {exp.profile_label}: {len(pts)} networks, each {steps} steps of batch {preset.batch} at "
+        f"{preset.size} x {preset.size} px on {data} (report: 2 epochs of COCO train2014, 82,783 images at "
+        f"256 x 256, batch 8); the style image at "
+        f"{'its own size' if preset.style_size is None else f'long side {preset.style_size} px'}; "
+        f"the cat stylised at {w}x{h} px"
+    )
+    exp.note(
+        "every network starts from the same seeded initialisation and sees the same batches; lambda_tv = "
+        f"{preset.loss.gamma:g} throughout. Loss terms as the notebook (mean squared errors, Gram / (C H W), "
+        "TV per pixel on 0..255 outputs summed over the batch); see nstbench/presets.py and perceptual.py"
+    )
+    exp.note(
+        f"style_distance: metrics.style_distance in {JUDGE} {'/'.join(JUDGE_LAYERS)} (relative Gram distance "
+        "to the style image at the output's size), a network none of the runs trained with; content_loss, "
+        "style_loss, tv_loss: the training loss terms (unweighted) on the cat"
+    )
     if exp.weights_kind(preset.backbone) != "imagenet":
-        exp.note("random loss-network weights: the perceptual terms carry no image semantics, and with the "
-                 "report's weights the TV term (lambda_tv = 200) tends to dominate, so outputs drift towards "
-                 "flat images; this tests the pipeline, not the report's observation")
+        exp.note(
+            "random loss-network weights: the perceptual terms carry no image semantics, and with the "
+            "report's weights the TV term (lambda_tv = 200) tends to dominate, so outputs drift towards "
+            "flat images; this tests the pipeline, not the report's observation"
+        )
     cfg = network_config(preset)
     left = (1 - cfg.norm_momentum) ** steps  # share of the initial running statistics still in them
     if cfg.norm == "batch" and left >= 0.01:
-        exp.note(f"the {cfg.name} network's batch norm has momentum {cfg.norm_momentum:g} (PyTorch convention): "
-                 f"after {steps} steps its running statistics, which eval mode uses on the cat, still hold "
-                 f"{left:.0%} of their initial values (mean 0, variance 1), so short profiles stylise with "
-                 "partly untrained statistics")
+        exp.note(
+            f"the {cfg.name} network's batch norm has momentum {cfg.norm_momentum:g} (PyTorch convention): "
+            f"after {steps} steps its running statistics, which eval mode uses on the cat, still hold "
+            f"{left:.0%} of their initial values (mean 0, variance 1), so short profiles stylise with "
+            "partly untrained statistics"
+        )
 
 
 def figures(exp, content, style, results, curves) -> None:
     def label(r, key):
-        return (f"{key}={r[key]:g}\nSSIM {r['ssim_content']:.2f}, style dist {r['style_distance']:.2f}")
+        return f"{key}={r[key]:g}\nSSIM {r['ssim_content']:.2f}, style dist {r['style_distance']:.2f}"
 
     given = [("content", content), ("style", style)]
-    exp.panels("grid_lambda_c.png", f"lambda_c sweep (lambda_s={BASE_S:g})",
-               given + [(label(results[(lc, BASE_S)], "lambda_c"), results[(lc, BASE_S)]["image"]) for lc in LAMBDA_C])
-    exp.panels("grid_lambda_s.png", f"lambda_s sweep (lambda_c={BASE_C:g})",
-               given + [(label(results[(BASE_C, ls)], "lambda_s"), results[(BASE_C, ls)]["image"]) for ls in LAMBDA_S])
+    exp.panels(
+        "grid_lambda_c.png",
+        f"lambda_c sweep (lambda_s={BASE_S:g})",
+        given + [(label(results[(lc, BASE_S)], "lambda_c"), results[(lc, BASE_S)]["image"]) for lc in LAMBDA_C],
+    )
+    exp.panels(
+        "grid_lambda_s.png",
+        f"lambda_s sweep (lambda_c={BASE_C:g})",
+        given + [(label(results[(BASE_C, ls)], "lambda_s"), results[(BASE_C, ls)]["image"]) for ls in LAMBDA_S],
+    )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name in dict.fromkeys(c["run"] for c in curves):
@@ -224,8 +294,16 @@ def _main(argv: list[str] | None) -> None:
     if data is None:
         raise NstbenchError(f"the {exp.profile_name} profile trains on COCO train2014: pass --data. {COCO_HELP}")
     preset = training_preset(exp.profile)
-    exp.settings.update(preset=preset, data=data, content=CONTENT, style=STYLE, lambda_c=LAMBDA_C,
-                        lambda_s=LAMBDA_S, judge=JUDGE, judge_layers=JUDGE_LAYERS)
+    exp.settings.update(
+        preset=preset,
+        data=data,
+        content=CONTENT,
+        style=STYLE,
+        lambda_c=LAMBDA_C,
+        lambda_s=LAMBDA_S,
+        judge=JUDGE,
+        judge_layers=JUDGE_LAYERS,
+    )
     exp.run(lambda e: compute(e, preset, data))
 
 

@@ -26,6 +26,7 @@ ssim_content as the quality), curves.csv (training loss per step, thinned to at 
 run), grid_content_layer.png, grid_batch_size.png, curves.png, outputs/<layer>_b<batch>.png,
 manifest.json. The training runs (checkpoints) live in the run's temp folder and are deleted.
 """
+
 from __future__ import annotations
 
 import sys
@@ -58,17 +59,41 @@ class Profile:
 
 PROFILES = {
     # plumbing only: 8 images at 32 px, one epoch (4, 2 and 1 steps)
-    "smoke": Profile(size=32, steps=None, epochs=1, batch_sizes=(2, 4, 8), max_images=8, eval_size=64,
-                     data="coco100", progress_every=0),
+    "smoke": Profile(
+        size=32,
+        steps=None,
+        epochs=1,
+        batch_sizes=(2, 4, 8),
+        max_images=8,
+        eval_size=64,
+        data="coco100",
+        progress_every=0,
+    ),
     # 96 COCO images (divisible by every batch size: no image dropped) at 64 px, 4 epochs: 384
     # images per run (192, 96 and 48 steps), about 50 CPU-seconds per run
-    "cpu": Profile(size=64, steps=None, epochs=4, batch_sizes=(2, 4, 8), max_images=96, eval_size=128,
-                   data="coco100", progress_every=48),
+    "cpu": Profile(
+        size=64,
+        steps=None,
+        epochs=4,
+        batch_sizes=(2, 4, 8),
+        max_images=96,
+        eval_size=128,
+        data="coco100",
+        progress_every=48,
+    ),
     # paper sec. 4.1: 256 x 256 COCO, batch 4, 40,000 iterations (~2 epochs); here 2 epochs for every
     # run (41,391 steps at batch 4) so all batch sizes see the same images. Batch sizes 4, 8, 16:
     # the NYU report does not name its sizes (our choice: the paper's 4 and two doublings)
-    "paper": Profile(size=256, steps=None, epochs=2, batch_sizes=(4, 8, 16), max_images=None, eval_size=512,
-                     data=None, progress_every=1000),
+    "paper": Profile(
+        size=256,
+        steps=None,
+        epochs=2,
+        batch_sizes=(4, 8, 16),
+        max_images=None,
+        eval_size=512,
+        data=None,
+        progress_every=1000,
+    ),
 }
 CONTENT, STYLE = "chelsea", "mosaic"  # report Fig. 6/7: the cat; its style is not named (mosaic: Johnson's example)
 LAYERS = ("relu2_2", "relu3_3", "relu4_3")  # report 4.2 / paper Fig. 3
@@ -88,10 +113,32 @@ SPEC = Spec(
 )
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run
 
-TABLE_COLUMNS = ["sweep", "content_layer", "batch_size", "colour_artifact_index", "ssim_content", "psnr_content",
-                 "lpips_content", "style_distance", "judge", "judge_weights", "style_loss", "seconds_per_epoch",
-                 "seconds_per_step", "images_per_second", "train_seconds", "train_steps", "train_images",
-                 "images_per_epoch", "epochs", "first_total", "last_total", "height", "width", "output"]
+TABLE_COLUMNS = [
+    "sweep",
+    "content_layer",
+    "batch_size",
+    "colour_artifact_index",
+    "ssim_content",
+    "psnr_content",
+    "lpips_content",
+    "style_distance",
+    "judge",
+    "judge_weights",
+    "style_loss",
+    "seconds_per_epoch",
+    "seconds_per_step",
+    "images_per_second",
+    "train_seconds",
+    "train_steps",
+    "train_images",
+    "images_per_epoch",
+    "epochs",
+    "first_total",
+    "last_total",
+    "height",
+    "width",
+    "output",
+]
 CURVE_COLUMNS = ["run", "content_layer", "batch_size", "step", "epoch", "total", "content", "style", "tv", "seconds"]
 
 
@@ -114,8 +161,14 @@ def training_preset(profile: Profile):
         native = max(load_image(STYLE, Resize()).shape[-2:])
         style_size = max(32, round((FAST_JOHNSON2016.style_size or native) * profile.size / FAST_JOHNSON2016.size))
     # checkpoint only at the end: intermediate checkpoint writes would count as training time
-    return override_fast(FAST_JOHNSON2016, **length, size=profile.size, max_images=profile.max_images,
-                    style_size=style_size, checkpoint_every=10**9)
+    return override_fast(
+        FAST_JOHNSON2016,
+        **length,
+        size=profile.size,
+        max_images=profile.max_images,
+        style_size=style_size,
+        checkpoint_every=10**9,
+    )
 
 
 def with_content_layer(preset, layer: str):
@@ -130,9 +183,17 @@ def train_point(exp: Experiment, layer: str, batch: int) -> dict:
     style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
     p = override_fast(with_content_layer(preset, layer), batch=batch)
     print(f"[{NAME}] training {name}: content {layer}, batch {batch}", file=sys.stderr, flush=True)
-    return train_and_apply_unit(p, STYLE, exp.profile.data, content, style_train, backbone=exp.backbone(p.backbone),
-                                seed=exp.seed, progress_every=exp.progress_every,
-                                log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True))
+    return train_and_apply_unit(
+        p,
+        STYLE,
+        exp.profile.data,
+        content,
+        style_train,
+        backbone=exp.backbone(p.backbone),
+        seed=exp.seed,
+        progress_every=exp.progress_every,
+        log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True),
+    )
 
 
 def compute(exp: Experiment, preset, data: str) -> None:
@@ -144,10 +205,14 @@ def compute(exp: Experiment, preset, data: str) -> None:
     h, w = content.shape[-2:]
     results, curves = {}, []
     pts = points(exp.profile)
-    runs = exp.map_units(train_point, {run_name(layer, batch): {"layer": layer, "batch": batch} for layer, batch in pts})
+    runs = exp.map_units(
+        train_point, {run_name(layer, batch): {"layer": layer, "batch": batch} for layer, batch in pts}
+    )
     if exp.jobs.executor != "inline":  # C5's time half compares the runs' seconds
-        exp.note(f"the trainings ran as separate {exp.jobs.executor} jobs: their seconds per epoch are comparable "
-                 "only where the jobs had the same hardware and no job slowed another (local jobs share the cores)")
+        exp.note(
+            f"the trainings ran as separate {exp.jobs.executor} jobs: their seconds per epoch are comparable "
+            "only where the jobs had the same hardware and no job slowed another (local jobs share the cores)"
+        )
     for k, (layer, batch) in enumerate(pts):
         name = run_name(layer, batch)
         unit = runs[name]
@@ -158,20 +223,33 @@ def compute(exp: Experiment, preset, data: str) -> None:
         per_epoch = rec["data"]["batches_per_epoch"] * batch  # the incomplete last batch is dropped
         seconds = float(loss["seconds"].iloc[-1])  # loss.csv's clock: the training loop, no checkpoint writes
         results[(layer, batch)] = {
-            "content_layer": layer, "batch_size": batch,
+            "content_layer": layer,
+            "batch_size": batch,
             "colour_artifact_index": float(metrics.colour_artifact_index(out, content)[0]),
             **exp.content_quality(out, content)[0],
             "style_distance": float(style_distance(out)[0]),
-            "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
+            "judge": JUDGE,
+            "judge_weights": exp.weights_kind(JUDGE),
             "style_loss": terms["style"],
-            "seconds_per_epoch": seconds * per_epoch / images, "seconds_per_step": seconds / steps,
-            "images_per_second": images / seconds, "train_seconds": seconds, "train_steps": steps,
-            "train_images": images, "images_per_epoch": per_epoch, "epochs": images / per_epoch,
-            "first_total": float(loss["total"].iloc[0]), "last_total": float(loss["total"].iloc[-1]),
-            "height": h, "width": w, "output": f"outputs/{name}.png", "image": out.cpu(),
+            "seconds_per_epoch": seconds * per_epoch / images,
+            "seconds_per_step": seconds / steps,
+            "images_per_second": images / seconds,
+            "train_seconds": seconds,
+            "train_steps": steps,
+            "train_images": images,
+            "images_per_epoch": per_epoch,
+            "epochs": images / per_epoch,
+            "first_total": float(loss["total"].iloc[0]),
+            "last_total": float(loss["total"].iloc[-1]),
+            "height": h,
+            "width": w,
+            "output": f"outputs/{name}.png",
+            "image": out.cpu(),
         }
-        curves += [{**tag, "run": name, "content_layer": layer, "batch_size": batch, **r}
-                   for r in thin_curve(loss, CURVE_ROWS).to_dict("records")]
+        curves += [
+            {**tag, "run": name, "content_layer": layer, "batch_size": batch, **r}
+            for r in thin_curve(loss, CURVE_ROWS).to_dict("records")
+        ]
         if k == 0:
             exp.record("training_data", rec["data"])
 
@@ -184,33 +262,52 @@ def compute(exp: Experiment, preset, data: str) -> None:
     exp.claim("C5", "table.csv", where="sweep == 'batch_size'")
 
     base = results[(BASE_LAYER, BASE_BATCH)]
-    exp.note(f"profile {exp.profile_label}: {len(pts)} networks at {preset.size} x {preset.size} px on {data}, "
-             f"{base['epochs']:g} epoch(s) of {base['images_per_epoch']} images each ({base['train_steps']} steps at "
-             f"batch {BASE_BATCH}); paper: 40,000 iterations of batch 4 (~2 epochs of COCO train2014) at 256 x 256. "
-             f"Style image at {'its own size' if preset.style_size is None else f'long side {preset.style_size} px'}; "
-             f"the cat stylised at {w}x{h} px")
-    exp.note(f"batch sizes {', '.join(map(str, exp.profile.batch_sizes))} at content {BASE_LAYER}: the NYU report "
-             "does not name its batch sizes. seconds_per_epoch = training-loop seconds x images per epoch / images "
-             "processed, measured on this machine while it may be shared (C5 allows 15% spread)")
-    exp.note("loss weights: lambda_c 1, lambda_s 5, lambda_tv 1e-6 (Johnson's code defaults; the paper gives none), "
-             "unchanged across content layers, so the content term's scale differs between layers as in the report")
-    exp.note(f"colour_artifact_index: metrics.colour_artifact_index (mean low-passed a*b* distance to the content, "
-             f"sigma 4 px, CIE Lab); style_distance in {JUDGE} {'/'.join(JUDGE_LAYERS)}, a network no run trained with")
+    exp.note(
+        f"profile {exp.profile_label}: {len(pts)} networks at {preset.size} x {preset.size} px on {data}, "
+        f"{base['epochs']:g} epoch(s) of {base['images_per_epoch']} images each ({base['train_steps']} steps at "
+        f"batch {BASE_BATCH}); paper: 40,000 iterations of batch 4 (~2 epochs of COCO train2014) at 256 x 256. "
+        f"Style image at {'its own size' if preset.style_size is None else f'long side {preset.style_size} px'}; "
+        f"the cat stylised at {w}x{h} px"
+    )
+    exp.note(
+        f"batch sizes {', '.join(map(str, exp.profile.batch_sizes))} at content {BASE_LAYER}: the NYU report "
+        "does not name its batch sizes. seconds_per_epoch = training-loop seconds x images per epoch / images "
+        "processed, measured on this machine while it may be shared (C5 allows 15% spread)"
+    )
+    exp.note(
+        "loss weights: lambda_c 1, lambda_s 5, lambda_tv 1e-6 (Johnson's code defaults; the paper gives none), "
+        "unchanged across content layers, so the content term's scale differs between layers as in the report"
+    )
+    exp.note(
+        f"colour_artifact_index: metrics.colour_artifact_index (mean low-passed a*b* distance to the content, "
+        f"sigma 4 px, CIE Lab); style_distance in {JUDGE} {'/'.join(JUDGE_LAYERS)}, a network no run trained with"
+    )
     if exp.weights_kind(preset.backbone) != "imagenet":
-        exp.note("random loss-network weights: the perceptual terms carry no image semantics; this tests the "
-                 "pipeline, not the report's observations")
+        exp.note(
+            "random loss-network weights: the perceptual terms carry no image semantics; this tests the "
+            "pipeline, not the report's observations"
+        )
 
 
 def figures(exp, content, style, results, curves) -> None:
     given = [("content", content), ("style", style)]
     by_layer = [results[(layer, BASE_BATCH)] for layer in LAYERS]
     by_batch = [results[(BASE_LAYER, b)] for b in exp.profile.batch_sizes]
-    exp.panels("grid_content_layer.png", f"content layer (batch {BASE_BATCH})",
-               given + [(f"{r['content_layer']}\ncolour artifact {r['colour_artifact_index']:.2f}", r["image"])
-                        for r in by_layer])
-    exp.panels("grid_batch_size.png", f"batch size (content {BASE_LAYER})",
-               given + [(f"batch {r['batch_size']}\nSSIM {r['ssim_content']:.2f}, {r['seconds_per_epoch']:.3g} s/epoch",
-                         r["image"]) for r in by_batch])
+    exp.panels(
+        "grid_content_layer.png",
+        f"content layer (batch {BASE_BATCH})",
+        given
+        + [(f"{r['content_layer']}\ncolour artifact {r['colour_artifact_index']:.2f}", r["image"]) for r in by_layer],
+    )
+    exp.panels(
+        "grid_batch_size.png",
+        f"batch size (content {BASE_LAYER})",
+        given
+        + [
+            (f"batch {r['batch_size']}\nSSIM {r['ssim_content']:.2f}, {r['seconds_per_epoch']:.3g} s/epoch", r["image"])
+            for r in by_batch
+        ],
+    )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name in dict.fromkeys(c["run"] for c in curves):
@@ -230,8 +327,16 @@ def _main(argv: list[str] | None) -> None:
     if BASE_BATCH not in exp.profile.batch_sizes:  # the shared run of both sweeps
         raise NstbenchError(f"batch sizes {exp.profile.batch_sizes} must include the preset's {BASE_BATCH}")
     preset = training_preset(exp.profile)
-    exp.settings.update(preset=preset, data=data, content=CONTENT, style=STYLE, layers=LAYERS,
-                        batch_sizes=exp.profile.batch_sizes, judge=JUDGE, judge_layers=JUDGE_LAYERS)
+    exp.settings.update(
+        preset=preset,
+        data=data,
+        content=CONTENT,
+        style=STYLE,
+        layers=LAYERS,
+        batch_sizes=exp.profile.batch_sizes,
+        judge=JUDGE,
+        judge_layers=JUDGE_LAYERS,
+    )
     exp.run(lambda e: compute(e, preset, data))
 
 

@@ -10,6 +10,7 @@ report's images are not named).
 Writes results/e4_init/: table.csv (one row per init: final content_loss, ssim_content, iteration,
 ...; claim C6), curves.csv (per iteration and init), loss_curves.png, grid.png, outputs/, manifest.json.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,9 @@ class Profile:
 
 PROFILES = {
     "smoke": Profile(size=48, steps=10, progress_every=5),  # plumbing only (72x48 px)
-    "cpu": Profile(size=128, steps=300, progress_every=50),  # the tutorial without a GPU: imsize 128 (192x128 px), 300 steps
+    "cpu": Profile(
+        size=128, steps=300, progress_every=50
+    ),  # the tutorial without a GPU: imsize 128 (192x128 px), 300 steps
     "paper": Profile(size=512, steps=300, progress_every=50),  # tutorial on a GPU: imsize 512, num_steps 300
 }
 SPEC = Spec(
@@ -48,8 +51,20 @@ SPEC = Spec(
 INITS = ("content", "noise", "style")  # content vs noise is the claim; style is the extension
 CONTENT, STYLE = "chelsea", "starry_night"
 
-TABLE_COLUMNS = ["init", "iteration", "content_loss", "style_loss", "total_loss", "ssim_content", "psnr_content",
-                 "lpips_content", "status", "seconds", "height", "width"]
+TABLE_COLUMNS = [
+    "init",
+    "iteration",
+    "content_loss",
+    "style_loss",
+    "total_loss",
+    "ssim_content",
+    "psnr_content",
+    "lpips_content",
+    "status",
+    "seconds",
+    "height",
+    "width",
+]
 CURVE_COLUMNS = ["init", "iteration", "total", "content", "style", "seconds"]
 
 
@@ -62,34 +77,61 @@ def compute(exp: Experiment, base) -> None:
     rows, curves, outputs = [], [], {}
     for k, init in enumerate(INITS, start=1):
         preset = replace(base, init=init)
-        print(f"[{NAME}] run {k}/{len(INITS)}: init={init}, {w}x{h} px, num_steps {preset.steps} (L-BFGS calls of 20 evaluations)",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{NAME}] run {k}/{len(INITS)}: init={init}, {w}x{h} px, num_steps {preset.steps} (L-BFGS calls of 20 evaluations)",
+            file=sys.stderr,
+            flush=True,
+        )
         status = "ok"
         try:
-            result = run_preset(preset, content, style, vgg, seed=exp.seed, progress_every=exp.progress_every,
-                                label=f"{NAME}:{init}")
+            result = run_preset(
+                preset, content, style, vgg, seed=exp.seed, progress_every=exp.progress_every, label=f"{NAME}:{init}"
+            )
         except Diverged as e:  # keep the curve up to the failure; the final row gets NaN losses
             result, status = e.result, "diverged"
-        curves += [{**tag, "init": init, "iteration": r["step"], **{t: r[t] for t in ("total", "content", "style")},
-                    "seconds": r["seconds"]} for r in result.history]
+        curves += [
+            {
+                **tag,
+                "init": init,
+                "iteration": r["step"],
+                **{t: r[t] for t in ("total", "content", "style")},
+                "seconds": r["seconds"],
+            }
+            for r in result.history
+        ]
         out = result.image.clamp(0, 1)  # unit space, clamped by the preset
         outputs[init] = out
         exp.image(out, f"outputs/init_{init}.png")
         final = result.final or {}
         nan = [math.nan]
-        rows.append({**tag, "init": init, "iteration": len(result.history),
-                     "content_loss": final.get("content", nan)[0], "style_loss": final.get("style", nan)[0],
-                     "total_loss": final.get("total", nan)[0], **exp.content_quality(out, content)[0], "status": status,
-                     "seconds": result.seconds, "height": h, "width": w})
+        rows.append(
+            {
+                **tag,
+                "init": init,
+                "iteration": len(result.history),
+                "content_loss": final.get("content", nan)[0],
+                "style_loss": final.get("style", nan)[0],
+                "total_loss": final.get("total", nan)[0],
+                **exp.content_quality(out, content)[0],
+                "status": status,
+                "seconds": result.seconds,
+                "height": h,
+                "width": w,
+            }
+        )
     exp.write_csv("table.csv", rows, TABLE_COLUMNS)
     exp.write_csv("curves.csv", curves, CURVE_COLUMNS)
     figures(exp, content, style, outputs, rows, curves)
     exp.claim("C6", "table.csv")
-    exp.note(f"profile {exp.profile_label}: {w}x{h} px, num_steps {base.steps}: {rows[0]['iteration']} L-BFGS evaluations "
-             "per init, the tutorial's `while run[0] <= num_steps: optimizer.step(closure)` with max_iter 20 "
-             "(tutorial: short side 512 on a GPU, 128 on a CPU; num_steps 300)")
-    exp.note("iteration counts loss evaluations (L-BFGS closure calls), as the tutorial's run[0] counter; "
-             "losses are unweighted (total = alpha content + beta style); final losses are those of the returned image")
+    exp.note(
+        f"profile {exp.profile_label}: {w}x{h} px, num_steps {base.steps}: {rows[0]['iteration']} L-BFGS evaluations "
+        "per init, the tutorial's `while run[0] <= num_steps: optimizer.step(closure)` with max_iter 20 "
+        "(tutorial: short side 512 on a GPU, 128 on a CPU; num_steps 300)"
+    )
+    exp.note(
+        "iteration counts loss evaluations (L-BFGS closure calls), as the tutorial's run[0] counter; "
+        "losses are unweighted (total = alpha content + beta style); final losses are those of the returned image"
+    )
     exp.note("noise init: seeded torch.randn in unit space, clipped to [0, 1] by the first clamp (as the tutorial)")
 
 
@@ -105,8 +147,12 @@ def figures(exp, content, style, outputs, rows, curves) -> None:
         ax.legend(fontsize=7)
     exp.figure(fig, "loss_curves.png")
 
-    exp.panels("grid.png", "initialisation", [("content", content), ("style", style)] + [
-        (f"init={r['init']}\nSSIM {r['ssim_content']:.2f}", outputs[r["init"]]) for r in rows])
+    exp.panels(
+        "grid.png",
+        "initialisation",
+        [("content", content), ("style", style)]
+        + [(f"init={r['init']}\nSSIM {r['ssim_content']:.2f}", outputs[r["init"]]) for r in rows],
+    )
 
 
 def _main(argv: list[str] | None) -> None:

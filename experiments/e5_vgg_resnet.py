@@ -24,6 +24,7 @@ Writes results/e5_vgg_resnet/: table.csv (one row per net and layer count; C7, C
 5-layer rows), curves.csv (per iteration of every run; C8 on the 5-layer runs), fig7.png,
 table1.png, grid.png, outputs/, manifest.json.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,17 +72,52 @@ SPEC = Spec(
 
 # Report Table 1, (total, style, content) for style layers {1}..{1..5}: weighted scores (see above).
 SOURCE_TABLE1 = {
-    "vgg19": [(8.83e5, 1.23e4, 8.71e5), (3.42e5, 8.40e4, 2.58e5), (6.13e5, 3.10e5, 3.03e5),
-              (1.02e7, 3.92e6, 6.24e6), (9.34e6, 3.59e6, 5.74e6)],
-    "resnet50": [(55.0, 53.3, 1.73), (242.0, 240.0, 2.18), (247.0, 245.0, 2.16), (330.0, 328.0, 2.26),
-                 (1150.0, 1110.0, 2.98)],
+    "vgg19": [
+        (8.83e5, 1.23e4, 8.71e5),
+        (3.42e5, 8.40e4, 2.58e5),
+        (6.13e5, 3.10e5, 3.03e5),
+        (1.02e7, 3.92e6, 6.24e6),
+        (9.34e6, 3.59e6, 5.74e6),
+    ],
+    "resnet50": [
+        (55.0, 53.3, 1.73),
+        (242.0, 240.0, 2.18),
+        (247.0, 245.0, 2.16),
+        (330.0, 328.0, 2.26),
+        (1150.0, 1110.0, 2.98),
+    ],
 }
 
-TABLE_COLUMNS = ["net", "n_style_layers", "style_layers", "total_loss", "style_score", "content_score",
-                 "style_loss", "content_loss", "source_total", "source_style", "source_content", "printed_step",
-                 "best_total_loss", "best_style_loss", "best_content_loss", "best_step",
-                 "style_distance", "judge", "judge_weights", "ssim_content", "psnr_content", "lpips_content",
-                 "max_pixel_change", "status", "seconds", "height", "width", "steps"]
+TABLE_COLUMNS = [
+    "net",
+    "n_style_layers",
+    "style_layers",
+    "total_loss",
+    "style_score",
+    "content_score",
+    "style_loss",
+    "content_loss",
+    "source_total",
+    "source_style",
+    "source_content",
+    "printed_step",
+    "best_total_loss",
+    "best_style_loss",
+    "best_content_loss",
+    "best_step",
+    "style_distance",
+    "judge",
+    "judge_weights",
+    "ssim_content",
+    "psnr_content",
+    "lpips_content",
+    "max_pixel_change",
+    "status",
+    "seconds",
+    "height",
+    "width",
+    "steps",
+]
 CURVE_COLUMNS = ["net", "n_style_layers", "iteration", "total_loss", "style_loss", "content_loss", "seconds"]
 
 
@@ -109,8 +145,11 @@ def losses_of_result(result, steps: int) -> dict:
     b = result.best_step[0] if result.best_step else p
     printed, best = result.history[p - 1], result.history[b - 1]
     assert printed["step"] == p and best["step"] == b and printed["image"] == best["image"] == 0
-    return ({t: printed[t] for t in ("total", "content", "style")} | {"printed_step": p, "best_step": b}
-            | {f"best_{t}": best[t] for t in ("total", "content", "style")})
+    return (
+        {t: printed[t] for t in ("total", "content", "style")}
+        | {"printed_step": p, "best_step": b}
+        | {f"best_{t}": best[t] for t in ("total", "content", "style")}
+    )
 
 
 def profile_presets(profile) -> dict:
@@ -125,17 +164,38 @@ def optimise(exp: Experiment, net: str, k: int) -> dict:
     content, style = content.to(exp.device), style.to(exp.device)
     h, w = content.shape[-2:]
     names = [n for n, _ in p.loss.style_layers]
-    print(f"[{NAME}] run {net} {k}: style layers {'+'.join(names)}, {w}x{h} px, {p.steps} steps", file=sys.stderr,
-          flush=True)
+    print(
+        f"[{NAME}] run {net} {k}: style layers {'+'.join(names)}, {w}x{h} px, {p.steps} steps",
+        file=sys.stderr,
+        flush=True,
+    )
     status = "ok"
     try:
-        result = run_preset(p, content, style, exp.backbone(p.backbone), seed=exp.seed,
-                            progress_every=exp.progress_every, label=f"{NAME}:{net}:{k}")
+        result = run_preset(
+            p,
+            content,
+            style,
+            exp.backbone(p.backbone),
+            seed=exp.seed,
+            progress_every=exp.progress_every,
+            label=f"{NAME}:{net}:{k}",
+        )
         final = losses_of_result(result, p.steps)
     except Diverged as e:
         result, status = e.result, "diverged"
-        final = {k: math.nan for k in ("total", "content", "style", "printed_step", "best_step",
-                                       "best_total", "best_content", "best_style")}
+        final = {
+            k: math.nan
+            for k in (
+                "total",
+                "content",
+                "style",
+                "printed_step",
+                "best_step",
+                "best_total",
+                "best_content",
+                "best_style",
+            )
+        }
     out = space_to_unit(result.image, p.space).clamp(0, 1).cpu()
     return {"image": out, "final": final, "status": status, "seconds": result.seconds, "history": result.history}
 
@@ -147,8 +207,14 @@ def compute(exp: Experiment, presets: dict) -> None:
     judge = exp.backbone(JUDGE)
     style_distance = metrics.style_distance_fn(style, judge, JUDGE_LAYERS)  # the style's Grams once
     rows, curves, outputs = [], [], {}
-    runs = exp.map_units(optimise, {f"{net}_{k}": {"net": net, "k": k} for net, preset in presets.items()
-                                    for k in range(1, len(preset.loss.style_layers) + 1)})
+    runs = exp.map_units(
+        optimise,
+        {
+            f"{net}_{k}": {"net": net, "k": k}
+            for net, preset in presets.items()
+            for k in range(1, len(preset.loss.style_layers) + 1)
+        },
+    )
     for net, preset in presets.items():
         tag = exp.tag(preset.backbone)
         for k in range(1, len(preset.loss.style_layers) + 1):
@@ -159,50 +225,91 @@ def compute(exp: Experiment, presets: dict) -> None:
             outputs[(net, k)] = out
             exp.image(out, f"outputs/{net}_{k}layers.png")
             src = SOURCE_TABLE1[net][k - 1]
-            rows.append({**tag, "net": net, "n_style_layers": k, "style_layers": "+".join(names),
-                         "total_loss": final["total"], "style_score": p.loss.beta * final["style"],
-                         "content_score": p.loss.alpha * final["content"], "style_loss": final["style"],
-                         "content_loss": final["content"], "source_total": src[0], "source_style": src[1],
-                         "source_content": src[2], "printed_step": final["printed_step"],
-                         "best_total_loss": final["best_total"], "best_style_loss": final["best_style"],
-                         "best_content_loss": final["best_content"], "best_step": final["best_step"],
-                         "style_distance": float(style_distance(out)[0]),
-                         "judge": JUDGE, "judge_weights": exp.weights_kind(JUDGE),
-                         **exp.content_quality(out, content)[0],
-                         # grey levels (0..255) the most changed pixel moved from the content it started at
-                         "max_pixel_change": float((out - content).abs().max()) * 255, "status": status,
-                         "seconds": r_["seconds"], "height": h, "width": w, "steps": p.steps})
-            curves += [{**tag, "net": net, "n_style_layers": k, "iteration": r["step"], "total_loss": r["total"],
-                        "style_loss": r["style"], "content_loss": r["content"], "seconds": r["seconds"]}
-                       for r in history]
+            rows.append(
+                {
+                    **tag,
+                    "net": net,
+                    "n_style_layers": k,
+                    "style_layers": "+".join(names),
+                    "total_loss": final["total"],
+                    "style_score": p.loss.beta * final["style"],
+                    "content_score": p.loss.alpha * final["content"],
+                    "style_loss": final["style"],
+                    "content_loss": final["content"],
+                    "source_total": src[0],
+                    "source_style": src[1],
+                    "source_content": src[2],
+                    "printed_step": final["printed_step"],
+                    "best_total_loss": final["best_total"],
+                    "best_style_loss": final["best_style"],
+                    "best_content_loss": final["best_content"],
+                    "best_step": final["best_step"],
+                    "style_distance": float(style_distance(out)[0]),
+                    "judge": JUDGE,
+                    "judge_weights": exp.weights_kind(JUDGE),
+                    **exp.content_quality(out, content)[0],
+                    # grey levels (0..255) the most changed pixel moved from the content it started at
+                    "max_pixel_change": float((out - content).abs().max()) * 255,
+                    "status": status,
+                    "seconds": r_["seconds"],
+                    "height": h,
+                    "width": w,
+                    "steps": p.steps,
+                }
+            )
+            curves += [
+                {
+                    **tag,
+                    "net": net,
+                    "n_style_layers": k,
+                    "iteration": r["step"],
+                    "total_loss": r["total"],
+                    "style_loss": r["style"],
+                    "content_loss": r["content"],
+                    "seconds": r["seconds"],
+                }
+                for r in history
+            ]
     exp.write_csv("table.csv", rows, TABLE_COLUMNS)
     exp.write_csv("curves.csv", curves, CURVE_COLUMNS)
     figures(exp, content, style, outputs, rows, curves)
     exp.claim("C7", "table.csv")
     exp.claim("C8", "curves.csv", where="n_style_layers == 5")
     exp.claim("C9", "table.csv", where="n_style_layers == 5")
-    exp.note(f"images: content {CONTENT} (the report's Mumbai Sea Link is not available; the nearest is a bridge), "
-             f"style {STYLE} (the report's)")
-    exp.note(f"profile {exp.profile_label}: {w}x{h} px, {presets['vgg19'].steps} iterations per run "
-             "(report: long side 512, 1000)")
-    exp.note("style_score/content_score/total_loss are beta*style, alpha*content and their sum at printed_step, the "
-             "IIT code's last print (step 901 of 1000), which is what the report's Table 1 shows; style_loss/"
-             "content_loss are unweighted. best_*_loss is the lowest loss of the run (at best_step); the returned "
-             "image is the one after that step's update, as the code's keep-best pairs them")
+    exp.note(
+        f"images: content {CONTENT} (the report's Mumbai Sea Link is not available; the nearest is a bridge), "
+        f"style {STYLE} (the report's)"
+    )
+    exp.note(
+        f"profile {exp.profile_label}: {w}x{h} px, {presets['vgg19'].steps} iterations per run "
+        "(report: long side 512, 1000)"
+    )
+    exp.note(
+        "style_score/content_score/total_loss are beta*style, alpha*content and their sum at printed_step, the "
+        "IIT code's last print (step 901 of 1000), which is what the report's Table 1 shows; style_loss/"
+        "content_loss are unweighted. best_*_loss is the lowest loss of the run (at best_step); the returned "
+        "image is the one after that step's update, as the code's keep-best pairs them"
+    )
     if presets["vgg19"].steps < IITB_VGG19.steps:
-        exp.note(f"C8 with {presets['vgg19'].steps} iterations: the share of the drop by step 100 is taken over a "
-                 f"shorter run than the report's {IITB_VGG19.steps}, which overstates it; the paper profile decides C8")
+        exp.note(
+            f"C8 with {presets['vgg19'].steps} iterations: the share of the drop by step 100 is taken over a "
+            f"shorter run than the report's {IITB_VGG19.steps}, which overstates it; the paper profile decides C8"
+        )
     for net, p in presets.items():
         moved = max(r["max_pixel_change"] for r in rows if r["net"] == net)
         if moved < 1.0:
-            exp.note(f"{net}: no pixel moved by a whole grey level in {p.steps} iterations (at most {moved:.2g} of "
-                     f"255), so its curves are flat and its rows say nothing about the method. The optimiser is the "
-                     f"IIT code's TF Adam (lr {p.optimizer.lr:g}, epsilon {p.optimizer.eps:g}): a step moves a pixel "
-                     f"by about lr*|g|/epsilon when the gradient g is far below epsilon, as it is here with "
-                     f"{exp.weights_kind(p.backbone)} weights (final total loss {min(r['total_loss'] for r in rows if r['net'] == net):.3g}"
-                     f" against the report's {min(t[0] for t in SOURCE_TABLE1[net]):.3g} or more)")
-    exp.note(f"C9 judge: {JUDGE} {'/'.join(JUDGE_LAYERS)}, metrics.style_distance (relative Gram distance, "
-             "lower = closer to the style), optimised by neither run")
+            exp.note(
+                f"{net}: no pixel moved by a whole grey level in {p.steps} iterations (at most {moved:.2g} of "
+                f"255), so its curves are flat and its rows say nothing about the method. The optimiser is the "
+                f"IIT code's TF Adam (lr {p.optimizer.lr:g}, epsilon {p.optimizer.eps:g}): a step moves a pixel "
+                f"by about lr*|g|/epsilon when the gradient g is far below epsilon, as it is here with "
+                f"{exp.weights_kind(p.backbone)} weights (final total loss {min(r['total_loss'] for r in rows if r['net'] == net):.3g}"
+                f" against the report's {min(t[0] for t in SOURCE_TABLE1[net]):.3g} or more)"
+            )
+    exp.note(
+        f"C9 judge: {JUDGE} {'/'.join(JUDGE_LAYERS)}, metrics.style_distance (relative Gram distance, "
+        "lower = closer to the style), optimised by neither run"
+    )
 
 
 def figures(exp, content, style, outputs, rows, curves) -> None:
@@ -249,8 +356,14 @@ def figures(exp, content, style, outputs, rows, curves) -> None:
 def _main(argv: list[str] | None) -> None:
     exp = Experiment(SPEC, __file__, __doc__, argv)
     presets = profile_presets(exp.profile)
-    exp.settings.update(presets=presets, content=CONTENT, style=STYLE, judge=JUDGE, judge_layers=JUDGE_LAYERS,
-                        source_table1=SOURCE_TABLE1)
+    exp.settings.update(
+        presets=presets,
+        content=CONTENT,
+        style=STYLE,
+        judge=JUDGE,
+        judge_layers=JUDGE_LAYERS,
+        source_table1=SOURCE_TABLE1,
+    )
     exp.run(lambda e: compute(e, presets))
 
 

@@ -19,6 +19,7 @@ seconds per pass, per (device, dtype, size), as claims.rule_c10 computes it.
 Writes results/e6_timing/: table.csv (one row per method and size, with the source's numbers on the
 512 px rows), timing.png, manifest.json.
 """
+
 from __future__ import annotations
 
 import sys
@@ -69,9 +70,25 @@ DTYPE = "float32"  # both methods run in float32 (the sources' precision)
 SOURCE_SIZE = 512  # the HUST code's working size (long side): the report's timing is for it
 SOURCE_VANILLA_SECONDS, SOURCE_FAST_SECONDS = 49.43, 0.04  # report 3.3 table (GPU not stated)
 
-TABLE_COLUMNS = ["method", "size", "dtype", "height", "width", "iterations", "iterations_measured", "extrapolated",
-                 "total_seconds", "seconds_per_iteration", "seconds_per_iteration_mean", "images_per_second",
-                 "speedup", "warmup", "repeats", "source_total_seconds", "source_speedup"]
+TABLE_COLUMNS = [
+    "method",
+    "size",
+    "dtype",
+    "height",
+    "width",
+    "iterations",
+    "iterations_measured",
+    "extrapolated",
+    "total_seconds",
+    "seconds_per_iteration",
+    "seconds_per_iteration_mean",
+    "images_per_second",
+    "speedup",
+    "warmup",
+    "repeats",
+    "source_total_seconds",
+    "source_speedup",
+]
 
 
 def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
@@ -85,45 +102,104 @@ def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
         content, style = load_pair(preset, CONTENT, STYLE)
         content, style = content.to(exp.device), style.to(exp.device)
         h, w = content.shape[-2:]
-        print(f"[{NAME}] {w}x{h} px: vanilla {exp.profile.warmup} + {steps} iterations, fast {exp.profile.warmup} + "
-              f"{exp.profile.repeats} passes", file=sys.stderr, flush=True)
-        van = time_optimisation(preset, content, style, vgg, warmup=exp.profile.warmup, seed=exp.seed,
-                                progress_every=exp.progress_every, label=f"{NAME} vanilla")
+        print(
+            f"[{NAME}] {w}x{h} px: vanilla {exp.profile.warmup} + {steps} iterations, fast {exp.profile.warmup} + "
+            f"{exp.profile.repeats} passes",
+            file=sys.stderr,
+            flush=True,
+        )
+        van = time_optimisation(
+            preset,
+            content,
+            style,
+            vgg,
+            warmup=exp.profile.warmup,
+            seed=exp.seed,
+            progress_every=exp.progress_every,
+            label=f"{NAME} vanilla",
+        )
         fast = time_forward(net.stylize_unit, content, warmup=exp.profile.warmup, repeats=exp.profile.repeats)
         speedup = C10_ITERATIONS * van["median"] / fast["median"]
         source = size == SOURCE_SIZE
-        common = {**tag, "size": size, "dtype": DTYPE, "height": h, "width": w, "speedup": speedup,
-                  "warmup": exp.profile.warmup,
-                  "source_speedup": SOURCE_VANILLA_SECONDS / SOURCE_FAST_SECONDS if source else float("nan")}
+        common = {
+            **tag,
+            "size": size,
+            "dtype": DTYPE,
+            "height": h,
+            "width": w,
+            "speedup": speedup,
+            "warmup": exp.profile.warmup,
+            "source_speedup": SOURCE_VANILLA_SECONDS / SOURCE_FAST_SECONDS if source else float("nan"),
+        }
         extrapolated = steps < C10_ITERATIONS
         van_total = C10_ITERATIONS * van["median"] if extrapolated else van["total"]
-        rows.append({**common, "method": "vanilla", "iterations": C10_ITERATIONS, "iterations_measured": steps,
-                     "extrapolated": extrapolated, "total_seconds": van_total,
-                     "seconds_per_iteration": van["median"], "seconds_per_iteration_mean": van["mean"],
-                     "images_per_second": 1.0 / van_total, "repeats": 1,
-                     "source_total_seconds": SOURCE_VANILLA_SECONDS if source else float("nan")})
-        rows.append({**common, "method": "fast", "iterations": 1, "iterations_measured": exp.profile.repeats,
-                     "extrapolated": False, "total_seconds": fast["median"],
-                     "seconds_per_iteration": fast["median"], "seconds_per_iteration_mean": fast["mean"],
-                     "images_per_second": 1.0 / fast["median"], "repeats": exp.profile.repeats,
-                     "source_total_seconds": SOURCE_FAST_SECONDS if source else float("nan")})
-        print(f"[{NAME}] {w}x{h} px: vanilla {van['median']:.4g} s/it ({van_total:.4g} s per {C10_ITERATIONS}), "
-              f"fast {fast['median']:.4g} s, speed-up {speedup:.4g}x", file=sys.stderr, flush=True)
+        rows.append(
+            {
+                **common,
+                "method": "vanilla",
+                "iterations": C10_ITERATIONS,
+                "iterations_measured": steps,
+                "extrapolated": extrapolated,
+                "total_seconds": van_total,
+                "seconds_per_iteration": van["median"],
+                "seconds_per_iteration_mean": van["mean"],
+                "images_per_second": 1.0 / van_total,
+                "repeats": 1,
+                "source_total_seconds": SOURCE_VANILLA_SECONDS if source else float("nan"),
+            }
+        )
+        rows.append(
+            {
+                **common,
+                "method": "fast",
+                "iterations": 1,
+                "iterations_measured": exp.profile.repeats,
+                "extrapolated": False,
+                "total_seconds": fast["median"],
+                "seconds_per_iteration": fast["median"],
+                "seconds_per_iteration_mean": fast["mean"],
+                "images_per_second": 1.0 / fast["median"],
+                "repeats": exp.profile.repeats,
+                "source_total_seconds": SOURCE_FAST_SECONDS if source else float("nan"),
+            }
+        )
+        print(
+            f"[{NAME}] {w}x{h} px: vanilla {van['median']:.4g} s/it ({van_total:.4g} s per {C10_ITERATIONS}), "
+            f"fast {fast['median']:.4g} s, speed-up {speedup:.4g}x",
+            file=sys.stderr,
+            flush=True,
+        )
     exp.write_csv("table.csv", rows, TABLE_COLUMNS)
     figure(exp, rows, sizes)
     exp.claim("C10", "table.csv")
-    exp.record("source", {"vanilla_seconds": SOURCE_VANILLA_SECONDS, "fast_seconds": SOURCE_FAST_SECONDS,
-                          "iterations": C10_ITERATIONS, "size_long_side": SOURCE_SIZE, "device": "not stated"})
+    exp.record(
+        "source",
+        {
+            "vanilla_seconds": SOURCE_VANILLA_SECONDS,
+            "fast_seconds": SOURCE_FAST_SECONDS,
+            "iterations": C10_ITERATIONS,
+            "size_long_side": SOURCE_SIZE,
+            "device": "not stated",
+        },
+    )
     threads = torch.get_num_threads() if exp.device.type == "cpu" else None
-    exp.note(f"profile {exp.profile_label}: sizes {', '.join(map(str, sizes))} px (long side); vanilla timed over "
-             f"{steps} iteration(s) after {exp.profile.warmup} warm-up iteration(s)"
-             + (f", extrapolated linearly to {C10_ITERATIONS} (column iterations_measured)" if steps < C10_ITERATIONS
-                else "") + f"; fast: median of {exp.profile.repeats} forward passes after {exp.profile.warmup} warm-up"
-             + (f"; {threads} CPU thread(s), on a machine that may be shared" if threads else ""))
-    exp.note(f"report 3.3: vanilla {SOURCE_VANILLA_SECONDS} s (1000 iterations) vs fast {SOURCE_FAST_SECONDS} s, "
-             f"GPU and image size not stated; the source columns sit on the {SOURCE_SIZE} px rows (the HUST code's "
-             "working size). Both methods float32; the fast network is the HUST variant with random weights "
-             "(the time does not depend on the weights)")
+    exp.note(
+        f"profile {exp.profile_label}: sizes {', '.join(map(str, sizes))} px (long side); vanilla timed over "
+        f"{steps} iteration(s) after {exp.profile.warmup} warm-up iteration(s)"
+        + (
+            f", extrapolated linearly to {C10_ITERATIONS} (column iterations_measured)"
+            if steps < C10_ITERATIONS
+            else ""
+        )
+        + f"; fast: median of {exp.profile.repeats} forward passes after {exp.profile.warmup} warm-up"
+        + (f"; {threads} CPU thread(s), on a machine that may be shared" if threads else "")
+    )
+    exp.note(
+        f"report 3.3: vanilla {SOURCE_VANILLA_SECONDS} s (1000 iterations) vs fast {SOURCE_FAST_SECONDS} s, "
+        f"GPU and image size not stated; the source columns sit on the {SOURCE_SIZE} px rows (the HUST code's "
+        "working size). Both methods float32; the fast network is the HUST variant with random weights "
+        "(the time does not depend on the weights)"
+    )
 
 
 def figure(exp, rows, sizes) -> None:
@@ -146,8 +222,9 @@ def figure(exp, rows, sizes) -> None:
 def _main(argv: list[str] | None) -> None:
     exp = Experiment(SPEC, __file__, __doc__, argv)
     sizes = (exp.profile.size,) if exp.profile.size else exp.profile.sizes
-    exp.settings.update(preset=HUST, content=CONTENT, style=STYLE, sizes=sizes, fast_network=get_variant(FAST_NETWORK),
-                        dtype=DTYPE)
+    exp.settings.update(
+        preset=HUST, content=CONTENT, style=STYLE, sizes=sizes, fast_network=get_variant(FAST_NETWORK), dtype=DTYPE
+    )
     exp.run(lambda e: compute(e, sizes))
 
 

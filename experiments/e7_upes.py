@@ -10,6 +10,7 @@ original printed 3145412.75 at step 1600 and 2023719.125 at step 2000 (source co
 Writes results/e7_upes/: trajectory.csv (every step), printed.csv (the steps the code prints, with
 the source's numbers beside ours), trajectory.png, output.png, manifest.json.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,9 +65,19 @@ def compute(exp: Experiment, preset) -> None:
     print(f"[{NAME}] {w}x{h} px, {preset.steps} Adam steps", file=sys.stderr, flush=True)
     result = run_preset(preset, content, style, vgg, seed=exp.seed, progress_every=exp.progress_every, label=NAME)
     a, b = preset.loss.alpha, preset.loss.beta
-    traj = [{**tag, "step": r["step"], "total_loss": r["total"], "content_loss": r["content"],
-             "style_loss": r["style"], "content_term": a * r["content"], "style_term": b * r["style"],
-             "seconds": r["seconds"]} for r in result.history]
+    traj = [
+        {
+            **tag,
+            "step": r["step"],
+            "total_loss": r["total"],
+            "content_loss": r["content"],
+            "style_loss": r["style"],
+            "content_term": a * r["content"],
+            "style_term": b * r["style"],
+            "seconds": r["seconds"],
+        }
+        for r in result.history
+    ]
     exp.write_csv("trajectory.csv", traj, TRAJECTORY_COLUMNS)
     # the code prints at ii % show_every == 0 the total computed in iteration ii, before its update:
     # history row `step` holds exactly that
@@ -74,31 +85,57 @@ def compute(exp: Experiment, preset) -> None:
     for r in traj:
         if r["step"] % exp.profile.print_every == 0:
             src = SOURCE_PRINTED.get(r["step"], math.nan)
-            printed.append({**tag, "step": r["step"], "total_loss": r["total_loss"], "source_total_loss": src,
-                            "source_weights": "imagenet", "ratio_to_source": r["total_loss"] / src,
-                            "height": h, "width": w})
+            printed.append(
+                {
+                    **tag,
+                    "step": r["step"],
+                    "total_loss": r["total_loss"],
+                    "source_total_loss": src,
+                    "source_weights": "imagenet",
+                    "ratio_to_source": r["total_loss"] / src,
+                    "height": h,
+                    "width": w,
+                }
+            )
     exp.write_csv("printed.csv", printed, PRINTED_COLUMNS)
     exp.image(space_to_unit(result.image, preset.space).clamp(0, 1), "output.png")
     figure(exp, traj, printed)
     exp.record("final_total_loss", result.final["total"][0])
-    exp.note(f"profile {exp.profile_label}: {w}x{h} px (appendix: max_size 400, i.e. short side 400), "
-             f"{preset.steps} steps (appendix: 2000)")
-    exp.note("source numbers are the appendix's printed totals with ImageNet weights at max_size 400; a run with "
-             "other weights or another size is not expected to match them (ratio_to_source shows by how much)")
-    exp.note("the appendix taps conv layers after torchvision's in-place ReLUs, so the preset uses the relu "
-             "outputs; the image is never clipped (the code does not clip)")
+    exp.note(
+        f"profile {exp.profile_label}: {w}x{h} px (appendix: max_size 400, i.e. short side 400), "
+        f"{preset.steps} steps (appendix: 2000)"
+    )
+    exp.note(
+        "source numbers are the appendix's printed totals with ImageNet weights at max_size 400; a run with "
+        "other weights or another size is not expected to match them (ratio_to_source shows by how much)"
+    )
+    exp.note(
+        "the appendix taps conv layers after torchvision's in-place ReLUs, so the preset uses the relu "
+        "outputs; the image is never clipped (the code does not clip)"
+    )
 
 
 def figure(exp, traj, printed) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    ax.semilogy([r["step"] for r in traj], [r["total_loss"] for r in traj], lw=1.2,
-                label=f"ours (weights: {traj[0]['weights']})")
-    ax.semilogy([r["step"] for r in printed], [r["total_loss"] for r in printed], "o", ms=4, label="ours, printed steps")
+    ax.semilogy(
+        [r["step"] for r in traj],
+        [r["total_loss"] for r in traj],
+        lw=1.2,
+        label=f"ours (weights: {traj[0]['weights']})",
+    )
+    ax.semilogy(
+        [r["step"] for r in printed], [r["total_loss"] for r in printed], "o", ms=4, label="ours, printed steps"
+    )
     src = [r for r in printed if not math.isnan(r["source_total_loss"])]
     if src:
-        ax.semilogy([r["step"] for r in src], [r["source_total_loss"] for r in src], "kx", ms=7,
-                    label="appendix output (ImageNet, 400 px)")
+        ax.semilogy(
+            [r["step"] for r in src],
+            [r["source_total_loss"] for r in src],
+            "kx",
+            ms=7,
+            label="appendix output (ImageNet, 400 px)",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("total loss (content + 1e6 style)")
     ax.legend(fontsize=7)
@@ -108,7 +145,9 @@ def figure(exp, traj, printed) -> None:
 
 def _main(argv: list[str] | None) -> None:
     exp = Experiment(SPEC, __file__, __doc__, argv)
-    preset = replace(override(UPES, steps=exp.profile.steps, size=exp.profile.size), print_every=exp.profile.print_every)
+    preset = replace(
+        override(UPES, steps=exp.profile.steps, size=exp.profile.size), print_every=exp.profile.print_every
+    )
     exp.settings.update(preset=preset, content=CONTENT, style=STYLE, source_printed=SOURCE_PRINTED)
     exp.run(lambda e: compute(e, preset))
 

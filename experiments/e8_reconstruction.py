@@ -15,6 +15,7 @@ Writes results/e8_reconstruction/: table.csv (one row per reconstruction: kind, 
 ssim_content, psnr_content, lpips_content, feature_loss, hf_fraction; claim C11 on the content rows),
 curves.csv (loss per evaluation), content_grid.png, style_grid.png, outputs/, manifest.json.
 """
+
 from __future__ import annotations
 
 import sys
@@ -56,11 +57,15 @@ CONTENT, STYLE = "tubingen", "starry_night"  # Gatys Fig. 1: Neckarfront, Tuebin
 
 # The optimisation: the NYU preset's L-BFGS machinery (torch.optim.LBFGS, lr 1, pixels in [0, 1]
 # clipped in the closure) started from white noise; the losses below replace its loss.
-BASE = replace(NYU, name="e8-reconstruction", init="noise",  # Gatys 2016 sec. 2: "from a white noise image"
-               # one L-BFGS call of exactly `steps` evaluations (tolerances 0), not the tutorial's while
-               # loop the NYU preset runs: every reconstruction gets the same evaluation budget
-               optimizer=OptimizerSpec("lbfgs", lr=1.0, lbfgs_loop="single"),
-               source="Gatys et al. CVPR 2016 Fig. 1 / arXiv 1508.06576 Fig. 1; Johnson et al. ECCV 2016 Fig. 3")
+BASE = replace(
+    NYU,
+    name="e8-reconstruction",
+    init="noise",  # Gatys 2016 sec. 2: "from a white noise image"
+    # one L-BFGS call of exactly `steps` evaluations (tolerances 0), not the tutorial's while
+    # loop the NYU preset runs: every reconstruction gets the same evaluation budget
+    optimizer=OptimizerSpec("lbfgs", lr=1.0, lbfgs_loop="single"),
+    source="Gatys et al. CVPR 2016 Fig. 1 / arXiv 1508.06576 Fig. 1; Johnson et al. ECCV 2016 Fig. 3",
+)
 # Gatys Fig. 1 content layers (arXiv 1508.06576 Fig. 1: 'conv1_1' .. 'conv5_1'), post-ReLU in Caffe
 GATYS_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 JOHNSON_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # Johnson Fig. 3: VGG-16 relu1_2 .. relu4_3
@@ -68,8 +73,23 @@ GATYS_POOLING = "avg"  # Gatys 2016 sec. 2: average pooling "improves the gradie
 JOHNSON_POOLING = "max"  # Johnson: the VGG-16 as trained
 HF_RADIUS = 0.25  # cycles/pixel, metrics.high_frequency_fraction's default (as E1)
 
-TABLE_COLUMNS = ["kind", "net", "pooling", "layers", "depth", "ssim_content", "psnr_content", "lpips_content",
-                 "feature_loss", "hf_fraction", "evaluations", "status", "seconds", "height", "width"]
+TABLE_COLUMNS = [
+    "kind",
+    "net",
+    "pooling",
+    "layers",
+    "depth",
+    "ssim_content",
+    "psnr_content",
+    "lpips_content",
+    "feature_loss",
+    "hf_fraction",
+    "evaluations",
+    "status",
+    "seconds",
+    "height",
+    "width",
+]
 CURVE_COLUMNS = ["kind", "net", "layers", "evaluation", "loss", "seconds"]
 
 
@@ -77,28 +97,55 @@ def content_spec(net: str, layer: str) -> LossSpec:
     """Content-only loss at `layer`. make_gatys_loss needs a style layer: the same layer at beta 0
     (its Gram is computed on features already extracted, and weighted out of the total)."""
     if net == "vgg16":  # Johnson eq. (2): (1 / C_j H_j W_j) ||phi_j(y) - phi_j(x)||_2^2
-        return LossSpec(((layer, 1.0),), ((layer, 1.0),), content_mode="mean", gram_norm="chw",
-                        style_mode="frobenius", alpha=1.0, beta=0.0)
+        return LossSpec(
+            ((layer, 1.0),),
+            ((layer, 1.0),),
+            content_mode="mean",
+            gram_norm="chw",
+            style_mode="frobenius",
+            alpha=1.0,
+            beta=0.0,
+        )
     # Gatys eq. (1): L_content = 1/2 sum (F - P)^2
-    return LossSpec(((layer, 1.0),), ((layer, 1.0),), content_mode="half_sum", gram_norm="none",
-                    style_mode="gatys", alpha=1.0, beta=0.0)
+    return LossSpec(
+        ((layer, 1.0),),
+        ((layer, 1.0),),
+        content_mode="half_sum",
+        gram_norm="none",
+        style_mode="gatys",
+        alpha=1.0,
+        beta=0.0,
+    )
 
 
 def style_spec(layers: tuple[str, ...]) -> LossSpec:
     """Style-only loss on the nested set (Gatys eq. (4)-(5), w_l = 1/|set|); the content term sits on
     the deepest style layer at alpha 0 (make_gatys_loss needs one)."""
-    return LossSpec(((layers[-1], 1.0),), tuple((n, 1.0 / len(layers)) for n in layers), content_mode="half_sum",
-                    gram_norm="none", style_mode="gatys", alpha=0.0, beta=1.0)
+    return LossSpec(
+        ((layers[-1], 1.0),),
+        tuple((n, 1.0 / len(layers)) for n in layers),
+        content_mode="half_sum",
+        gram_norm="none",
+        style_mode="gatys",
+        alpha=0.0,
+        beta=1.0,
+    )
 
 
 def jobs() -> list[tuple[str, str, str, tuple[str, ...], int, LossSpec]]:
     """(kind, net, pooling, layers, depth, loss spec) per reconstruction; depth is the VGG block."""
-    out = [("content", "vgg19", GATYS_POOLING, (n,), d, content_spec("vgg19", n))
-           for d, n in enumerate(GATYS_LAYERS, start=1)]
-    out += [("content", "vgg16", JOHNSON_POOLING, (n,), d, content_spec("vgg16", n))
-            for d, n in enumerate(JOHNSON_LAYERS, start=1)]
-    out += [("style", "vgg19", GATYS_POOLING, GATYS_LAYERS[:d], d, style_spec(GATYS_LAYERS[:d]))
-            for d in range(1, len(GATYS_LAYERS) + 1)]
+    out = [
+        ("content", "vgg19", GATYS_POOLING, (n,), d, content_spec("vgg19", n))
+        for d, n in enumerate(GATYS_LAYERS, start=1)
+    ]
+    out += [
+        ("content", "vgg16", JOHNSON_POOLING, (n,), d, content_spec("vgg16", n))
+        for d, n in enumerate(JOHNSON_LAYERS, start=1)
+    ]
+    out += [
+        ("style", "vgg19", GATYS_POOLING, GATYS_LAYERS[:d], d, style_spec(GATYS_LAYERS[:d]))
+        for d in range(1, len(GATYS_LAYERS) + 1)
+    ]
     return out
 
 
@@ -110,8 +157,11 @@ def compute(exp: Experiment, base) -> None:
     todo = jobs()
     for k, (kind, net, pooling, layers, depth, spec) in enumerate(todo, start=1):
         label = "+".join(layers)
-        print(f"[{NAME}] {k}/{len(todo)}: {kind} from {net} {label}, {w}x{h} px, {base.steps} L-BFGS evaluations",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{NAME}] {k}/{len(todo)}: {kind} from {net} {label}, {w}x{h} px, {base.steps} L-BFGS evaluations",
+            file=sys.stderr,
+            flush=True,
+        )
         preset = replace(base, backbone=net, pooling=pooling, loss=spec)
         status, vgg = "ok", exp.backbone(net, pooling)
         # the matched loss divided by its value at the noise image (a constant: same minimiser). L-BFGS
@@ -120,8 +170,16 @@ def compute(exp: Experiment, base) -> None:
         weight = 1.0 / initial_loss(preset, content, style, vgg, seed=exp.seed)[kind]
         scale = {"alpha": weight} if kind == "content" else {"beta": weight}
         try:
-            result = run_preset(preset, content, style, vgg, seed=exp.seed, progress_every=exp.progress_every,
-                                label=f"{NAME}:{kind}:{net}:{label}", **scale)
+            result = run_preset(
+                preset,
+                content,
+                style,
+                vgg,
+                seed=exp.seed,
+                progress_every=exp.progress_every,
+                label=f"{NAME}:{kind}:{net}:{label}",
+                **scale,
+            )
             loss = result.final[kind][0]
         except Diverged as e:
             result, status, loss = e.result, "diverged", float("nan")
@@ -129,13 +187,36 @@ def compute(exp: Experiment, base) -> None:
         images[(kind, net, depth)] = out
         exp.image(out, f"outputs/{kind}_{net}_{layers[-1]}.png")
         tag = exp.tag(net)
-        curves += [{**tag, "kind": kind, "net": net, "layers": label, "evaluation": r["step"], "loss": r[kind],
-                    "seconds": r["seconds"]} for r in result.history]
-        rows.append({**tag, "kind": kind, "net": net, "pooling": pooling, "layers": label, "depth": depth,
-                     **exp.content_quality(out, content)[0], "feature_loss": loss,
-                     "hf_fraction": float(metrics.high_frequency_fraction(out, HF_RADIUS)[0]),
-                     "evaluations": len(result.history), "status": status, "seconds": result.seconds,
-                     "height": h, "width": w})
+        curves += [
+            {
+                **tag,
+                "kind": kind,
+                "net": net,
+                "layers": label,
+                "evaluation": r["step"],
+                "loss": r[kind],
+                "seconds": r["seconds"],
+            }
+            for r in result.history
+        ]
+        rows.append(
+            {
+                **tag,
+                "kind": kind,
+                "net": net,
+                "pooling": pooling,
+                "layers": label,
+                "depth": depth,
+                **exp.content_quality(out, content)[0],
+                "feature_loss": loss,
+                "hf_fraction": float(metrics.high_frequency_fraction(out, HF_RADIUS)[0]),
+                "evaluations": len(result.history),
+                "status": status,
+                "seconds": result.seconds,
+                "height": h,
+                "width": w,
+            }
+        )
     exp.write_csv("table.csv", rows, TABLE_COLUMNS)
     exp.write_csv("curves.csv", curves, CURVE_COLUMNS)
     exp.record("content_hf_fraction", float(metrics.high_frequency_fraction(content, HF_RADIUS)[0]))
@@ -145,22 +226,30 @@ def compute(exp: Experiment, base) -> None:
 
 
 def notes(exp: Experiment, w: int, h: int, steps: int) -> None:
-    exp.note(f"profile {exp.profile_label}: {w}x{h} px, {steps} L-BFGS evaluations per reconstruction "
-             "(paper profile: short side 512 and 500 evaluations, as Gatys' official code's loop)")
-    exp.note("optimisation: torch.optim.LBFGS (lr 1, history 100) on [0, 1] RGB pixels clipped in the closure, "
-             "from seeded white noise (torch.randn, clipped by the first clamp); Gatys optimises unbounded pixels, "
-             "the clip keeps the reconstruction a valid image for SSIM/PSNR. The optimised objective is the "
-             "matched loss divided by its value at the noise image (same minimiser; without it float32 pixels "
-             "cannot register the tiny gradients of a random-weight style loss and L-BFGS never leaves the noise)")
-    exp.note("feature_loss: the matched loss (content: Johnson's mean squared error for VGG16, Gatys' 1/2 sum of "
-             "squares for VGG19; style: Gatys' sum_l w_l E_l) of the returned image, unweighted; ssim/psnr/lpips "
-             "and hf_fraction are of the clipped reconstruction against the content image (style rows too: a "
-             "style reconstruction should NOT resemble the content)")
+    exp.note(
+        f"profile {exp.profile_label}: {w}x{h} px, {steps} L-BFGS evaluations per reconstruction "
+        "(paper profile: short side 512 and 500 evaluations, as Gatys' official code's loop)"
+    )
+    exp.note(
+        "optimisation: torch.optim.LBFGS (lr 1, history 100) on [0, 1] RGB pixels clipped in the closure, "
+        "from seeded white noise (torch.randn, clipped by the first clamp); Gatys optimises unbounded pixels, "
+        "the clip keeps the reconstruction a valid image for SSIM/PSNR. The optimised objective is the "
+        "matched loss divided by its value at the noise image (same minimiser; without it float32 pixels "
+        "cannot register the tiny gradients of a random-weight style loss and L-BFGS never leaves the noise)"
+    )
+    exp.note(
+        "feature_loss: the matched loss (content: Johnson's mean squared error for VGG16, Gatys' 1/2 sum of "
+        "squares for VGG19; style: Gatys' sum_l w_l E_l) of the returned image, unweighted; ssim/psnr/lpips "
+        "and hf_fraction are of the clipped reconstruction against the content image (style rows too: a "
+        "style reconstruction should NOT resemble the content)"
+    )
     if exp.weights_kind("vgg19") != "imagenet":
-        exp.note("random weights: a random VGG's deep features still pool away position, so fidelity can fall with "
-                 "depth without any learned features; what the ImageNet VGG adds (shape kept, colour and texture "
-                 "lost, Gatys' Fig. 1) is not tested here, and style reconstructions of random features are not "
-                 "textures of the painting")
+        exp.note(
+            "random weights: a random VGG's deep features still pool away position, so fidelity can fall with "
+            "depth without any learned features; what the ImageNet VGG adds (shape kept, colour and texture "
+            "lost, Gatys' Fig. 1) is not tested here, and style reconstructions of random features are not "
+            "textures of the painting"
+        )
 
 
 def figures(exp: Experiment, content, style, rows, images) -> None:
@@ -180,8 +269,9 @@ def figures(exp: Experiment, content, style, rows, images) -> None:
                     r = sel[j - 1]
                     ax.imshow(to_pil(images[(kind, net, r["depth"])].cpu()))
                     label = r["layers"] if kind == "content" else f"relu1_1..{r['layers'].split('+')[-1]}"
-                    score = (f"SSIM {r['ssim_content']:.2f}" if kind == "content"
-                             else f"style loss {r['feature_loss']:.2g}")
+                    score = (
+                        f"SSIM {r['ssim_content']:.2f}" if kind == "content" else f"style loss {r['feature_loss']:.2g}"
+                    )
                     ax.set_title(f"{net} {label}\n{score}", fontsize=7)
             axes[i][0].axis("off")
         fig.suptitle(f"{kind} reconstructions from white noise (L-BFGS)", fontsize=9)

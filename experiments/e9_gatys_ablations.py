@@ -23,6 +23,7 @@ Writes results/e9_gatys_ablations/: ratio.csv (claim C12), pooling.csv, optimize
 summary), curves.csv (loss per evaluation and seconds of every run; claim C13 on the optimiser
 rows), ratio_grid.png, pooling_grid.png, optimizers.png, outputs/, manifest.json.
 """
+
 from __future__ import annotations
 
 import sys
@@ -73,23 +74,57 @@ GATYS_LOSS = LossSpec(
     beta=1.0,
 )
 # NYU preset's machinery (torch L-BFGS lr 1, [0, 1] RGB pixels clipped as the PyTorch tutorial) from noise
-BASE = replace(NYU, name="e9-gatys", source="Gatys et al. CVPR 2016 sec. 2-3", loss=GATYS_LOSS,
-               init="noise",  # sec. 2: "we start from a white noise image"
-               pooling="avg",  # sec. 2: average pooling "improves the gradient flow"
-               # one L-BFGS call of exactly `steps` evaluations (tolerances 0), not the tutorial's while
-               # loop the NYU preset runs: Adam and L-BFGS are compared at equal evaluation budgets
-               optimizer=OptimizerSpec("lbfgs", lr=1.0, lbfgs_loop="single"))
+BASE = replace(
+    NYU,
+    name="e9-gatys",
+    source="Gatys et al. CVPR 2016 sec. 2-3",
+    loss=GATYS_LOSS,
+    init="noise",  # sec. 2: "we start from a white noise image"
+    pooling="avg",  # sec. 2: average pooling "improves the gradient flow"
+    # one L-BFGS call of exactly `steps` evaluations (tolerances 0), not the tutorial's while
+    # loop the NYU preset runs: Adam and L-BFGS are compared at equal evaluation budgets
+    optimizer=OptimizerSpec("lbfgs", lr=1.0, lbfgs_loop="single"),
+)
 ADAM = OptimizerSpec("adam", lr=0.02)  # the reports' optimiser; lr ours: 1/50 of the pixel range per step
 LBFGS = BASE.optimizer  # torch.optim.LBFGS, lr 1 (Gatys' official code: optim.LBFGS defaults)
 RATIOS = (1e-4, 1e-3, 1e-2, 1e-1)  # Fig. 3's alpha/beta rows
 POOLINGS = ("avg", "max")
 
-RATIO_COLUMNS = ["ratio", "alpha", "beta", "optimizer", "ssim_content", "psnr_content", "lpips_content",
-                 "style_distance", "content_share_at_init", "content_loss", "style_loss", "objective", "evaluations",
-                 "height", "width"]
-RUN_COLUMNS = ["pooling", "optimizer", "ratio", "objective", "paper_total", "content_loss", "style_loss",
-               "style_distance", "ssim_content", "psnr_content", "lpips_content", "evaluations", "seconds",
-               "seconds_per_evaluation", "height", "width"]
+RATIO_COLUMNS = [
+    "ratio",
+    "alpha",
+    "beta",
+    "optimizer",
+    "ssim_content",
+    "psnr_content",
+    "lpips_content",
+    "style_distance",
+    "content_share_at_init",
+    "content_loss",
+    "style_loss",
+    "objective",
+    "evaluations",
+    "height",
+    "width",
+]
+RUN_COLUMNS = [
+    "pooling",
+    "optimizer",
+    "ratio",
+    "objective",
+    "paper_total",
+    "content_loss",
+    "style_loss",
+    "style_distance",
+    "ssim_content",
+    "psnr_content",
+    "lpips_content",
+    "evaluations",
+    "seconds",
+    "seconds_per_evaluation",
+    "height",
+    "width",
+]
 CURVE_COLUMNS = ["study", "pooling", "optimizer", "ratio", "evaluation", "seconds", "total_loss", "content", "style"]
 
 
@@ -117,22 +152,57 @@ def ratio_sweep(exp, st, content, style, tag) -> list[dict]:
     k, share = zip(*(normaliser(preset, content, style, vgg, exp.seed, r) for r in RATIOS))
     alpha, beta = [r * ki for r, ki in zip(RATIOS, k)], list(k)
     print(f"[{NAME}] ratio sweep: {len(RATIOS)} ratios as one Adam batch, {preset.steps} steps", file=sys.stderr)
-    result = run_preset(preset, content, style, vgg, seed=exp.seed, batch=len(RATIOS), alpha=alpha, beta=beta,
-                        progress_every=exp.progress_every, label=f"{NAME}:ratio")
+    result = run_preset(
+        preset,
+        content,
+        style,
+        vgg,
+        seed=exp.seed,
+        batch=len(RATIOS),
+        alpha=alpha,
+        beta=beta,
+        progress_every=exp.progress_every,
+        label=f"{NAME}:ratio",
+    )
     out = result.image.clamp(0, 1)
     st.outputs["ratio"] = out
     quality, sd = exp.content_quality(out, content), st.style_distance(out).tolist()
     rows = []
     for i, r in enumerate(RATIOS):
-        exp.image(out[i:i + 1], f"outputs/ratio_{r:g}.png")
-        rows.append({**tag, "ratio": r, "alpha": r, "beta": 1.0, "optimizer": "adam", **quality[i],
-                     "style_distance": sd[i], "content_share_at_init": share[i],
-                     "content_loss": result.final["content"][i],
-                     "style_loss": result.final["style"][i], "objective": result.final["total"][i],
-                     "evaluations": preset.steps, "height": out.shape[-2], "width": out.shape[-1]})
-    st.curves += [{**tag, "study": "ratio", "pooling": "avg", "optimizer": "adam", "ratio": RATIOS[h["image"]],
-                    "evaluation": h["step"], "seconds": h["seconds"], "total_loss": h["total"],
-                    "content": h["content"], "style": h["style"]} for h in result.history]
+        exp.image(out[i : i + 1], f"outputs/ratio_{r:g}.png")
+        rows.append(
+            {
+                **tag,
+                "ratio": r,
+                "alpha": r,
+                "beta": 1.0,
+                "optimizer": "adam",
+                **quality[i],
+                "style_distance": sd[i],
+                "content_share_at_init": share[i],
+                "content_loss": result.final["content"][i],
+                "style_loss": result.final["style"][i],
+                "objective": result.final["total"][i],
+                "evaluations": preset.steps,
+                "height": out.shape[-2],
+                "width": out.shape[-1],
+            }
+        )
+    st.curves += [
+        {
+            **tag,
+            "study": "ratio",
+            "pooling": "avg",
+            "optimizer": "adam",
+            "ratio": RATIOS[h["image"]],
+            "evaluation": h["step"],
+            "seconds": h["seconds"],
+            "total_loss": h["total"],
+            "content": h["content"],
+            "style": h["style"],
+        }
+        for h in result.history
+    ]
     return rows
 
 
@@ -142,21 +212,54 @@ def single_run(exp, st, content, style, tag, study: str, pooling: str, optimizer
     preset = replace(st.base, pooling=pooling, optimizer=optimizer)
     k, _ = normaliser(preset, content, style, vgg, exp.seed, GATYS_LOSS.alpha)
     print(f"[{NAME}] {study}: {pooling} pooling, {optimizer.name}, {preset.steps} evaluations", file=sys.stderr)
-    result = run_preset(preset, content, style, vgg, seed=exp.seed, alpha=GATYS_LOSS.alpha * k, beta=k,
-                        progress_every=exp.progress_every, label=f"{NAME}:{study}:{pooling}:{optimizer.name}")
+    result = run_preset(
+        preset,
+        content,
+        style,
+        vgg,
+        seed=exp.seed,
+        alpha=GATYS_LOSS.alpha * k,
+        beta=k,
+        progress_every=exp.progress_every,
+        label=f"{NAME}:{study}:{pooling}:{optimizer.name}",
+    )
     out = result.image.clamp(0, 1)
     st.outputs[(study, pooling, optimizer.name)] = out
     exp.image(out, f"outputs/{study}_{pooling}_{optimizer.name}.png")
     c, s = result.final["content"][0], result.final["style"][0]
-    st.curves += [{**tag, "study": study, "pooling": pooling, "optimizer": optimizer.name,
-                    "ratio": GATYS_LOSS.alpha, "evaluation": h["step"], "seconds": h["seconds"],
-                    "total_loss": h["total"], "content": h["content"], "style": h["style"]} for h in result.history]
+    st.curves += [
+        {
+            **tag,
+            "study": study,
+            "pooling": pooling,
+            "optimizer": optimizer.name,
+            "ratio": GATYS_LOSS.alpha,
+            "evaluation": h["step"],
+            "seconds": h["seconds"],
+            "total_loss": h["total"],
+            "content": h["content"],
+            "style": h["style"],
+        }
+        for h in result.history
+    ]
     n = len(result.history)
-    return {**tag, "pooling": pooling, "optimizer": optimizer.name, "ratio": GATYS_LOSS.alpha,
-            "objective": result.final["total"][0], "paper_total": GATYS_LOSS.alpha * c + GATYS_LOSS.beta * s,
-            "content_loss": c, "style_loss": s, "style_distance": float(st.style_distance(out)[0]),
-            **exp.content_quality(out, content)[0], "evaluations": n, "seconds": result.seconds,
-            "seconds_per_evaluation": result.seconds / n, "height": out.shape[-2], "width": out.shape[-1]}
+    return {
+        **tag,
+        "pooling": pooling,
+        "optimizer": optimizer.name,
+        "ratio": GATYS_LOSS.alpha,
+        "objective": result.final["total"][0],
+        "paper_total": GATYS_LOSS.alpha * c + GATYS_LOSS.beta * s,
+        "content_loss": c,
+        "style_loss": s,
+        "style_distance": float(st.style_distance(out)[0]),
+        **exp.content_quality(out, content)[0],
+        "evaluations": n,
+        "seconds": result.seconds,
+        "seconds_per_evaluation": result.seconds / n,
+        "height": out.shape[-2],
+        "width": out.shape[-1],
+    }
 
 
 def compute(exp: Experiment, st: State) -> None:
@@ -169,8 +272,7 @@ def compute(exp: Experiment, st: State) -> None:
     exp.write_csv("pooling.csv", pooling, RUN_COLUMNS)
     # the L-BFGS run of the pooling study at avg pooling is the same problem: the optimiser study adds Adam
     st.outputs[("optimizer", "avg", "lbfgs")] = st.outputs[("pooling", "avg", "lbfgs")]
-    lbfgs_curve = [dict(c, study="optimizer") for c in st.curves
-                   if c["study"] == "pooling" and c["pooling"] == "avg"]
+    lbfgs_curve = [dict(c, study="optimizer") for c in st.curves if c["study"] == "pooling" and c["pooling"] == "avg"]
     adam = single_run(exp, st, content, style, tag, "optimizer", "avg", ADAM)
     st.curves += lbfgs_curve
     exp.write_csv("optimizers.csv", [dict(pooling[0]), adam], RUN_COLUMNS)
@@ -182,29 +284,44 @@ def compute(exp: Experiment, st: State) -> None:
 
 
 def notes(exp: Experiment, st: State, w: int, h: int) -> None:
-    exp.note(f"profile {exp.profile_label}: {w}x{h} px, {st.base.steps} loss evaluations per run (paper profile: "
-             "short side 512, 500 evaluations as Gatys' official code's loop)")
-    exp.note("ratio sweep: one Adam batch (lr 0.02; Adam treats the images independently, L-BFGS would couple "
-             "them); pooling and optimiser studies: batch 1. objective = the optimised loss (alpha c + beta s "
-             "divided by its value at the noise image); content_share_at_init = alpha c / (alpha c + beta s) at the "
-             "noise image (which term the ratio lets dominate); paper_total = 1e-3 content + style, unnormalised; "
-             "content_loss and style_loss unweighted. The avg-pooling L-BFGS run serves both the pooling and the "
-             "optimiser study (one run, the same problem)")
-    exp.note(f"style_distance: relative Gram distance in {JUDGE} {'/'.join(JUDGE_LAYERS)} (metrics.style_distance), "
-             "a network no run optimised, so losses of max- and average-pooling nets become comparable")
+    exp.note(
+        f"profile {exp.profile_label}: {w}x{h} px, {st.base.steps} loss evaluations per run (paper profile: "
+        "short side 512, 500 evaluations as Gatys' official code's loop)"
+    )
+    exp.note(
+        "ratio sweep: one Adam batch (lr 0.02; Adam treats the images independently, L-BFGS would couple "
+        "them); pooling and optimiser studies: batch 1. objective = the optimised loss (alpha c + beta s "
+        "divided by its value at the noise image); content_share_at_init = alpha c / (alpha c + beta s) at the "
+        "noise image (which term the ratio lets dominate); paper_total = 1e-3 content + style, unnormalised; "
+        "content_loss and style_loss unweighted. The avg-pooling L-BFGS run serves both the pooling and the "
+        "optimiser study (one run, the same problem)"
+    )
+    exp.note(
+        f"style_distance: relative Gram distance in {JUDGE} {'/'.join(JUDGE_LAYERS)} (metrics.style_distance), "
+        "a network no run optimised, so losses of max- and average-pooling nets become comparable"
+    )
     if exp.weights_kind("vgg19") != "imagenet":
-        exp.note("random weights: the ratio trades a random network's content features against its Gram "
-                 "statistics, and the pooling and optimiser comparisons are of these random-feature objectives; "
-                 "Adam vs L-BFGS speed per evaluation does not depend on the weights, the loss they reach does")
+        exp.note(
+            "random weights: the ratio trades a random network's content features against its Gram "
+            "statistics, and the pooling and optimiser comparisons are of these random-feature objectives; "
+            "Adam vs L-BFGS speed per evaluation does not depend on the weights, the loss they reach does"
+        )
 
 
 def figures(exp: Experiment, st: State, content, style) -> None:
     items = [("content", content), ("style", style)]
-    exp.panels("ratio_grid.png", "alpha/beta sweep (Adam, one batch)",
-               items + [(f"alpha/beta={r:g}", st.outputs["ratio"][i:i + 1]) for i, r in enumerate(RATIOS)])
-    exp.panels("pooling_grid.png", "max vs average pooling (L-BFGS, alpha/beta 1e-3)",
-               items + [(f"{p} pooling", st.outputs[("pooling", p, "lbfgs")]) for p in POOLINGS]
-               + [("avg pooling, Adam", st.outputs[("optimizer", "avg", "adam")])])
+    exp.panels(
+        "ratio_grid.png",
+        "alpha/beta sweep (Adam, one batch)",
+        items + [(f"alpha/beta={r:g}", st.outputs["ratio"][i : i + 1]) for i, r in enumerate(RATIOS)],
+    )
+    exp.panels(
+        "pooling_grid.png",
+        "max vs average pooling (L-BFGS, alpha/beta 1e-3)",
+        items
+        + [(f"{p} pooling", st.outputs[("pooling", p, "lbfgs")]) for p in POOLINGS]
+        + [("avg pooling, Adam", st.outputs[("optimizer", "avg", "adam")])],
+    )
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for opt in ("lbfgs", "adam"):
@@ -221,8 +338,17 @@ def figures(exp: Experiment, st: State, content, style) -> None:
 def _main(argv: list[str] | None) -> None:
     exp = Experiment(SPEC, __file__, __doc__, argv)
     st = State(base=override(BASE, steps=exp.profile.steps, size=exp.profile.size))
-    exp.settings.update(preset=st.base, ratios=RATIOS, poolings=POOLINGS, adam=ADAM, lbfgs=LBFGS, judge=JUDGE,
-                        judge_layers=JUDGE_LAYERS, content=CONTENT, style=STYLE)
+    exp.settings.update(
+        preset=st.base,
+        ratios=RATIOS,
+        poolings=POOLINGS,
+        adam=ADAM,
+        lbfgs=LBFGS,
+        judge=JUDGE,
+        judge_layers=JUDGE_LAYERS,
+        content=CONTENT,
+        style=STYLE,
+    )
     exp.run(lambda e: compute(e, st))
 
 

@@ -9,6 +9,7 @@
 `out=` writes the same files as the command line does (and takes the same lock); without it
 nothing is written. Errors are nstbench.errors.NstbenchError with a one-line message.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,11 +39,23 @@ class Trained:
     model: Path  # transformer.pt, for apply()
 
 
-def stylize(content: str | os.PathLike, style: str | os.PathLike, preset: str = "upes", *,
-            steps: int | None = None, size: int | None = None, init: str | None = None, weights: str = "auto",
-            seed: int = 0, device: str = "cpu", out: str | os.PathLike | None = None, overwrite: bool = False,
-            progress_every: int | None = 0, original_colors: bool = False,
-            style_blend: list[float] | None = None) -> Stylized:
+def stylize(
+    content: str | os.PathLike,
+    style: str | os.PathLike,
+    preset: str = "upes",
+    *,
+    steps: int | None = None,
+    size: int | None = None,
+    init: str | None = None,
+    weights: str = "auto",
+    seed: int = 0,
+    device: str = "cpu",
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress_every: int | None = 0,
+    original_colors: bool = False,
+    style_blend: list[float] | None = None,
+) -> Stylized:
     """A Gatys run with a source preset (`nstbench.presets.PRESETS`); the overrides are the CLI's.
     `style` may be a list of images, blended by `style_blend` (weights, normalised; default equal)."""
     from .device import resolve_device
@@ -72,10 +85,22 @@ def _compute():
     return Compute()
 
 
-def train(style: str | os.PathLike, out: str | os.PathLike, preset: str = "hust", *, data: str = "coco100",
-          steps: int | None = None, epochs: int | None = None, batch: int | None = None, size: int | None = None,
-          weights: str = "auto", seed: int = 0, device: str = "cpu", resume: bool = False,
-          progress_every: int | None = 0) -> Trained:
+def train(
+    style: str | os.PathLike,
+    out: str | os.PathLike,
+    preset: str = "hust",
+    *,
+    data: str = "coco100",
+    steps: int | None = None,
+    epochs: int | None = None,
+    batch: int | None = None,
+    size: int | None = None,
+    weights: str = "auto",
+    seed: int = 0,
+    device: str = "cpu",
+    resume: bool = False,
+    progress_every: int | None = 0,
+) -> Trained:
     """Train a fast network (`nstbench.presets.FAST_PRESETS`) into the folder `out` (required: the
     checkpoints live there, and `resume=True` continues them)."""
     from . import fast
@@ -84,16 +109,27 @@ def train(style: str | os.PathLike, out: str | os.PathLike, preset: str = "hust"
     p = fast.override_fast(fast.get_fast_preset(preset), steps=steps, epochs=epochs, batch=batch, size=size)
     fast.ImageFolderData.check_size(p.size)
     with run_dir(out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as folder:
-        record = fast.train_transformer(p, style, data, folder, weights=weights, seed=seed, device=device,
-                                        resume=resume, progress_every=progress_every, log=lambda m: None)
+        record = fast.train_transformer(
+            p,
+            style,
+            data,
+            folder,
+            weights=weights,
+            seed=seed,
+            device=device,
+            resume=resume,
+            progress_every=progress_every,
+            log=lambda m: None,
+        )
     with open(folder / "loss.csv", newline="") as f:
         history = pd.DataFrame([{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)])
     return Trained(history, record, folder / "transformer.pt")
 
 
 @torch.inference_mode()
-def apply(checkpoint: str | os.PathLike, content: str | os.PathLike, *, size: int | None = None,
-          device: str = "cpu") -> torch.Tensor:
+def apply(
+    checkpoint: str | os.PathLike, content: str | os.PathLike, *, size: int | None = None, device: str = "cpu"
+) -> torch.Tensor:
     """A trained network (nstbench or pytorch/examples checkpoint) on one content image: the
     stylised image, [1, 3, H, W] in [0, 1] on the CPU (what `nstbench apply` saves)."""
     from .device import resolve_device

@@ -4,6 +4,7 @@ running the two methods for the page, and the `nstbench app` command that starts
 The page itself is nstbench/app_page.py (a Streamlit script). The HUST report (000, section 4)
 served its four fast networks with Streamlit: browse for a file, select a style, see the output.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,10 @@ MODELS_ENV = "NSTBENCH_APP_MODELS"  # os.pathsep-separated checkpoint folders (s
 # to the same number of MB by `nstbench app`); the pixel limit is images.MAX_PIXELS.
 MAX_UPLOAD_MB = 50
 CHECKPOINT_SUFFIXES = (".pth", ".model")  # pytorch/examples saves <style>.pth / .model state dicts
-EXAMPLES_WEIGHTS = ("not recorded in the file; pytorch/examples trains against torchvision's ImageNet "
-                    "VGG16 (vgg.py: models.vgg16(pretrained=True))")
+EXAMPLES_WEIGHTS = (
+    "not recorded in the file; pytorch/examples trains against torchvision's ImageNet "
+    "VGG16 (vgg.py: models.vgg16(pretrained=True))"
+)
 
 
 def default_model_dirs() -> list[Path]:
@@ -49,8 +52,10 @@ def model_dirs(spec: str | None = None) -> list[Path]:
 
 
 def train_hint(style: str) -> str:
-    return (f"nstbench train --preset hust --style {style} --profile cpu --out runs/hust-{style}"
-            " (or `make app-models` for all four)")
+    return (
+        f"nstbench train --preset hust --style {style} --profile cpu --out runs/hust-{style}"
+        " (or `make app-models` for all four)"
+    )
 
 
 def weights_label(rec: dict | None) -> str:
@@ -69,6 +74,7 @@ def weights_label(rec: dict | None) -> str:
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -110,9 +116,15 @@ def _read_entry(path: str, mtime_ns: int, size: int) -> ModelEntry | str:
         style = ckpt.get("style") or {}
         name = str(style.get("name") or p.parent.name)
         name = Path(name).stem if ("/" in name or "." in name) else name
-        return ModelEntry(p, name, "nstbench", (ckpt.get("network") or {}).get("name", "?"),
-                          weights_label(ckpt.get("weights")), _style_image(name, style.get("path")),
-                          ckpt.get("step"))
+        return ModelEntry(
+            p,
+            name,
+            "nstbench",
+            (ckpt.get("network") or {}).get("name", "?"),
+            weights_label(ckpt.get("weights")),
+            _style_image(name, style.get("path")),
+            ckpt.get("step"),
+        )
     if is_examples_state_dict(ckpt):
         return ModelEntry(p, p.stem, "pytorch-examples", "pytorch-examples", EXAMPLES_WEIGHTS, _style_image(p.stem))
     return f"{p} is not a fast-network checkpoint"
@@ -144,6 +156,7 @@ def find_checkpoints(dirs: list[Path]) -> tuple[list[ModelEntry], list[str]]:
 # ---------------------------------------------------------------------------------------------
 # Images
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Picture:
@@ -213,11 +226,10 @@ def resized_copy(picture: Picture, resize: Resize, folder: Path) -> Picture:
     return Picture(path, picture.name, load_image(path), picture.notes)
 
 
-
-
 # ---------------------------------------------------------------------------------------------
 # Running the methods
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class FastResult:
@@ -234,8 +246,9 @@ def run_fast(entry: ModelEntry, picture: Picture, long_side: int, out: Path) -> 
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{Path(picture.name).stem}-{entry.style}.png"
-    rec = stylize_images(entry.path, [str(picture.path)], path, size=fit_size(picture.image, long_side),
-                         crop=True)[0]  # the page shows the result at the photo's size
+    rec = stylize_images(entry.path, [str(picture.path)], path, size=fit_size(picture.image, long_side), crop=True)[
+        0
+    ]  # the page shows the result at the photo's size
     png = path.read_bytes()
     with Image.open(path) as im:
         image = im.convert("RGB")
@@ -253,8 +266,17 @@ class GatysJob:
     them. cancel() makes the next step raise Cancelled, so stylize() writes nothing.
     """
 
-    def __init__(self, preset: GatysPreset, content: Path, style: Path, out: Path, *, weights: str = "auto",
-                 seed: int = 0, preview_seconds: float = 0.5):
+    def __init__(
+        self,
+        preset: GatysPreset,
+        content: Path,
+        style: Path,
+        out: Path,
+        *,
+        weights: str = "auto",
+        seed: int = 0,
+        preview_seconds: float = 0.5,
+    ):
         self.preset, self.content, self.style, self.out = preset, content, style, out
         self.weights, self.seed, self.preview_seconds = weights, seed, preview_seconds
         self.status = "starting"  # starting | running | done | cancelled | error
@@ -297,8 +319,16 @@ class GatysJob:
 
         self.status = "running"
         try:
-            self.record = stylize(self.preset, str(self.content), str(self.style), self.out, weights=self.weights,
-                                  seed=self.seed, progress_every=0, on_step=self._on_step)
+            self.record = stylize(
+                self.preset,
+                str(self.content),
+                str(self.style),
+                self.out,
+                weights=self.weights,
+                seed=self.seed,
+                progress_every=0,
+                on_step=self._on_step,
+            )
             self.status = "done"
         except Cancelled:
             self.status = "cancelled"
@@ -317,10 +347,27 @@ PAGE = Path(__file__).with_name("app_page.py")
 
 def server_command(port: int) -> list[str]:
     """The Streamlit server on 127.0.0.1 only, no browser, no telemetry, upload limit in MB."""
-    return [sys.executable, "-m", "streamlit", "run", str(PAGE),
-            "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-            "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--server.fileWatcherType", "none",
-            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(PAGE),
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.maxUploadSize",
+        str(MAX_UPLOAD_MB),
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
 
 
 def server_env(models: str | None) -> dict:

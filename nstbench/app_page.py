@@ -4,6 +4,7 @@ Sidebar: the content image (an upload or a named asset) and the working size. Ta
 trained network, one forward pass), Gatys (an optimisation with a preset, live), and both side by
 side with their times (E6). Every output names the backbone weights behind it.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -79,11 +80,14 @@ def show_weights(label: str, what: str = "Backbone weights") -> None:
 # Fast tab
 # ---------------------------------------------------------------------------------------------
 
+
 def no_checkpoints(dirs: list[Path]) -> None:
-    st.info("No fast-network checkpoint found in " + ", ".join(f"`{d}`" for d in dirs) + ".\n\n"
-            "Train the HUST four with `make app-models` (cpu profile, coco100), or one with\n"
-            f"`{app.train_hint('mosaic')}`,\n\nor place nstbench `transformer.pt` files or pytorch/examples "
-            "`<style>.pth` files in one of these folders (or start with `nstbench app --models DIR`).")
+    st.info(
+        "No fast-network checkpoint found in " + ", ".join(f"`{d}`" for d in dirs) + ".\n\n"
+        "Train the HUST four with `make app-models` (cpu profile, coco100), or one with\n"
+        f"`{app.train_hint('mosaic')}`,\n\nor place nstbench `transformer.pt` files or pytorch/examples "
+        "`<style>.pth` files in one of these folders (or start with `nstbench app --models DIR`)."
+    )
 
 
 def list_models(entries: list[app.ModelEntry], problems: list[str]) -> int:
@@ -92,8 +96,11 @@ def list_models(entries: list[app.ModelEntry], problems: list[str]) -> int:
         c1, c2 = st.columns([1, 8])
         if e.style_image is not None:
             c1.image(str(e.style_image), width=THUMB_PX)
-        c2.markdown(f"**{e.style}** - {e.format} `{e.network}` network"
-                    + (f", {e.steps} steps" if e.steps else "") + f"  \n`{e.path}`  \nloss network: {e.weights}")
+        c2.markdown(
+            f"**{e.style}** - {e.format} `{e.network}` network"
+            + (f", {e.steps} steps" if e.steps else "")
+            + f"  \n`{e.path}`  \nloss network: {e.weights}"
+        )
     found = {e.style for e in entries}
     missing = [s for s in app.HUST_STYLES if s not in found]
     if missing:
@@ -103,7 +110,9 @@ def list_models(entries: list[app.ModelEntry], problems: list[str]) -> int:
             for p in problems:
                 st.text(p)
     styles = [e.style for e in entries]  # a style found twice is told apart by its file
-    labels = [s if styles.count(s) == 1 else f"{s} ({e.path.parent.name}/{e.path.name})" for s, e in zip(styles, entries)]
+    labels = [
+        s if styles.count(s) == 1 else f"{s} ({e.path.parent.name}/{e.path.name})" for s, e in zip(styles, entries)
+    ]
     return st.radio("Style", range(len(entries)), format_func=labels.__getitem__, key="fast_style", horizontal=True)
 
 
@@ -114,11 +123,17 @@ def show_fast(res: app.FastResult, pic: app.Picture) -> None:
     c1.image(shown, caption=f"input: {pic.name}", width="stretch")
     with c2.container(key="fast_output"):
         h, w = res.size_hw
-        st.image(res.image, caption=f"{res.entry.style}: {w}x{h}, forward pass {res.seconds * 1000:.0f} ms",
-                 width="stretch")
+        st.image(
+            res.image, caption=f"{res.entry.style}: {w}x{h}, forward pass {res.seconds * 1000:.0f} ms", width="stretch"
+        )
     show_weights(res.entry.weights, f"Loss network this {res.entry.format} network was trained against")
-    st.download_button("Download PNG", res.png, file_name=f"{Path(pic.name).stem}-{res.entry.style}.png",
-                       mime="image/png", key="fast_download")
+    st.download_button(
+        "Download PNG",
+        res.png,
+        file_name=f"{Path(pic.name).stem}-{res.entry.style}.png",
+        mime="image/png",
+        key="fast_download",
+    )
 
 
 def fast_tab(pic: app.Picture | None, long_side: int) -> None:
@@ -144,6 +159,7 @@ def fast_tab(pic: app.Picture | None, long_side: int) -> None:
 # Gatys tab (and the Gatys half of the comparison): a background job, polled while it runs
 # ---------------------------------------------------------------------------------------------
 
+
 def curve_chart(job: app.GatysJob) -> None:
     if job.losses:
         st.line_chart(pd.DataFrame(job.losses).set_index("step")[["total"]], height=180)
@@ -157,12 +173,17 @@ def show_job_final(job: app.GatysJob, slot: str) -> None:
     elif job.status == "done":
         rec, out = job.record, job.out
         with st.container(key=f"{slot}_output"):
-            st.image(str(out / "output.png"), caption=f"{job.preset.name}, {job.preset.steps} steps, "
-                     f"{rec['seconds']:.1f} s", width="stretch")
+            st.image(
+                str(out / "output.png"),
+                caption=f"{job.preset.name}, {job.preset.steps} steps, {rec['seconds']:.1f} s",
+                width="stretch",
+            )
         show_weights(app.weights_label(rec["weights"]))
         curve_chart(job)
         cols = st.columns(3)
-        for col, name, mime in zip(cols, ("output.png", "curve.csv", "run.json"), ("image/png", "text/csv", "application/json")):
+        for col, name, mime in zip(
+            cols, ("output.png", "curve.csv", "run.json"), ("image/png", "text/csv", "application/json")
+        ):
             col.download_button(name, (out / name).read_bytes(), file_name=name, mime=mime, key=f"{slot}_dl_{name}")
 
 
@@ -173,8 +194,11 @@ def show_job_live(slot: str) -> None:
         st.rerun()  # the whole page once more: final state, and this polling stops
     st.progress(job.step / job.preset.steps, text=f"step {job.step} / {job.preset.steps}")
     if job.preview is not None:
-        st.image(job.preview, caption=f"step {job.step}; backbone weights requested: {job.weights} (the result "
-                 "names the ones used)", width=320)
+        st.image(
+            job.preview,
+            caption=f"step {job.step}; backbone weights requested: {job.weights} (the result names the ones used)",
+            width=320,
+        )
     curve_chart(job)
 
 
@@ -220,6 +244,7 @@ def gatys_tab(pic: app.Picture | None, weights: str) -> None:
 
     def start():
         start_job("gatys", override(get_preset(preset_name), steps=steps, size=size), pic.path, style.path, weights)
+
     job_controls("gatys", start)
 
 
@@ -227,9 +252,12 @@ def gatys_tab(pic: app.Picture | None, weights: str) -> None:
 # Side by side (E6): the hust fast network and the hust Gatys preset on the same photo
 # ---------------------------------------------------------------------------------------------
 
+
 def compare_tab(pic: app.Picture | None, long_side: int, weights: str) -> None:
-    st.caption("E6 live: one forward pass of a fast network against the `hust` Gatys optimisation, "
-               "same content at the same long side, same style image.")
+    st.caption(
+        "E6 live: one forward pass of a fast network against the `hust` Gatys optimisation, "
+        "same content at the same long side, same style image."
+    )
     entries, _ = app.find_checkpoints(app.model_dirs())
     if not entries:
         no_checkpoints(app.model_dirs())
@@ -250,6 +278,7 @@ def compare_tab(pic: app.Picture | None, long_side: int, weights: str) -> None:
         same = app.resized_copy(pic, preset.content_resize, workdir() / "compare")
         st.session_state.cmp_fast = app.run_fast(entry, same, side, workdir() / "compare")
         start_job("cmp", preset, same.path, entry.style_image, weights)
+
     left, right = st.columns(2)
     with right:
         st.subheader("Gatys (hust preset)")
@@ -259,29 +288,40 @@ def compare_tab(pic: app.Picture | None, long_side: int, weights: str) -> None:
         st.subheader("Fast network")
         if fast is not None:
             with st.container(key="cmp_fast_output"):
-                st.image(fast.image, caption=f"{fast.entry.style}: forward pass {fast.seconds * 1000:.0f} ms",
-                         width="stretch")
+                st.image(
+                    fast.image,
+                    caption=f"{fast.entry.style}: forward pass {fast.seconds * 1000:.0f} ms",
+                    width="stretch",
+                )
             show_weights(fast.entry.weights, "Loss network it was trained against")
     job = st.session_state.get("cmp")
     if fast is not None and job is not None and job.status == "done":
         ratio = job.record["seconds"] / max(fast.seconds, 1e-9)
-        st.success(f"Gatys {job.record['seconds']:.1f} s for {job.preset.steps} steps, fast {fast.seconds * 1000:.0f} ms "
-                   f"for one pass: {ratio:,.0f}x")
+        st.success(
+            f"Gatys {job.record['seconds']:.1f} s for {job.preset.steps} steps, fast {fast.seconds * 1000:.0f} ms "
+            f"for one pass: {ratio:,.0f}x"
+        )
 
 
 def main() -> None:
     st.set_page_config(page_title="nstbench style transfer", layout="wide")
     st.title("Style transfer")
-    st.caption("nstbench: fast networks (Johnson et al.) as the HUST report's app served them, and the Gatys "
-               "optimisation. Everything runs on this machine.")
+    st.caption(
+        "nstbench: fast networks (Johnson et al.) as the HUST report's app served them, and the Gatys "
+        "optimisation. Everything runs on this machine."
+    )
     with st.sidebar:
         st.header("Content")
     pic = None
     with guarded("Content image"):
         pic = pick_picture("content", app.content_names(), "chelsea", st.sidebar)
     long_side = st.sidebar.slider("Fast networks: long side (px, never enlarged)", 64, 1024, 512, step=32)
-    weights = st.sidebar.selectbox("Gatys backbone weights", ["auto", "random", "imagenet"], key="weights",
-                                   help="auto: ImageNet when available, otherwise seeded random weights (labelled)")
+    weights = st.sidebar.selectbox(
+        "Gatys backbone weights",
+        ["auto", "random", "imagenet"],
+        key="weights",
+        help="auto: ImageNet when available, otherwise seeded random weights (labelled)",
+    )
     st.sidebar.caption(f"Uploads: at most {app.MAX_UPLOAD_MB} MB and {MAX_PIXELS:,} pixels.")
     fast, gatys, both = st.tabs(["Fast", "Gatys", "Fast vs Gatys"])
     with fast, guarded("Fast tab"):

@@ -9,6 +9,7 @@ A download is written to a temporary file beside its target and renamed into pla
 the checksum passed, so an interrupted or corrupt download never leaves a file in the cache.
 Anything that is not a registered name is treated as a path to an image file.
 """
+
 from __future__ import annotations
 
 import hashlib

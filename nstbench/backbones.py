@@ -26,6 +26,7 @@ conv output that was stored for later (the UPES appendix taps `conv1_1` and actu
 relu1_1). The extractor uses out-of-place ReLUs, so a tapped `conv4_2` is the real conv output;
 presets that reproduce the in-place quirk ask for the relu layers explicitly.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -78,9 +79,12 @@ def resnet50_feature_info(arch: str) -> dict[str, FeatureInfo]:
     """Keras names in forward order. A stage's first block halves the size (stages conv3..conv5): in
     its first 1x1 conv for Keras' v1 (keras_resnet50), in its 3x3 conv for torchvision's v1.5."""
     v1 = arch == "keras_resnet50"
-    info = {"conv1_conv": FeatureInfo(64, 2, "conv", in_channels=3, kernel=7, stride=2),
-            "conv1_bn": FeatureInfo(64, 2, "bn"), "conv1_relu": FeatureInfo(64, 2, "relu"),
-            "pool1_pool": FeatureInfo(64, 4, "pool")}
+    info = {
+        "conv1_conv": FeatureInfo(64, 2, "conv", in_channels=3, kernel=7, stride=2),
+        "conv1_bn": FeatureInfo(64, 2, "bn"),
+        "conv1_relu": FeatureInfo(64, 2, "relu"),
+        "pool1_pool": FeatureInfo(64, 4, "pool"),
+    }
     cin, red = 64, 4
     for s, nblocks in enumerate(RESNET50_BLOCKS, start=2):
         f = 64 * 2 ** (s - 2)
@@ -129,8 +133,18 @@ def resnet50_layer_names() -> list[str]:
             p = f"conv{s}_block{b}"
             if b == 1:
                 names += [f"{p}_0_conv", f"{p}_0_bn"]
-            names += [f"{p}_1_conv", f"{p}_1_bn", f"{p}_1_relu", f"{p}_2_conv", f"{p}_2_bn", f"{p}_2_relu",
-                      f"{p}_3_conv", f"{p}_3_bn", f"{p}_add", f"{p}_out"]
+            names += [
+                f"{p}_1_conv",
+                f"{p}_1_bn",
+                f"{p}_1_relu",
+                f"{p}_2_conv",
+                f"{p}_2_bn",
+                f"{p}_2_relu",
+                f"{p}_3_conv",
+                f"{p}_3_bn",
+                f"{p}_add",
+                f"{p}_out",
+            ]
     return names
 
 
@@ -206,7 +220,9 @@ def keras_resnet50_weighted_layers() -> list[str]:
         for b in range(1, nblocks + 1):
             p = f"conv{s}_block{b}"
             names += [f"{p}_1_conv", f"{p}_1_bn", f"{p}_2_conv", f"{p}_2_bn"]
-            names += ([f"{p}_0_conv", f"{p}_3_conv", f"{p}_0_bn", f"{p}_3_bn"] if b == 1 else [f"{p}_3_conv", f"{p}_3_bn"])
+            names += (
+                [f"{p}_0_conv", f"{p}_3_conv", f"{p}_0_bn", f"{p}_3_bn"] if b == 1 else [f"{p}_3_conv", f"{p}_3_bn"]
+            )
     return names
 
 

@@ -2,6 +2,7 @@
 
 Shared by the backbone weights (weights.py) and the transformer checkpoints (transformer.py).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

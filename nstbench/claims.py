@@ -29,6 +29,7 @@ Column schemas (names are case-sensitive; string values are compared lower-cased
   C13 optimizer ("lbfgs" / "adam"), evaluation, seconds, total_loss (one curve per optimiser, same problem)
   C14 method ("fast" / "lbfgs"), iterations (of L-BFGS), objective (the same objective for both)
 """
+
 from __future__ import annotations
 
 import math
@@ -108,6 +109,7 @@ C14_ITERATIONS = 50
 # helpers
 # ---------------------------------------------------------------------------------------------
 
+
 def _result(claim: str, verdict: str, measured: str, rule: str) -> dict:
     assert verdict in VERDICTS, verdict
     return {"claim": claim, "verdict": verdict, "measured": measured, "rule": rule}
@@ -126,8 +128,10 @@ def _need(df: pd.DataFrame, claim: str, columns: list[str]) -> pd.DataFrame:
     """The rows with all `columns` present (NaN rows dropped); error if a column is missing."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise NstbenchError(f"{claim}: table lacks column(s) {', '.join(missing)}; expected {', '.join(columns)} "
-                            f"(has {', '.join(map(str, df.columns))})")
+        raise NstbenchError(
+            f"{claim}: table lacks column(s) {', '.join(missing)}; expected {', '.join(columns)} "
+            f"(has {', '.join(map(str, df.columns))})"
+        )
     return df.dropna(subset=columns)
 
 
@@ -165,8 +169,10 @@ def _clearly_below(a: float, b: float, margin: float = REL_MARGIN) -> bool:
 # rules
 # ---------------------------------------------------------------------------------------------
 
-RULE_C1 = (f"Per-gamma mean hf_fraction: holds if Spearman rho(gamma, hf) <= {C1_MAX_RHO} and hf at the largest "
-           f"gamma < hf at the smallest; inconclusive with fewer than {C1_MIN_GAMMAS} gammas.")
+RULE_C1 = (
+    f"Per-gamma mean hf_fraction: holds if Spearman rho(gamma, hf) <= {C1_MAX_RHO} and hf at the largest "
+    f"gamma < hf at the smallest; inconclusive with fewer than {C1_MIN_GAMMAS} gammas."
+)
 
 
 def rule_c1(df: pd.DataFrame) -> dict:
@@ -181,9 +187,11 @@ def rule_c1(df: pd.DataFrame) -> dict:
     return _result("C1", HOLDS if ok else FAILS, measured, RULE_C1)
 
 
-RULE_C2 = (f"Per-lambda_c mean ssim_content (or content_loss): holds if it rises (content loss falls) at every "
-           f"step of lambda_c and by at least {C2_MIN_SSIM_GAIN} SSIM (to <= {C2_MAX_LOSS_RATIO}x the loss) "
-           f"overall; monotone but smaller is inconclusive, as are fewer than {C2_MIN_VALUES} lambda_c values.")
+RULE_C2 = (
+    f"Per-lambda_c mean ssim_content (or content_loss): holds if it rises (content loss falls) at every "
+    f"step of lambda_c and by at least {C2_MIN_SSIM_GAIN} SSIM (to <= {C2_MAX_LOSS_RATIO}x the loss) "
+    f"overall; monotone but smaller is inconclusive, as are fewer than {C2_MIN_VALUES} lambda_c values."
+)
 
 
 def rule_c2(df: pd.DataFrame) -> dict:
@@ -207,9 +215,11 @@ def rule_c2(df: pd.DataFrame) -> dict:
     return _result("C2", verdict, measured, RULE_C2)
 
 
-RULE_C3 = (f"Mean ssim_content at the smallest and largest lambda_s (at least {C3_MIN_RATIO:g}x apart): holds if "
-           f"the smallest gives >= {C3_LOW_MIN_SSIM} and the largest <= {C3_HIGH_MAX_SSIM}; does not hold if the "
-           f"smallest gives < {C3_LOW_FAIL_SSIM} or the largest >= {C3_HIGH_FAIL_SSIM}; otherwise inconclusive.")
+RULE_C3 = (
+    f"Mean ssim_content at the smallest and largest lambda_s (at least {C3_MIN_RATIO:g}x apart): holds if "
+    f"the smallest gives >= {C3_LOW_MIN_SSIM} and the largest <= {C3_HIGH_MAX_SSIM}; does not hold if the "
+    f"smallest gives < {C3_LOW_FAIL_SSIM} or the largest >= {C3_HIGH_FAIL_SSIM}; otherwise inconclusive."
+)
 
 
 def rule_c3(df: pd.DataFrame) -> dict:
@@ -235,9 +245,11 @@ def rule_c3(df: pd.DataFrame) -> dict:
     return _result("C3", verdict, measured, RULE_C3)
 
 
-RULE_C4 = (f"Mean colour_artifact_index per content layer: holds if relu2_2 is lower than both relu3_3 and relu4_3 "
-           f"and relu4_3 is higher than relu3_3, each by more than {REL_MARGIN:.0%}; does not hold if either "
-           f"ordering is reversed by more than {REL_MARGIN:.0%}; otherwise (or a layer missing) inconclusive.")
+RULE_C4 = (
+    f"Mean colour_artifact_index per content layer: holds if relu2_2 is lower than both relu3_3 and relu4_3 "
+    f"and relu4_3 is higher than relu3_3, each by more than {REL_MARGIN:.0%}; does not hold if either "
+    f"ordering is reversed by more than {REL_MARGIN:.0%}; otherwise (or a layer missing) inconclusive."
+)
 
 
 def rule_c4(df: pd.DataFrame) -> dict:
@@ -246,7 +258,8 @@ def rule_c4(df: pd.DataFrame) -> dict:
     Columns: content_layer (VGG16 names relu2_2, relu3_3, relu4_3), colour_artifact_index.
     """
     d = _need(df, "C4", ["content_layer", "colour_artifact_index"]).assign(
-        content_layer=lambda t: _lower(t["content_layer"]))
+        content_layer=lambda t: _lower(t["content_layer"])
+    )
     cai = _means(d, "content_layer", "colour_artifact_index")
     measured = f"colour_artifact_index by content layer: {_series(cai)}"
     if any(layer not in cai.index for layer in C4_LAYERS):
@@ -261,9 +274,11 @@ def rule_c4(df: pd.DataFrame) -> dict:
     return _result("C4", verdict, measured, RULE_C4)
 
 
-RULE_C5 = (f"Per batch size, median seconds_per_epoch and mean quality: holds if every batch size is within "
-           f"{C5_TIME_TOL:.0%} of the mean time and within {C5_QUALITY_TOL:.0%} of the mean quality; "
-           f"inconclusive with fewer than 2 batch sizes.")
+RULE_C5 = (
+    f"Per batch size, median seconds_per_epoch and mean quality: holds if every batch size is within "
+    f"{C5_TIME_TOL:.0%} of the mean time and within {C5_QUALITY_TOL:.0%} of the mean quality; "
+    f"inconclusive with fewer than 2 batch sizes."
+)
 
 
 def rule_c5(df: pd.DataFrame, quality: str = "ssim_content") -> dict:
@@ -285,9 +300,11 @@ def rule_c5(df: pd.DataFrame, quality: str = "ssim_content") -> dict:
     return _result("C5", HOLDS if ok else FAILS, measured, RULE_C5)
 
 
-RULE_C6 = ("At the last iteration both runs logged: holds if the content-initialised run has lower content_loss "
-           "and (when given) higher ssim_content than the noise-initialised one; does not hold if all given "
-           "measures favour noise; mixed or a run missing is inconclusive.")
+RULE_C6 = (
+    "At the last iteration both runs logged: holds if the content-initialised run has lower content_loss "
+    "and (when given) higher ssim_content than the noise-initialised one; does not hold if all given "
+    "measures favour noise; mixed or a run missing is inconclusive."
+)
 
 
 def rule_c6(df: pd.DataFrame) -> dict:
@@ -319,9 +336,11 @@ def rule_c6(df: pd.DataFrame) -> dict:
     return _result("C6", verdict, measured, RULE_C6)
 
 
-RULE_C7 = (f"Per net, mean final style_loss by number of style layers: holds if at least {C7_MIN_FRACTION:.0%} of "
-           f"the steps to one more layer are non-decreasing in every net; inconclusive with fewer than 2 nets or "
-           f"fewer than {C7_MIN_COUNTS} layer counts in a net.")
+RULE_C7 = (
+    f"Per net, mean final style_loss by number of style layers: holds if at least {C7_MIN_FRACTION:.0%} of "
+    f"the steps to one more layer are non-decreasing in every net; inconclusive with fewer than 2 nets or "
+    f"fewer than {C7_MIN_COUNTS} layer counts in a net."
+)
 
 
 def rule_c7(df: pd.DataFrame) -> dict:
@@ -345,10 +364,12 @@ def rule_c7(df: pd.DataFrame) -> dict:
     return _result("C7", HOLDS if ok else FAILS, measured, RULE_C7)
 
 
-RULE_C8 = (f"Per curve: share = (L(first) - L({C8_AT})) / (L(first) - L(last)), L({C8_AT}) being the last loss "
-           f"logged at or before step {C8_AT}; holds if share >= {C8_SHARE} in every curve; inconclusive if the "
-           f"loss did not fall, the run ends by step {C8_AT}, or no step in "
-           f"[{int(C8_AT * C8_MIN_LOGGED_FRACTION)}, {C8_AT}] was logged.")
+RULE_C8 = (
+    f"Per curve: share = (L(first) - L({C8_AT})) / (L(first) - L(last)), L({C8_AT}) being the last loss "
+    f"logged at or before step {C8_AT}; holds if share >= {C8_SHARE} in every curve; inconclusive if the "
+    f"loss did not fall, the run ends by step {C8_AT}, or no step in "
+    f"[{int(C8_AT * C8_MIN_LOGGED_FRACTION)}, {C8_AT}] was logged."
+)
 
 
 def rule_c8(df: pd.DataFrame, at: int = C8_AT) -> dict:
@@ -367,19 +388,25 @@ def rule_c8(df: pd.DataFrame, at: int = C8_AT) -> dict:
         upto = loss[loss.index <= at]
         l0, lend = loss.iloc[0], loss.iloc[-1]
         if len(upto) < 2 or upto.index[-1] < at * C8_MIN_LOGGED_FRACTION or it[-1] <= at or not l0 > lend:
-            parts.append(f"{name}: iterations {it[0]:g}..{it[-1]:g}, loss {_g(l0)} -> {_g(lend)} (cannot place the drop)")
+            parts.append(
+                f"{name}: iterations {it[0]:g}..{it[-1]:g}, loss {_g(l0)} -> {_g(lend)} (cannot place the drop)"
+            )
             verdicts.append(INCONCLUSIVE)
             continue
         share = float((l0 - upto.iloc[-1]) / (l0 - lend))
-        parts.append(f"{name}: loss {_g(l0)} (it {it[0]:g}) -> {_g(upto.iloc[-1])} (it {upto.index[-1]:g}) -> "
-                     f"{_g(lend)} (it {it[-1]:g}); share of the drop by {at}: {share:.0%}")
+        parts.append(
+            f"{name}: loss {_g(l0)} (it {it[0]:g}) -> {_g(upto.iloc[-1])} (it {upto.index[-1]:g}) -> "
+            f"{_g(lend)} (it {it[-1]:g}); share of the drop by {at}: {share:.0%}"
+        )
         verdicts.append(HOLDS if share >= C8_SHARE else FAILS)
     return _all_nets("C8", verdicts, parts, RULE_C8)
 
 
-RULE_C9 = (f"Mean style_distance (measured in a third network) per optimised net: holds if vgg19's is lower than "
-           f"resnet50's by more than {REL_MARGIN:.0%}; does not hold if higher by more than {REL_MARGIN:.0%}; "
-           f"within the margin, a net missing, or a judge that is one of the optimised nets is inconclusive.")
+RULE_C9 = (
+    f"Mean style_distance (measured in a third network) per optimised net: holds if vgg19's is lower than "
+    f"resnet50's by more than {REL_MARGIN:.0%}; does not hold if higher by more than {REL_MARGIN:.0%}; "
+    f"within the margin, a net missing, or a judge that is one of the optimised nets is inconclusive."
+)
 
 
 def rule_c9(df: pd.DataFrame) -> dict:
@@ -403,9 +430,11 @@ def rule_c9(df: pd.DataFrame) -> dict:
     return _result("C9", verdict, measured, RULE_C9)
 
 
-RULE_C10 = (f"Per (device, dtype, size): speed-up = {C10_ITERATIONS} x vanilla seconds_per_iteration / fast seconds "
-            f"per forward pass (medians); holds if every speed-up >= {C10_MIN_SPEEDUP:g}; inconclusive if no "
-            f"setting has both methods.")
+RULE_C10 = (
+    f"Per (device, dtype, size): speed-up = {C10_ITERATIONS} x vanilla seconds_per_iteration / fast seconds "
+    f"per forward pass (medians); holds if every speed-up >= {C10_MIN_SPEEDUP:g}; inconclusive if no "
+    f"setting has both methods."
+)
 
 
 def rule_c10(df: pd.DataFrame) -> dict:
@@ -427,18 +456,22 @@ def rule_c10(df: pd.DataFrame) -> dict:
         speedup = C10_ITERATIONS * float(spi["vanilla"]) / float(spi["fast"])
         speedups.append(speedup)
         label = ", ".join(f"{k}={v}" for k, v in zip(keys, key if isinstance(key, tuple) else (key,))) or "all"
-        parts.append(f"{label}: vanilla {_g(C10_ITERATIONS * spi['vanilla'])} s/{C10_ITERATIONS} it, "
-                     f"fast {_g(spi['fast'])} s, speed-up {_g(speedup)}x")
+        parts.append(
+            f"{label}: vanilla {_g(C10_ITERATIONS * spi['vanilla'])} s/{C10_ITERATIONS} it, "
+            f"fast {_g(spi['fast'])} s, speed-up {_g(speedup)}x"
+        )
     if not speedups:
         return _result("C10", INCONCLUSIVE, "no setting with both a vanilla and a fast timing", RULE_C10)
     ok = min(speedups) >= C10_MIN_SPEEDUP
     return _result("C10", HOLDS if ok else FAILS, "; ".join(parts), RULE_C10)
 
 
-RULE_C11 = (f"Per net, mean ssim_content by depth: holds in a net if Spearman rho(depth, ssim) <= {C11_MAX_RHO} "
-            f"and ssim at the shallowest layer exceeds ssim at the deepest by >= {C11_MIN_SSIM_DROP}; does not hold "
-            f"in a net whose deepest layer is at least as close as its shallowest; holds if it holds in every net, "
-            f"does not hold if it fails in one; otherwise, or with fewer than {C11_MIN_LAYERS} layers, inconclusive.")
+RULE_C11 = (
+    f"Per net, mean ssim_content by depth: holds in a net if Spearman rho(depth, ssim) <= {C11_MAX_RHO} "
+    f"and ssim at the shallowest layer exceeds ssim at the deepest by >= {C11_MIN_SSIM_DROP}; does not hold "
+    f"in a net whose deepest layer is at least as close as its shallowest; holds if it holds in every net, "
+    f"does not hold if it fails in one; otherwise, or with fewer than {C11_MIN_LAYERS} layers, inconclusive."
+)
 
 
 def rule_c11(df: pd.DataFrame) -> dict:
@@ -465,12 +498,14 @@ def rule_c11(df: pd.DataFrame) -> dict:
     return _all_nets("C11", verdicts, parts, RULE_C11)
 
 
-RULE_C12 = (f"Mean ssim_content and style_distance per alpha/beta ratio: content rises if Spearman rho(ratio, ssim) "
-            f">= {C12_MIN_RHO} and ssim gains >= {C12_MIN_SSIM_GAIN} from the smallest to the largest ratio; style "
-            f"distance falls as the ratio shrinks if rho(ratio, distance) >= {C12_MIN_RHO} and the distance at the "
-            f"smallest ratio is more than {REL_MARGIN:.0%} below the largest's; holds if both; does not hold if "
-            f"either end-to-end change is reversed; otherwise, or with fewer than {C12_MIN_RATIOS} ratios, "
-            "inconclusive.")
+RULE_C12 = (
+    f"Mean ssim_content and style_distance per alpha/beta ratio: content rises if Spearman rho(ratio, ssim) "
+    f">= {C12_MIN_RHO} and ssim gains >= {C12_MIN_SSIM_GAIN} from the smallest to the largest ratio; style "
+    f"distance falls as the ratio shrinks if rho(ratio, distance) >= {C12_MIN_RHO} and the distance at the "
+    f"smallest ratio is more than {REL_MARGIN:.0%} below the largest's; holds if both; does not hold if "
+    f"either end-to-end change is reversed; otherwise, or with fewer than {C12_MIN_RATIOS} ratios, "
+    "inconclusive."
+)
 
 
 def _trend(s: pd.Series, clear) -> str:
@@ -499,10 +534,12 @@ def rule_c12(df: pd.DataFrame) -> dict:
     return _result("C12", verdict, measured, RULE_C12)
 
 
-RULE_C13 = (f"Best total_loss each optimiser reached within the budget both had, in loss evaluations and in "
-            f"seconds: holds if L-BFGS is more than {REL_MARGIN:.0%} below Adam in both budgets; does not hold if "
-            f"Adam is more than {REL_MARGIN:.0%} below L-BFGS in either; otherwise, or an optimiser missing, "
-            "inconclusive.")
+RULE_C13 = (
+    f"Best total_loss each optimiser reached within the budget both had, in loss evaluations and in "
+    f"seconds: holds if L-BFGS is more than {REL_MARGIN:.0%} below Adam in both budgets; does not hold if "
+    f"Adam is more than {REL_MARGIN:.0%} below L-BFGS in either; otherwise, or an optimiser missing, "
+    "inconclusive."
+)
 
 
 def rule_c13(df: pd.DataFrame) -> dict:
@@ -512,7 +549,8 @@ def rule_c13(df: pd.DataFrame) -> dict:
     started), total_loss (the objective both minimised, on one scale).
     """
     d = _need(df, "C13", ["optimizer", "evaluation", "seconds", "total_loss"]).assign(
-        optimizer=lambda t: _lower(t["optimizer"]))
+        optimizer=lambda t: _lower(t["optimizer"])
+    )
     runs = {o: g for o, g in d.groupby("optimizer") if o in ("lbfgs", "adam")}
     if len(runs) < 2:
         return _result("C13", INCONCLUSIVE, f"curves present: {sorted(runs)} (needs lbfgs and adam)", RULE_C13)
@@ -520,17 +558,26 @@ def rule_c13(df: pd.DataFrame) -> dict:
     for budget in ("evaluation", "seconds"):
         limit = min(g[budget].max() for g in runs.values())
         best = {o: float(g.loc[g[budget] <= limit, "total_loss"].min()) for o, g in runs.items()}
-        parts.append(f"within {_g(limit)} {budget}{'s' if budget == 'evaluation' else ''}: "
-                     f"lbfgs {_g(best['lbfgs'])}, adam {_g(best['adam'])}")
-        verdicts.append(HOLDS if _clearly_below(best["lbfgs"], best["adam"])
-                        else FAILS if _clearly_below(best["adam"], best["lbfgs"]) else INCONCLUSIVE)
+        parts.append(
+            f"within {_g(limit)} {budget}{'s' if budget == 'evaluation' else ''}: "
+            f"lbfgs {_g(best['lbfgs'])}, adam {_g(best['adam'])}"
+        )
+        verdicts.append(
+            HOLDS
+            if _clearly_below(best["lbfgs"], best["adam"])
+            else FAILS
+            if _clearly_below(best["adam"], best["lbfgs"])
+            else INCONCLUSIVE
+        )
     verdict = FAILS if FAILS in verdicts else HOLDS if verdicts == [HOLDS, HOLDS] else INCONCLUSIVE
     return _result("C13", verdict, "; ".join(parts), RULE_C13)
 
 
-RULE_C14 = (f"Mean objective of the fast network's output against L-BFGS's after {C14_ITERATIONS} iterations: holds if "
-            f"fast <= (1 + {REL_MARGIN:g}) x L-BFGS; does not hold otherwise; inconclusive without a fast row or an "
-            f"L-BFGS row at {C14_ITERATIONS} iterations.")
+RULE_C14 = (
+    f"Mean objective of the fast network's output against L-BFGS's after {C14_ITERATIONS} iterations: holds if "
+    f"fast <= (1 + {REL_MARGIN:g}) x L-BFGS; does not hold otherwise; inconclusive without a fast row or an "
+    f"L-BFGS row at {C14_ITERATIONS} iterations."
+)
 
 
 def rule_c14(df: pd.DataFrame) -> dict:
@@ -548,8 +595,11 @@ def rule_c14(df: pd.DataFrame) -> dict:
         return _result("C14", INCONCLUSIVE, measured + f" (needs fast and L-BFGS at {C14_ITERATIONS})", RULE_C14)
     f = float(fast.mean())
     beaten = [int(n) for n, v in lb.items() if v < f]
-    measured += f"; L-BFGS first below the fast network at {beaten[0]} iterations" if beaten else \
-        "; L-BFGS never below the fast network"
+    measured += (
+        f"; L-BFGS first below the fast network at {beaten[0]} iterations"
+        if beaten
+        else "; L-BFGS never below the fast network"
+    )
     ok = f <= lb[C14_ITERATIONS] * (1.0 + REL_MARGIN)
     return _result("C14", HOLDS if ok else FAILS, measured, RULE_C14)
 
@@ -557,6 +607,7 @@ def rule_c14(df: pd.DataFrame) -> dict:
 # ---------------------------------------------------------------------------------------------
 # registry
 # ---------------------------------------------------------------------------------------------
+
 
 class Claim(NamedTuple):
     source: str  # the report that made the claim (seed file in ../shared/seeds)
@@ -582,22 +633,33 @@ CLAIMS: dict[str, Claim] = {
     "C1": Claim(_HUST + " (3.1)", "As the TV weight gamma grows, high-frequency energy falls.", rule_c1),
     "C2": Claim(_HUST + " (3.2)", "A higher lambda_c gives an output closer to the content.", rule_c2),
     "C3": Claim(_HUST + " (3.2)", "lambda_s=4 changes the input little; lambda_s=400 loses the content.", rule_c3),
-    "C4": Claim(_NYU + " (4.2)", "relu2_2 is the best content layer; relu3_3 gives colour lumps, relu4_3 worse.", rule_c4),
+    "C4": Claim(
+        _NYU + " (4.2)", "relu2_2 is the best content layer; relu3_3 gives colour lumps, relu4_3 worse.", rule_c4
+    ),
     "C5": Claim(_NYU + " (4.2)", "Batch size changes neither training time per epoch nor result quality.", rule_c5),
-    "C6": Claim(_NYU + " (4.1)", "Initialising from the content delivers the content better than white noise.", rule_c6),
+    "C6": Claim(
+        _NYU + " (4.1)", "Initialising from the content delivers the content better than white noise.", rule_c6
+    ),
     "C7": Claim(_IITB + " (Table 1)", "Style loss grows as style layers are added (VGG19 and ResNet50).", rule_c7),
     "C8": Claim(_IITB + " (Fig. 7)", "Most of the loss drop happens in the first ~100 iterations.", rule_c8),
     "C9": Claim(_IITB + " (5 Conclusions)", "VGG19 stylises more than ResNet50.", rule_c9),
     "C10": Claim(_HUST + " (3.3)", "The fast network is at least 1000x faster than 1000 vanilla iterations.", rule_c10),
-    "C11": Claim(_YONSEI + " (Fig. 3); Gatys et al. 2016 (Fig. 1)",
-                 "Reconstruction fidelity falls with the depth of the layer reconstructed from.", rule_c11),
-    "C12": Claim(_YONSEI + " (1.3); Gatys et al. 2016 (Fig. 3)",
-                 "A larger alpha/beta gives an output closer to the content, a smaller one closer to the style.",
-                 rule_c12),
+    "C11": Claim(
+        _YONSEI + " (Fig. 3); Gatys et al. 2016 (Fig. 1)",
+        "Reconstruction fidelity falls with the depth of the layer reconstructed from.",
+        rule_c11,
+    ),
+    "C12": Claim(
+        _YONSEI + " (1.3); Gatys et al. 2016 (Fig. 3)",
+        "A larger alpha/beta gives an output closer to the content, a smaller one closer to the style.",
+        rule_c12,
+    ),
     "C13": Claim(_GATYS, "L-BFGS reaches a lower loss than Adam in the same budget.", rule_c13),
-    "C14": Claim("Johnson et al., ECCV 2016 (Fig. 5)",
-                 "One forward pass of the fast network matches the objective of at least 50 L-BFGS iterations.",
-                 rule_c14),
+    "C14": Claim(
+        "Johnson et al., ECCV 2016 (Fig. 5)",
+        "One forward pass of the fast network matches the objective of at least 50 L-BFGS iterations.",
+        rule_c14,
+    ),
 }
 
 

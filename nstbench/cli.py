@@ -5,6 +5,7 @@ they lock while they write; a folder holding a finished run is replaced only wit
 (train: or continued with `--resume`), and never a folder holding another command's run. `apply`
 writes one image file when `--out` ends in an image suffix (.png, .jpg, .webp, ...), else a folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,7 @@ def _at_least(lo: int):
         if v < lo:
             raise argparse.ArgumentTypeError(f"must be at least {lo}, got {v}")
         return v
+
     return parse
 
 
@@ -70,6 +72,7 @@ def _weights_note(w: dict) -> str:
 # Handlers
 # ---------------------------------------------------------------------------------------------
 
+
 def _stylize(args: argparse.Namespace) -> None:
     from .gatys import Compute
     from .presets import get_preset
@@ -80,16 +83,36 @@ def _stylize(args: argparse.Namespace) -> None:
     given = {k: getattr(args, k) for k in STYLIZE_OVERRIDES if getattr(args, k) is not None}
     preset = override(get_preset(args.preset), **given)
     recorded = dict(given, **({"scales": args.scales} if args.scales else {}))
-    extras = Extras(overrides=recorded, original_colors=args.original_colors, output=args.output,
-                    style_blend=args.style_blend, save_every=args.save_every,
-                    scales=tuple(args.scales) if args.scales else None)
-    rec = stylize(preset, args.content, args.style, args.out, weights=args.weights, seed=args.seed,
-                  device=args.device, progress_every=args.progress_every, compute=Compute(dtype=args.dtype),
-                  overwrite=args.overwrite, extras=extras, allow_slow_bf16=args.allow_slow_bf16)
-    modified = f"; preset {preset.name} modified: " + ", ".join(f"{k}={v}" for k, v in recorded.items()) if recorded else ""
+    extras = Extras(
+        overrides=recorded,
+        original_colors=args.original_colors,
+        output=args.output,
+        style_blend=args.style_blend,
+        save_every=args.save_every,
+        scales=tuple(args.scales) if args.scales else None,
+    )
+    rec = stylize(
+        preset,
+        args.content,
+        args.style,
+        args.out,
+        weights=args.weights,
+        seed=args.seed,
+        device=args.device,
+        progress_every=args.progress_every,
+        compute=Compute(dtype=args.dtype),
+        overwrite=args.overwrite,
+        extras=extras,
+        allow_slow_bf16=args.allow_slow_bf16,
+    )
+    modified = (
+        f"; preset {preset.name} modified: " + ", ".join(f"{k}={v}" for k, v in recorded.items()) if recorded else ""
+    )
     steps = f"{preset.steps} steps" + (f" x {len(args.scales)} scales" if args.scales else "")
-    print(f"wrote {Path(args.out)}/{args.output}, curve.csv, run.json ({steps}, {rec['seconds']:.1f}s, "
-          f"{_weights_note(rec['weights'])}{modified})")
+    print(
+        f"wrote {Path(args.out)}/{args.output}, curve.csv, run.json ({steps}, {rec['seconds']:.1f}s, "
+        f"{_weights_note(rec['weights'])}{modified})"
+    )
 
 
 # stylize options that change the preset (recorded in run.json as overrides)
@@ -106,8 +129,9 @@ def _init(text: str) -> str:
 
     if text in ("content", "noise", "style") or text in image_names() or Path(text).suffix or "/" in text:
         return text
-    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from content, noise, style, "
-                                     "or give an image name or path)")
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {text!r} (choose from content, noise, style, or give an image name or path)"
+    )
 
 
 def _presets(args: argparse.Namespace) -> None:
@@ -122,32 +146,44 @@ def _presets(args: argparse.Namespace) -> None:
         print("Fast-transfer presets (nstbench train --preset NAME):")
         for name, p in FAST_PRESETS.items():
             length = f"{p.steps:5d} steps" if p.steps else f"{p.epochs:2d} epochs   "
-            print(f"  {name:17s} {p.backbone:6s} {p.weights:11s} batch {p.batch:2d} {p.size:4d} px {length}  {p.source}")
+            print(
+                f"  {name:17s} {p.backbone:6s} {p.weights:11s} batch {p.batch:2d} {p.size:4d} px {length}  {p.source}"
+            )
 
 
 def _images(args: argparse.Namespace) -> None:
     from .assets import cache_dir, local_assets_dir, registry
 
     local, cache = local_assets_dir(), cache_dir()
-    print(f"asset folder: {local or 'none (NSTBENCH_ASSETS unset, no ../shared/assets beside the clone)'}; "
-          f"cache: {cache}")
+    print(
+        f"asset folder: {local or 'none (NSTBENCH_ASSETS unset, no ../shared/assets beside the clone)'}; cache: {cache}"
+    )
     reg = registry()
     for name, e in sorted(reg["images"].items()):
-        where = ("asset folder" if local is not None and (local / e["file"]).is_file()
-                 else "cache" if (cache / e["file"]).is_file() else "missing (downloaded on first use)")
+        where = (
+            "asset folder"
+            if local is not None and (local / e["file"]).is_file()
+            else "cache"
+            if (cache / e["file"]).is_file()
+            else "missing (downloaded on first use)"
+        )
         print(f"  {name:15s} {where:33s} {e.get('source', e.get('url', ''))}")
     for name, e in sorted(reg["datasets"].items()):
         present = local is not None and (local / e["folder"]).is_dir()
-        print(f"  {name:15s} {'asset folder' if present else 'missing (downloaded on first use)':33s} "
-              f"{e.get('source', '')} (dataset, {len(e['files'])} files)")
+        print(
+            f"  {name:15s} {'asset folder' if present else 'missing (downloaded on first use)':33s} "
+            f"{e.get('source', '')} (dataset, {len(e['files'])} files)"
+        )
 
 
 def _train(args: argparse.Namespace) -> None:
     rec = train_command(args)
     first, last = rec["first"] or {}, rec["last"] or {}
-    print(f"wrote {args.out}/transformer.pt, checkpoint.pt, loss.csv, run.json ({rec['steps_done']} steps, "
-          f"{rec['seconds']:.1f}s, loss {first.get('total', float('nan')):.4g} -> "
-          f"{last.get('total', float('nan')):.4g}, {_weights_note(rec['weights'])})")
+    print(
+        f"wrote {args.out}/transformer.pt, checkpoint.pt, loss.csv, run.json ({rec['steps_done']} steps, "
+        f"{rec['seconds']:.1f}s, loss {first.get('total', float('nan')):.4g} -> "
+        f"{last.get('total', float('nan')):.4g}, {_weights_note(rec['weights'])})"
+    )
 
 
 def _apply(args: argparse.Namespace) -> None:
@@ -157,12 +193,25 @@ def _apply(args: argparse.Namespace) -> None:
         raise NstbenchError("give --content (images to stylise) and --out, or --export-onnx PATH")
     if args.content and args.out is None:
         raise NstbenchError("--out is required with --content (an image file or a folder)")
-    for r in stylize_images(args.checkpoint, args.content or [], args.out, size=args.size, scale=args.content_scale,
-                            device=args.device, crop=args.crop) if args.content else []:
+    for r in (
+        stylize_images(
+            args.checkpoint,
+            args.content or [],
+            args.out,
+            size=args.size,
+            scale=args.content_scale,
+            device=args.device,
+            crop=args.crop,
+        )
+        if args.content
+        else []
+    ):
         h, w = r["size_hw"]
         print(f"wrote {r['output']} ({w}x{h}, {r['seconds'] * 1000:.0f} ms, {r['format']} {r['network']} network)")
     if args.export_onnx:
-        print(f"wrote {export_onnx(args.checkpoint, args.export_onnx)} (ONNX: image [N, 3, H, W] in [0, 1] -> stylized)")
+        print(
+            f"wrote {export_onnx(args.checkpoint, args.export_onnx)} (ONNX: image [N, 3, H, W] in [0, 1] -> stylized)"
+        )
 
 
 def _app(args: argparse.Namespace) -> None:
@@ -193,15 +242,26 @@ def train_command(args: argparse.Namespace) -> dict:
     profile_data = prof.pop("data", None)
     data = args.data or profile_data
     if data is None:
-        raise NstbenchError(f"--data is required for the {preset.name} preset with the {args.profile} profile. "
-                            f"{fast.COCO_HELP}")
+        raise NstbenchError(
+            f"--data is required for the {preset.name} preset with the {args.profile} profile. {fast.COCO_HELP}"
+        )
     if args.steps is not None or args.epochs is not None:
         prof.pop("steps", None)  # an explicit length wins over the profile's
     preset = fast.override_fast(preset, **prof)
-    preset = fast.override_fast(preset, steps=args.steps, epochs=args.epochs, batch=args.batch, size=args.size,
-                                content_weight=args.content_weight, style_weight=args.style_weight,
-                                tv_weight=args.tv_weight, network=args.network, norm=args.norm,
-                                checkpoint_every=args.checkpoint_every, style_size=args.style_size)
+    preset = fast.override_fast(
+        preset,
+        steps=args.steps,
+        epochs=args.epochs,
+        batch=args.batch,
+        size=args.size,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        network=args.network,
+        norm=args.norm,
+        checkpoint_every=args.checkpoint_every,
+        style_size=args.style_size,
+    )
     if args.lr is not None:
         preset = dataclasses.replace(preset, lr=args.lr)
     fast.network_config(preset)  # an unknown --network or --norm fails before any work
@@ -215,13 +275,27 @@ def train_command(args: argparse.Namespace) -> dict:
             for name in ("checkpoint.pt", "transformer.pt", "loss.csv", "run.json"):
                 (out / name).unlink(missing_ok=True)
         elif (out / "checkpoint.pt").exists():
-            raise NstbenchError(f"{out} already holds a training run (checkpoint.pt); pass --resume to continue it, "
-                                "--overwrite to start afresh, or choose another --out")
+            raise NstbenchError(
+                f"{out} already holds a training run (checkpoint.pt); pass --resume to continue it, "
+                "--overwrite to start afresh, or choose another --out"
+            )
         if chosen:  # said once everything is checked, so that an error stays one line
-            print(f"[train {preset.name}] profile {args.profile} (the default on {args.device}; --profile paper "
-                  "runs the preset's own sizes and steps)", file=sys.stderr)
-        return fast.train_transformer(preset, args.style, data, out, weights=args.weights, seed=args.seed,
-                                      device=args.device, resume=args.resume, progress_every=args.progress_every)
+            print(
+                f"[train {preset.name}] profile {args.profile} (the default on {args.device}; --profile paper "
+                "runs the preset's own sizes and steps)",
+                file=sys.stderr,
+            )
+        return fast.train_transformer(
+            preset,
+            args.style,
+            data,
+            out,
+            weights=args.weights,
+            seed=args.seed,
+            device=args.device,
+            resume=args.resume,
+            progress_every=args.progress_every,
+        )
 
 
 def _check_resumable(out, preset) -> None:
@@ -232,18 +306,30 @@ def _check_resumable(out, preset) -> None:
         rec = json.loads((out / "run.json").read_text())
     except (OSError, ValueError):
         return  # no record (interrupted before the first write): train_transformer checks the checkpoint
-    if rec.get("status") == "ok" and rec.get("model") and (preset.steps is None or preset.steps <= rec.get("steps_done", 0)):
-        raise NstbenchError(f"the run in {out} finished at step {rec.get('steps_done')}; nothing to resume "
-                            "(pass a larger --steps to extend it)")
+    if (
+        rec.get("status") == "ok"
+        and rec.get("model")
+        and (preset.steps is None or preset.steps <= rec.get("steps_done", 0))
+    ):
+        raise NstbenchError(
+            f"the run in {out} finished at step {rec.get('steps_done')}; nothing to resume "
+            "(pass a larger --steps to extend it)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # Parser
 # ---------------------------------------------------------------------------------------------
 
+
 def _progress_options(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("--progress-every", type=NON_NEGATIVE, default=None, metavar="N",
-                   help=f"progress line every N steps; 0: none (default: {default})")
+    p.add_argument(
+        "--progress-every",
+        type=NON_NEGATIVE,
+        default=None,
+        metavar="N",
+        help=f"progress line every N steps; 0: none (default: {default})",
+    )
     # the old name of the same option, kept working but not advertised
     p.add_argument("--print-every", type=NON_NEGATIVE, dest="progress_every", help=argparse.SUPPRESS)
 
@@ -252,37 +338,79 @@ def _stylize_parser(sub) -> None:
     st = sub.add_parser("stylize", help="Gatys optimisation with a source preset")
     st.add_argument("--preset", required=True, help="hust | nyu | iitb-vgg19 | iitb-resnet50 | upes")
     st.add_argument("--content", required=True, help="image name (e.g. tubingen) or path")
-    st.add_argument("--style", required=True, nargs="+", help="image name(s) (e.g. starry_night) or path(s); "
-                                                               "several are blended (--style-blend)")
-    st.add_argument("--style-blend", type=_weights_list, metavar="W1,W2,...",
-                    help="weights of several --style images (normalised; default equal)")
-    st.add_argument("--weights", default="auto", help="auto | imagenet (the source's own ImageNet weights) | "
-                    "torchvision | keras | caffe | gatys (another family's) | random | PATH (default auto)")
+    st.add_argument(
+        "--style",
+        required=True,
+        nargs="+",
+        help="image name(s) (e.g. starry_night) or path(s); several are blended (--style-blend)",
+    )
+    st.add_argument(
+        "--style-blend",
+        type=_weights_list,
+        metavar="W1,W2,...",
+        help="weights of several --style images (normalised; default equal)",
+    )
+    st.add_argument(
+        "--weights",
+        default="auto",
+        help="auto | imagenet (the source's own ImageNet weights) | "
+        "torchvision | keras | caffe | gatys (another family's) | random | PATH (default auto)",
+    )
     st.add_argument("--steps", type=POSITIVE, help="override the preset's iteration count")
     st.add_argument("--size", type=POSITIVE, help="override the working size (the preset's resize rule is kept)")
     st.add_argument("--init", type=_init, help="override the initial image: content | noise | style | IMAGE")
-    _loss_options(st, ("alpha (the content term's weight)", "beta (the style term's weight)",
-                       "gamma (the total variation term's weight)"), "override the learning rate")
+    _loss_options(
+        st,
+        (
+            "alpha (the content term's weight)",
+            "beta (the style term's weight)",
+            "gamma (the total variation term's weight)",
+        ),
+        "override the learning rate",
+    )
     st.add_argument("--optimizer", choices=["adam", "lbfgs"], help="override the optimizer (torch's Adam or L-BFGS)")
     st.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
     st.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    st.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                    help="backbone precision: bfloat16 = autocast, Grams and losses stay fp32 (default float32); "
-                         "refused on a CPU without native bf16 (no AVX512_BF16/AMX)")
-    st.add_argument("--allow-slow-bf16", action="store_true",
-                    help="run --dtype bfloat16 even where the CPU would emulate it (many times slower than float32)")
+    st.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="backbone precision: bfloat16 = autocast, Grams and losses stay fp32 (default float32); "
+        "refused on a CPU without native bf16 (no AVX512_BF16/AMX)",
+    )
+    st.add_argument(
+        "--allow-slow-bf16",
+        action="store_true",
+        help="run --dtype bfloat16 even where the CPU would emulate it (many times slower than float32)",
+    )
     _progress_options(st, "every 10 s")
     st.add_argument("--out", required=True, help="output folder (gets output.png, curve.csv, run.json)")
     st.add_argument("--overwrite", action="store_true", help="replace the stylize run already in --out")
-    st.add_argument("--scales", type=_sizes, metavar="S1,S2,...",
-                    help="multi-scale: run the preset at each working size in turn (coarse to fine), each "
-                         "starting from the previous result upsampled")
-    st.add_argument("--save-every", type=NON_NEGATIVE, default=0, metavar="N",
-                    help="also save every N-th step's image as --out/steps/step_<N>.png (default 0: none)")
-    st.add_argument("--output", default="output.png", metavar="NAME",
-                    help="the image's file name inside --out; its suffix picks the format (default output.png)")
-    st.add_argument("--original-colors", action="store_true",
-                    help="keep the content's colours: the result's luminance with the content's chroma (Gatys et al. 2017)")
+    st.add_argument(
+        "--scales",
+        type=_sizes,
+        metavar="S1,S2,...",
+        help="multi-scale: run the preset at each working size in turn (coarse to fine), each "
+        "starting from the previous result upsampled",
+    )
+    st.add_argument(
+        "--save-every",
+        type=NON_NEGATIVE,
+        default=0,
+        metavar="N",
+        help="also save every N-th step's image as --out/steps/step_<N>.png (default 0: none)",
+    )
+    st.add_argument(
+        "--output",
+        default="output.png",
+        metavar="NAME",
+        help="the image's file name inside --out; its suffix picks the format (default output.png)",
+    )
+    st.add_argument(
+        "--original-colors",
+        action="store_true",
+        help="keep the content's colours: the result's luminance with the content's chroma (Gatys et al. 2017)",
+    )
     st.set_defaults(func=_stylize)
 
 
@@ -297,11 +425,17 @@ def _train_parser(sub) -> None:
     tr = sub.add_parser("train", help="train a fast style transfer network (Johnson et al.)")
     tr.add_argument("--preset", required=True, help="hust | johnson2016 | pytorch-examples")
     tr.add_argument("--style", required=True, help="style image name (e.g. mosaic) or path")
-    tr.add_argument("--data", help="folder of training images (e.g. COCO train2014) or coco100; "
-                                   "default for the smoke/cpu profiles: coco100")
-    tr.add_argument("--profile", choices=["smoke", "cpu", "paper"], default=None,
-                    help="sizes, steps and data volume: paper is the preset's own (default paper with "
-                         "--device cuda, else cpu, as for the experiment scripts)")
+    tr.add_argument(
+        "--data",
+        help="folder of training images (e.g. COCO train2014) or coco100; default for the smoke/cpu profiles: coco100",
+    )
+    tr.add_argument(
+        "--profile",
+        choices=["smoke", "cpu", "paper"],
+        default=None,
+        help="sizes, steps and data volume: paper is the preset's own (default paper with "
+        "--device cuda, else cpu, as for the experiment scripts)",
+    )
     length = tr.add_mutually_exclusive_group()
     length.add_argument("--steps", type=POSITIVE, help="number of training steps (batches)")
     length.add_argument("--epochs", type=POSITIVE, help="number of passes over the data")
@@ -311,8 +445,11 @@ def _train_parser(sub) -> None:
     tr.add_argument("--style-size", type=POSITIVE, help="override the style image's long side (px)")
     tr.add_argument("--network", help="override the network variant: johnson2016 | hust | pytorch-examples")
     tr.add_argument("--norm", choices=["batch", "instance"], help="override the network's norm layers")
-    tr.add_argument("--weights", default="auto", help="loss network weights: auto | imagenet | torchvision | keras "
-                    "| caffe | gatys | random | PATH")
+    tr.add_argument(
+        "--weights",
+        default="auto",
+        help="loss network weights: auto | imagenet | torchvision | keras | caffe | gatys | random | PATH",
+    )
     tr.add_argument("--seed", type=int, default=0, help="seed for the network init and data order (default 0)")
     tr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     tr.add_argument("--checkpoint-every", type=POSITIVE, help="checkpoint every N steps (default: preset's)")
@@ -329,8 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     _stylize_parser(sub)
 
-    pr = sub.add_parser("presets", help="list the presets with their source and weights family (Gatys; --fast: fast "
-                        "transfer; --all: both)")
+    pr = sub.add_parser(
+        "presets",
+        help="list the presets with their source and weights family (Gatys; --fast: fast transfer; --all: both)",
+    )
     kind = pr.add_mutually_exclusive_group()
     kind.add_argument("--fast", action="store_true", help="the fast-transfer (train) presets")
     kind.add_argument("--all", action="store_true", help="both kinds")
@@ -347,22 +486,35 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
 
     ap_ = sub.add_parser("apply", help="stylise images with a trained fast network")
-    ap_.add_argument("--checkpoint", required=True, help="nstbench transformer.pt/checkpoint.pt or a "
-                                                        "pytorch/examples fast_neural_style .model/.pth")
+    ap_.add_argument(
+        "--checkpoint",
+        required=True,
+        help="nstbench transformer.pt/checkpoint.pt or a pytorch/examples fast_neural_style .model/.pth",
+    )
     ap_.add_argument("--content", nargs="+", help="content image name(s), path(s) or folder(s)")
     ap_.add_argument("--export-onnx", metavar="PATH", help="also write the network as an ONNX file (needs onnx)")
     ap_.add_argument("--out", help="output image file (one content; .png, .jpg, .webp, ...) or folder")
     ap_.add_argument("--size", type=POSITIVE, help="scale each content so its long side is N px")
-    ap_.add_argument("--content-scale", type=_positive_float, metavar="F",
-                     help="divide each content's sides by F (pytorch/examples' --content-scale)")
-    ap_.add_argument("--crop", action="store_true", help="crop the output to the content's size (sides that are "
-                     "not multiples of 4 come out rounded up, as in the sources)")
+    ap_.add_argument(
+        "--content-scale",
+        type=_positive_float,
+        metavar="F",
+        help="divide each content's sides by F (pytorch/examples' --content-scale)",
+    )
+    ap_.add_argument(
+        "--crop",
+        action="store_true",
+        help="crop the output to the content's size (sides that are "
+        "not multiples of 4 come out rounded up, as in the sources)",
+    )
     ap_.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     ap_.set_defaults(func=_apply)
 
     web = sub.add_parser("app", help="the web app (Streamlit, on 127.0.0.1): fast networks, Gatys, side by side")
     web.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
-    web.add_argument("--models", help="folder of fast-network checkpoints (default: runs/ and ~/.cache/nstbench/models)")
+    web.add_argument(
+        "--models", help="folder of fast-network checkpoints (default: runs/ and ~/.cache/nstbench/models)"
+    )
     web.set_defaults(func=_app)
     return ap
 

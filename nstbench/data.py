@@ -5,6 +5,7 @@ https://cocodataset.org/#download (http://images.cocodataset.org/zips/train2014.
 pass `--data .../train2014`. nstbench never downloads it. The `smoke` and `cpu` profiles use the
 100 COCO images of the asset folder (`coco100`, see ../shared/assets/SOURCES.md) instead.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,9 +18,11 @@ from .errors import NstbenchError
 from .images import Resize, load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-COCO_HELP = ("COCO train2014 (82,783 images, about 13 GB) is not downloaded by nstbench: get "
-             "http://images.cocodataset.org/zips/train2014.zip (see https://cocodataset.org/#download), unzip it "
-             "and pass --data .../train2014, or use --data coco100 (100 images from the asset folder)")
+COCO_HELP = (
+    "COCO train2014 (82,783 images, about 13 GB) is not downloaded by nstbench: get "
+    "http://images.cocodataset.org/zips/train2014.zip (see https://cocodataset.org/#download), unzip it "
+    "and pass --data .../train2014, or use --data coco100 (100 images from the asset folder)"
+)
 
 
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # how JPEG and PNG files begin
@@ -46,9 +49,25 @@ class ImageFolderData:
     # Decoded images are kept in memory when they fit in this budget (small data sets, CPU runs).
     CACHE_BYTES = 512 * 2**20
 
-    def __init__(self, root: Path, size: int, batch: int, resize: str = "exact", shuffle: bool = True,
-                 seed: int = 0, max_images: int | None = None, log: Callable[[str], None] = print):
-        self.root, self.size, self.batch, self.resize, self.shuffle, self.seed = Path(root), size, batch, resize, shuffle, seed
+    def __init__(
+        self,
+        root: Path,
+        size: int,
+        batch: int,
+        resize: str = "exact",
+        shuffle: bool = True,
+        seed: int = 0,
+        max_images: int | None = None,
+        log: Callable[[str], None] = print,
+    ):
+        self.root, self.size, self.batch, self.resize, self.shuffle, self.seed = (
+            Path(root),
+            size,
+            batch,
+            resize,
+            shuffle,
+            seed,
+        )
         self.log = log
         if not self.root.is_dir():
             raise NstbenchError(f"data folder not found: {self.root}; {COCO_HELP}")
@@ -63,35 +82,55 @@ class ImageFolderData:
             files = files[:max_images]
         self.files = files
         if len(files) < batch:
-            skipped = f" ({self.not_images} empty or non-JPEG/PNG file(s) named as images skipped)" if self.not_images else ""
-            raise NstbenchError(f"data folder {self.root} has {len(files)} usable image file(s) "
-                                f"(.jpg/.jpeg/.png){skipped}; a batch needs {batch}. {COCO_HELP}")
+            skipped = (
+                f" ({self.not_images} empty or non-JPEG/PNG file(s) named as images skipped)" if self.not_images else ""
+            )
+            raise NstbenchError(
+                f"data folder {self.root} has {len(files)} usable image file(s) "
+                f"(.jpg/.jpeg/.png){skipped}; a batch needs {batch}. {COCO_HELP}"
+            )
         self.batches_per_epoch = len(files) // batch
         rel = "\n".join(str(p.relative_to(self.root)) for p in files)
         self.list_sha256 = hashlib.sha256(rel.encode()).hexdigest()
         self.unreadable: dict[str, str] = {}
         self._cache: dict[int, torch.Tensor] = {}
         self._cache_ok = len(files) * 3 * size * size * 4 <= self.CACHE_BYTES
-        log(f"data: {len(files)} images under {self.root}"
-            + (f" (first {max_images} of {self.total_found})" if max_images is not None and self.total_found > len(files) else "")
+        log(
+            f"data: {len(files)} images under {self.root}"
+            + (
+                f" (first {max_images} of {self.total_found})"
+                if max_images is not None and self.total_found > len(files)
+                else ""
+            )
             + (f"; skipped {self.other_files} non-image file(s)" if self.other_files else "")
             + (f"; skipped {self.not_images} empty or non-JPEG/PNG file(s) named as images" if self.not_images else "")
-            + f"; {self.batches_per_epoch} batches of {batch} per epoch")
+            + f"; {self.batches_per_epoch} batches of {batch} per epoch"
+        )
 
     def describe(self) -> dict:
-        return {"root": str(self.root), "images": len(self.files), "found": self.total_found,
-                "non_image_files_skipped": self.other_files, "not_images_skipped": self.not_images,
-                "unreadable_skipped": sorted(self.unreadable),
-                "list_sha256": self.list_sha256, "size": self.size, "resize": self.resize,
-                "shuffle": self.shuffle, "batches_per_epoch": self.batches_per_epoch}
+        return {
+            "root": str(self.root),
+            "images": len(self.files),
+            "found": self.total_found,
+            "non_image_files_skipped": self.other_files,
+            "not_images_skipped": self.not_images,
+            "unreadable_skipped": sorted(self.unreadable),
+            "list_sha256": self.list_sha256,
+            "size": self.size,
+            "resize": self.resize,
+            "shuffle": self.shuffle,
+            "batches_per_epoch": self.batches_per_epoch,
+        }
 
     @staticmethod
     def check_size(size: int) -> None:
         """The transformers downsample twice by 2 and upsample back: a side that is not a multiple
         of 4 comes out larger than it went in, so its loss against the input cannot be taken."""
         if size < 16 or size % 4:
-            raise NstbenchError(f"training size {size} px is not valid: it must be a multiple of 4 and at least 16 "
-                                f"(e.g. {max(16, size - size % 4)} or {max(16, size - size % 4 + 4)})")
+            raise NstbenchError(
+                f"training size {size} px is not valid: it must be a multiple of 4 and at least 16 "
+                f"(e.g. {max(16, size - size % 4)} or {max(16, size - size % 4 + 4)})"
+            )
 
     def order(self, epoch: int) -> torch.Tensor:
         n = len(self.files)
@@ -116,7 +155,7 @@ class ImageFolderData:
                     x = load_image(path, Resize("short", S, "bilinear"))
                     h, w = x.shape[-2:]
                     top, left = int(round((h - S) / 2.0)), int(round((w - S) / 2.0))
-                    x = x[..., top:top + S, left:left + S]
+                    x = x[..., top : top + S, left : left + S]
             except NstbenchError as e:
                 self.unreadable[str(path)] = str(e)
                 self.log(f"data: skipping unreadable image ({len(self.unreadable)} so far): {e}")
@@ -130,5 +169,5 @@ class ImageFolderData:
     def batch_at(self, step: int) -> tuple[torch.Tensor, int]:
         """(images [B, 3, S, S] in unit space, epoch) for the 0-based step."""
         epoch, pos = divmod(step, self.batches_per_epoch)
-        idx = self.order(epoch)[pos * self.batch:(pos + 1) * self.batch].tolist()
+        idx = self.order(epoch)[pos * self.batch : (pos + 1) * self.batch].tolist()
         return torch.stack([self._load(i) for i in idx]), epoch

@@ -2,6 +2,7 @@
 
 Kept apart from the commands so that every command and the experiment harness share one rule.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +26,9 @@ def resolve_device(device: str) -> torch.device:
             torch.empty(1, device=dev)
         except (RuntimeError, AssertionError) as e:
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0][:160]
-            raise NstbenchError(f"device {device!r} cannot be used with this torch build ({reason}); "
-                                "use --device cpu") from None
+            raise NstbenchError(
+                f"device {device!r} cannot be used with this torch build ({reason}); use --device cpu"
+            ) from None
     return dev
 
 
@@ -78,8 +80,10 @@ def check_memory(needed: int, device: torch.device, what: str) -> None:
     """Refuse, before any work, a run whose estimate does not fit in the device's free memory."""
     free = available_bytes(device)
     if free is not None and needed > free:
-        raise NstbenchError(f"{what} needs about {needed / 2**30:.1f} GiB for its activations alone, more than the "
-                            f"{free / 2**30:.1f} GiB free on {device}; use a smaller --size")
+        raise NstbenchError(
+            f"{what} needs about {needed / 2**30:.1f} GiB for its activations alone, more than the "
+            f"{free / 2**30:.1f} GiB free on {device}; use a smaller --size"
+        )
 
 
 def default_profile(device: str) -> str:

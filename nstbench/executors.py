@@ -18,6 +18,7 @@ after a failure resubmits only the units that failed. The driver assembles the r
 inline: temp folder, atomic swap) only when every unit finished. An experiment without units is
 submitted whole, as one job running the script inline. Job logs: `<out>/.jobs/<experiment>/logs/`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,11 +54,16 @@ class JobOptions:
 
 def add_job_arguments(ap: argparse.ArgumentParser, units: str | None) -> None:
     where = f"its units ({units})" if units else "the whole experiment (one job)"
-    g = ap.add_argument_group("jobs", f"--executor local|slurm submits {where} through submitit; logs under "
-                                      "<out>/.jobs/<experiment>/")
-    g.add_argument("--executor", choices=EXECUTORS, default="inline",
-                   help="inline (default: this process), local (submitit local processes), slurm (sbatch), "
-                        "debug (submitit's in-process executor)")
+    g = ap.add_argument_group(
+        "jobs", f"--executor local|slurm submits {where} through submitit; logs under <out>/.jobs/<experiment>/"
+    )
+    g.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="inline",
+        help="inline (default: this process), local (submitit local processes), slurm (sbatch), "
+        "debug (submitit's in-process executor)",
+    )
     g.add_argument("--partition", help="slurm partition")
     g.add_argument("--gpus", type=int, help="GPUs per job (default 1 with --device cuda, else 0)")
     g.add_argument("--cpus", type=int, default=1, help="cores per job (its torch threads; default 1)")
@@ -100,12 +106,21 @@ def make_executor(opts: JobOptions, folder: Path, name: str):
         return ex
     if opts.executor == "slurm":
         if shutil.which("srun") is None:
-            raise NstbenchError("--executor slurm: no Slurm here (srun is not on PATH); run it on a cluster's login "
-                                "node, or use --executor local")
+            raise NstbenchError(
+                "--executor slurm: no Slurm here (srun is not on PATH); run it on a cluster's login "
+                "node, or use --executor local"
+            )
         ex = submitit.SlurmExecutor(logs)
-        params = dict(job_name=f"nstbench-{name}", time=opts.time_min, cpus_per_task=opts.cpus, setup=setup,
-                      gpus_per_node=opts.gpus or None, partition=opts.partition,
-                      mem=f"{opts.mem_gb:g}GB" if opts.mem_gb else None, array_parallelism=opts.max_parallel)
+        params = dict(
+            job_name=f"nstbench-{name}",
+            time=opts.time_min,
+            cpus_per_task=opts.cpus,
+            setup=setup,
+            gpus_per_node=opts.gpus or None,
+            partition=opts.partition,
+            mem=f"{opts.mem_gb:g}GB" if opts.mem_gb else None,
+            array_parallelism=opts.max_parallel,
+        )
         ex.update_parameters(**{k: v for k, v in params.items() if v is not None})
         return ex
     raise RuntimeError(f"make_executor: {opts.executor!r} is not a job executor")
@@ -190,14 +205,15 @@ def _stderr_path(job) -> str:
         return "(no log file)"
 
 
-def run_jobs(executor, opts: JobOptions, fn: Callable, calls: dict[str, tuple], prog: str,
-             on_done: Callable[[str, Any], None]) -> dict[str, str]:
+def run_jobs(
+    executor, opts: JobOptions, fn: Callable, calls: dict[str, tuple], prog: str, on_done: Callable[[str, Any], None]
+) -> dict[str, str]:
     """Submit fn(*args) per name (slurm: one job array; local: waves of max_parallel), wait for all;
     on_done(name, result) for each that finished. Returns {name: stderr log path} of the failed ones."""
     names = list(calls)
     if opts.executor == "local":
         per = opts.max_parallel or max(1, (os.cpu_count() or 1) // opts.cpus)
-        waves = [names[i:i + per] for i in range(0, len(names), per)]
+        waves = [names[i : i + per] for i in range(0, len(names), per)]
     else:
         waves = [names]
     failed: dict[str, str] = {}
@@ -225,5 +241,7 @@ def run_jobs(executor, opts: JobOptions, fn: Callable, calls: dict[str, tuple], 
 
 def failure_message(prog: str, failed: dict[str, str], total: int) -> str:
     logs = "; ".join(f"{n}: {p}" for n, p in failed.items())
-    return (f"{len(failed)} of {total} jobs of {prog} failed ({logs}); the finished ones are kept and a rerun "
-            "resubmits only the failed ones")
+    return (
+        f"{len(failed)} of {total} jobs of {prog} failed ({logs}); the finished ones are kept and a rerun "
+        "resubmits only the failed ones"
+    )

@@ -30,6 +30,7 @@ process. Otherwise an experiment whose Spec names `units` submits them as jobs t
 are resubmitted) and assembles the results here as inline does; an experiment without units is
 submitted whole, as one job running the script inline. Job logs: results/.jobs/<name>/logs/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,27 +110,41 @@ class Spec:
 
     @property
     def key(self) -> str:
-        """"e4" for e4_init: the Makefile target and the EXPERIMENTS.md heading (E4)."""
+        """ "e4" for e4_init: the Makefile target and the EXPERIMENTS.md heading (E4)."""
         return self.name.split("_", 1)[0]
 
 
 def build_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=spec.name, description=(description or spec.title).strip().splitlines()[0])
-    ap.add_argument("--profile", choices=list(PROFILE_NAMES), default=None,
-                    help="smoke (CI, minutes), cpu (smaller but faithful), paper (the source's sizes); "
-                         "default paper with --device cuda, else cpu")
-    ap.add_argument("--weights", default="auto", help="backbone weights: auto | imagenet | random | PATH (default auto)")
+    ap.add_argument(
+        "--profile",
+        choices=list(PROFILE_NAMES),
+        default=None,
+        help="smoke (CI, minutes), cpu (smaller but faithful), paper (the source's sizes); "
+        "default paper with --device cuda, else cpu",
+    )
+    ap.add_argument(
+        "--weights", default="auto", help="backbone weights: auto | imagenet | random | PATH (default auto)"
+    )
     ap.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     ap.add_argument("--out", default="results", help="results root; this experiment writes <out>/%s/" % spec.name)
     ap.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
     ap.add_argument("--force", action="store_true", help="recompute even if the results are up to date")
     for opt, typ in spec.options.items():
         default = (os.environ.get("NSTBENCH_DATA") or None) if opt == "data" else None
-        ap.add_argument("--" + opt.replace("_", "-"), dest=opt, type=typ, default=default,
-                        help=f"override the profile's {opt}" + (" (default $NSTBENCH_DATA)" if opt == "data" else ""))
+        ap.add_argument(
+            "--" + opt.replace("_", "-"),
+            dest=opt,
+            type=typ,
+            default=default,
+            help=f"override the profile's {opt}" + (" (default $NSTBENCH_DATA)" if opt == "data" else ""),
+        )
     ap.add_argument("--progress-every", type=int, help="progress line every N steps (default: the profile's)")
-    ap.add_argument("--threads", type=int, help="torch CPU threads (default torch's; 1 is often faster on a "
-                                                "machine shared with other jobs)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default torch's; 1 is often faster on a machine shared with other jobs)",
+    )
     executors.add_job_arguments(ap, spec.units)
     return ap
 
@@ -201,7 +216,8 @@ class Experiment:
             if isinstance(v, int) and v < 1:
                 raise NstbenchError(f"--{k} must be at least 1, got {v}")
         self.profile_label = self.profile_name + (
-            "(" + ",".join(f"{k}={v}" for k, v in self.overrides.items()) + ")" if self.overrides else "")
+            "(" + ",".join(f"{k}={v}" for k, v in self.overrides.items()) + ")" if self.overrides else ""
+        )
         self.jobs = executors.job_options(self.args)
         self.device = self._driver_device()
         self.device_type = torch.device(self.args.device).type  # the jobs' device: in the key and the rows
@@ -212,8 +228,11 @@ class Experiment:
         self.seed = self.args.seed
         if self.args.progress_every is not None and self.args.progress_every < 0:
             raise NstbenchError(f"--progress-every must be at least 0, got {self.args.progress_every}")
-        self.progress_every = (self.args.progress_every if self.args.progress_every is not None
-                               else getattr(self.profile, "progress_every", 0))
+        self.progress_every = (
+            self.args.progress_every
+            if self.args.progress_every is not None
+            else getattr(self.profile, "progress_every", 0)
+        )
         self.archs = tuple(spec.archs)
         # arch -> the weight family `--weights imagenet|auto` loads for it (the presets' `weights`);
         # unlisted archs get torchvision's (keras for keras_resnet50)
@@ -235,8 +254,11 @@ class Experiment:
         except NstbenchError:
             if self.jobs.executor not in ("local", "slurm") or not self.args.device.startswith("cuda"):
                 raise
-            print(f"[{self.name}] no CUDA here: the jobs run on {self.args.device}, this driver on the cpu",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{self.name}] no CUDA here: the jobs run on {self.args.device}, this driver on the cpu",
+                file=sys.stderr,
+                flush=True,
+            )
             return torch.device("cpu")
 
     @property
@@ -265,6 +287,7 @@ class Experiment:
             else:
                 calls[name] = (str(self.script), argv, fn.__name__, dict(kw))
         if calls:
+
             def done(name, result):
                 store.save(name, keys[name], result)
                 results[name] = result
@@ -293,8 +316,9 @@ class Experiment:
                 raise RuntimeError(f"{self.name}: backbone {arch} not declared in archs={self.archs}")
             family = self.families.get(arch)
             kw = {"family": family} if family else {}
-            self._backbones[(arch, pooling)] = load_backbone(arch, self.args.weights, seed=self.seed, pooling=pooling,
-                                                             **kw).to(self.device)
+            self._backbones[(arch, pooling)] = load_backbone(
+                arch, self.args.weights, seed=self.seed, pooling=pooling, **kw
+            ).to(self.device)
         return self._backbones[(arch, pooling)]
 
     def weights_kind(self, arch: str) -> str:
@@ -302,8 +326,13 @@ class Experiment:
 
     def tag(self, arch: str) -> dict:
         """The common columns for a row computed with backbone `arch`."""
-        return {"profile": self.profile_label, "weights": self.weights_kind(arch),
-                "weights_id": weights_label(self.backbone(arch).weights), "device": self.device_type, "seed": self.seed}
+        return {
+            "profile": self.profile_label,
+            "weights": self.weights_kind(arch),
+            "weights_id": weights_label(self.backbone(arch).weights),
+            "device": self.device_type,
+            "seed": self.seed,
+        }
 
     def weights_records(self) -> dict:
         return {arch: self.backbone(arch).weights for arch in self.archs}
@@ -384,11 +413,17 @@ class Experiment:
         kinds = sorted(set(df["weights"].astype(str))) if "weights" in df.columns else []
         verdict.update(csv=csv, where=where, weights=kinds, profile=self.profile_label)
         if kinds != ["imagenet"]:
-            verdict["caveat"] = (f"measured with {'/'.join(kinds) or 'unknown'} backbone weights, not ImageNet: "
-                                 "not a test of the source's claim as stated")
+            verdict["caveat"] = (
+                f"measured with {'/'.join(kinds) or 'unknown'} backbone weights, not ImageNet: "
+                "not a test of the source's claim as stated"
+            )
         self._manifest["claims"][claim_id] = verdict
-        print(f"[{self.name}] {claim_id}: {verdict['verdict']} ({verdict['measured']})"
-              + (" [not ImageNet weights]" if "caveat" in verdict else ""), file=sys.stderr, flush=True)
+        print(
+            f"[{self.name}] {claim_id}: {verdict['verdict']} ({verdict['measured']})"
+            + (" [not ImageNet weights]" if "caveat" in verdict else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         return verdict
 
     # ---- the run --------------------------------------------------------------------------------
@@ -415,8 +450,11 @@ class Experiment:
             old = json.loads(m.read_text())
         except (OSError, json.JSONDecodeError):
             return False
-        return (old.get("status") == "complete" and old.get("cache_key") == key
-                and all((self.final_dir / f).is_file() for f in old.get("files", [])))
+        return (
+            old.get("status") == "complete"
+            and old.get("cache_key") == key
+            and all((self.final_dir / f).is_file() for f in old.get("files", []))
+        )
 
     def _swap(self, tmp: Path) -> None:
         """tmp -> final. The old folder is set aside first and deleted only after the new one is in place."""
@@ -441,31 +479,55 @@ class Experiment:
         self._cleanup_stale()
         weights = self.weights_records()  # what actually loads is part of the key (auto may fall back)
         code = code_hash(self.script)
-        keyed = {"experiment": self.name, "profile": self.profile_name, "profile_settings": self.profile,
-                 "overrides": self.overrides, "settings": self.settings, "device": self.device_type,
-                 "seed": self.seed, "weights": {a: {k: v for k, v in w.items() if k != "fallback_reason"}
-                                                for a, w in weights.items()}}
+        keyed = {
+            "experiment": self.name,
+            "profile": self.profile_name,
+            "profile_settings": self.profile,
+            "overrides": self.overrides,
+            "settings": self.settings,
+            "device": self.device_type,
+            "seed": self.seed,
+            "weights": {a: {k: v for k, v in w.items() if k != "fallback_reason"} for a, w in weights.items()},
+        }
         key = _digest({"settings": keyed, "code": code})
         if not self.args.force and self._is_current(key):
-            print(f"[{self.name}] up to date: {self.final_dir} (cache key {key[:12]}); skipped "
-                  "(use --force to recompute)", file=sys.stderr, flush=True)
+            print(
+                f"[{self.name}] up to date: {self.final_dir} (cache key {key[:12]}); skipped "
+                "(use --force to recompute)",
+                file=sys.stderr,
+                flush=True,
+            )
             return self.final_dir
         self._key = key
         if self.jobs.executor != "inline" and self.spec.units is None:
-            print(f"[{self.name}] submitting the experiment as one {self.jobs.executor} job; logs under "
-                  f"{self.jobs_dir / 'logs'}", file=sys.stderr, flush=True)
+            print(
+                f"[{self.name}] submitting the experiment as one {self.jobs.executor} job; logs under "
+                f"{self.jobs_dir / 'logs'}",
+                file=sys.stderr,
+                flush=True,
+            )
             with self._lock.lend():  # the job writes the results folder under this run's lock
                 self._submit_whole()
             if not self._is_current(key):
-                raise NstbenchError(f"the {self.name} job finished but {self.final_dir} is not complete with cache key "
-                                    f"{key[:12]} (see its log under {self.jobs_dir / 'logs'})")
+                raise NstbenchError(
+                    f"the {self.name} job finished but {self.final_dir} is not complete with cache key "
+                    f"{key[:12]} (see its log under {self.jobs_dir / 'logs'})"
+                )
             return self.final_dir
         kinds = sorted({w["kind"] for w in weights.values()})
-        print(f"[{self.name}] profile {self.profile_label}, weights {'/'.join(kinds)}, device {self.device}, "
-              f"seed {self.seed} -> {self.final_dir}", file=sys.stderr, flush=True)
+        print(
+            f"[{self.name}] profile {self.profile_label}, weights {'/'.join(kinds)}, device {self.device}, "
+            f"seed {self.seed} -> {self.final_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
         if kinds != ["imagenet"]:
-            print(f"[{self.name}] NOTE: backbone weights are {'/'.join(kinds)}, not ImageNet: the numbers are not "
-                  "comparable with the sources' ImageNet results", file=sys.stderr, flush=True)
+            print(
+                f"[{self.name}] NOTE: backbone weights are {'/'.join(kinds)}, not ImageNet: the numbers are not "
+                "comparable with the sources' ImageNet results",
+                file=sys.stderr,
+                flush=True,
+            )
         tmp = self.out_root / f".tmp-{self.name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -511,6 +573,9 @@ class Experiment:
             raise
         finally:
             self.dir = None
-        print(f"[{self.name}] wrote {self.final_dir} in {time.time() - started:.1f}s "
-              f"(weights {'/'.join(kinds)})", file=sys.stderr, flush=True)
+        print(
+            f"[{self.name}] wrote {self.final_dir} in {time.time() - started:.1f}s (weights {'/'.join(kinds)})",
+            file=sys.stderr,
+            flush=True,
+        )
         return self.final_dir

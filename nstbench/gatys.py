@@ -9,6 +9,7 @@ separate runs. L-BFGS couples the batch through its line search and therefore ta
 The content and style terms come from the perceptual-loss core the fast trainer uses too
 (perceptual.FeatureLoss); `Compute` (how the backbone runs: bf16, channels_last) is described there.
 """
+
 from __future__ import annotations
 
 import sys
@@ -132,7 +133,9 @@ def make_gatys_loss(
     return loss
 
 
-def initial_image(init: str, content: torch.Tensor, style: torch.Tensor, space: Space, seed: int = 0, batch: int = 1) -> torch.Tensor:
+def initial_image(
+    init: str, content: torch.Tensor, style: torch.Tensor, space: Space, seed: int = 0, batch: int = 1
+) -> torch.Tensor:
     """content | noise | style, as pixels in `space`, repeated `batch` times.
 
     noise is seeded white noise N(0, 1) in unit space (the PyTorch tutorial's torch.randn); with
@@ -144,7 +147,9 @@ def initial_image(init: str, content: torch.Tensor, style: torch.Tensor, space: 
         gen = torch.Generator().manual_seed(seed)
         x = torch.randn(content.shape, generator=gen, dtype=content.dtype).to(content.device)
     elif init == "style":
-        x = torch.nn.functional.interpolate(style, size=content.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+        x = torch.nn.functional.interpolate(
+            style, size=content.shape[-2:], mode="bilinear", align_corners=False, antialias=True
+        )
     else:
         raise NstbenchError(f"unknown init {init!r}; valid: content, noise, style")
     return unit_to_space(x, space).repeat(batch, 1, 1, 1).contiguous()
@@ -195,8 +200,18 @@ class _Run:
     """One optimize_image call's state: the pixels x, the per-step losses (kept as tensors: no host
     sync per step), the last image with a finite loss and, with keep_best, the best one."""
 
-    def __init__(self, loss_fn: LossFn, init: torch.Tensor, steps: int, clamp, keep_best: bool, keep_best_as: str,
-                 progress_every: int | None, label: str, on_step: OnStep | None):
+    def __init__(
+        self,
+        loss_fn: LossFn,
+        init: torch.Tensor,
+        steps: int,
+        clamp,
+        keep_best: bool,
+        keep_best_as: str,
+        progress_every: int | None,
+        label: str,
+        on_step: OnStep | None,
+    ):
         self.loss_fn, self.steps, self.clamp = loss_fn, steps, clamp
         self.keep_best, self.keep_best_as = keep_best, keep_best_as
         self.progress_every, self.label, self.on_step = progress_every, label, on_step
@@ -257,8 +272,12 @@ class _Run:
             self.printed_at = el
             r = self.rows[-1][:, 0].tolist()
             eta = el / step * (self.steps - step)
-            print(f"[{self.label}] step {step}/{self.steps} total={r[0]:.4g} content={r[1]:.4g} style={r[2]:.4g} "
-                  f"tv={r[3]:.4g} {el / step:.3f}s/it ETA {eta:.0f}s", file=sys.stderr, flush=True)
+            print(
+                f"[{self.label}] step {step}/{self.steps} total={r[0]:.4g} content={r[1]:.4g} style={r[2]:.4g} "
+                f"tv={r[3]:.4g} {el / step:.3f}s/it ETA {eta:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _adam(run: _Run, optimizer: OptimizerSpec) -> bool:
@@ -289,8 +308,15 @@ def _lbfgs(run: _Run, optimizer: OptimizerSpec) -> bool:
     """torch's L-BFGS, one history row per loss evaluation (lbfgs_loop: see OptimizerSpec).
     Returns False when the loss stopped being finite."""
     if optimizer.lbfgs_loop == "single":
-        opt = torch.optim.LBFGS([run.x], lr=optimizer.lr, max_iter=run.steps, max_eval=run.steps,
-                                tolerance_grad=0.0, tolerance_change=0.0, history_size=100)
+        opt = torch.optim.LBFGS(
+            [run.x],
+            lr=optimizer.lr,
+            max_iter=run.steps,
+            max_eval=run.steps,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+            history_size=100,
+        )
     elif optimizer.lbfgs_loop == "while":
         opt = torch.optim.LBFGS([run.x], lr=optimizer.lr)  # torch's defaults, as the sources call it
     else:
@@ -368,16 +394,25 @@ def _result(run: _Run, finite: bool, interrupted: bool) -> OptimizeResult:
     hist = torch.stack(run.rows).cpu() if run.rows else torch.zeros(0, 4, B, dtype=torch.float64)  # [steps, 4, B]
     history = [
         {"step": k + 1, "image": i, **{t: float(hist[k, j, i]) for j, t in enumerate(TERMS)}, "seconds": run.times[k]}
-        for k in range(hist.shape[0]) for i in range(B)
+        for k in range(hist.shape[0])
+        for i in range(B)
     ]
-    result = OptimizeResult(image=run.last_good, last=run.last_good, history=history,
-                            seconds=time.perf_counter() - run.t0, diverged=not finite)
+    result = OptimizeResult(
+        image=run.last_good,
+        last=run.last_good,
+        history=history,
+        seconds=time.perf_counter() - run.t0,
+        diverged=not finite,
+    )
     done = hist.shape[0]
     if interrupted:  # steps measured (curve rows); the kept image is the last one measured finite
         raise Interrupted(f"interrupted after {done} of {run.steps} steps; kept the image of step {done}", result)
     if not finite:
-        raise Diverged(f"loss became non-finite at step {done}; kept the image of step {max(done - 1, 0)} "
-                       "(the last with a finite loss)", result)
+        raise Diverged(
+            f"loss became non-finite at step {done}; kept the image of step {max(done - 1, 0)} "
+            "(the last with a finite loss)",
+            result,
+        )
     last = run.x.detach()
     with torch.no_grad():
         final = {k: v.detach() for k, v in run.loss_fn(last).items()}

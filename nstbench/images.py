@@ -3,6 +3,7 @@
 Every loaded image becomes a float32 tensor of shape [1, 3, H, W] in [0, 1] ("unit" RGB). What
 the network sees is a separate choice, the *space* (see `Space`): the sources differ in both.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,7 +26,6 @@ MAX_PIXELS = 64_000_000
 MIN_SIDE = 16
 
 
-
 def max_pixels() -> int:
     """The pixel limit: NSTBENCH_MAX_PIXELS when set (read at each call), else MAX_PIXELS."""
     env = os.environ.get("NSTBENCH_MAX_PIXELS")
@@ -43,8 +43,10 @@ def max_pixels() -> int:
 def _check_pixels(path, what: str, w: int, h: int) -> None:
     limit = max_pixels()
     if w * h > limit:
-        raise NstbenchError(f"image {path} {what} {w}x{h}, above the limit of {limit} pixels; "
-                            "downscale it first or set NSTBENCH_MAX_PIXELS")
+        raise NstbenchError(
+            f"image {path} {what} {w}x{h}, above the limit of {limit} pixels; "
+            "downscale it first or set NSTBENCH_MAX_PIXELS"
+        )
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics, RGB, on [0, 1]
@@ -146,8 +148,9 @@ def probe_image(src: str | os.PathLike, resize: Resize = Resize(), min_side: int
     W, H = resize.output_size(w, h)
     _check_pixels(path, "would be", W, H)
     if min(W, H) < min_side:
-        raise NstbenchError(f"image {path} would be {W}x{H} after resizing; the short side must be at least "
-                            f"{min_side} px")
+        raise NstbenchError(
+            f"image {path} would be {W}x{H} after resizing; the short side must be at least {min_side} px"
+        )
     return W, H
 
 

@@ -1,5 +1,6 @@
 """Stylising images with a trained fast network (`nstbench apply`): nstbench checkpoints and
 pytorch/examples fast_neural_style state dicts alike, and exporting a network to ONNX."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,7 @@ def _output_paths(contents: list[str], out: Path) -> list[Path]:
     if out.suffix:
         image_format(out)  # a suffix Pillow cannot write is an error, not a folder name
         if len(contents) > 1:
-            raise NstbenchError(f"--out {out} is one file but {len(contents)} content images were given; "
-                                "pass a folder")
+            raise NstbenchError(f"--out {out} is one file but {len(contents)} content images were given; pass a folder")
         if out.is_dir():
             raise NstbenchError(f"--out {out} is a folder; give a file name or a folder without a suffix")
         ensure_writable_dir(out.parent)
@@ -40,7 +40,7 @@ def run_network(net, x: torch.Tensor, examples: bool = False, crop: bool = False
     not multiples of 4 come out rounded up (two stride-2 convs, two x2 upsamplings; pytorch/examples
     saves a 452-column image for a 451-column input); `crop` drops the extra bottom/right rows."""
     y = net(x * 255.0) if examples else net.stylize_unit(x)
-    return y[..., :x.shape[-2], :x.shape[-1]] if crop else y
+    return y[..., : x.shape[-2], : x.shape[-1]] if crop else y
 
 
 def _expand_folders(contents: list) -> list[str]:
@@ -70,9 +70,16 @@ def _content_resize(content: str, size: int | None, scale: float | None) -> Resi
 
 
 @torch.inference_mode()
-def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str | os.PathLike, *,
-                   size: int | None = None, scale: float | None = None, device: str = "cpu",
-                   crop: bool = False) -> list[dict]:
+def stylize_images(
+    checkpoint: str | os.PathLike,
+    contents: list[str],
+    out: str | os.PathLike,
+    *,
+    size: int | None = None,
+    scale: float | None = None,
+    device: str = "cpu",
+    crop: bool = False,
+) -> list[dict]:
     """Apply a trained network to each content image (name, path, or a folder of images).
 
     out: an image path (one content) or a folder (out/<content stem>.png). size: long side of the
@@ -109,8 +116,16 @@ def stylize_images(checkpoint: str | os.PathLike, contents: list[str], out: str 
             save_truncated_255(y, path)
         else:
             save_image(y.cpu(), path)
-        recs.append({"content": str(c), "output": str(path), "size_hw": list(y.shape[-2:]), "seconds": seconds,
-                     "network": info.get("network", {}).get("name"), "format": info["format"]})
+        recs.append(
+            {
+                "content": str(c),
+                "output": str(path),
+                "size_hw": list(y.shape[-2:]),
+                "seconds": seconds,
+                "network": info.get("network", {}).get("name"),
+                "format": info["format"],
+            }
+        )
     return recs
 
 
@@ -142,7 +157,16 @@ def export_onnx(checkpoint: str | os.PathLike, path: str | os.PathLike, size: in
     axes = {0: "batch", 2: "height", 3: "width"}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on constant shapes and legacy export: not the user's
-        atomic_write(path, lambda tmp: torch.onnx.export(
-            model, (torch.rand(1, 3, size, size),), str(tmp), dynamo=False, input_names=["image"],
-            output_names=["stylized"], dynamic_axes={"image": axes, "stylized": axes}))
+        atomic_write(
+            path,
+            lambda tmp: torch.onnx.export(
+                model,
+                (torch.rand(1, 3, size, size),),
+                str(tmp),
+                dynamo=False,
+                input_names=["image"],
+                output_names=["stylized"],
+                dynamic_axes={"image": axes, "stylized": axes},
+            ),
+        )
     return path

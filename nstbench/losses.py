@@ -27,6 +27,7 @@ TV modes (on the image tensor [B, 3, H, W], summed over channels):
                the loss whose gradient Johnson's TotalVariation.lua adds (it reports no value; the
                last row and column never enter a difference as its first pixel)
 """
+
 from __future__ import annotations
 
 from typing import Literal, Mapping
@@ -91,7 +92,9 @@ def content_loss(f: torch.Tensor, p: torch.Tensor, mode: ContentMode) -> torch.T
     raise ValueError(f"unknown content mode {mode!r}; valid: {CONTENT_MODES}")
 
 
-def style_layer_loss(g: torch.Tensor, a: torch.Tensor, feature_shape: tuple[int, int, int], mode: StyleMode) -> torch.Tensor:
+def style_layer_loss(
+    g: torch.Tensor, a: torch.Tensor, feature_shape: tuple[int, int, int], mode: StyleMode
+) -> torch.Tensor:
     """E_l for Grams g [B, C, C] and target a [1 or B, C, C]; feature_shape = (C, H, W) of the layer."""
     c, h, w = feature_shape
     d = (g - a).pow(2).flatten(1)

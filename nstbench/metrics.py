@@ -14,6 +14,7 @@ Conventions (every function):
 - No metric downloads anything. LPIPS runs only when its AlexNet weights are already in the torch
   cache (`lpips_status()` says why not, otherwise).
 """
+
 from __future__ import annotations
 
 import math
@@ -44,6 +45,7 @@ SSIM_K2 = 0.03
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
+
 
 def _f64(x: torch.Tensor) -> torch.Tensor:
     if x.dim() != 4:
@@ -101,6 +103,7 @@ def _power(x: torch.Tensor) -> torch.Tensor:
 # fidelity
 # ---------------------------------------------------------------------------------------------
 
+
 @torch.no_grad()
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean SSIM (Wang et al. 2004) per image -> [B], averaged over the three RGB channels.
@@ -137,6 +140,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # spectra (E1)
 # ---------------------------------------------------------------------------------------------
+
 
 @torch.no_grad()
 def fft_log_amplitude(x: torch.Tensor) -> torch.Tensor:
@@ -275,9 +279,11 @@ def colour_artifact_index(x: torch.Tensor, content: torch.Tensor, sigma: float =
 # style (C3, C9)
 # ---------------------------------------------------------------------------------------------
 
+
 @torch.no_grad()
-def style_distance_fn(style: torch.Tensor, backbone: Backbone,
-                      layers: Iterable[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+def style_distance_fn(
+    style: torch.Tensor, backbone: Backbone, layers: Iterable[str]
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """x -> mean over `layers` of ||G(x) - G(s)||_F / ||G(s)||_F, Grams normalised by C*H*W -> [B].
 
     The style's Grams are computed once here, so a sweep measures every output against the same
@@ -346,8 +352,10 @@ def lpips_status() -> tuple[bool, str]:
         return False, f"lpips linear weights missing: {lin}"
     ckpt, url = _alexnet_checkpoint()
     if not ckpt.is_file():
-        return False, (f"AlexNet ImageNet weights are not in the torch cache ({ckpt}); LPIPS needs them and "
-                       f"nstbench does not download them: place {ckpt.name} (from {url}) there")
+        return False, (
+            f"AlexNet ImageNet weights are not in the torch cache ({ckpt}); LPIPS needs them and "
+            f"nstbench does not download them: place {ckpt.name} (from {url}) there"
+        )
     prefix = hash_prefix(ckpt.name)
     if prefix and not verified(ckpt, prefix):
         return False, f"{ckpt} does not match the sha256 prefix {prefix} in its name"
@@ -371,7 +379,7 @@ def _lpips_model():
         warnings.simplefilter("ignore")
         model = lpips.LPIPS(net=LPIPS_NET, version=LPIPS_VERSION, pnet_rand=True, verbose=False)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    feats = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
     used = set()
     for sl in (model.net.slice1, model.net.slice2, model.net.slice3, model.net.slice4, model.net.slice5):
         for idx, mod in sl.named_children():

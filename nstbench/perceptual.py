@@ -13,6 +13,7 @@ result keeps ~3 significant digits, and the style loss (G - A)^2 subtracts nearl
 bf16 Grams would leave mostly rounding noise near convergence. channels_last hands the
 convolutions NHWC tensors, which oneDNN (CPU) and cuDNN (tensor cores) run without layout reorders.
 """
+
 from __future__ import annotations
 
 import copy
@@ -98,8 +99,9 @@ def blend_weights(weights: list[float] | None, n: int) -> list[float]:
     if weights is None:
         return [1.0 / n] * n
     if len(weights) != n or any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise NstbenchError(f"--style-blend needs {n} weights >= 0 (one per --style) with a positive sum, "
-                            f"got {list(weights)}")
+        raise NstbenchError(
+            f"--style-blend needs {n} weights >= 0 (one per --style) with a positive sum, got {list(weights)}"
+        )
     return [w / sum(weights) for w in weights]
 
 
@@ -113,8 +115,14 @@ class FeatureLoss:
     gatys.to_network), and every call runs the network once, to the deepest layer either term needs.
     """
 
-    def __init__(self, backbone: Backbone, spec: LossSpec, style: torch.Tensor | list[torch.Tensor],
-                 compute: Compute = Compute(), blend: list[float] | None = None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        spec: LossSpec,
+        style: torch.Tensor | list[torch.Tensor],
+        compute: Compute = Compute(),
+        blend: list[float] | None = None,
+    ):
         self.backbone, self.spec, self.compute = compute_backbone(backbone, compute), spec, compute
         self.content_w = dict(spec.content_layers)
         self.style_w = dict(spec.style_layers)
@@ -154,8 +162,14 @@ class PerceptualLoss:
     terms differently unless the preset's own weight family is loaded; see README.
     """
 
-    def __init__(self, backbone: Backbone, style: torch.Tensor, spec: LossSpec, tv_batch: str = "mean",
-                 content_target_quirk: bool = False):
+    def __init__(
+        self,
+        backbone: Backbone,
+        style: torch.Tensor,
+        spec: LossSpec,
+        tv_batch: str = "mean",
+        content_target_quirk: bool = False,
+    ):
         self.backbone, self.spec, self.tv_batch, self.quirk = backbone, spec, tv_batch, content_target_quirk
         self.terms = FeatureLoss(backbone, spec, backbone.preprocess(style))  # style Grams [1, C, C], once
 

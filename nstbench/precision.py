@@ -7,6 +7,7 @@ emulated: converted and computed element by element, far slower than float32 its
 Zen 3 machine: a 12-step `upes` run did not finish in 13 minutes at 100% CPU; fp32 takes 3 s a step
 there). So `--dtype bfloat16` on such a CPU is refused before any work, unless the user insists.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,9 +48,11 @@ def bf16_support(device: torch.device) -> tuple[bool, str]:
         return False, f"the CPU's flags cannot be read here (PyTorch CPU capability {cap}), so native bf16 is not known"
     native = [f for f in NATIVE_BF16_FLAGS if f in flags]
     if not native:
-        return False, (f"this CPU has no native bf16 instructions (no {' / '.join(NATIVE_BF16_FLAGS)} among its "
-                       f"flags; PyTorch CPU capability {cap}): every bf16 convolution would be emulated, far "
-                       "slower than float32")
+        return False, (
+            f"this CPU has no native bf16 instructions (no {' / '.join(NATIVE_BF16_FLAGS)} among its "
+            f"flags; PyTorch CPU capability {cap}): every bf16 convolution would be emulated, far "
+            "slower than float32"
+        )
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
     if isa in _ISA_WITHOUT_BF16:
         return False, f"ONEDNN_MAX_CPU_ISA={isa} keeps oneDNN from this CPU's bf16 instructions"
@@ -61,6 +64,7 @@ def require_native_bf16(device: torch.device, allow_slow: bool = False) -> str:
     unless allow_slow; returns the reason sentence for the run record."""
     native, why = bf16_support(device)
     if not native and not allow_slow:
-        raise NstbenchError(f"--dtype bfloat16 refused: {why}; use --dtype float32, or --allow-slow-bf16 to run "
-                            "it anyway")
+        raise NstbenchError(
+            f"--dtype bfloat16 refused: {why}; use --dtype float32, or --allow-slow-bf16 to run it anyway"
+        )
     return why

@@ -6,6 +6,7 @@ its official code (EXPERIMENTS.md, "The Gatys et al. presets"); hust-code: the H
 notebook, an earlier version than its report. EXPERIMENTS.md is the catalog. Sweeps and profiles
 derive new presets with `dataclasses.replace`; the presets themselves never change at run time.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -142,7 +143,9 @@ _IITB_COMMON = dict(
     space="caffe",  # vgg19/resnet50 preprocess_input: BGR, 0..255, ImageNet mean subtracted
     content_resize=Resize("long", 512, "lanczos"),  # load_img: long side 512, PIL ANTIALIAS, round()
     style_resize=Resize("long", 512, "lanczos"),
-    optimizer=OptimizerSpec("adam_tf", lr=5.0, betas=(0.99, 0.999), eps=0.1),  # AdamOptimizer(5, beta1=0.99, epsilon=1e-1)
+    optimizer=OptimizerSpec(
+        "adam_tf", lr=5.0, betas=(0.99, 0.999), eps=0.1
+    ),  # AdamOptimizer(5, beta1=0.99, epsilon=1e-1)
     steps=1000,  # "number of iterations = 1000"
     init="content",  # "We initialize the base input image as the content image itself"
     clamp=True,  # clip_by_value(init_image, -mean, 255 - mean) after each step
@@ -173,8 +176,16 @@ IITB_RESNET50 = GatysPreset(
     backbone="keras_resnet50",  # resnet50.ResNet50: Keras' ResNet50 v1 (not torchvision's v1.5)
     loss=LossSpec(
         content_layers=(("conv5_block3_3_bn", 1.0),),  # report section 3
-        style_layers=tuple((n, 1.0) for n in ("conv2_block2_2_bn", "conv3_block1_0_bn", "conv3_block1_0_conv",
-                                               "conv4_block1_2_bn", "conv5_block1_3_bn")),
+        style_layers=tuple(
+            (n, 1.0)
+            for n in (
+                "conv2_block2_2_bn",
+                "conv3_block1_0_bn",
+                "conv3_block1_0_conv",
+                "conv4_block1_2_bn",
+                "conv5_block1_3_bn",
+            )
+        ),
         content_mode="mean",
         gram_norm="hw",
         style_mode="mean",
@@ -272,8 +283,9 @@ GATYS2016_CODE = GatysPreset(
 )
 
 
-PRESETS: dict[str, GatysPreset] = {p.name: p for p in (HUST, HUST_CODE, NYU, IITB_VGG19, IITB_RESNET50, UPES,
-                                                      GATYS2016, GATYS2016_CODE)}
+PRESETS: dict[str, GatysPreset] = {
+    p.name: p for p in (HUST, HUST_CODE, NYU, IITB_VGG19, IITB_RESNET50, UPES, GATYS2016, GATYS2016_CODE)
+}
 
 
 def get_preset(name: str) -> GatysPreset:
@@ -285,6 +297,7 @@ def get_preset(name: str) -> GatysPreset:
 # ---------------------------------------------------------------------------------------------
 # Fast style transfer (Johnson et al.): how each source trains its transformer (`nstbench train`)
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FastPreset:
@@ -434,7 +447,10 @@ FAST_JOHNSON2016_CODE = FastPreset(
     checkpoint_every=1000,  # -checkpoint_every 1000
 )
 
-FAST_PRESETS: dict[str, FastPreset] = {p.name: p for p in (FAST_HUST, FAST_JOHNSON2016, FAST_PYTORCH_EXAMPLES, FAST_JOHNSON2016_CODE)}
+FAST_PRESETS: dict[str, FastPreset] = {
+    p.name: p for p in (FAST_HUST, FAST_JOHNSON2016, FAST_PYTORCH_EXAMPLES, FAST_JOHNSON2016_CODE)
+}
+
 
 # `nstbench train --profile`: sizes, step counts and data volume only, never the method
 # (EXPERIMENTS.md), as the experiments' profiles; None keeps the preset's own value.
@@ -465,14 +481,34 @@ def get_fast_preset(name: str) -> FastPreset:
     return FAST_PRESETS[name]
 
 
-def override_fast(preset: FastPreset, *, steps=None, epochs=None, batch=None, size=None, content_weight=None,
-             style_weight=None, tv_weight=None, network=None, norm=None, max_images=None,
-             style_size=None, checkpoint_every=None) -> FastPreset:
+def override_fast(
+    preset: FastPreset,
+    *,
+    steps=None,
+    epochs=None,
+    batch=None,
+    size=None,
+    content_weight=None,
+    style_weight=None,
+    tv_weight=None,
+    network=None,
+    norm=None,
+    max_images=None,
+    style_size=None,
+    checkpoint_every=None,
+) -> FastPreset:
     """A copy of the preset with the CLI's overrides. --steps and --epochs exclude each other."""
     if steps is not None and epochs is not None:
         raise NstbenchError("give --steps or --epochs, not both")
-    for name, v in (("steps", steps), ("epochs", epochs), ("batch", batch), ("size", size),
-                    ("checkpoint-every", checkpoint_every), ("max-images", max_images), ("style-size", style_size)):
+    for name, v in (
+        ("steps", steps),
+        ("epochs", epochs),
+        ("batch", batch),
+        ("size", size),
+        ("checkpoint-every", checkpoint_every),
+        ("max-images", max_images),
+        ("style-size", style_size),
+    ):
         if v is not None and v < 1:
             raise NstbenchError(f"--{name} must be at least 1, got {v}")
     if size is not None and size < 16:
@@ -482,8 +518,15 @@ def override_fast(preset: FastPreset, *, steps=None, epochs=None, batch=None, si
         changes["steps"] = steps
     if epochs is not None:
         changes.update(epochs=epochs, steps=None)
-    for k, v in (("batch", batch), ("size", size), ("network", network), ("norm", norm),
-                 ("max_images", max_images), ("style_size", style_size), ("checkpoint_every", checkpoint_every)):
+    for k, v in (
+        ("batch", batch),
+        ("size", size),
+        ("network", network),
+        ("norm", norm),
+        ("max_images", max_images),
+        ("style_size", style_size),
+        ("checkpoint_every", checkpoint_every),
+    ):
         if v is not None:
             changes[k] = v
     loss = {k: v for k, v in (("alpha", content_weight), ("beta", style_weight), ("gamma", tv_weight)) if v is not None}

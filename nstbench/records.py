@@ -1,4 +1,5 @@
 """Run records: provenance for every output, and writes that never leave a half-written file."""
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,12 @@ def git_commit() -> dict:
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return {"commit": None, "dirty": None}
     if sha.returncode != 0:
@@ -112,8 +117,25 @@ def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) ->
 
 # Names that say "a file": a run's --out is a folder, and `--out result.png` would create a folder
 # of that name (the image goes inside it), which is never what was meant.
-FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pt", ".pth", ".model",
-                 ".onnx", ".json", ".csv", ".txt", ".md", ".html")
+FILE_SUFFIXES = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".webp",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".gif",
+    ".pt",
+    ".pth",
+    ".model",
+    ".onnx",
+    ".json",
+    ".csv",
+    ".txt",
+    ".md",
+    ".html",
+)
 
 
 def check_out_name(out, writes: str) -> Path:
@@ -122,14 +144,17 @@ def check_out_name(out, writes: str) -> Path:
         raise NstbenchError("--out is empty; give an output folder")
     path = Path(out).expanduser()
     if path.suffix.lower() in FILE_SUFFIXES:
-        raise NstbenchError(f"--out {out} looks like a file name, but --out is a folder ({writes} go into it); "
-                            "give a folder name")
+        raise NstbenchError(
+            f"--out {out} looks like a file name, but --out is a folder ({writes} go into it); give a folder name"
+        )
     if path.is_file():
         raise NstbenchError(f"--out {out} is a file; --out is a folder ({writes} go into it)")
     return path
 
 
-def prepare_run_dir(out, command: str, overwrite: bool = False, writes: str = "output.png, curve.csv, run.json") -> Path:
+def prepare_run_dir(
+    out, command: str, overwrite: bool = False, writes: str = "output.png, curve.csv, run.json"
+) -> Path:
     """The output folder of one run of `command` (stylize, train): created, writable, and not
     holding another command's run, nor a finished run of this one unless `overwrite`."""
     path = ensure_writable_dir(check_out_name(out, writes))
@@ -143,8 +168,10 @@ def prepare_run_dir(out, command: str, overwrite: bool = False, writes: str = "o
         if other and other != command:
             raise NstbenchError(f"{path} holds a `{other}` run (run.json); choose another --out for `{command}`")
         if not overwrite and command == "stylize":
-            raise NstbenchError(f"{path} already holds a {command} run; pass --overwrite to replace it "
-                                "(when the new run has finished) or choose another --out")
+            raise NstbenchError(
+                f"{path} already holds a {command} run; pass --overwrite to replace it "
+                "(when the new run has finished) or choose another --out"
+            )
     return path
 
 
@@ -207,8 +234,12 @@ class OutputLock:
         if str(self.path.resolve()) in held and self.path.exists():  # our driver holds it for us
             self.borrowed = True
             return self
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.what,
-              "since_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": self.what,
+            "since_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         for _ in range(2):  # the second try follows the removal of a stale lock
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -219,7 +250,8 @@ class OutputLock:
                 raise NstbenchError(
                     f"{self.path.parent} is being written by another nstbench run (pid {owner.get('pid')} on "
                     f"{owner.get('host')}: {owner.get('command')}, since {owner.get('since_utc')}); wait for it "
-                    f"or choose another output (if that process is gone, delete {self.path})") from None
+                    f"or choose another output (if that process is gone, delete {self.path})"
+                ) from None
             except OSError as e:
                 raise NstbenchError(f"cannot create lock file {self.path}: {e.strerror or e}") from None
             with os.fdopen(fd, "w") as f:

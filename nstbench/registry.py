@@ -5,6 +5,7 @@ source's report shows), the claims index (which experiment evaluates a claim), t
 parametrisation and `nstbench experiments`. The Makefile finds the same scripts by their file
 names (experiments/eN_*.py -> target eN). Adding an experiment is adding one such file.
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -6,6 +6,7 @@ CSV and filter), so a report always agrees with the tables beside it. A report i
 (heading, paragraph, table, image) rendered twice: to Markdown (figures linked relative to
 reports/) and to one self-contained HTML file (figures embedded as data URIs).
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,9 +23,11 @@ from . import registry
 from .errors import NstbenchError
 from .records import atomic_write_text, ensure_writable_dir, output_lock
 
-RANDOM_BANNER = ("**Random-weight run.** These numbers come from seeded random backbone weights, not the "
-                 "ImageNet weights the sources used: they test the pipeline, not the sources' claims, and "
-                 "cannot be compared with the sources' numbers.")
+RANDOM_BANNER = (
+    "**Random-weight run.** These numbers come from seeded random backbone weights, not the "
+    "ImageNet weights the sources used: they test the pipeline, not the sources' claims, and "
+    "cannot be compared with the sources' numbers."
+)
 MAX_TABLE_ROWS = 40  # larger CSVs (per-iteration curves) are linked, not printed
 
 
@@ -38,51 +41,117 @@ class Source:
 
 
 SOURCES = (
-    Source("hust", "HUST computer-vision course report (Gatys + TV, Johnson fast transfer, timing)",
-           "000_09ab2c0b738b0cea.txt", (("Vanilla style transfer, 1000 Adam iterations (s)", "49.43"),
+    Source(
+        "hust",
+        "HUST computer-vision course report (Gatys + TV, Johnson fast transfer, timing)",
+        "000_09ab2c0b738b0cea.txt",
+        (
+            ("Vanilla style transfer, 1000 Adam iterations (s)", "49.43"),
             ("Fast style transfer, one forward pass (s)", "0.04"),
             ("Speed-up stated", "1000x"),
-            ("TV weights shown", "gamma in {0, 10, 100}"))),
-    Source("iitb", "IIT Bombay CS725 report (VGG19 vs ResNet50, style-layer table)",
-           "001_c2c77009bd561117.txt", (("Table 1, VGG19 {1..5}: total / style / content", "9.34e6 / 3.59e6 / 5.74e6"),
+            ("TV weights shown", "gamma in {0, 10, 100}"),
+        ),
+    ),
+    Source(
+        "iitb",
+        "IIT Bombay CS725 report (VGG19 vs ResNet50, style-layer table)",
+        "001_c2c77009bd561117.txt",
+        (
+            ("Table 1, VGG19 {1..5}: total / style / content", "9.34e6 / 3.59e6 / 5.74e6"),
             ("Table 1, ResNet50 {1..5}: total / style / content", "1.15e3 / 1.11e3 / 2.98"),
-            ("Images", "Mumbai Sea Link with Starry Night"))),
-    Source("nyu", "NYU report (Gatys init; Johnson content layer and batch size)",
-           "002_9797a248db40b906.txt", (("Best content layer", "relu2_2"), ("Batch size", "no significant difference"))),
-    Source("yonsei", "Yonsei report (summary of Gatys et al. and Johnson et al.)", "003_346465eb4c80e994.txt", (
-        ("Content reconstruction (Fig. 3 text)", "the higher the layer, the more detailed pixel information is "
-                                                 "crushed"),
-        ("alpha/beta ratio (section 1.3)", "the larger the ratio, the closer the content; the smaller, the closer "
-                                           "the style"),
-        ("Gatys' method as summarised", "VGG (16 conv and 5 pooling layers, no fully connected layers, filters "
-                                        "normalised to mean activation 1); content: squared feature error; style: "
-                                        "Gram matrices over several layers; gradient descent from white noise"),
-        ("Johnson's method as summarised", "image transformation network (stride-2 convolutions down, residual "
-                                           "blocks, stride-1/2 convolutions up), 3 x 256 x 256 input, trained with "
-                                           "VGG-16 feature and style reconstruction losses"))),
-    Source("gatys2016", "Gatys et al., Image Style Transfer Using CNNs (CVPR 2016) and its official code", "", (
-        ("Fig. 1 content reconstructions", "from higher layers colour, texture and exact shape are not preserved"),
-        ("alpha/beta in Fig. 3", "1e-4, 1e-3, 1e-2, 1e-1 (rows of the figure)"),
-        ("Average vs max pooling", "average pooling improves the gradient flow, slightly more appealing results"),
-        ("Optimiser", "L-BFGS, which we found to work best for image synthesis"),
-        *((f"Official code (gatys2016-code), printed total loss at iteration {i}", v) for i, v in (
-            (50, "1388532.5"), (100, "707860.75"), (150, "538045.4375"), (200, "469374.875"), (250, "433804.625"),
-            (300, "411657.5625"), (350, "395248.25"), (400, "383885.3125"), (450, "375128.75"),
-            (500, "368493.78125")))),
+            ("Images", "Mumbai Sea Link with Starry Night"),
+        ),
+    ),
+    Source(
+        "nyu",
+        "NYU report (Gatys init; Johnson content layer and batch size)",
+        "002_9797a248db40b906.txt",
+        (("Best content layer", "relu2_2"), ("Batch size", "no significant difference")),
+    ),
+    Source(
+        "yonsei",
+        "Yonsei report (summary of Gatys et al. and Johnson et al.)",
+        "003_346465eb4c80e994.txt",
+        (
+            (
+                "Content reconstruction (Fig. 3 text)",
+                "the higher the layer, the more detailed pixel information is crushed",
+            ),
+            (
+                "alpha/beta ratio (section 1.3)",
+                "the larger the ratio, the closer the content; the smaller, the closer the style",
+            ),
+            (
+                "Gatys' method as summarised",
+                "VGG (16 conv and 5 pooling layers, no fully connected layers, filters "
+                "normalised to mean activation 1); content: squared feature error; style: "
+                "Gram matrices over several layers; gradient descent from white noise",
+            ),
+            (
+                "Johnson's method as summarised",
+                "image transformation network (stride-2 convolutions down, residual "
+                "blocks, stride-1/2 convolutions up), 3 x 256 x 256 input, trained with "
+                "VGG-16 feature and style reconstruction losses",
+            ),
+        ),
+    ),
+    Source(
+        "gatys2016",
+        "Gatys et al., Image Style Transfer Using CNNs (CVPR 2016) and its official code",
+        "",
+        (
+            ("Fig. 1 content reconstructions", "from higher layers colour, texture and exact shape are not preserved"),
+            ("alpha/beta in Fig. 3", "1e-4, 1e-3, 1e-2, 1e-1 (rows of the figure)"),
+            ("Average vs max pooling", "average pooling improves the gradient flow, slightly more appealing results"),
+            ("Optimiser", "L-BFGS, which we found to work best for image synthesis"),
+            *(
+                (f"Official code (gatys2016-code), printed total loss at iteration {i}", v)
+                for i, v in (
+                    (50, "1388532.5"),
+                    (100, "707860.75"),
+                    (150, "538045.4375"),
+                    (200, "469374.875"),
+                    (250, "433804.625"),
+                    (300, "411657.5625"),
+                    (350, "395248.25"),
+                    (400, "383885.3125"),
+                    (450, "375128.75"),
+                    (500, "368493.78125"),
+                )
+            ),
+        ),
         paper="L. A. Gatys, A. S. Ecker, M. Bethge, Image Style Transfer Using Convolutional Neural Networks, CVPR "
-              "2016; official code leongatys/PytorchNeuralStyleTransfer (NeuralStyleTransfer.ipynb)"),
-    Source("johnson2016", "Johnson et al., Perceptual Losses for Real-Time Style Transfer (ECCV 2016)", "", (
-        ("Fig. 3 feature reconstructions (VGG-16 relu1_2 .. relu4_3)", "higher layers keep content and spatial "
-                                                                       "structure, not colour, texture, exact shape"),
-        ("Fig. 5", "one forward pass reaches the Gatys objective of about 50 to 100 L-BFGS iterations"),
-        ("Table 1 (GTX Titan X)", "seconds of 100/300/500 L-BFGS iterations and of one forward pass at 256, 512 "
-                                  "and 1024 px: the source_seconds and source_speedup columns of E10's table1.csv"),
-        ("Table 1 speed-up", "about three orders of magnitude at 500 iterations")),
+        "2016; official code leongatys/PytorchNeuralStyleTransfer (NeuralStyleTransfer.ipynb)",
+    ),
+    Source(
+        "johnson2016",
+        "Johnson et al., Perceptual Losses for Real-Time Style Transfer (ECCV 2016)",
+        "",
+        (
+            (
+                "Fig. 3 feature reconstructions (VGG-16 relu1_2 .. relu4_3)",
+                "higher layers keep content and spatial structure, not colour, texture, exact shape",
+            ),
+            ("Fig. 5", "one forward pass reaches the Gatys objective of about 50 to 100 L-BFGS iterations"),
+            (
+                "Table 1 (GTX Titan X)",
+                "seconds of 100/300/500 L-BFGS iterations and of one forward pass at 256, 512 "
+                "and 1024 px: the source_seconds and source_speedup columns of E10's table1.csv",
+            ),
+            ("Table 1 speed-up", "about three orders of magnitude at 500 iterations"),
+        ),
         paper="J. Johnson, A. Alahi, L. Fei-Fei, Perceptual Losses for Real-Time Style Transfer and "
-              "Super-Resolution, ECCV 2016 (arXiv 1603.08155)"),
-    Source("upes", "UPES B.Tech report (appendix code: Gatys with Adam)",
-           "004_cd6a8acf84783d6c.txt", (("Total loss at step 1600 (ImageNet VGG19)", "3145412.75"),
-            ("Total loss at step 2000 (ImageNet VGG19)", "2023719.125"))),
+        "Super-Resolution, ECCV 2016 (arXiv 1603.08155)",
+    ),
+    Source(
+        "upes",
+        "UPES B.Tech report (appendix code: Gatys with Adam)",
+        "004_cd6a8acf84783d6c.txt",
+        (
+            ("Total loss at step 1600 (ImageNet VGG19)", "3145412.75"),
+            ("Total loss at step 2000 (ImageNet VGG19)", "2023719.125"),
+        ),
+    ),
 )
 
 
@@ -134,8 +203,9 @@ def _file_cells(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
     df = df.copy()
     for c in df.columns:
         if df[c].dtype == object or pd.api.types.is_string_dtype(df[c]):
-            df[c] = [folder / v if isinstance(v, str) and v.endswith(".png") and (folder / v).is_file() else v
-                     for v in df[c]]
+            df[c] = [
+                folder / v if isinstance(v, str) and v.endswith(".png") and (folder / v).is_file() else v for v in df[c]
+            ]
     return df
 
 
@@ -173,20 +243,26 @@ def to_html_body(doc: Doc, level_shift: int = 0) -> str:
         elif b[0] == "table":
             df = b[1]
             head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>"
-                           for r in df.itertuples(index=False))
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>"
+                for r in df.itertuples(index=False)
+            )
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif b[0] == "img":
             data = base64.b64encode(Path(b[1]).read_bytes()).decode()
-            out.append(f'<figure><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">'
-                       f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
+            out.append(
+                f'<figure><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(b[2])}</figcaption></figure>"
+            )
     return "\n".join(out)
 
 
-HTML_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-              "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:3px 6px}"
-              "th{background:#f3f3f3}img{max-width:100%}figure{margin:1em 0}code{background:#f3f3f3}"
-              "section{border-top:2px solid #888;margin-top:2em}")
+HTML_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:3px 6px}"
+    "th{background:#f3f3f3}img{max-width:100%}figure{margin:1em 0}code{background:#f3f3f3}"
+    "section{border-top:2px solid #888;margin-top:2em}"
+)
 
 
 def load_manifests(results: Path) -> dict[str, dict]:
@@ -241,15 +317,20 @@ def _experiment_section(doc: Doc, name: str, m: dict | None) -> None:
     doc.h(2, f"{name}: {m.get('title', '')}".rstrip(": "))
     prov = m.get("provenance", {})
     labels = "; ".join(f"{a}: {w}" for a, w in m.get("weights_labels", {}).items())
-    doc.p(f"Profile `{m.get('profile_label', m.get('profile'))}`, weights **{m.get('weights_kind')}**"
-          f"{f' ({labels})' if labels else ''}, device "
-          f"`{m.get('device')}`, seed {m.get('seed')}, wall time {m.get('wall_seconds')} s, nstbench commit "
-          f"`{str(prov.get('commit'))[:12]}`{' (uncommitted changes)' if prov.get('dirty') else ''}, torch "
-          f"{prov.get('torch')}.")
+    doc.p(
+        f"Profile `{m.get('profile_label', m.get('profile'))}`, weights **{m.get('weights_kind')}**"
+        f"{f' ({labels})' if labels else ''}, device "
+        f"`{m.get('device')}`, seed {m.get('seed')}, wall time {m.get('wall_seconds')} s, nstbench commit "
+        f"`{str(prov.get('commit'))[:12]}`{' (uncommitted changes)' if prov.get('dirty') else ''}, torch "
+        f"{prov.get('torch')}."
+    )
     presets = _presets_of(m.get("settings", {}))
     if presets:
-        doc.p("Presets: " + ", ".join(f"`{n}` (source weights family: {w})" for n, w in presets)
-              + f"; this run's backbone weights: **{m.get('weights_kind')}**.")
+        doc.p(
+            "Presets: "
+            + ", ".join(f"`{n}` (source weights family: {w})" for n, w in presets)
+            + f"; this run's backbone weights: **{m.get('weights_kind')}**."
+        )
     for note in m.get("notes", []):
         doc.p(note)
     if m.get("claims"):
@@ -299,22 +380,42 @@ def claims_index(manifests: dict[str, dict]) -> Doc:
     doc = Doc("nstbench: claims index")
     if any(not m.get("imagenet") for m in manifests.values()):
         doc.p(RANDOM_BANNER)
-    doc.p("Each verdict is computed from the experiment's CSV by the rule stated beside it "
-          "(nstbench/claims.py); `inconclusive` means the table cannot decide.")
+    doc.p(
+        "Each verdict is computed from the experiment's CSV by the rule stated beside it "
+        "(nstbench/claims.py); `inconclusive` means the table cannot decide."
+    )
     rows = []
     for cid, claim in claims_mod.CLAIMS.items():
         found = [(n, m) for n, m in manifests.items() if cid in m.get("claims", {})]
         if not found:
             name = registry.experiment_of_claim(cid)
-            rows.append({"claim": cid, "source": claim.source, "text": claim.text,
-                         "measured": f"`make {name.split('_')[0]}`" if name else "", "verdict": "not run",
-                         "rule": "", "profile": "", "weights": ""})
+            rows.append(
+                {
+                    "claim": cid,
+                    "source": claim.source,
+                    "text": claim.text,
+                    "measured": f"`make {name.split('_')[0]}`" if name else "",
+                    "verdict": "not run",
+                    "rule": "",
+                    "profile": "",
+                    "weights": "",
+                }
+            )
             continue
         name, m = found[0]
         v = reevaluate(m, cid)
-        rows.append({"claim": cid, "source": claim.source, "text": claim.text, "measured": v["measured"],
-                     "verdict": v["verdict"], "rule": v["rule"], "profile": m.get("profile_label", m.get("profile")),
-                     "weights": m.get("weights_kind")})
+        rows.append(
+            {
+                "claim": cid,
+                "source": claim.source,
+                "text": claim.text,
+                "measured": v["measured"],
+                "verdict": v["verdict"],
+                "rule": v["rule"],
+                "profile": m.get("profile_label", m.get("profile")),
+                "weights": m.get("weights_kind"),
+            }
+        )
     doc.table(pd.DataFrame(rows))
     doc.h(2, "Reports")
     doc.p(" · ".join(f"{s.key}.md: {s.title}" for s in SOURCES))
@@ -327,8 +428,10 @@ def build_reports(results: str | Path = "results", out: str | Path = "reports") 
         raise NstbenchError(f"results folder not found: {results} (make reproduce, or an experiment script, writes it)")
     manifests = load_manifests(results)
     if not manifests:
-        raise NstbenchError(f"{results} holds no complete experiment results (no <experiment>/manifest.json with "
-                            "status complete); run `make reproduce` or an experiment script first")
+        raise NstbenchError(
+            f"{results} holds no complete experiment results (no <experiment>/manifest.json with "
+            "status complete); run `make reproduce` or an experiment script first"
+        )
     if out.exists() and not out.is_dir():
         raise NstbenchError(f"--out {out} is a file; give a folder for the reports")
     ensure_writable_dir(out)
@@ -341,9 +444,12 @@ def _write_reports(manifests: dict[str, dict], out: Path) -> list[Path]:
     written = []
     for key, doc in docs:
         written.append(atomic_write_text(out / f"{key}.md", to_markdown(doc, out)))
-    body = "\n".join(f"<section id='{k}'>{to_html_body(d, level_shift=0 if k == 'index' else 1)}</section>"
-                     for k, d in docs)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>nstbench reports</title>"
-            f"<style>{HTML_STYLE}</style></head><body>{body}</body></html>\n")
+    body = "\n".join(
+        f"<section id='{k}'>{to_html_body(d, level_shift=0 if k == 'index' else 1)}</section>" for k, d in docs
+    )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>nstbench reports</title>"
+        f"<style>{HTML_STYLE}</style></head><body>{body}</body></html>\n"
+    )
     written.append(atomic_write_text(out / "index.html", page))
     return written

@@ -1,4 +1,5 @@
 """One Gatys run from a preset: images in, stylised image, loss curve and run record out."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,8 +47,10 @@ from .weights import load_backbone
 CURVE_COLUMNS = ["step", "image", "total", "content", "style", "tv", "seconds"]
 # run.json "final" is measured once more after the last update; curve.csv's rows (and the
 # progress lines) hold the loss of the image *before* each update, so the two differ by a step.
-FINAL_IS = ("losses of the last image, measured after the last update; curve.csv's last row "
-            "(last_curve_row) measured the image before that update")
+FINAL_IS = (
+    "losses of the last image, measured after the last update; curve.csv's last row "
+    "(last_curve_row) measured the image before that update"
+)
 
 
 def load_pair(preset: GatysPreset, content: str, style: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,8 +61,10 @@ def load_pair(preset: GatysPreset, content: str, style: str) -> tuple[torch.Tens
         probe_image(preset.init, Resize("exact", tuple(c.shape[-2:])), min_side=1)
     for what, name, x, least in (("content", content, c, MIN_CONTENT_SIDE), ("style", style, s, MIN_STYLE_SIDE)):
         if min(x.shape[-2:]) < least:
-            raise NstbenchError(f"{what} image {name} is {x.shape[-1]}x{x.shape[-2]} after resizing; the backbones "
-                                f"need at least {least} px on each side for a {what} image")
+            raise NstbenchError(
+                f"{what} image {name} is {x.shape[-1]}x{x.shape[-2]} after resizing; the backbones "
+                f"need at least {least} px on each side for a {what} image"
+            )
     return c, s
 
 
@@ -91,11 +96,13 @@ def run_preset(
     (gatys.Compute) picks the backbone's dtype and memory layout. progress_every: a progress line
     every N steps, 0 none, None every 10 s (the preset's print_every is its source's print
     interval, a record of the source, not nstbench's progress)."""
-    loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute,
-                              style_blend, feed=preset.feed)
+    loss_fn = make_gatys_loss(
+        backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute, style_blend, feed=preset.feed
+    )
     if init_image is not None:  # unit RGB (a coarser scale's result): bicubic to the content's (H, W)
-        up = torch.nn.functional.interpolate(init_image, size=tuple(content.shape[-2:]), mode="bicubic",
-                                             align_corners=False).clamp(0, 1)
+        up = torch.nn.functional.interpolate(
+            init_image, size=tuple(content.shape[-2:]), mode="bicubic", align_corners=False
+        ).clamp(0, 1)
         x0 = unit_to_space(up, preset.space).repeat(batch, 1, 1, 1).contiguous()
     elif preset.init in INITS:
         first = style[0] if isinstance(style, (list, tuple)) else style
@@ -104,14 +111,24 @@ def run_preset(
         img = load_image(preset.init, Resize("exact", tuple(content.shape[-2:]))).to(content.device)
         x0 = unit_to_space(img, preset.space).repeat(batch, 1, 1, 1).contiguous()
     clamp = space_bounds(preset.space, x0) if preset.clamp else None
-    return optimize_image(loss_fn, x0, preset.steps, preset.optimizer, clamp=clamp, keep_best=preset.keep_best,
-                          progress_every=progress_every,
-                          label=label or preset.name, keep_best_as=preset.keep_best_as, on_step=on_step)
+    return optimize_image(
+        loss_fn,
+        x0,
+        preset.steps,
+        preset.optimizer,
+        clamp=clamp,
+        keep_best=preset.keep_best,
+        progress_every=progress_every,
+        label=label or preset.name,
+        keep_best_as=preset.keep_best_as,
+        on_step=on_step,
+    )
 
 
 @torch.no_grad()
-def initial_loss(preset: GatysPreset, content: torch.Tensor, style: torch.Tensor, backbone: Backbone,
-                 *, seed: int = 0) -> dict[str, float]:
+def initial_loss(
+    preset: GatysPreset, content: torch.Tensor, style: torch.Tensor, backbone: Backbone, *, seed: int = 0
+) -> dict[str, float]:
     """The unweighted loss terms of the preset's initial image (clamped as optimize_image clamps it)."""
     loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space)
     x0 = initial_image(preset.init, content, style, preset.space, seed=seed)
@@ -175,8 +192,9 @@ class Extras:
         if self.save_every and self.save_dir is None:
             raise NstbenchError("--save-every needs an output folder")
         if Path(self.output).name != self.output or not Path(self.output).suffix:
-            raise NstbenchError(f"--output {self.output!r} must be a file name with a suffix (e.g. result.jpg), "
-                                "no folder")
+            raise NstbenchError(
+                f"--output {self.output!r} must be a file name with a suffix (e.g. result.jpg), no folder"
+            )
         image_format(self.output)
         if self.scales is not None and list(self.scales) != sorted(set(self.scales)):
             raise NstbenchError(f"--scales must grow from coarse to fine, got {','.join(map(str, self.scales))}")
@@ -184,10 +202,19 @@ class Extras:
             raise NstbenchError(f"--style-blend has {len(self.style_blend)} weight(s) for {styles} --style image(s)")
 
 
-def run_stylize(preset: GatysPreset, content: str, style: str | list[str], weights: str, seed: int,
-                dev: torch.device, progress_every: int | None, compute: Compute,
-                extras: Extras = Extras(), backbone: Backbone | None = None,
-                init_image: torch.Tensor | None = None) -> tuple[OptimizeResult, dict]:
+def run_stylize(
+    preset: GatysPreset,
+    content: str,
+    style: str | list[str],
+    weights: str,
+    seed: int,
+    dev: torch.device,
+    progress_every: int | None,
+    compute: Compute,
+    extras: Extras = Extras(),
+    backbone: Backbone | None = None,
+    init_image: torch.Tensor | None = None,
+) -> tuple[OptimizeResult, dict]:
     """Load, check and optimise (nothing written): the result and its run record, whose status
     is "ok", "diverged" or "interrupted" (then result.image is the last image with a finite loss).
     style: one image or a list (blended by extras.style_blend); extras.scales: run_scales."""
@@ -198,37 +225,65 @@ def run_stylize(preset: GatysPreset, content: str, style: str | list[str], weigh
     c, s = load_pair(preset, content, names[0])
     styles = [s] + [load_pair(preset, content, n)[1] for n in names[1:]]  # each checked before any work
     if backbone is None:
-        backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling, family=preset.weights).to(dev)
+        backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling, family=preset.weights).to(
+            dev
+        )
     _check_memory(preset, backbone, c, dev)
     record = _record(preset, content, names, c, styles, seed, compute, backbone, dev, extras)
     status, message = "ok", ""
     try:
-        result = run_preset(preset, c.to(dev), [x.to(dev) for x in styles] if len(styles) > 1 else s.to(dev),
-                            backbone, seed=seed, progress_every=progress_every, compute=compute,
-                            style_blend=extras.style_blend,
-                            on_step=_observers(_saver(extras.save_every, extras.save_dir, preset.space)
-                                               if extras.save_every else None, extras.on_step),
-                            init_image=init_image)
+        result = run_preset(
+            preset,
+            c.to(dev),
+            [x.to(dev) for x in styles] if len(styles) > 1 else s.to(dev),
+            backbone,
+            seed=seed,
+            progress_every=progress_every,
+            compute=compute,
+            style_blend=extras.style_blend,
+            on_step=_observers(
+                _saver(extras.save_every, extras.save_dir, preset.space) if extras.save_every else None, extras.on_step
+            ),
+            init_image=init_image,
+        )
     except Diverged as e:
         result, status, message = e.result, "diverged", str(e)
     except Interrupted as e:  # Ctrl-C: the partial result is saved too (write_run raises afterwards)
         result, status, message = e.result, "interrupted", str(e)
     if extras.original_colors:  # a post-process of the result (neural-style does the same), losses untouched
         result.image = unit_to_space(keep_colors(c.to(dev), space_to_unit(result.image, preset.space)), preset.space)
-    record.update(status=status, message=message, seconds=result.seconds, final=result.final,
-                  final_is=FINAL_IS, last_curve_row=result.history[-1] if result.history else None,
-                  best_step=result.best_step)
+    record.update(
+        status=status,
+        message=message,
+        seconds=result.seconds,
+        final=result.final,
+        final_is=FINAL_IS,
+        last_curve_row=result.history[-1] if result.history else None,
+        best_step=result.best_step,
+    )
     return result, record
 
 
 def _check_memory(preset: GatysPreset, backbone: Backbone, c: torch.Tensor, dev: torch.device) -> None:
     layers = [n for n, _ in preset.loss.content_layers + preset.loss.style_layers]
-    check_memory(activation_bytes(backbone.extractor, layers, tuple(c.shape[-2:])), dev,
-                 f"a {c.shape[-1]}x{c.shape[-2]} {preset.backbone} optimisation")
+    check_memory(
+        activation_bytes(backbone.extractor, layers, tuple(c.shape[-2:])),
+        dev,
+        f"a {c.shape[-1]}x{c.shape[-2]} {preset.backbone} optimisation",
+    )
 
 
-def run_scales(preset: GatysPreset, content: str, names: list[str], weights: str, seed: int, dev: torch.device,
-               progress_every: int | None, compute: Compute, extras: Extras) -> tuple[OptimizeResult, dict]:
+def run_scales(
+    preset: GatysPreset,
+    content: str,
+    names: list[str],
+    weights: str,
+    seed: int,
+    dev: torch.device,
+    progress_every: int | None,
+    compute: Compute,
+    extras: Extras,
+) -> tuple[OptimizeResult, dict]:
     """Multi-scale: the preset at each of extras.scales (working sizes, coarse to fine) for its
     steps, each scale starting from the previous result upsampled (bicubic). Every scale's inputs
     and the finest scale's memory are checked before any work. curve.csv's steps run on across
@@ -241,13 +296,19 @@ def run_scales(preset: GatysPreset, content: str, names: list[str], weights: str
     image, history, parts, seconds = None, [], [], 0.0
     for k, p in enumerate(presets):
         last = k == len(presets) - 1
-        ex = replace(extras, original_colors=extras.original_colors and last,
-                     save_dir=extras.save_dir and extras.save_dir / f"scale_{extras.scales[k]}")
-        result, record = run_stylize(p, content, names, weights, seed, dev, progress_every, compute, ex,
-                                     backbone=backbone, init_image=image)
+        ex = replace(
+            extras,
+            original_colors=extras.original_colors and last,
+            save_dir=extras.save_dir and extras.save_dir / f"scale_{extras.scales[k]}",
+        )
+        result, record = run_stylize(
+            p, content, names, weights, seed, dev, progress_every, compute, ex, backbone=backbone, init_image=image
+        )
         history += [dict(r, step=r["step"] + len(history)) for r in result.history]
         seconds += result.seconds
-        parts.append({"size": extras.scales[k], "steps": len(result.history), "content_size_hw": record["content_size_hw"]})
+        parts.append(
+            {"size": extras.scales[k], "steps": len(result.history), "content_size_hw": record["content_size_hw"]}
+        )
         if record["status"] != "ok" or last:
             break
         image = space_to_unit(result.image, p.space)
@@ -256,8 +317,18 @@ def run_scales(preset: GatysPreset, content: str, names: list[str], weights: str
     return result, record
 
 
-def _record(preset: GatysPreset, content: str, names: list[str], c: torch.Tensor, styles: list[torch.Tensor],
-            seed: int, compute: Compute, backbone: Backbone, dev: torch.device, extras: Extras) -> dict:
+def _record(
+    preset: GatysPreset,
+    content: str,
+    names: list[str],
+    c: torch.Tensor,
+    styles: list[torch.Tensor],
+    seed: int,
+    compute: Compute,
+    backbone: Backbone,
+    dev: torch.device,
+    extras: Extras,
+) -> dict:
     one = len(names) == 1
     return {
         "command": "stylize",
@@ -297,10 +368,12 @@ def _observers(*fns):
 
 def _saver(every: int, folder: Path, space):
     """on_step for optimize_image: every `every` steps, that step's image as folder/step_<N>.png."""
+
     def save(step: int, image: torch.Tensor, losses: dict) -> None:
         if step % every == 0:
             ensure_writable_dir(folder)
             save_image(space_to_unit(image, space).detach().cpu(), folder / f"step_{step:05d}.png")
+
     return save
 
 
@@ -335,9 +408,17 @@ def _finished_ok(out: Path) -> bool:
         return False
 
 
-def override(preset: GatysPreset, steps: int | None = None, size: int | None = None, init: str | None = None,
-             content_weight: float | None = None, style_weight: float | None = None, tv_weight: float | None = None,
-             optimizer: str | None = None, lr: float | None = None) -> GatysPreset:
+def override(
+    preset: GatysPreset,
+    steps: int | None = None,
+    size: int | None = None,
+    init: str | None = None,
+    content_weight: float | None = None,
+    style_weight: float | None = None,
+    tv_weight: float | None = None,
+    optimizer: str | None = None,
+    lr: float | None = None,
+) -> GatysPreset:
     """The CLI's overrides: another step count, working size (resize mode kept), init (content,
     noise, style or an image path), loss weights (alpha, beta, gamma), optimizer or learning rate."""
     loss = {k: v for k, v in (("alpha", content_weight), ("beta", style_weight), ("gamma", tv_weight)) if v is not None}
@@ -353,9 +434,14 @@ def override(preset: GatysPreset, steps: int | None = None, size: int | None = N
         preset = replace(preset, steps=steps)
     if size is not None:
         if preset.content_resize.mode in ("none", "exact"):
-            raise NstbenchError(f"preset {preset.name} resizes by {preset.content_resize.mode!r}; --size does not apply")
-        preset = replace(preset, content_resize=replace(preset.content_resize, size=size),
-                         style_resize=None if preset.style_resize is None else replace(preset.style_resize, size=size))
+            raise NstbenchError(
+                f"preset {preset.name} resizes by {preset.content_resize.mode!r}; --size does not apply"
+            )
+        preset = replace(
+            preset,
+            content_resize=replace(preset.content_resize, size=size),
+            style_resize=None if preset.style_resize is None else replace(preset.style_resize, size=size),
+        )
     if init is not None:
         preset = replace(preset, init=init)
     return preset

@@ -4,6 +4,7 @@ Both report medians: one slow iteration (another job on a shared machine, a firs
 does not move them. On CUDA every timed region ends with a synchronisation, so the times are the
 device's, not the launch queue's.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -22,17 +23,26 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_optimisation(preset: GatysPreset, content: torch.Tensor, style: torch.Tensor, backbone: Backbone, *,
-                      warmup: int, seed: int = 0, progress_every: int = 0, label: str = "timing",
-                      **run_kwargs) -> dict:
+def time_optimisation(
+    preset: GatysPreset,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    backbone: Backbone,
+    *,
+    warmup: int,
+    seed: int = 0,
+    progress_every: int = 0,
+    label: str = "timing",
+    **run_kwargs,
+) -> dict:
     """Median seconds of one iteration (loss evaluation) of `preset`, after a separate untimed run of
     `warmup` iterations: {"median", "mean", "total"} (total: the whole timed run)."""
     if warmup:
-        run_preset(override(preset, steps=warmup), content, style, backbone, seed=seed, progress_every=0,
-                   **run_kwargs)
+        run_preset(override(preset, steps=warmup), content, style, backbone, seed=seed, progress_every=0, **run_kwargs)
     sync(content.device)
-    result = run_preset(preset, content, style, backbone, seed=seed, progress_every=progress_every, label=label,
-                        **run_kwargs)
+    result = run_preset(
+        preset, content, style, backbone, seed=seed, progress_every=progress_every, label=label, **run_kwargs
+    )
     # history "seconds" is the time since the loop started, read once per evaluation; optimize_image
     # syncs with the device every evaluation (the finiteness check), so the differences are iteration
     # times on a GPU too

@@ -17,6 +17,7 @@ weights record, the data description, the style image (path, sha256) and provena
 Resuming: the data order depends only on (seed, step), the network and Adam state are restored
 from the checkpoint, so a resumed run ends with the same weights as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import csv
@@ -72,8 +73,14 @@ def _fingerprint(preset: FastPreset, cfg: TransformerConfig, seed: int, style: d
         p.pop(k)
     w = {k: weights.get(k) for k in ("kind", "arch", "seed", "sha256", "sha256_prefix")}
     d = {k: data[k] for k in ("list_sha256", "size", "resize", "shuffle", "images")}
-    return {"preset": p, "network": dataclasses.asdict(cfg), "seed": seed, "style_sha256": style["sha256"],
-            "data": d, "weights": w}
+    return {
+        "preset": p,
+        "network": dataclasses.asdict(cfg),
+        "seed": seed,
+        "style_sha256": style["sha256"],
+        "data": d,
+        "weights": w,
+    }
 
 
 def _jsonable_eq(a, b) -> bool:
@@ -84,8 +91,11 @@ def _jsonable_eq(a, b) -> bool:
 def _differences(old, new, where: str = "") -> list[str]:
     """'field: checkpoint X, now Y' for every leaf that differs between two fingerprints."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return [d for k in dict.fromkeys(list(old) + list(new))
-                for d in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else str(k))]
+        return [
+            d
+            for k in dict.fromkeys(list(old) + list(new))
+            for d in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else str(k))
+        ]
     if _jsonable_eq(old, new):
         return []
     return [f"{where}: checkpoint {json.dumps(to_jsonable(old))}, now {json.dumps(to_jsonable(new))}"]
@@ -151,17 +161,38 @@ class _Training:
         return self.out / "loss.csv"
 
 
-def _setup(preset: FastPreset, style: str | os.PathLike, data: str | os.PathLike, out: Path, weights: str, seed: int,
-           device: str, backbone: Backbone | None, log: Callable[[str], None]) -> _Training:
+def _setup(
+    preset: FastPreset,
+    style: str | os.PathLike,
+    data: str | os.PathLike,
+    out: Path,
+    weights: str,
+    seed: int,
+    device: str,
+    backbone: Backbone | None,
+    log: Callable[[str], None],
+) -> _Training:
     """The style image, the data, the loss network, the transformer and its Adam."""
     dev = resolve_device(device)
     cfg = network_config(preset)
     style_path = resolve_image(style)
     style_img = load_image(style_path, Resize("long", preset.style_size) if preset.style_size else Resize())
-    style_rec = {"name": str(style), "path": str(style_path), "sha256": sha256_of(Path(style_path)),
-                 "size_hw": list(style_img.shape[-2:])}
-    dataset = ImageFolderData(resolve_dataset(data), preset.size, preset.batch, preset.data_resize,
-                              preset.shuffle, seed, preset.max_images, log)
+    style_rec = {
+        "name": str(style),
+        "path": str(style_path),
+        "sha256": sha256_of(Path(style_path)),
+        "size_hw": list(style_img.shape[-2:]),
+    }
+    dataset = ImageFolderData(
+        resolve_dataset(data),
+        preset.size,
+        preset.batch,
+        preset.data_resize,
+        preset.shuffle,
+        seed,
+        preset.max_images,
+        log,
+    )
     steps = total_steps(preset, dataset.batches_per_epoch)
     if backbone is None:
         backbone = load_backbone(preset.backbone, weights, seed=seed, family=preset.weights)
@@ -172,8 +203,9 @@ def _setup(preset: FastPreset, style: str | os.PathLike, data: str | os.PathLike
     net = build_transformer(cfg, seed).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=preset.lr)
     fingerprint = _fingerprint(preset, cfg, seed, style_rec, dataset.describe(), backbone.weights)
-    return _Training(preset, cfg, dev, out, seed, style_rec, dataset, steps, backbone, loss_fn, net, opt, fingerprint,
-                     log)
+    return _Training(
+        preset, cfg, dev, out, seed, style_rec, dataset, steps, backbone, loss_fn, net, opt, fingerprint, log
+    )
 
 
 def _resume(t: _Training) -> int:
@@ -184,8 +216,10 @@ def _resume(t: _Training) -> int:
         raise NstbenchError(f"{t.ckpt_path} is not a resumable nstbench training checkpoint")
     if not _jsonable_eq(ckpt.get("fingerprint"), t.fingerprint):
         diff = _differences(ckpt.get("fingerprint") or {}, t.fingerprint)
-        raise NstbenchError(f"cannot resume {t.ckpt_path}: {'; '.join(diff[:4])} "
-                            "(preset, network, seed, style, data and weights must match)")
+        raise NstbenchError(
+            f"cannot resume {t.ckpt_path}: {'; '.join(diff[:4])} "
+            "(preset, network, seed, style, data and weights must match)"
+        )
     load_state(t.net, ckpt["state_dict"], f"checkpoint {t.ckpt_path}")
     t.net.to(t.dev)
     t.opt.load_state_dict(ckpt["optimizer"])
@@ -213,16 +247,28 @@ def _checkpoint(t: _Training, done: int, final: bool = False) -> None:
     state = {k: v.detach().cpu() for k, v in t.net.state_dict().items()}
     ds = t.dataset
     meta = {
-        "kind": CHECKPOINT_KIND, "format": 1, "network": dataclasses.asdict(t.cfg),
-        "preset": dataclasses.asdict(t.preset), "weights": t.backbone.weights, "data": ds.describe(),
-        "style": t.style, "seed": t.seed, "step": done, "total_steps": t.steps,
-        "epoch": done // ds.batches_per_epoch, "batch_in_epoch": done % ds.batches_per_epoch,
-        "images_seen": done * t.preset.batch, "fingerprint": t.fingerprint, "provenance": t.record["provenance"],
+        "kind": CHECKPOINT_KIND,
+        "format": 1,
+        "network": dataclasses.asdict(t.cfg),
+        "preset": dataclasses.asdict(t.preset),
+        "weights": t.backbone.weights,
+        "data": ds.describe(),
+        "style": t.style,
+        "seed": t.seed,
+        "step": done,
+        "total_steps": t.steps,
+        "epoch": done // ds.batches_per_epoch,
+        "batch_in_epoch": done % ds.batches_per_epoch,
+        "images_seen": done * t.preset.batch,
+        "fingerprint": t.fingerprint,
+        "provenance": t.record["provenance"],
         "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     meta = json.loads(json.dumps(to_jsonable(meta)))  # plain types only: loadable with weights_only=True
-    _save_atomic({**meta, "state_dict": state, "optimizer": t.opt.state_dict(),
-                  "rng": {"torch": torch.get_rng_state()}}, t.ckpt_path)
+    _save_atomic(
+        {**meta, "state_dict": state, "optimizer": t.opt.state_dict(), "rng": {"torch": torch.get_rng_state()}},
+        t.ckpt_path,
+    )
     if final:
         _save_atomic({**meta, "state_dict": state}, t.model_path)
 
@@ -250,19 +296,23 @@ class _Progress:
 
     def __call__(self, done: int, vals: dict, now: float) -> None:
         steps, session = self.t.steps, done - self.start
-        due = (self.every is None and (now - self.last >= self.seconds or session == 1)) or \
-            (bool(self.every) and done % self.every == 0)
+        due = (self.every is None and (now - self.last >= self.seconds or session == 1)) or (
+            bool(self.every) and done % self.every == 0
+        )
         if self.every != 0 and (due or done == steps):
             rate = session * self.t.preset.batch / (now - self.t0)
             eta = (now - self.t0) / session * (steps - done)
-            self.t.log(f"step {done}/{steps} ({100 * done / steps:.0f}%) {rate:.2f} img/s total={vals['total']:.4g} "
-                       f"content={vals['content']:.4g} style={vals['style']:.4g} tv={vals['tv']:.4g} "
-                       f"elapsed {_fmt_time(now - self.t0)} ETA {_fmt_time(eta)}")
+            self.t.log(
+                f"step {done}/{steps} ({100 * done / steps:.0f}%) {rate:.2f} img/s total={vals['total']:.4g} "
+                f"content={vals['content']:.4g} style={vals['style']:.4g} tv={vals['tv']:.4g} "
+                f"elapsed {_fmt_time(now - self.t0)} ETA {_fmt_time(eta)}"
+            )
             self.last = now
 
 
-def _loop(t: _Training, start: int, seconds_before: float, progress: _Progress,
-          on_step: Callable[[dict], bool | None] | None) -> dict:
+def _loop(
+    t: _Training, start: int, seconds_before: float, progress: _Progress, on_step: Callable[[dict], bool | None] | None
+) -> dict:
     """Steps start..steps, one loss.csv row each, checkpoints on schedule; stops early on a
     non-finite loss, on_step returning True or Ctrl-C. Returns status, done, first and last rows."""
     preset, first, last, done, status = t.preset, None, None, start, "ok"
@@ -277,8 +327,13 @@ def _loop(t: _Training, start: int, seconds_before: float, progress: _Progress,
             vals, epoch = got
             done = step + 1
             now = time.perf_counter()
-            row = {"step": done, "epoch": epoch, "images": done * preset.batch, **vals,
-                   "seconds": round(seconds_before + now - progress.t0, 4)}
+            row = {
+                "step": done,
+                "epoch": epoch,
+                "images": done * preset.batch,
+                **vals,
+                "seconds": round(seconds_before + now - progress.t0, 4),
+            }
             writer.writerow(row)
             fcsv.flush()
             first, last = first or row, row
@@ -323,15 +378,21 @@ def train_transformer(
     if resume and not (out / "checkpoint.pt").is_file():
         raise NstbenchError(f"nothing to resume: {out / 'checkpoint.pt'} not found")
     if not resume and (out / "checkpoint.pt").exists():
-        raise NstbenchError(f"{out} already holds a training run (checkpoint.pt); pass --resume to continue it "
-                            "or choose another --out")
+        raise NstbenchError(
+            f"{out} already holds a training run (checkpoint.pt); pass --resume to continue it or choose another --out"
+        )
     t = _setup(preset, style, data, out, weights, seed, device, backbone, log)
     start = _resume(t) if resume else 0
     t.net.train()
     seconds_before = _start_loss_csv(t, resume, start)
     t.record = {
-        "command": "train", "preset": dataclasses.asdict(preset), "network": dataclasses.asdict(t.cfg),
-        "style": t.style, "data": t.dataset.describe(), "seed": seed, "steps": t.steps,
+        "command": "train",
+        "preset": dataclasses.asdict(preset),
+        "network": dataclasses.asdict(t.cfg),
+        "style": t.style,
+        "data": t.dataset.describe(),
+        "seed": seed,
+        "steps": t.steps,
         "weights": t.backbone.weights,
         "loss_terms": "loss.csv: content, style, tv unweighted (batch-reduced); total = alpha*content + beta*style + gamma*tv",
         "provenance": provenance(t.dev),  # git and library versions: read once per run
@@ -339,10 +400,18 @@ def train_transformer(
     progress = _Progress(t, start, progress_every, progress_seconds)
     r = _loop(t, start, seconds_before, progress, on_step)
     seconds, session, done = time.perf_counter() - progress.t0, r["done"] - start, r["done"]
-    t.record.update(status=r["status"], steps_done=done, resumed_from=start if resume else None, seconds=seconds,
-                    images_per_second=session * preset.batch / seconds if seconds > 0 and session else None,
-                    first=r["first"], last=r["last"], checkpoint=str(t.ckpt_path),
-                    model=str(t.model_path) if done == t.steps else None, data=t.dataset.describe())
+    t.record.update(
+        status=r["status"],
+        steps_done=done,
+        resumed_from=start if resume else None,
+        seconds=seconds,
+        images_per_second=session * preset.batch / seconds if seconds > 0 and session else None,
+        first=r["first"],
+        last=r["last"],
+        checkpoint=str(t.ckpt_path),
+        model=str(t.model_path) if done == t.steps else None,
+        data=t.dataset.describe(),
+    )
     write_json(out / "run.json", t.record)
     if r["status"] == "interrupted":
         raise KeyboardInterrupt
@@ -361,14 +430,33 @@ class TrainedRun:
     loss_csv: Path  # per-step training losses (its clock is the training loop's: no checkpoint writes)
 
 
-def train_and_apply(preset: FastPreset, style: str | os.PathLike, data: str | os.PathLike, out: Path,
-                    content: torch.Tensor, style_image: torch.Tensor, *, backbone: Backbone, seed: int = 0,
-                    progress_every: int | None = None, log: Callable[[str], None] | None = None) -> TrainedRun:
+def train_and_apply(
+    preset: FastPreset,
+    style: str | os.PathLike,
+    data: str | os.PathLike,
+    out: Path,
+    content: torch.Tensor,
+    style_image: torch.Tensor,
+    *,
+    backbone: Backbone,
+    seed: int = 0,
+    progress_every: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TrainedRun:
     """Train one network (train_transformer into `out`), stylise `content` as `nstbench apply` does
     (eval mode, output cropped to the input's size, clamped) and measure the training loss terms
     on it with `style_image` as the style target. The experiments' sweeps run one of these per point."""
-    rec = train_transformer(preset, style, data, out, backbone=backbone, seed=seed, device=str(content.device),
-                            progress_every=progress_every, log=log)
+    rec = train_transformer(
+        preset,
+        style,
+        data,
+        out,
+        backbone=backbone,
+        seed=seed,
+        device=str(content.device),
+        progress_every=progress_every,
+        log=log,
+    )
     net, _ = load_transformer(out / "transformer.pt")
     net.to(content.device)
     h, w = content.shape[-2:]
@@ -378,9 +466,18 @@ def train_and_apply(preset: FastPreset, style: str | os.PathLike, data: str | os
     return TrainedRun(y, {k: v.item() for k, v in terms.items()}, rec, out / "loss.csv")
 
 
-def train_and_apply_unit(preset: FastPreset, style: str | os.PathLike, data: str | os.PathLike,
-                         content: torch.Tensor, style_image: torch.Tensor, *, backbone: Backbone, seed: int = 0,
-                         progress_every: int | None = None, log: Callable[[str], None] | None = None) -> dict:
+def train_and_apply_unit(
+    preset: FastPreset,
+    style: str | os.PathLike,
+    data: str | os.PathLike,
+    content: torch.Tensor,
+    style_image: torch.Tensor,
+    *,
+    backbone: Backbone,
+    seed: int = 0,
+    progress_every: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
     """train_and_apply in a temporary folder (deleted afterwards: no checkpoint is kept), as plain
     data an experiment's unit (a job under --executor local|slurm) can return: image (CPU), terms,
     record and loss (loss.csv as a DataFrame)."""
@@ -389,6 +486,16 @@ def train_and_apply_unit(preset: FastPreset, style: str | os.PathLike, data: str
     import pandas as pd
 
     with tempfile.TemporaryDirectory(prefix="nstbench-train-") as tmp:
-        run = train_and_apply(preset, style, data, Path(tmp) / "run", content, style_image, backbone=backbone,
-                              seed=seed, progress_every=progress_every, log=log)
+        run = train_and_apply(
+            preset,
+            style,
+            data,
+            Path(tmp) / "run",
+            content,
+            style_image,
+            backbone=backbone,
+            seed=seed,
+            progress_every=progress_every,
+            log=log,
+        )
         return {"image": run.image.cpu(), "terms": run.terms, "record": run.record, "loss": pd.read_csv(run.loss_csv)}

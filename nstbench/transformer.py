@@ -19,6 +19,7 @@ Variants (`VARIANTS`):
   hust              the HUST notebook (khanhnn20042002/cv20222 fast-style-transfer.ipynb)
   pytorch-examples  pytorch/examples fast_neural_style TransformerNet
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -149,7 +150,9 @@ JOHNSON2016_CODE = TransformerConfig(
     input_reflect_pad=40,  # train.lua: SpatialReflectionPadding(pw, pw, ph, ph) inserted at the start
 )
 
-VARIANTS: dict[str, TransformerConfig] = {c.name: c for c in (JOHNSON2016, HUST_NET, PYTORCH_EXAMPLES, JOHNSON2016_CODE)}
+VARIANTS: dict[str, TransformerConfig] = {
+    c.name: c for c in (JOHNSON2016, HUST_NET, PYTORCH_EXAMPLES, JOHNSON2016_CODE)
+}
 
 
 def get_variant(name: str, norm: str | None = None) -> TransformerConfig:
@@ -167,6 +170,7 @@ def get_variant(name: str, norm: str | None = None) -> TransformerConfig:
 # ---------------------------------------------------------------------------------------------
 # Network
 # ---------------------------------------------------------------------------------------------
+
 
 def _norm(cfg: TransformerConfig, channels: int) -> nn.Module:
     if cfg.norm == "instance":
@@ -233,7 +237,7 @@ class UpsampleLayer(nn.Module):
         if not self.transpose:
             x = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
         y = self.conv2d(self.pad(x))
-        return y[..., :2 * x.shape[-2], :2 * x.shape[-1]] if self.tf_same else y
+        return y[..., : 2 * x.shape[-2], : 2 * x.shape[-1]] if self.tf_same else y
 
 
 class ResidualBlock(nn.Module):
@@ -251,7 +255,7 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.in1(self.conv1(x)))
         s = self.shave
-        skip = x[..., s:x.shape[-2] - s, s:x.shape[-1] - s] if s else x
+        skip = x[..., s : x.shape[-2] - s, s : x.shape[-1] - s] if s else x
         return self.in2(self.conv2(y)) + skip  # no ReLU after the addition (Gross and Wilber)
 
 
@@ -332,8 +336,11 @@ _EXAMPLES_KEYS = ("conv1.conv2d.weight", "res1.conv1.conv2d.weight", "deconv1.co
 
 
 def is_examples_state_dict(obj) -> bool:
-    return isinstance(obj, dict) and all(k in obj for k in _EXAMPLES_KEYS) and all(
-        isinstance(v, torch.Tensor) for v in obj.values())
+    return (
+        isinstance(obj, dict)
+        and all(k in obj for k in _EXAMPLES_KEYS)
+        and all(isinstance(v, torch.Tensor) for v in obj.values())
+    )
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -377,8 +384,10 @@ def load_transformer(path: str | Path) -> tuple[TransformerNet, dict]:
         info = {"format": "pytorch-examples", "network": dataclasses.asdict(cfg)}
     else:
         keys = ", ".join(list(map(str, ckpt))[:3])
-        raise NstbenchError(f"{path} is not a transformer checkpoint (neither nstbench nor pytorch/examples "
-                            f"fast_neural_style; its first keys: {keys or 'none'})")
+        raise NstbenchError(
+            f"{path} is not a transformer checkpoint (neither nstbench nor pytorch/examples "
+            f"fast_neural_style; its first keys: {keys or 'none'})"
+        )
     net = TransformerNet(cfg)
     load_state(net, state, f"checkpoint {path}")
     net.eval()  # batch norm: running statistics at test time

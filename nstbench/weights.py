@@ -27,6 +27,7 @@ Loading is strict: a missing, extra or misshapen tensor is a one-line error nami
 first bad entry. Only a classification head (VGG classifier, Keras fc1/fc2/predictions) goes unused,
 and the record says so. Numbers from random weights are never ImageNet results.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,16 +56,24 @@ _KERAS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 # Keras applications source (keras/src/applications/vgg16.py, vgg19.py, resnet.py): file, md5;
 # the `_notop` file (include_top=False) first, the full model second.
 _KERAS_FILES = {
-    "vgg16": [("vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "6d6bbae143d832006294945121d1f1fc"),
-              ("vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5", "64373286793e3c8b2b4e3219cbf3544b")],
-    "vgg19": [("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "253f8cb515780f3b799900260a226db6"),
-              ("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels.h5", "cbe5617147190e668d6c5d5026f83318")],
-    "keras_resnet50": [("resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "4d473c1dd8becc155b73f8504c6f6626"),
-                       ("resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5", "2cb95161c43110f7111970584f804107")],
+    "vgg16": [
+        ("vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "6d6bbae143d832006294945121d1f1fc"),
+        ("vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5", "64373286793e3c8b2b4e3219cbf3544b"),
+    ],
+    "vgg19": [
+        ("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "253f8cb515780f3b799900260a226db6"),
+        ("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels.h5", "cbe5617147190e668d6c5d5026f83318"),
+    ],
+    "keras_resnet50": [
+        ("resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "4d473c1dd8becc155b73f8504c6f6626"),
+        ("resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5", "2cb95161c43110f7111970584f804107"),
+    ],
 }
 # pytorch/vision#28: jcjohnson's exact conversions of the Caffe VGGs (BGR, 0..255, mean subtracted)
-_CAFFE_URLS = {"vgg16": "https://s3-us-west-2.amazonaws.com/jcjohns-models/vgg16-00b39a1b.pth",
-               "vgg19": "https://s3-us-west-2.amazonaws.com/jcjohns-models/vgg19-d01eb7cb.pth"}
+_CAFFE_URLS = {
+    "vgg16": "https://s3-us-west-2.amazonaws.com/jcjohns-models/vgg16-00b39a1b.pth",
+    "vgg19": "https://s3-us-west-2.amazonaws.com/jcjohns-models/vgg19-d01eb7cb.pth",
+}
 # leongatys/PytorchNeuralStyleTransfer download_models.sh (saved there as Models/vgg_conv.pth)
 _GATYS_URL = "https://bethgelab.org/media/uploads/pytorch_models/vgg_conv.pth"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -171,8 +180,9 @@ def _download(wf: WeightFile, dest: Path) -> None:
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(30)
     try:
-        torch.hub.download_url_to_file(wf.url, str(dest), hash_prefix=hash_prefix(wf.name) or None,
-                                       progress=sys.stderr.isatty())
+        torch.hub.download_url_to_file(
+            wf.url, str(dest), hash_prefix=hash_prefix(wf.name) or None, progress=sys.stderr.isatty()
+        )
     finally:
         socket.setdefaulttimeout(old)
     if wf.md5 and not wf.matches(dest):
@@ -185,18 +195,28 @@ def fetch(family: str, arch: str, allow_download: bool = True) -> tuple[Path, We
     files = weight_files(family, arch)
     if not files:
         have = [f for f in FAMILIES if weight_files(f, arch)]
-        raise NstbenchError(f"there are no {family} ImageNet weights for {arch} (families for {arch}: {', '.join(have)})")
+        raise NstbenchError(
+            f"there are no {family} ImageNet weights for {arch} (families for {arch}: {', '.join(have)})"
+        )
     for wf in files:
         cached = wf.folder / wf.name
         if cached.is_file():
             if not wf.matches(cached):
-                kind = f"md5 {wf.md5} Keras publishes for it" if wf.md5 else f"sha256 prefix {hash_prefix(wf.name)} in its name"
+                kind = (
+                    f"md5 {wf.md5} Keras publishes for it"
+                    if wf.md5
+                    else f"sha256 prefix {hash_prefix(wf.name)} in its name"
+                )
                 raise NstbenchError(f"{cached} does not match the {kind}; delete it and retry")
             return cached, wf
     wf = files[0]
-    how = (f"place {wf.name} (from {wf.url}, {wf.published_hash}) in {wf.folder}, or pass --weights PATH")
+    how = f"place {wf.name} (from {wf.url}, {wf.published_hash}) in {wf.folder}, or pass --weights PATH"
     if not allow_download:
-        why = "NSTBENCH_OFFLINE=1: no download attempted" if os.environ.get("NSTBENCH_OFFLINE") == "1" else "not downloaded"
+        why = (
+            "NSTBENCH_OFFLINE=1: no download attempted"
+            if os.environ.get("NSTBENCH_OFFLINE") == "1"
+            else "not downloaded"
+        )
         raise NstbenchError(f"ImageNet weights for {arch} ({family}) are not in {wf.folder} ({why}); {how}")
     try:
         _download(wf, wf.folder / wf.name)
@@ -209,6 +229,7 @@ def fetch(family: str, arch: str, allow_download: bool = True) -> tuple[Path, We
 # ---------------------------------------------------------------------------------------------
 # Reading files of each format
 # ---------------------------------------------------------------------------------------------
+
 
 def _h5_strings(group, attr: str) -> list[str]:
     """A Keras string-list attribute; long lists are split into attr0, attr1, ... (HDF5 header limit)."""
@@ -270,20 +291,30 @@ def read_weights_file(path: Path) -> tuple[str, object]:
 # Fitting a file's tensors to the architecture (strict)
 # ---------------------------------------------------------------------------------------------
 
+
 def _weighted_layers(model: torch.nn.Module, arch: str, origin: str) -> list[tuple[str, dict[str, torch.Tensor]]]:
     """(name, {state key: tensor}) per layer with weights, in Keras' order; a layer's dict is in Keras'
     array order: conv kernel, bias; batch norm gamma, beta, moving_mean, moving_variance."""
     if arch in VGG_BLOCKS:
         names = vgg_layer_names(arch)
-        return [(names[i], {f"features.{i}.weight": m.weight, f"features.{i}.bias": m.bias})
-                for i, m in enumerate(model.features) if isinstance(m, torch.nn.Conv2d)]
+        return [
+            (names[i], {f"features.{i}.weight": m.weight, f"features.{i}.bias": m.bias})
+            for i, m in enumerate(model.features)
+            if isinstance(m, torch.nn.Conv2d)
+        ]
     if arch == "keras_resnet50":
         out = []
         for name, m in model.weighted_layers():
-            keys = ("weight", "bias") if isinstance(m, torch.nn.Conv2d) else ("weight", "bias", "running_mean", "running_var")
+            keys = (
+                ("weight", "bias")
+                if isinstance(m, torch.nn.Conv2d)
+                else ("weight", "bias", "running_mean", "running_var")
+            )
             out.append((name, {f"layers.{name}.{k}": getattr(m, k) for k in keys}))
         return out
-    raise NstbenchError(f"weights {origin} are a Keras file; Keras files fit vgg16, vgg19 and keras_resnet50, not {arch}")
+    raise NstbenchError(
+        f"weights {origin} are a Keras file; Keras files fit vgg16, vgg19 and keras_resnet50, not {arch}"
+    )
 
 
 def _is_dense(arrays: list[tuple[str, np.ndarray]]) -> bool:
@@ -295,22 +326,27 @@ def _keras_state(model, arch: str, layers, origin: str) -> tuple[dict, list[str]
     targets = _weighted_layers(model, arch, origin)
     what = f"weights {origin} do not fit {arch}"
     if len(layers) < len(targets):
-        raise NstbenchError(f"{what}: the file has {len(layers)} layers with weights, {arch} has {len(targets)} "
-                            f"(first missing: {targets[len(layers)][0]})")
-    extra = layers[len(targets):]
+        raise NstbenchError(
+            f"{what}: the file has {len(layers)} layers with weights, {arch} has {len(targets)} "
+            f"(first missing: {targets[len(layers)][0]})"
+        )
+    extra = layers[len(targets) :]
     bad_top = next((n for n, arrays in extra if not _is_dense(arrays)), None)
     if bad_top is not None:  # only a dense classification head may follow the convolutions
         raise NstbenchError(f"{what}: unexpected layer {bad_top!r} after the {len(targets)} layers {arch} has")
     state = {}
     for k, ((fname, arrays), (tname, params)) in enumerate(zip(layers, targets)):
         if len(arrays) != len(params):
-            raise NstbenchError(f"{what}: layer #{k} {fname!r} (for {tname}) holds {len(arrays)} arrays "
-                                f"({', '.join(w for w, _ in arrays)}), {tname} has {len(params)}")
+            raise NstbenchError(
+                f"{what}: layer #{k} {fname!r} (for {tname}) holds {len(arrays)} arrays "
+                f"({', '.join(w for w, _ in arrays)}), {tname} has {len(params)}"
+            )
         for (wname, a), (key, p) in zip(arrays, params.items()):
             want = tuple(p.shape[2:]) + (p.shape[1], p.shape[0]) if p.dim() == 4 else tuple(p.shape)  # HWIO
             if a.shape != want:
-                raise NstbenchError(f"{what}: layer #{k} {fname!r} array {wname!r} has shape {a.shape}, "
-                                    f"{tname} needs {want}")
+                raise NstbenchError(
+                    f"{what}: layer #{k} {fname!r} array {wname!r} has shape {a.shape}, {tname} needs {want}"
+                )
             t = torch.from_numpy(np.ascontiguousarray(a))
             state[key] = t.permute(3, 2, 0, 1).contiguous() if t.dim() == 4 else t  # HWIO -> OIHW
     return state, [n for n, _ in extra]
@@ -361,17 +397,28 @@ def apply_weights(model: torch.nn.Module, arch: str, layout: str, content, origi
 # load_backbone
 # ---------------------------------------------------------------------------------------------
 
+
 def _published(path: Path, arch: str, layout: str) -> WeightFile | None:
     """The published file `path` is (by hash), if any. Gatys' file has no hash to check."""
-    candidates = [wf for f in FAMILIES for wf in weight_files(f, arch)
-                  if {"keras": "keras", "gatys": "gatys"}.get(wf.family, "torchvision") == layout]
+    candidates = [
+        wf
+        for f in FAMILIES
+        for wf in weight_files(f, arch)
+        if {"keras": "keras", "gatys": "gatys"}.get(wf.family, "torchvision") == layout
+    ]
     return next((wf for wf in candidates if wf.published_hash != "none published" and wf.matches(path)), None)
 
 
 def _file_record(path: Path, arch: str, layout: str, family: str, wf: WeightFile | None) -> dict:
     """kind "imagenet" for a published file (hash-checked; Gatys': its name in its cache folder)."""
-    rec = {"kind": "imagenet" if wf else "file", "imagenet": wf is not None, "family": family,
-           "file": str(path), "file_name": path.name, "sha256": file_digest(path)}
+    rec = {
+        "kind": "imagenet" if wf else "file",
+        "imagenet": wf is not None,
+        "family": family,
+        "file": str(path),
+        "file_name": path.name,
+        "sha256": file_digest(path),
+    }
     if layout == "keras":
         rec["md5"] = file_digest(path, "md5")
     if wf:
@@ -419,18 +466,25 @@ def _load_family(model, arch: str, weights: str, family: str, seed: int) -> dict
     except NstbenchError as e:
         if weights != "auto":
             raise
-        _warn_once(("random", arch, use), f"{use} ImageNet weights for {arch} unavailable; using seeded random "
-                   f"weights (seed {seed}). Numbers are NOT comparable with ImageNet results.")
+        _warn_once(
+            ("random", arch, use),
+            f"{use} ImageNet weights for {arch} unavailable; using seeded random "
+            f"weights (seed {seed}). Numbers are NOT comparable with ImageNet results.",
+        )
         return {"kind": "random", "imagenet": False, "family": "random", "seed": seed, "fallback_reason": str(e)}
     if use != family:
         record["substituted_for"] = family
-        _warn_once(("substitute", arch, use, family), f"{use} weights for {arch} instead of the source's "
-                   f"{family} weights: the numbers are not the source's setting")
+        _warn_once(
+            ("substitute", arch, use, family),
+            f"{use} weights for {arch} instead of the source's "
+            f"{family} weights: the numbers are not the source's setting",
+        )
     return record
 
 
-def load_backbone(arch: str, weights: str = "auto", seed: int = 0, pooling: Pooling = "max",
-                  family: str | None = None) -> Backbone:
+def load_backbone(
+    arch: str, weights: str = "auto", seed: int = 0, pooling: Pooling = "max", family: str | None = None
+) -> Backbone:
     """A frozen extractor for `arch` with the requested weights (see the module docstring).
 
     family: the weight family `imagenet` and `auto` mean (the preset's `weights`); default
@@ -452,8 +506,9 @@ def load_backbone(arch: str, weights: str = "auto", seed: int = 0, pooling: Pool
         record = _load_path(model, arch, Path(weights).expanduser(), family)
     record["arch"] = arch
     record["input_space"] = INPUT_SPACE.get(record["family"], "imagenet")  # random: torchvision's convention
-    return Backbone(arch=arch, extractor=make_extractor(model, arch, pooling), weights=record,
-                    input_space=record["input_space"])
+    return Backbone(
+        arch=arch, extractor=make_extractor(model, arch, pooling), weights=record, input_space=record["input_space"]
+    )
 
 
 def weights_label(record: dict) -> str:

@@ -1,5 +1,6 @@
 """Checkpoints for the app tests: a tiny nstbench network trained for two steps, and a
 pytorch/examples-style state dict (freshly initialised), both cheap on random weights."""
+
 import dataclasses
 from pathlib import Path
 

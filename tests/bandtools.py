@@ -17,6 +17,7 @@ Usage (from the repository root):
   python tests/bandtools.py --timing [--write]     timing ratios (see test_timing.py)
 --write never touches the tolerances, the "why" texts or the published ImageNet numbers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,7 +87,10 @@ def random_backbone(arch: str, seed: int = 0, pooling: str = "max", feature_scal
 # Running the scenarios
 # ---------------------------------------------------------------------------------------------
 
-def run_gatys(run: dict, spec_change: SpecChange = None, backbone=None, device: str = "cpu") -> dict[int, dict[str, float]]:
+
+def run_gatys(
+    run: dict, spec_change: SpecChange = None, backbone=None, device: str = "cpu"
+) -> dict[int, dict[str, float]]:
     """One Gatys preset (at run["size"], or the preset's own size when absent): {step: {term: value}}
     for every step. Weights: seeded random unless run["weights"] names others (the published bands)."""
     from nstbench.presets import get_preset
@@ -103,12 +107,15 @@ def run_gatys(run: dict, spec_change: SpecChange = None, backbone=None, device: 
     content, style = load_pair(preset, run["content"], run["style"])
     if backbone is None:
         weights = run.get("weights", "random")
-        backbone = (random_backbone(preset.backbone, run.get("weights_seed", 0), preset.pooling,
-                                    run.get("feature_scale", 1.0)) if weights == "random"
-                    else load_backbone(preset.backbone, weights, pooling=preset.pooling))
+        backbone = (
+            random_backbone(preset.backbone, run.get("weights_seed", 0), preset.pooling, run.get("feature_scale", 1.0))
+            if weights == "random"
+            else load_backbone(preset.backbone, weights, pooling=preset.pooling)
+        )
     backbone.to(device)
-    result = run_preset(preset, content.to(device), style.to(device), backbone, seed=run.get("seed", 0),
-                        progress_every=0)
+    result = run_preset(
+        preset, content.to(device), style.to(device), backbone, seed=run.get("seed", 0), progress_every=0
+    )
     return {h["step"]: {t: h[t] for t in TERMS} for h in result.history}
 
 
@@ -133,8 +140,14 @@ def run_fast(run: dict, spec_change: SpecChange = None, backbone=None) -> dict[i
     from nstbench.presets import get_fast_preset, override_fast
     from nstbench.training import train_transformer
 
-    preset = override_fast(get_fast_preset(run["preset"]), steps=run["steps"], batch=run["batch"], size=run["size"],
-                      max_images=run["max_images"], checkpoint_every=run["steps"])
+    preset = override_fast(
+        get_fast_preset(run["preset"]),
+        steps=run["steps"],
+        batch=run["batch"],
+        size=run["size"],
+        max_images=run["max_images"],
+        checkpoint_every=run["steps"],
+    )
     if spec_change is not None:
         preset = dataclasses.replace(preset, loss=spec_change(preset.loss))
     backbone = backbone or random_backbone(preset.backbone, run.get("weights_seed", 0))
@@ -144,13 +157,23 @@ def run_fast(run: dict, spec_change: SpecChange = None, backbone=None) -> dict[i
         rows[row["step"]] = {t: float(row[t]) for t in TERMS}
 
     with tempfile.TemporaryDirectory(prefix="nstbench-band-") as out:
-        train_transformer(preset, run["style"], run["data"], out, backbone=backbone, seed=run.get("seed", 0),
-                          progress_every=0, log=lambda m: None, on_step=keep)
+        train_transformer(
+            preset,
+            run["style"],
+            run["data"],
+            out,
+            backbone=backbone,
+            seed=run.get("seed", 0),
+            progress_every=0,
+            log=lambda m: None,
+            on_step=keep,
+        )
     return rows
 
 
-def run_scenario(scenario: dict, spec_change: SpecChange = None, backbone=None, device: str = "cpu",
-                 until: int | None = None) -> dict[int, dict[str, float]]:
+def run_scenario(
+    scenario: dict, spec_change: SpecChange = None, backbone=None, device: str = "cpu", until: int | None = None
+) -> dict[int, dict[str, float]]:
     """The losses of a scenario at its recorded steps only: {step: {term: value}}.
     until: stop the run after that step (and record only the steps up to it)."""
     run = scenario["run"]
@@ -171,6 +194,7 @@ def run_scenario(scenario: dict, spec_change: SpecChange = None, backbone=None, 
 # ---------------------------------------------------------------------------------------------
 # Checking
 # ---------------------------------------------------------------------------------------------
+
 
 def _reference(scenario: dict) -> dict[int, dict[str, float]]:
     return {int(s): terms for s, terms in scenario["reference"].items()}
@@ -199,17 +223,31 @@ def deviations(name: str, scenario: dict, measured: dict, steps=None) -> list[di
             used = (0.0 if diff == 0 else math.inf) if allowed == 0 else diff / allowed
             if not math.isfinite(v):
                 used = math.inf
-            out.append({"scenario": name, "step": step, "term": term, "value": v, "reference": r,
-                        "lo": r - allowed, "hi": r + allowed, "rel": diff / abs(r) if r else diff, "used": used})
+            out.append(
+                {
+                    "scenario": name,
+                    "step": step,
+                    "term": term,
+                    "value": v,
+                    "reference": r,
+                    "lo": r - allowed,
+                    "hi": r + allowed,
+                    "rel": diff / abs(r) if r else diff,
+                    "used": used,
+                }
+            )
     return out
 
 
 def band_violations(name: str, scenario: dict, measured: dict, steps=None) -> list[str]:
     """Every (step, term) outside its band, as one readable line each; [] when all pass."""
-    return [f"{d['scenario']}: {d['term']} at step {d['step']} = {d['value']:.9g} outside the band "
-            f"[{d['lo']:.9g}, {d['hi']:.9g}] (reference {d['reference']:.9g}, rel. diff {d['rel']:.3g}, "
-            f"rel_tol {scenario['rel_tol']:g})"
-            for d in deviations(name, scenario, measured, steps) if not d["used"] <= 1.0]
+    return [
+        f"{d['scenario']}: {d['term']} at step {d['step']} = {d['value']:.9g} outside the band "
+        f"[{d['lo']:.9g}, {d['hi']:.9g}] (reference {d['reference']:.9g}, rel. diff {d['rel']:.3g}, "
+        f"rel_tol {scenario['rel_tol']:g})"
+        for d in deviations(name, scenario, measured, steps)
+        if not d["used"] <= 1.0
+    ]
 
 
 def max_used(name: str, scenario: dict, measured: dict, steps=None) -> float:
@@ -290,8 +328,9 @@ def gatys_step_workload(preset_name: str = "hust", size: int = 64, repeat: int =
 
     preset = override(get_preset(preset_name), size=size)
     content, style = load_pair(preset, "chelsea", "starry_night")
-    loss_fn = make_gatys_loss(random_backbone(preset.backbone), content, style, preset.loss, preset.space,
-                              feed=preset.feed)
+    loss_fn = make_gatys_loss(
+        random_backbone(preset.backbone), content, style, preset.loss, preset.space, feed=preset.feed
+    )
     x0 = initial_image(preset.init, content, style, preset.space)
     clamp = space_bounds(preset.space, x0) if preset.clamp else None
 
@@ -302,8 +341,12 @@ def gatys_step_workload(preset_name: str = "hust", size: int = 64, repeat: int =
     return work
 
 
-def interleaved_medians(workloads: dict[str, Callable[[], None]], repeats: int = 7, warmup: int = 2,
-                        clock: Callable[[], float] = time.process_time) -> dict[str, float]:
+def interleaved_medians(
+    workloads: dict[str, Callable[[], None]],
+    repeats: int = 7,
+    warmup: int = 2,
+    clock: Callable[[], float] = time.process_time,
+) -> dict[str, float]:
     """Median CPU seconds per call of each workload, single-threaded, the workloads interleaved
     (a, b, a, b, ...) so that a change in the machine's state hits them alike. Warm-up calls
     (allocator, oneDNN kernel selection) are discarded."""
@@ -330,13 +373,16 @@ def timing_violation(ratio: float, band: dict) -> str | None:
     lo, hi = band["reference"] / band["below"], band["reference"] * band["above"]
     if lo <= ratio <= hi:
         return None
-    return (f"Gatys step / calibration CPU-time ratio {ratio:.3g} outside [{lo:.3g}, {hi:.3g}] "
-            f"(reference {band['reference']:.3g})")
+    return (
+        f"Gatys step / calibration CPU-time ratio {ratio:.3g} outside [{lo:.3g}, {hi:.3g}] "
+        f"(reference {band['reference']:.3g})"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Command line: regenerate (print diff, write on --write), spread, timing
 # ---------------------------------------------------------------------------------------------
+
 
 def measure_all(bands: dict, names: list[str] | None = None) -> dict[str, dict]:
     out = {}
@@ -363,8 +409,10 @@ def print_diff(bands: dict, measured: dict) -> int:
         for d in deviations(name, sc, rows):
             flag = "OUT " if not d["used"] <= 1.0 else "    "
             broken += flag == "OUT "
-            print(f"  {flag}step {d['step']:>3} {d['term']:8s} {d['reference']:<22.12g} -> {d['value']:<22.12g} "
-                  f"rel {d['rel']:.2e}  ({d['used']:.2g} of the band)")
+            print(
+                f"  {flag}step {d['step']:>3} {d['term']:8s} {d['reference']:<22.12g} -> {d['value']:<22.12g} "
+                f"rel {d['rel']:.2e}  ({d['used']:.2g} of the band)"
+            )
     return broken
 
 
@@ -402,8 +450,13 @@ def spread(names: list[str] | None, write: bool = False) -> dict[str, dict[str, 
             print(f"{label} ...", file=sys.stderr)
             child_env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
             child_env.update(env, OMP_NUM_THREADS=threads, NSTBENCH_BAND_THREADS=threads)
-            r = subprocess.run([sys.executable, __file__, "--spread-child", *names], capture_output=True, text=True,
-                               env=child_env, check=True)
+            r = subprocess.run(
+                [sys.executable, __file__, "--spread-child", *names],
+                capture_output=True,
+                text=True,
+                env=child_env,
+                check=True,
+            )
             got = {n: {int(s): v for s, v in rows.items()} for n, rows in json.loads(r.stdout).items()}
             for n in names:
                 ref = _reference(bands["scenarios"][n]) if bands["scenarios"][n].get("reference") else None
@@ -412,8 +465,10 @@ def spread(names: list[str] | None, write: bool = False) -> dict[str, dict[str, 
     print("largest relative deviation from the stored reference (term@step), per capability/threads:")
     print(f"{'scenario':22s} {'rel_tol':>8s}  " + "  ".join(f"{k:>24s}" for k in labels))
     for n in names:
-        print(f"{n:22s} {bands['scenarios'][n]['rel_tol']:8.0e}  "
-              + "  ".join(f"{table[n][k][0]:9.2e} {table[n][k][1]:>14s}" for k in labels))
+        print(
+            f"{n:22s} {bands['scenarios'][n]['rel_tol']:8.0e}  "
+            + "  ".join(f"{table[n][k][0]:9.2e} {table[n][k][1]:>14s}" for k in labels)
+        )
     per_cap = {n: {cap: max(table[n][f"{cap}/{t}t"][0] for t in THREADS) for cap in CAPABILITIES} for n in names}
     if write:
         for n in names:
@@ -441,8 +496,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.spread and (args.regenerate or args.timing):
         ap.error("--spread measures against the stored references: run it on its own")
     bands = load_bands()
-    print(f"threads: {torch.get_num_threads()}, torch {torch.__version__}, "
-          f"CPU capability {torch.backends.cpu.get_cpu_capability()}", file=sys.stderr)
+    print(
+        f"threads: {torch.get_num_threads()}, torch {torch.__version__}, "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}",
+        file=sys.stderr,
+    )
     if args.spread:
         spread(args.scenarios, write=args.write)
     if args.regenerate:
@@ -455,8 +513,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.timing:
         ratio = measure_step_ratio()
         band = bands["timing"]["gatys_step_over_calibration"]
-        print(f"Gatys step / calibration: stored {band['reference']:.4g}, measured {ratio:.4g}; "
-              + (timing_violation(ratio, band) or "inside the band"))
+        print(
+            f"Gatys step / calibration: stored {band['reference']:.4g}, measured {ratio:.4g}; "
+            + (timing_violation(ratio, band) or "inside the band")
+        )
         if args.write:
             band["reference"] = round(ratio, 4)
     if args.write and (args.regenerate or args.timing):

@@ -1,4 +1,5 @@
 """Shared test setup: the local asset folder, no network, fixed threads, small random backbones."""
+
 import os
 from pathlib import Path
 

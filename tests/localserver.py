@@ -1,4 +1,5 @@
 """A throwaway HTTP server on 127.0.0.1 serving one folder, for download tests (no internet)."""
+
 import contextlib
 import functools
 import threading

@@ -2,6 +2,7 @@
 slurmctld, slurmd, slurm-client and munge packages), all in one temporary folder with a fresh munge
 key, free ports and no accounting, started by `local_slurm()` and stopped by their pids at exit.
 Needs root (slurmd runs jobs as their users). `why_no_slurm()` says why it cannot run here."""
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,10 @@ BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "sinfo")
 def why_no_slurm() -> str | None:
     missing = [b for b in BINARIES if shutil.which(b) is None and not Path("/usr/sbin", b).exists()]
     if missing:
-        return (f"no local Slurm: {', '.join(missing)} not installed (apt-get install slurmctld slurmd slurm-client "
-                "munge; .ci/run does)")
+        return (
+            f"no local Slurm: {', '.join(missing)} not installed (apt-get install slurmctld slurmd slurm-client "
+            "munge; .ci/run does)"
+        )
     if os.geteuid() != 0:
         return "a local slurmd must run as root"
     return None
@@ -38,21 +41,39 @@ def _exe(name: str) -> str:
 
 
 def _conf(d: Path) -> str:
-    return "\n".join([
-        "ClusterName=nstbenchtest", "SlurmctldHost=localhost",
-        f"SlurmctldPort={_free_port()}", f"SlurmdPort={_free_port()}",
-        "AuthType=auth/munge", f"AuthInfo=socket={d}/munge.sock", "CredType=cred/munge",
-        "SlurmUser=root", "SlurmdUser=root",
-        f"StateSaveLocation={d}/state", f"SlurmdSpoolDir={d}/spool",
-        f"SlurmctldPidFile={d}/slurmctld.pid", f"SlurmdPidFile={d}/slurmd.pid",
-        f"SlurmctldLogFile={d}/slurmctld.log", f"SlurmdLogFile={d}/slurmd.log",
-        # no cgroups, no accounting daemon: what a container allows
-        "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "JobAcctGatherType=jobacct_gather/none",
-        "AccountingStorageType=accounting_storage/none", "SelectType=select/cons_tres",
-        "SelectTypeParameters=CR_Core", "MpiDefault=none", "ReturnToService=2", "SchedulerType=sched/builtin",
-        f"NodeName=localhost NodeHostname={socket.gethostname()} CPUs={os.cpu_count() or 1} RealMemory=2000 "
-        "State=UNKNOWN",
-        "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP", ""])
+    return "\n".join(
+        [
+            "ClusterName=nstbenchtest",
+            "SlurmctldHost=localhost",
+            f"SlurmctldPort={_free_port()}",
+            f"SlurmdPort={_free_port()}",
+            "AuthType=auth/munge",
+            f"AuthInfo=socket={d}/munge.sock",
+            "CredType=cred/munge",
+            "SlurmUser=root",
+            "SlurmdUser=root",
+            f"StateSaveLocation={d}/state",
+            f"SlurmdSpoolDir={d}/spool",
+            f"SlurmctldPidFile={d}/slurmctld.pid",
+            f"SlurmdPidFile={d}/slurmd.pid",
+            f"SlurmctldLogFile={d}/slurmctld.log",
+            f"SlurmdLogFile={d}/slurmd.log",
+            # no cgroups, no accounting daemon: what a container allows
+            "ProctrackType=proctrack/linuxproc",
+            "TaskPlugin=task/none",
+            "JobAcctGatherType=jobacct_gather/none",
+            "AccountingStorageType=accounting_storage/none",
+            "SelectType=select/cons_tres",
+            "SelectTypeParameters=CR_Core",
+            "MpiDefault=none",
+            "ReturnToService=2",
+            "SchedulerType=sched/builtin",
+            f"NodeName=localhost NodeHostname={socket.gethostname()} CPUs={os.cpu_count() or 1} RealMemory=2000 "
+            "State=UNKNOWN",
+            "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
+            "",
+        ]
+    )
 
 
 def _stop(d: Path) -> None:
@@ -85,9 +106,20 @@ def local_slurm(timeout: float = 30.0):
     (d / "slurm.conf").write_text(_conf(d))
     env = {**os.environ, "SLURM_CONF": str(d / "slurm.conf")}
     try:
-        subprocess.run([_exe("munged"), "-f", f"--key-file={key}", f"--socket={d}/munge.sock",
-                        f"--log-file={d}/munged.log", f"--pid-file={d}/munged.pid", f"--seed-file={d}/munge.seed"],
-                       check=True, env=env, capture_output=True)
+        subprocess.run(
+            [
+                _exe("munged"),
+                "-f",
+                f"--key-file={key}",
+                f"--socket={d}/munge.sock",
+                f"--log-file={d}/munged.log",
+                f"--pid-file={d}/munged.pid",
+                f"--seed-file={d}/munge.seed",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
         subprocess.run([_exe("slurmctld"), "-i"], check=True, env=env, capture_output=True)
         subprocess.run([_exe("slurmd"), "-N", "localhost"], check=True, env=env, capture_output=True)
         t = time.time()

@@ -1,5 +1,6 @@
 """The web app (nstbench/app.py, nstbench/app_page.py) under Streamlit's headless test framework:
 both tabs, the side by side, bad uploads, no checkpoints, a cancelled run. Random weights, tiny sizes."""
+
 from __future__ import annotations
 
 import io
@@ -68,15 +69,19 @@ def png_bytes(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:
 
 def png_header_only(w: int, h: int) -> bytes:
     """A PNG whose header claims w x h pixels (no pixel data): refusable without decoding."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
 
 
 def test_find_checkpoints_lists_both_formats_with_weights(models):
     entries, problems = app.find_checkpoints([models, models / "missing"])
     assert [(e.style, e.format, e.network) for e in entries] == [
-        ("mosaic", "pytorch-examples", "pytorch-examples"), ("udnie", "nstbench", "hust")]  # HUST order
+        ("mosaic", "pytorch-examples", "pytorch-examples"),
+        ("udnie", "nstbench", "hust"),
+    ]  # HUST order
     mosaic, udnie = entries
     assert udnie.weights.startswith("RANDOM vgg19") and udnie.steps == 2
     assert "not recorded" in mosaic.weights
@@ -103,8 +108,10 @@ def test_fast_tab_stylizes_and_labels_weights(page, models):
     at.button(key="fast_go").click().run()
     _, res = at.session_state["fast"]
     assert res.entry.style == "mosaic" and max(res.size_hw) == 128
-    assert any(c.value.startswith("Loss network this pytorch-examples network was trained against: not recorded")
-               for c in at.caption)
+    assert any(
+        c.value.startswith("Loss network this pytorch-examples network was trained against: not recorded")
+        for c in at.caption
+    )
 
 
 def test_no_checkpoints_says_how_to_get_one(tmp_path, monkeypatch):
@@ -134,7 +141,9 @@ def test_bad_upload_gives_a_message_and_the_page_keeps_working(page):
 
     upload("notes.txt", b"hello, not an image", "text/plain")
     assert not at.exception
-    assert [e.value for e in at.error] == ["Upload refused: cannot read image notes.txt: not an image format Pillow recognises"]
+    assert [e.value for e in at.error] == [
+        "Upload refused: cannot read image notes.txt: not an image format Pillow recognises"
+    ]
     upload("huge.png", png_header_only(10000, 10000), "image/png")
     assert not at.exception and "above the limit" in at.error[0].value and "huge.png" in at.error[0].value
     upload("cat.png", resolve_image("chelsea").read_bytes(), "image/png")
@@ -143,13 +152,16 @@ def test_bad_upload_gives_a_message_and_the_page_keeps_working(page):
     assert not at.exception and at.session_state["fast"][1].size_hw == [300, 451]
 
 
-@pytest.mark.parametrize("name,data,message", [
-    ("empty.png", b"", "is empty"),
-    ("text.jpg", b"plain text", "not an image format"),
-    ("cut.png", None, "cannot read image cut.png: image file is truncated"),
-    ("huge.png", png_header_only(9000, 8000), "above the limit of"),
-    ("tiny.png", png_bytes(Image.new("RGB", (8, 8))), "at least 16 px"),
-])
+@pytest.mark.parametrize(
+    "name,data,message",
+    [
+        ("empty.png", b"", "is empty"),
+        ("text.jpg", b"plain text", "not an image format"),
+        ("cut.png", None, "cannot read image cut.png: image file is truncated"),
+        ("huge.png", png_header_only(9000, 8000), "above the limit of"),
+        ("tiny.png", png_bytes(Image.new("RGB", (8, 8))), "at least 16 px"),
+    ],
+)
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_refused_uploads(tmp_path, name, data, message):
     if data is None:  # a PNG cut in the middle of its pixel data
@@ -172,7 +184,9 @@ def test_accepted_uploads_say_what_was_done(tmp_path):
     pic = app.read_upload("deep.png", png_bytes(Image.fromarray(a16)), tmp_path / "a")
     assert pic.notes == ["16-bit grayscale: scaled from 0..65535 to 8-bit RGB"]
     assert pic.image[0, :, 0, 0].tolist() == [0, 0, 0] and pic.image[0, :, 0, -1].tolist() == [1, 1, 1]
-    cmyk = app.read_upload("print.jpg", png_bytes(Image.new("CMYK", (32, 32), (0, 255, 255, 0)), "JPEG"), tmp_path / "b")
+    cmyk = app.read_upload(
+        "print.jpg", png_bytes(Image.new("CMYK", (32, 32), (0, 255, 255, 0)), "JPEG"), tmp_path / "b"
+    )
     assert cmyk.notes[0].startswith("CMYK image")
     assert cmyk.image[0, 0].mean() > 0.9 and cmyk.image[0, 1].mean() < 0.1  # CMYK (0, 255, 255, 0) is red
     frames = [Image.new("RGB", (32, 32), c) for c in ((255, 0, 0), (0, 0, 255))]
@@ -251,8 +265,10 @@ def test_on_step_reports_each_step(vgg19_random):
 def test_app_command_errors_are_one_line(tmp_path, capsys, monkeypatch):
     from nstbench.cli import main
 
-    for args, msg in ((["--models", str(tmp_path / "nope")], "--models folder not found"),
-                      (["--port", "0"], "--port must be 1..65535")):
+    for args, msg in (
+        (["--models", str(tmp_path / "nope")], "--models folder not found"),
+        (["--port", "0"], "--port must be 1..65535"),
+    ):
         assert main(["app", *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("nstbench: error: ") and msg in err and err.count("\n") == 1

@@ -4,6 +4,7 @@ selenium through Debian's chromedriver) uploads chelsea, picks a style and waits
 Skipped, with the reason, where chromium, chromedriver, selenium or Streamlit is missing (.ci/run
 installs chromium and chromium-driver). NSTBENCH_APP_SCREENSHOT=PATH also copies the screenshot
 there (how docs/app.png is made)."""
+
 from __future__ import annotations
 
 import io
@@ -29,9 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 pytest.importorskip("streamlit", reason="the app needs Streamlit: pip install -e '.[app]'")
 pytest.importorskip("selenium", reason="the browser test needs selenium (the test extra)")
-pytestmark = [needs_assets, pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="no chromium/chromedriver here (apt-get install chromium chromium-driver; .ci/run does)")]
+pytestmark = [
+    needs_assets,
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER),
+        reason="no chromium/chromedriver here (apt-get install chromium chromium-driver; .ci/run does)",
+    ),
+]
 
 
 def free_port() -> int:
@@ -63,9 +68,15 @@ def server(tmp_path_factory, vgg19_random):
     # TMPDIR: the page's per-session folders (uploads, outputs) stay under the test's tmp folder
     env = dict(os.environ, NSTBENCH_OFFLINE="1", OMP_NUM_THREADS="1", TMPDIR=str(tmp_path))
     # its own process group: `nstbench app` starts Streamlit as a child, and both must stop
-    proc = subprocess.Popen([sys.executable, "-m", "nstbench", "app", "--port", str(port), "--models", str(models)],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nstbench", "app", "--port", str(port), "--models", str(models)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, 90)
@@ -86,8 +97,15 @@ def browser():
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1500", "--disable-extensions", "--no-first-run"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1500",
+        "--disable-extensions",
+        "--no-first-run",
+    ):
         opts.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(60)
@@ -107,10 +125,15 @@ def test_upload_pick_style_and_get_the_picture(server, browser, tmp_path):
     wait = WebDriverWait(browser, 90)
     browser.get(server)
     chelsea = resolve_image("chelsea")
-    upload = wait.until(EC.presence_of_element_located(
-        (By.CSS_SELECTOR, "section[data-testid='stSidebar'] input[type='file']")))
+    upload = wait.until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, "section[data-testid='stSidebar'] input[type='file']"))
+    )
     upload.send_keys(str(chelsea))
-    wait.until(EC.presence_of_element_located((By.XPATH, "//section[@data-testid='stSidebar']//*[contains(text(), 'chelsea.png')]")))
+    wait.until(
+        EC.presence_of_element_located(
+            (By.XPATH, "//section[@data-testid='stSidebar']//*[contains(text(), 'chelsea.png')]")
+        )
+    )
     # pick the second style (udnie, the nstbench network; the first is a pytorch/examples file): its label
     wait.until(EC.element_to_be_clickable((By.XPATH, "//div[@role='radiogroup']//label[.//*[text()='udnie']]"))).click()
     wait.until(EC.element_to_be_clickable((By.XPATH, "//button[.//*[text()='Stylize']]"))).click()
@@ -162,8 +185,11 @@ def test_gatys_run_updates_live_and_cancels(server, browser):
     def advanced(driver):  # three different step counts: the page updated itself twice, no user action
         steps_seen.update(el.text for el in driver.find_elements(*progress))
         return len(steps_seen) >= 3
+
     wait.until(advanced)
     wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-gatys_cancel button"))).click()
     note = wait.until(EC.visibility_of_element_located((By.XPATH, "//*[starts-with(text(), 'Cancelled at step')]")))
     assert note.text.endswith("of 5000; nothing was written.")
-    assert not browser.find_elements(*progress) and not browser.find_elements(By.CSS_SELECTOR, ".st-key-gatys_output img")
+    assert not browser.find_elements(*progress) and not browser.find_elements(
+        By.CSS_SELECTOR, ".st-key-gatys_output img"
+    )

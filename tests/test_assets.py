@@ -1,4 +1,5 @@
 """Asset resolution order: local folder, then cache, then a checksum-verified download."""
+
 import hashlib
 
 import pytest
@@ -102,8 +103,20 @@ def test_dataset_download_into_cache(fake_registry):
 def test_real_registry_covers_the_shared_assets():
     reg = assets.registry.__wrapped__()
     names = set(reg["images"])
-    for n in ("tubingen", "starry_night", "octopus", "hockney", "chelsea", "mosaic", "candy", "udnie",
-              "starry_night_gatys", "hust_cat", "hust_picasso", "hust_wave"):
+    for n in (
+        "tubingen",
+        "starry_night",
+        "octopus",
+        "hockney",
+        "chelsea",
+        "mosaic",
+        "candy",
+        "udnie",
+        "starry_night_gatys",
+        "hust_cat",
+        "hust_picasso",
+        "hust_wave",
+    ):
         assert n in names
     assert len(reg["datasets"]["coco100"]["files"]) == 100
     assert all(len(e["sha256"]) == 64 and e["url"].startswith("https://") for e in reg["images"].values())

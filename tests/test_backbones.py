@@ -1,4 +1,5 @@
 """Layer names, aliases, shapes, early stopping and the in-place ReLU trap, per backbone."""
+
 import pytest
 import torch
 import torchvision
@@ -11,14 +12,25 @@ X = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
 # (arch, layer, channels, spatial size at a 64 px input)
 SHAPES = [
-    ("vgg16", "relu1_2", 64, 64), ("vgg16", "relu2_2", 128, 32), ("vgg16", "relu3_3", 256, 16),
-    ("vgg16", "relu4_3", 512, 8), ("vgg16", "pool5", 512, 2),
-    ("vgg19", "conv1_1", 64, 64), ("vgg19", "relu2_1", 128, 32), ("vgg19", "conv3_4", 256, 16),
-    ("vgg19", "conv4_2", 512, 8), ("vgg19", "relu5_1", 512, 4), ("vgg19", "pool4", 512, 4),
-    ("resnet50", "conv1_conv", 64, 32), ("resnet50", "conv2_block2_2_bn", 64, 16),
-    ("resnet50", "conv3_block1_0_conv", 512, 8), ("resnet50", "conv3_block1_0_bn", 512, 8),
-    ("resnet50", "conv4_block1_2_bn", 256, 4), ("resnet50", "conv5_block1_3_bn", 2048, 2),
-    ("resnet50", "conv5_block3_3_bn", 2048, 2), ("resnet50", "conv5_block3_out", 2048, 2),
+    ("vgg16", "relu1_2", 64, 64),
+    ("vgg16", "relu2_2", 128, 32),
+    ("vgg16", "relu3_3", 256, 16),
+    ("vgg16", "relu4_3", 512, 8),
+    ("vgg16", "pool5", 512, 2),
+    ("vgg19", "conv1_1", 64, 64),
+    ("vgg19", "relu2_1", 128, 32),
+    ("vgg19", "conv3_4", 256, 16),
+    ("vgg19", "conv4_2", 512, 8),
+    ("vgg19", "relu5_1", 512, 4),
+    ("vgg19", "pool4", 512, 4),
+    ("resnet50", "conv1_conv", 64, 32),
+    ("resnet50", "conv2_block2_2_bn", 64, 16),
+    ("resnet50", "conv3_block1_0_conv", 512, 8),
+    ("resnet50", "conv3_block1_0_bn", 512, 8),
+    ("resnet50", "conv4_block1_2_bn", 256, 4),
+    ("resnet50", "conv5_block1_3_bn", 2048, 2),
+    ("resnet50", "conv5_block3_3_bn", 2048, 2),
+    ("resnet50", "conv5_block3_out", 2048, 2),
 ]
 
 
@@ -37,17 +49,32 @@ def test_layer_shapes(backbones, arch, layer, c, s):
 def test_vgg_names_follow_torchvision_indices():
     # EXPERIMENTS.md: conv1_1=0, relu1_1=1, conv2_1=5, conv3_1=10, conv4_1=19, conv4_2=21, conv5_1=28, pools 4 9 18 27 36
     names = layer_names("vgg19")
-    for name, idx in [("conv1_1", 0), ("relu1_1", 1), ("conv2_1", 5), ("conv3_1", 10), ("conv4_1", 19),
-                      ("conv4_2", 21), ("relu4_2", 22), ("conv5_1", 28), ("conv5_2", 30), ("pool1", 4),
-                      ("pool2", 9), ("pool3", 18), ("pool4", 27), ("pool5", 36)]:
+    for name, idx in [
+        ("conv1_1", 0),
+        ("relu1_1", 1),
+        ("conv2_1", 5),
+        ("conv3_1", 10),
+        ("conv4_1", 19),
+        ("conv4_2", 21),
+        ("relu4_2", 22),
+        ("conv5_1", 28),
+        ("conv5_2", 30),
+        ("pool1", 4),
+        ("pool2", 9),
+        ("pool3", 18),
+        ("pool4", 27),
+        ("pool5", 36),
+    ]:
         assert names[idx] == name
     v16 = layer_names("vgg16")
     assert [v16.index(n) for n in ("relu1_2", "relu2_2", "relu3_3", "relu4_3")] == [3, 8, 15, 22]
     assert len(names) == len(torchvision.models.vgg19().features)
 
 
-@pytest.mark.parametrize("alias,name", [("block1_conv1", "relu1_1"), ("block4_conv2", "relu4_2"),
-                                        ("block5_conv2", "relu5_2"), ("block3_pool", "pool3")])
+@pytest.mark.parametrize(
+    "alias,name",
+    [("block1_conv1", "relu1_1"), ("block4_conv2", "relu4_2"), ("block5_conv2", "relu5_2"), ("block3_pool", "pool3")],
+)
 def test_keras_aliases_are_post_relu(vgg19_random, alias, name):
     assert canonical("vgg19", alias) == name
     out = vgg19_random.extract(X, [alias, name])
@@ -62,8 +89,10 @@ def test_resnet_keras_mapping_matches_torchvision_modules(resnet50_random):
     model.layer1, model.layer2 = ext.stages[0], ext.stages[1]
     model.eval()
     seen = {}
-    hooks = [model.layer2[0].downsample[1].register_forward_hook(lambda m, i, o: seen.__setitem__("ds", o.clone())),
-             model.layer1[1].bn2.register_forward_hook(lambda m, i, o: seen.__setitem__("bn2", o.clone()))]
+    hooks = [
+        model.layer2[0].downsample[1].register_forward_hook(lambda m, i, o: seen.__setitem__("ds", o.clone())),
+        model.layer1[1].bn2.register_forward_hook(lambda m, i, o: seen.__setitem__("bn2", o.clone())),
+    ]
     with torch.no_grad():
         model.layer2(model.layer1(model.maxpool(model.relu(model.bn1(model.conv1(X))))))
     for h in hooks:
@@ -94,8 +123,10 @@ def test_conv_output_is_not_overwritten_by_relu(vgg19_random):
 
 def test_extract_stops_at_deepest_layer(vgg19_random):
     calls = []
-    hooks = [m.register_forward_hook(lambda m, i, o, n=n: calls.append(n))
-             for n, m in zip(vgg19_random.extractor.names, vgg19_random.extractor.layers)]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o, n=n: calls.append(n))
+        for n, m in zip(vgg19_random.extractor.names, vgg19_random.extractor.layers)
+    ]
     vgg19_random.extract(X, ["relu2_1"])
     for h in hooks:
         h.remove()

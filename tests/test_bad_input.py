@@ -5,6 +5,7 @@ test_cli.py (missing file, unknown preset, unwritable folder for stylize) and te
 Most cases call `nstbench.cli.main` in-process (an uncaught exception would fail the test with its
 traceback); one case per kind of failure also runs as a real process.
 """
+
 import csv
 import json
 import os
@@ -28,8 +29,14 @@ from nstbench.weights import load_backbone
 
 pytestmark = needs_assets
 
-BASE = {"--preset": "upes", "--content": "octopus", "--style": "hockney", "--weights": "random",
-        "--steps": "1", "--size": "32"}
+BASE = {
+    "--preset": "upes",
+    "--content": "octopus",
+    "--style": "hockney",
+    "--weights": "random",
+    "--steps": "1",
+    "--size": "32",
+}
 
 
 def stylize_args(out, **changes):
@@ -77,13 +84,16 @@ def bad_files(tmp_path_factory):
 
 
 @pytest.mark.parametrize("which", ["content", "style"])
-@pytest.mark.parametrize("name,message", [
-    ("missing.jpg", "image not found"),
-    ("empty.jpg", "the file is empty"),
-    ("truncated.jpg", "cannot read image"),
-    ("text.jpg", "not an image format"),
-    ("1x1.png", "is 1x1; the short side must be at least 16 px"),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("missing.jpg", "image not found"),
+        ("empty.jpg", "the file is empty"),
+        ("truncated.jpg", "cannot read image"),
+        ("text.jpg", "not an image format"),
+        ("1x1.png", "is 1x1; the short side must be at least 16 px"),
+    ],
+)
 def test_unreadable_images_are_one_line_errors(bad_files, tmp_path, capsys, which, name, message):
     rc, out, err = run_cli(capsys, stylize_args(tmp_path / "o", **{which: bad_files / name}))
     assert_one_line_error(rc, err, message, str(bad_files / name))
@@ -92,31 +102,45 @@ def test_unreadable_images_are_one_line_errors(bad_files, tmp_path, capsys, whic
 def test_image_above_the_pixel_limit_is_refused_as_documented(bad_files, tmp_path):
     """images.py: above MAX_PIXELS (env NSTBENCH_MAX_PIXELS) an image is refused, not downscaled."""
     env = dict(os.environ, NSTBENCH_MAX_PIXELS="5000")  # read at import: a real process
-    r = subprocess.run([sys.executable, "-m", "nstbench", *stylize_args(tmp_path / "o", content=bad_files / "big.png")],
-                       capture_output=True, text=True, env=env, timeout=300)
-    line = assert_one_line_error(r.returncode, r.stderr, "100x100", "above the limit of 5000 pixels",
-                                 "NSTBENCH_MAX_PIXELS")
+    r = subprocess.run(
+        [sys.executable, "-m", "nstbench", *stylize_args(tmp_path / "o", content=bad_files / "big.png")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    line = assert_one_line_error(
+        r.returncode, r.stderr, "100x100", "above the limit of 5000 pixels", "NSTBENCH_MAX_PIXELS"
+    )
     assert "downscale it first" in line
 
 
 def test_truncated_jpeg_in_a_real_process(bad_files, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "nstbench", *stylize_args(tmp_path / "o", style=bad_files / "truncated.jpg")],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "nstbench", *stylize_args(tmp_path / "o", style=bad_files / "truncated.jpg")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert_one_line_error(r.returncode, r.stderr, "cannot read image", "truncated.jpg")
 
 
 @pytest.mark.parametrize("kind", ["grayscale", "rgba", "palette", "16bit"])
 def test_other_png_formats_are_accepted_and_converted(tmp_path, capsys, kind):
     a = _rgb(40, 48, seed=1)
-    im = {"grayscale": lambda: Image.fromarray(a[:, :, 0], mode="L"),
-          "rgba": lambda: Image.fromarray(np.dstack([a, np.full(a.shape[:2], 9, np.uint8)]), mode="RGBA"),
-          "palette": lambda: Image.fromarray(a).convert("P"),
-          "16bit": lambda: Image.fromarray((a[:, :, 0].astype(np.uint16) * 257))}[kind]()
+    im = {
+        "grayscale": lambda: Image.fromarray(a[:, :, 0], mode="L"),
+        "rgba": lambda: Image.fromarray(np.dstack([a, np.full(a.shape[:2], 9, np.uint8)]), mode="RGBA"),
+        "palette": lambda: Image.fromarray(a).convert("P"),
+        "16bit": lambda: Image.fromarray((a[:, :, 0].astype(np.uint16) * 257)),
+    }[kind]()
     im.save(tmp_path / f"{kind}.png")
     if kind == "16bit":
         assert Image.open(tmp_path / "16bit.png").mode.startswith("I")
     out = tmp_path / "run"
-    rc, stdout, err = run_cli(capsys, stylize_args(out, content=tmp_path / f"{kind}.png", style=tmp_path / f"{kind}.png"))
+    rc, stdout, err = run_cli(
+        capsys, stylize_args(out, content=tmp_path / f"{kind}.png", style=tmp_path / f"{kind}.png")
+    )
     assert rc == 0, err
     res = Image.open(out / "output.png")
     assert res.mode == "RGB" and res.size == (38, 32)  # short side 32, int(32 * 48 / 40)
@@ -126,6 +150,7 @@ def test_other_png_formats_are_accepted_and_converted(tmp_path, capsys, kind):
 # ---------------------------------------------------------------------------------------------
 # Unknown names: the error lists the valid ones
 # ---------------------------------------------------------------------------------------------
+
 
 def test_unknown_layer_in_a_loss_lists_valid_layers(vgg19_random, resnet50_random):
     c = torch.rand(1, 3, 32, 32)
@@ -139,19 +164,39 @@ def test_unknown_layer_in_a_loss_lists_valid_layers(vgg19_random, resnet50_rando
 
 
 def test_unknown_layer_or_backbone_in_a_preset_is_a_one_line_error(tmp_path):
-    bad_layer = replace(stylize_mod.override(HUST, steps=1, size=56), loss=replace(HUST.loss, content_layers=(("conv4_9", 1.0),)))
+    bad_layer = replace(
+        stylize_mod.override(HUST, steps=1, size=56), loss=replace(HUST.loss, content_layers=(("conv4_9", 1.0),))
+    )
     with pytest.raises(NstbenchError, match=r"unknown vgg19 layer 'conv4_9'; valid: .*conv4_2"):
         stylize_mod.stylize(bad_layer, "chelsea", "starry_night", tmp_path / "a", weights="random")
     bad_arch = replace(stylize_mod.override(HUST, steps=1, size=56), backbone="alexnet")
-    with pytest.raises(NstbenchError, match="unknown backbone 'alexnet'; valid: keras_resnet50, resnet50, vgg16, vgg19"):
+    with pytest.raises(
+        NstbenchError, match="unknown backbone 'alexnet'; valid: keras_resnet50, resnet50, vgg16, vgg19"
+    ):
         stylize_mod.stylize(bad_arch, "chelsea", "starry_night", tmp_path / "b", weights="random")
     with pytest.raises(NstbenchError, match="valid: keras_resnet50, resnet50, vgg16, vgg19"):
         load_backbone("vgg11", "random")
 
 
 def test_unknown_network_variant_on_the_cli_lists_valid_ones(tmp_path, capsys):
-    rc, _, err = run_cli(capsys, ["train", "--preset", "hust", "--style", "mosaic", "--profile", "smoke", "--weights",
-                                  "random", "--network", "unet", "--out", str(tmp_path / "t")])
+    rc, _, err = run_cli(
+        capsys,
+        [
+            "train",
+            "--preset",
+            "hust",
+            "--style",
+            "mosaic",
+            "--profile",
+            "smoke",
+            "--weights",
+            "random",
+            "--network",
+            "unet",
+            "--out",
+            str(tmp_path / "t"),
+        ],
+    )
     assert_one_line_error(rc, err, "unknown network variant 'unet'", "hust", "johnson2016", "pytorch-examples")
 
 
@@ -165,6 +210,7 @@ def test_unknown_choice_lists_valid_ones(tmp_path, capsys):
 # Weights files with wrong keys or shapes
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def bad_weights(tmp_path_factory, vgg19_random):
     d = tmp_path_factory.mktemp("weights")
@@ -177,11 +223,14 @@ def bad_weights(tmp_path_factory, vgg19_random):
     return d
 
 
-@pytest.mark.parametrize("name,message", [
-    ("keys.pth", "do not fit vgg19: missing"),
-    ("shapes.pth", "do not fit vgg19: wrong shapes (0.weight (8, 3, 3, 3) != (64, 3, 3, 3))"),
-    ("junk.pth", "cannot read weights file"),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("keys.pth", "do not fit vgg19: missing"),
+        ("shapes.pth", "do not fit vgg19: wrong shapes (0.weight (8, 3, 3, 3) != (64, 3, 3, 3))"),
+        ("junk.pth", "cannot read weights file"),
+    ],
+)
 def test_bad_weights_files_on_the_cli(bad_weights, tmp_path, capsys, name, message):
     rc, _, err = run_cli(capsys, stylize_args(tmp_path / "o", weights=bad_weights / name))
     assert_one_line_error(rc, err, message, str(bad_weights / name))
@@ -189,8 +238,22 @@ def test_bad_weights_files_on_the_cli(bad_weights, tmp_path, capsys, name, messa
 
 
 def test_bad_weights_file_for_training(bad_weights, tmp_path, capsys):
-    rc, _, err = run_cli(capsys, ["train", "--preset", "hust", "--style", "mosaic", "--profile", "smoke",
-                                  "--weights", str(bad_weights / "shapes.pth"), "--out", str(tmp_path / "t")])
+    rc, _, err = run_cli(
+        capsys,
+        [
+            "train",
+            "--preset",
+            "hust",
+            "--style",
+            "mosaic",
+            "--profile",
+            "smoke",
+            "--weights",
+            str(bad_weights / "shapes.pth"),
+            "--out",
+            str(tmp_path / "t"),
+        ],
+    )
     assert_one_line_error(rc, err, "wrong shapes", progress_lines=True)
 
 
@@ -198,17 +261,34 @@ def test_bad_weights_file_for_training(bad_weights, tmp_path, capsys):
 # Unwritable output folders (stylize: test_cli.py)
 # ---------------------------------------------------------------------------------------------
 
+
 def test_unwritable_output_for_train_and_apply(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
-    rc, _, err = run_cli(capsys, ["train", "--preset", "hust", "--style", "mosaic", "--profile", "smoke",
-                                  "--weights", "random", "--out", str(blocker / "sub")])
+    rc, _, err = run_cli(
+        capsys,
+        [
+            "train",
+            "--preset",
+            "hust",
+            "--style",
+            "mosaic",
+            "--profile",
+            "smoke",
+            "--weights",
+            "random",
+            "--out",
+            str(blocker / "sub"),
+        ],
+    )
     assert_one_line_error(rc, err, "cannot write to output folder")
     from nstbench.transformer import build_transformer, get_variant
 
     torch.save(build_transformer(get_variant("pytorch-examples")).state_dict(), tmp_path / "net.pth")
-    rc, _, err = run_cli(capsys, ["apply", "--checkpoint", str(tmp_path / "net.pth"), "--content", "chelsea",
-                                  "--out", str(blocker / "sub")])
+    rc, _, err = run_cli(
+        capsys,
+        ["apply", "--checkpoint", str(tmp_path / "net.pth"), "--content", "chelsea", "--out", str(blocker / "sub")],
+    )
     assert_one_line_error(rc, err, "cannot write to output folder")
 
 
@@ -227,6 +307,7 @@ def test_read_only_output_folder(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # NaN mid-run, and what a failed or interrupted run leaves behind
 # ---------------------------------------------------------------------------------------------
+
 
 def _loss_that(monkeypatch, at_call: int, action):
     """Wrap the real Gatys loss; from call `at_call` on, `action(terms)` replaces its terms."""
@@ -266,7 +347,9 @@ def test_nan_mid_run_stops_keeps_last_finite_image_and_says_so(tmp_path, capsys,
     rc, stdout, err = run_cli(capsys, stylize_args(out, steps=10))
     line = assert_one_line_error(rc, err, "non-finite at step 4", "kept the image of step 3", str(out / "output.png"))
     assert "wrote" in line
-    assert np.array_equal(np.asarray(Image.open(out / "output.png")), np.asarray(Image.open(tmp_path / "two" / "output.png")))
+    assert np.array_equal(
+        np.asarray(Image.open(out / "output.png")), np.asarray(Image.open(tmp_path / "two" / "output.png"))
+    )
     rec = json.load(open(out / "run.json"))
     assert rec["status"] == "diverged" and "non-finite" in rec["message"]
     rows = list(csv.DictReader(open(out / "curve.csv")))
@@ -299,8 +382,9 @@ def results_template(tmp_path_factory):
 
 
 @pytest.mark.parametrize("failure", ["bad style image", "bad weights", "unknown layer", "interrupted", "cuda"])
-def test_failed_or_interrupted_run_leaves_existing_results_untouched(results_template, tmp_path, capsys, monkeypatch,
-                                                                    failure):
+def test_failed_or_interrupted_run_leaves_existing_results_untouched(
+    results_template, tmp_path, capsys, monkeypatch, failure
+):
     results = tmp_path / "results"
     shutil.copytree(results_template, results)
     run, other = results / "upes-run", results / "other-run"
@@ -313,7 +397,10 @@ def test_failed_or_interrupted_run_leaves_existing_results_untouched(results_tem
         torch.save({"x": torch.zeros(1)}, tmp_path / "w.pth")
         args = stylize_args(run, steps=5, weights=tmp_path / "w.pth")
     elif failure == "unknown layer":
-        monkeypatch.setattr("nstbench.presets.PRESETS", {"upes": replace(UPES, loss=replace(UPES.loss, content_layers=(("relu4_9", 1.0),)))})
+        monkeypatch.setattr(
+            "nstbench.presets.PRESETS",
+            {"upes": replace(UPES, loss=replace(UPES.loss, content_layers=(("relu4_9", 1.0),)))},
+        )
     elif failure == "interrupted":
         _loss_that(monkeypatch, 3, _interrupt)  # Ctrl-C during step 3
     else:

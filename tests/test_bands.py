@@ -5,6 +5,7 @@ move is intended, rerun `python tests/bandtools.py --regenerate`, review the pri
 it with `--write` (README, "Regression bands"). The perturbation tests show the bands can fail:
 a changed normalisation, a wrong layer or a lost TV term each breaks its scenario's band.
 """
+
 import os
 from dataclasses import replace
 
@@ -50,7 +51,12 @@ def test_band_check_names_scenario_term_step_value_and_band():
     assert len(B.band_violations("demo", sc, stopped_early)) == 2
     assert B.band_violations("demo", sc, stopped_early, steps=[1]) == []  # ...unless only step 1 is asked for
     # a term the scenario does not check ("terms") is not compared, however far off
-    assert B.band_violations("demo", dict(sc, terms=["total"]), {1: {"total": 10.0, "tv": 5.0}, 5: {"total": 8.0, "tv": 0.0}}) == []
+    assert (
+        B.band_violations(
+            "demo", dict(sc, terms=["total"]), {1: {"total": 10.0, "tv": 5.0}, 5: {"total": 8.0, "tv": 0.0}}
+        )
+        == []
+    )
     # near-zero references get an absolute allowance of 1e-3 of the term's largest value
     sc0 = {"rel_tol": 1e-3, "reference": {"1": {"content": 0.0}, "5": {"content": 100.0}}}
     assert B.band_violations("z", sc0, {1: {"content": 5e-5}, 5: {"content": 100.0}}) == []
@@ -92,23 +98,53 @@ def _no_tv(s):
 
 
 PERTURBATIONS = {
-    "gatys-hust": {"gram none->chw": _gram("chw"), "content relu4_2->relu4_1": _content_layer("relu4_1"),
-                   "content half_sum->mean": _content_mode("mean")},
+    "gatys-hust": {
+        "gram none->chw": _gram("chw"),
+        "content relu4_2->relu4_1": _content_layer("relu4_1"),
+        "content half_sum->mean": _content_mode("mean"),
+    },
     "gatys-hust-tv": {"TV dropped": _no_tv, "TV l1_sum->squared_sum": lambda s: replace(s, tv_mode="squared_sum")},
-    "gatys-hust-code": {"gram hw->chw": _gram("chw"), "content relu4_2->relu4_1": _content_layer("relu4_1"),
-                        "style mean over layers->sum": lambda s: replace(s, style_reduce="sum")},
+    "gatys-hust-code": {
+        "gram hw->chw": _gram("chw"),
+        "content relu4_2->relu4_1": _content_layer("relu4_1"),
+        "style mean over layers->sum": lambda s: replace(s, style_reduce="sum"),
+    },
     "gatys-nyu": {"gram chw->hw": _gram("hw"), "style conv1_1->relu1_1 (post-ReLU)": _first_style_layer("relu1_1")},
-    "gatys-iitb-vgg19": {"gram hw->chw": _gram("chw"), "content block5_conv2->block5_conv1": _content_layer("block5_conv1")},
-    "gatys-iitb-resnet50": {"gram hw->chw": _gram("chw"),
-                            "content conv5_block3_3_bn->conv5_block3_out": _content_layer("conv5_block3_out")},
-    "gatys-upes": {"style upes->mean": _style_mode("mean"), "content relu4_2->conv4_2 (pre-ReLU)": _content_layer("conv4_2")},
-    "gatys-gatys2016": {"style gatys->frobenius": _style_mode("frobenius"), "content relu4_2->relu4_1": _content_layer("relu4_1")},
-    "gatys-gatys2016-code": {"gram hw->chw": _gram("chw"), "content relu4_2->conv4_2 (pre-ReLU)": _content_layer("conv4_2")},
-    "fast-hust": {"gram chw->hw": _gram("hw"), "content relu4_2->relu4_1": _content_layer("relu4_1"), "TV dropped": _no_tv},
-    "fast-johnson2016": {"style frobenius->mean": _style_mode("mean"), "content relu2_2->relu2_1": _content_layer("relu2_1"),
-                         "TV dropped": _no_tv},
-    "fast-johnson2016-code": {"gram chw->hw": _gram("hw"), "content relu3_3->relu2_2": _content_layer("relu2_2"),
-                              "TV squared_half_interior->squared_sum": lambda s: replace(s, tv_mode="squared_sum")},
+    "gatys-iitb-vgg19": {
+        "gram hw->chw": _gram("chw"),
+        "content block5_conv2->block5_conv1": _content_layer("block5_conv1"),
+    },
+    "gatys-iitb-resnet50": {
+        "gram hw->chw": _gram("chw"),
+        "content conv5_block3_3_bn->conv5_block3_out": _content_layer("conv5_block3_out"),
+    },
+    "gatys-upes": {
+        "style upes->mean": _style_mode("mean"),
+        "content relu4_2->conv4_2 (pre-ReLU)": _content_layer("conv4_2"),
+    },
+    "gatys-gatys2016": {
+        "style gatys->frobenius": _style_mode("frobenius"),
+        "content relu4_2->relu4_1": _content_layer("relu4_1"),
+    },
+    "gatys-gatys2016-code": {
+        "gram hw->chw": _gram("chw"),
+        "content relu4_2->conv4_2 (pre-ReLU)": _content_layer("conv4_2"),
+    },
+    "fast-hust": {
+        "gram chw->hw": _gram("hw"),
+        "content relu4_2->relu4_1": _content_layer("relu4_1"),
+        "TV dropped": _no_tv,
+    },
+    "fast-johnson2016": {
+        "style frobenius->mean": _style_mode("mean"),
+        "content relu2_2->relu2_1": _content_layer("relu2_1"),
+        "TV dropped": _no_tv,
+    },
+    "fast-johnson2016-code": {
+        "gram chw->hw": _gram("hw"),
+        "content relu3_3->relu2_2": _content_layer("relu2_2"),
+        "TV squared_half_interior->squared_sum": lambda s: replace(s, tv_mode="squared_sum"),
+    },
 }
 CASES = [(n, p) for n, ps in PERTURBATIONS.items() for p in ps]
 

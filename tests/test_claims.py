@@ -1,4 +1,5 @@
 """Each claim rule pinned on small synthetic tables: one that holds, one that does not, one inconclusive."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -22,6 +23,7 @@ def _verdict(rule, df, **kw) -> str:
 
 # C1 ------------------------------------------------------------------------------------------
 
+
 def test_c1():
     gammas = [0, 1, 10, 100, 1000]
     assert _verdict(claims.rule_c1, _df(gamma=gammas, hf_fraction=[0.30, 0.28, 0.20, 0.08, 0.02])) == HOLDS
@@ -33,8 +35,7 @@ def test_c1():
 
 
 def test_c1_averages_repeats_and_drops_nan_rows():
-    df = _df(gamma=[0, 0, 10, 10, 100, 100, 1000],
-             hf_fraction=[0.3, 0.5, 0.3, 0.1, 0.05, 0.07, float("nan")])
+    df = _df(gamma=[0, 0, 10, 10, 100, 100, 1000], hf_fraction=[0.3, 0.5, 0.3, 0.1, 0.05, 0.07, float("nan")])
     r = claims.rule_c1(df)
     assert r["verdict"] == HOLDS and "0: 0.4" in r["measured"]
 
@@ -45,6 +46,7 @@ def test_missing_column_is_an_error():
 
 
 # C2 ------------------------------------------------------------------------------------------
+
 
 def test_c2():
     lc = [0.5, 2, 8]
@@ -62,6 +64,7 @@ def test_c2_with_content_loss_instead_of_ssim():
 
 # C3 ------------------------------------------------------------------------------------------
 
+
 def test_c3():
     ls = [4, 40, 400]
     assert _verdict(claims.rule_c3, _df(lambda_s=ls, ssim_content=[0.75, 0.40, 0.12])) == HOLDS
@@ -78,6 +81,7 @@ def test_c3_reports_style_distance():
 
 # C4 ------------------------------------------------------------------------------------------
 
+
 def test_c4():
     layers = ["relu2_2", "relu3_3", "relu4_3"]
     assert _verdict(claims.rule_c4, _df(content_layer=layers, colour_artifact_index=[2.0, 4.0, 7.0])) == HOLDS
@@ -89,25 +93,34 @@ def test_c4():
 
 # C5 ------------------------------------------------------------------------------------------
 
+
 def test_c5():
     bs = [2, 4, 8]
-    assert _verdict(claims.rule_c5, _df(batch_size=bs, seconds_per_epoch=[100, 105, 98],
-                                        ssim_content=[0.50, 0.52, 0.49])) == HOLDS
-    assert _verdict(claims.rule_c5, _df(batch_size=bs, seconds_per_epoch=[200, 110, 60],
-                                        ssim_content=[0.50, 0.52, 0.49])) == FAILS
-    assert _verdict(claims.rule_c5, _df(batch_size=bs, seconds_per_epoch=[100, 105, 98],
-                                        ssim_content=[0.50, 0.30, 0.49])) == FAILS
-    assert _verdict(claims.rule_c5, _df(batch_size=[4, 4], seconds_per_epoch=[100, 101],
-                                        ssim_content=[0.5, 0.5])) == INCONCLUSIVE
+    assert (
+        _verdict(claims.rule_c5, _df(batch_size=bs, seconds_per_epoch=[100, 105, 98], ssim_content=[0.50, 0.52, 0.49]))
+        == HOLDS
+    )
+    assert (
+        _verdict(claims.rule_c5, _df(batch_size=bs, seconds_per_epoch=[200, 110, 60], ssim_content=[0.50, 0.52, 0.49]))
+        == FAILS
+    )
+    assert (
+        _verdict(claims.rule_c5, _df(batch_size=bs, seconds_per_epoch=[100, 105, 98], ssim_content=[0.50, 0.30, 0.49]))
+        == FAILS
+    )
+    assert (
+        _verdict(claims.rule_c5, _df(batch_size=[4, 4], seconds_per_epoch=[100, 101], ssim_content=[0.5, 0.5]))
+        == INCONCLUSIVE
+    )
 
 
 def test_c5_other_quality_column_and_median_timing():
-    df = _df(batch_size=[4, 4, 4, 8, 8, 8], seconds_per_epoch=[100, 101, 400, 99, 102, 100],
-             style_distance=[0.3] * 6)
+    df = _df(batch_size=[4, 4, 4, 8, 8, 8], seconds_per_epoch=[100, 101, 400, 99, 102, 100], style_distance=[0.3] * 6)
     assert _verdict(claims.rule_c5, df, quality="style_distance") == HOLDS  # the 400 s outlier is ignored
 
 
 # C6 ------------------------------------------------------------------------------------------
+
 
 def test_c6():
     holds = _df(init=["content", "noise", "style"], content_loss=[1.0, 5.0, 9.0], ssim_content=[0.6, 0.2, 0.1])
@@ -122,8 +135,11 @@ def test_c6():
 def test_c6_compares_at_the_last_common_iteration():
     # the noise run logged further; at the common iteration 200 content-init is better, even
     # though noise-init's loss at 400 would be lower
-    df = _df(init=["content"] * 2 + ["noise"] * 3, iteration=[100, 200, 100, 200, 400],
-             content_loss=[1.0, 1.0, 9.0, 4.0, 0.5])
+    df = _df(
+        init=["content"] * 2 + ["noise"] * 3,
+        iteration=[100, 200, 100, 200, 400],
+        content_loss=[1.0, 1.0, 9.0, 4.0, 0.5],
+    )
     r = claims.rule_c6(df)
     assert r["verdict"] == HOLDS and "iteration 200" in r["measured"]
 
@@ -148,6 +164,7 @@ def test_c7():
 
 # C8 ------------------------------------------------------------------------------------------
 
+
 def _curve(losses, its=(0, 50, 100, 500, 1000), net="vgg19"):
     return _df(net=[net] * len(its), iteration=list(its), total_loss=losses)
 
@@ -169,27 +186,36 @@ def test_c8_without_net_column_and_rebound_after_100():
 
 # C9 ------------------------------------------------------------------------------------------
 
+
 def test_c9():
     nets = ["vgg19", "vgg19", "resnet50", "resnet50"]
     assert _verdict(claims.rule_c9, _df(net=nets, style_distance=[0.3, 0.4, 0.6, 0.7], judge=["vgg16"] * 4)) == HOLDS
     assert _verdict(claims.rule_c9, _df(net=nets, style_distance=[0.6, 0.7, 0.3, 0.4])) == FAILS
     assert _verdict(claims.rule_c9, _df(net=nets, style_distance=[0.50, 0.50, 0.51, 0.51])) == INCONCLUSIVE
-    assert _verdict(claims.rule_c9, _df(net=nets, style_distance=[0.3, 0.4, 0.6, 0.7],
-                                        judge=["resnet50"] * 4)) == INCONCLUSIVE  # a biased judge
+    assert (
+        _verdict(claims.rule_c9, _df(net=nets, style_distance=[0.3, 0.4, 0.6, 0.7], judge=["resnet50"] * 4))
+        == INCONCLUSIVE
+    )  # a biased judge
     assert _verdict(claims.rule_c9, _df(net=["vgg19"], style_distance=[0.3])) == INCONCLUSIVE
 
 
 # C10 -----------------------------------------------------------------------------------------
 
+
 def test_c10():
-    fast = _df(method=["vanilla", "fast", "vanilla", "fast"], size=[256, 256, 512, 512],
-               seconds_per_iteration=[0.05, 0.004, 0.2, 0.015])  # 12500x and 13333x
+    fast = _df(
+        method=["vanilla", "fast", "vanilla", "fast"],
+        size=[256, 256, 512, 512],
+        seconds_per_iteration=[0.05, 0.004, 0.2, 0.015],
+    )  # 12500x and 13333x
     assert _verdict(claims.rule_c10, fast) == HOLDS
     slow = fast.assign(seconds_per_iteration=[0.05, 0.004, 0.2, 0.5])  # 400x at 512
     r = claims.rule_c10(slow)
     assert r["verdict"] == FAILS and "size=512" in r["measured"]
-    assert _verdict(claims.rule_c10, _df(method=["vanilla", "fast"], size=[256, 512],
-                                         seconds_per_iteration=[0.05, 0.004])) == INCONCLUSIVE
+    assert (
+        _verdict(claims.rule_c10, _df(method=["vanilla", "fast"], size=[256, 512], seconds_per_iteration=[0.05, 0.004]))
+        == INCONCLUSIVE
+    )
 
 
 def test_c10_report_numbers():
@@ -201,9 +227,13 @@ def test_c10_report_numbers():
 
 # C11 -----------------------------------------------------------------------------------------
 
+
 def _recon(vgg19, vgg16):
-    return _df(net=["vgg19"] * len(vgg19) + ["vgg16"] * len(vgg16),
-               depth=list(range(1, len(vgg19) + 1)) + list(range(1, len(vgg16) + 1)), ssim_content=vgg19 + vgg16)
+    return _df(
+        net=["vgg19"] * len(vgg19) + ["vgg16"] * len(vgg16),
+        depth=list(range(1, len(vgg19) + 1)) + list(range(1, len(vgg16) + 1)),
+        ssim_content=vgg19 + vgg16,
+    )
 
 
 def test_c11():
@@ -234,29 +264,52 @@ RATIOS = [1e-4, 1e-3, 1e-2, 1e-1]
 
 
 def test_c12():
-    assert _verdict(claims.rule_c12, _df(ratio=RATIOS, ssim_content=[0.1, 0.2, 0.35, 0.6],
-                                         style_distance=[0.3, 0.4, 0.6, 0.9])) == HOLDS
+    assert (
+        _verdict(
+            claims.rule_c12, _df(ratio=RATIOS, ssim_content=[0.1, 0.2, 0.35, 0.6], style_distance=[0.3, 0.4, 0.6, 0.9])
+        )
+        == HOLDS
+    )
     # content similarity falls with the ratio: does not hold
     r = claims.rule_c12(_df(ratio=RATIOS, ssim_content=[0.6, 0.35, 0.2, 0.1], style_distance=[0.3, 0.4, 0.6, 0.9]))
     assert r["verdict"] == FAILS and "content reversed" in r["measured"]
     # the style distance does not fall as the ratio shrinks: does not hold
-    assert _verdict(claims.rule_c12, _df(ratio=RATIOS, ssim_content=[0.1, 0.2, 0.35, 0.6],
-                                         style_distance=[0.9, 0.6, 0.4, 0.3])) == FAILS
+    assert (
+        _verdict(
+            claims.rule_c12, _df(ratio=RATIOS, ssim_content=[0.1, 0.2, 0.35, 0.6], style_distance=[0.9, 0.6, 0.4, 0.3])
+        )
+        == FAILS
+    )
     # both right in direction, the style distance within 5%: inconclusive
-    assert _verdict(claims.rule_c12, _df(ratio=RATIOS, ssim_content=[0.1, 0.2, 0.35, 0.6],
-                                         style_distance=[0.50, 0.505, 0.51, 0.52])) == INCONCLUSIVE
+    assert (
+        _verdict(
+            claims.rule_c12,
+            _df(ratio=RATIOS, ssim_content=[0.1, 0.2, 0.35, 0.6], style_distance=[0.50, 0.505, 0.51, 0.52]),
+        )
+        == INCONCLUSIVE
+    )
     # one swap of neighbours among four ratios gives rho 0.8: still holds
-    assert _verdict(claims.rule_c12, _df(ratio=RATIOS, ssim_content=[0.2, 0.1, 0.35, 0.6],
-                                         style_distance=[0.3, 0.4, 0.6, 0.9])) == HOLDS
-    assert _verdict(claims.rule_c12, _df(ratio=[1e-3, 1e-2], ssim_content=[0.1, 0.6],
-                                         style_distance=[0.3, 0.9])) == INCONCLUSIVE
+    assert (
+        _verdict(
+            claims.rule_c12, _df(ratio=RATIOS, ssim_content=[0.2, 0.1, 0.35, 0.6], style_distance=[0.3, 0.4, 0.6, 0.9])
+        )
+        == HOLDS
+    )
+    assert (
+        _verdict(claims.rule_c12, _df(ratio=[1e-3, 1e-2], ssim_content=[0.1, 0.6], style_distance=[0.3, 0.9]))
+        == INCONCLUSIVE
+    )
 
 
 # C13 -----------------------------------------------------------------------------------------
 
+
 def _curves(lbfgs, adam, lbfgs_s=0.1, adam_s=0.1):
-    rows = [{"optimizer": o, "evaluation": k + 1, "seconds": (k + 1) * dt, "total_loss": v}
-            for o, losses, dt in (("lbfgs", lbfgs, lbfgs_s), ("adam", adam, adam_s)) for k, v in enumerate(losses)]
+    rows = [
+        {"optimizer": o, "evaluation": k + 1, "seconds": (k + 1) * dt, "total_loss": v}
+        for o, losses, dt in (("lbfgs", lbfgs, lbfgs_s), ("adam", adam, adam_s))
+        for k, v in enumerate(losses)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -275,9 +328,12 @@ def test_c13():
 
 # C14 -----------------------------------------------------------------------------------------
 
+
 def _fig5(fast, lbfgs):
-    return pd.DataFrame([{"method": "fast", "iterations": 0, "objective": fast}]
-                        + [{"method": "lbfgs", "iterations": n, "objective": v} for n, v in lbfgs.items()])
+    return pd.DataFrame(
+        [{"method": "fast", "iterations": 0, "objective": fast}]
+        + [{"method": "lbfgs", "iterations": n, "objective": v} for n, v in lbfgs.items()]
+    )
 
 
 def test_c14():
@@ -293,6 +349,7 @@ def test_c14():
 
 
 # registry ------------------------------------------------------------------------------------
+
 
 def test_registry_covers_c1_to_c14():
     assert list(claims.CLAIMS) == [f"C{i}" for i in range(1, 15)]

@@ -1,4 +1,5 @@
 """`nstbench stylize` end to end, and the CLI's one-line errors (exit status 2, no traceback)."""
+
 import csv
 import json
 import os
@@ -12,13 +13,30 @@ from PIL import Image
 
 def nstbench(*args, cwd=None):
     env = dict(os.environ, NSTBENCH_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "nstbench", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "nstbench", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
 
 
 @needs_assets
 def test_stylize_writes_image_curve_and_record(tmp_path):
-    r = nstbench("stylize", "--preset", "upes", "--content", "octopus", "--style", "hockney", "--steps", "3",
-                 "--size", "48", "--weights", "random", "--out", str(tmp_path / "run"))
+    r = nstbench(
+        "stylize",
+        "--preset",
+        "upes",
+        "--content",
+        "octopus",
+        "--style",
+        "hockney",
+        "--steps",
+        "3",
+        "--size",
+        "48",
+        "--weights",
+        "random",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert r.returncode == 0, r.stderr
     out = tmp_path / "run"
     assert Image.open(out / "output.png").size == (71, 48)  # short side 48, int(48 * 800 / 540)
@@ -33,14 +51,32 @@ def test_stylize_writes_image_curve_and_record(tmp_path):
     assert "not ImageNet" in r.stdout
 
 
-@pytest.mark.parametrize("preset", ["hust", "hust-code", "nyu", "iitb-vgg19", "iitb-resnet50", "gatys2016",
-                                    "gatys2016-code"])
+@pytest.mark.parametrize(
+    "preset", ["hust", "hust-code", "nyu", "iitb-vgg19", "iitb-resnet50", "gatys2016", "gatys2016-code"]
+)
 @needs_assets
 def test_every_preset_runs_from_the_cli(tmp_path, preset):
     from nstbench.presets import get_preset
 
-    r = nstbench("stylize", "--preset", preset, "--content", "chelsea", "--style", "starry_night", "--steps", "2",
-                 "--size", "56", "--weights", "random", "--init", "noise", "--out", str(tmp_path))
+    r = nstbench(
+        "stylize",
+        "--preset",
+        preset,
+        "--content",
+        "chelsea",
+        "--style",
+        "starry_night",
+        "--steps",
+        "2",
+        "--size",
+        "56",
+        "--weights",
+        "random",
+        "--init",
+        "noise",
+        "--out",
+        str(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     rows = len(list(csv.DictReader(open(tmp_path / "curve.csv"))))  # one per loss evaluation
     if get_preset(preset).optimizer.lbfgs_loop == "while":
@@ -60,16 +96,29 @@ def test_presets_lists_every_preset_with_its_source(capsys):
     assert "style_transfer.ipynb" in lines["hust-code"]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--preset", "nope"], "unknown preset 'nope'; valid: gatys2016, gatys2016-code, hust, hust-code, iitb-resnet50, "
-                           "iitb-vgg19, nyu, upes"),
-    (["--content", "/no/such/file.jpg"], "image not found: /no/such/file.jpg"),
-    (["--weights", "/no/such/weights.pth"], "weights file not found"),
-    (["--device", "cuda:0"], "CUDA is not available"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--preset", "nope"],
+            "unknown preset 'nope'; valid: gatys2016, gatys2016-code, hust, hust-code, iitb-resnet50, "
+            "iitb-vgg19, nyu, upes",
+        ),
+        (["--content", "/no/such/file.jpg"], "image not found: /no/such/file.jpg"),
+        (["--weights", "/no/such/weights.pth"], "weights file not found"),
+        (["--device", "cuda:0"], "CUDA is not available"),
+    ],
+)
 def test_errors_are_one_line_with_exit_status_2(tmp_path, args, message):
-    base = {"--preset": "upes", "--content": "octopus", "--style": "hockney", "--weights": "random",
-            "--steps": "1", "--size": "32", "--out": str(tmp_path / "o")}
+    base = {
+        "--preset": "upes",
+        "--content": "octopus",
+        "--style": "hockney",
+        "--weights": "random",
+        "--steps": "1",
+        "--size": "32",
+        "--out": str(tmp_path / "o"),
+    }
     for i in range(0, len(args), 2):
         base[args[i]] = args[i + 1]
     r = nstbench("stylize", *[x for kv in base.items() for x in kv])
@@ -83,6 +132,21 @@ def test_errors_are_one_line_with_exit_status_2(tmp_path, args, message):
 def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("I am a file, not a folder")
-    r = nstbench("stylize", "--preset", "upes", "--content", "octopus", "--style", "hockney", "--weights", "random",
-                 "--steps", "1", "--size", "32", "--out", str(blocker / "sub"))
+    r = nstbench(
+        "stylize",
+        "--preset",
+        "upes",
+        "--content",
+        "octopus",
+        "--style",
+        "hockney",
+        "--weights",
+        "random",
+        "--steps",
+        "1",
+        "--size",
+        "32",
+        "--out",
+        str(blocker / "sub"),
+    )
     assert r.returncode == 2 and "cannot write to output folder" in r.stderr and "Traceback" not in r.stderr

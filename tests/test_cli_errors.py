@@ -1,6 +1,7 @@
 """Issue 15's cases through `nstbench.cli.main` in-process: each user error is one line on stderr,
 exit status 2, no traceback, and nothing written (or the previous result intact); outputs follow
 one --out convention and have one writer at a time (a lock file)."""
+
 import json
 import os
 import socket
@@ -20,10 +21,36 @@ from nstbench.transformer import build_transformer, get_variant
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 
-STYLIZE = ["stylize", "--preset", "upes", "--content", "octopus", "--style", "hockney", "--weights", "random",
-           "--steps", "2", "--size", "32", "--progress-every", "0"]
-TRAIN = ["train", "--preset", "hust", "--style", "mosaic", "--profile", "smoke", "--weights", "random",
-         "--progress-every", "0"]
+STYLIZE = [
+    "stylize",
+    "--preset",
+    "upes",
+    "--content",
+    "octopus",
+    "--style",
+    "hockney",
+    "--weights",
+    "random",
+    "--steps",
+    "2",
+    "--size",
+    "32",
+    "--progress-every",
+    "0",
+]
+TRAIN = [
+    "train",
+    "--preset",
+    "hust",
+    "--style",
+    "mosaic",
+    "--profile",
+    "smoke",
+    "--weights",
+    "random",
+    "--progress-every",
+    "0",
+]
 
 
 def run(capsys, argv):
@@ -67,11 +94,30 @@ def sleeper():
 # Sizes
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("preset", ["johnson2016", "hust"])
 def test_train_size_not_a_multiple_of_4_is_refused_before_any_work(tmp_path, capsys, preset):
     out = tmp_path / "X"
-    rc, _, err = run(capsys, ["train", "--preset", preset, "--style", "mosaic", "--data", "coco100", "--size", "250",
-                              "--steps", "1", "--weights", "random", "--out", out])
+    rc, _, err = run(
+        capsys,
+        [
+            "train",
+            "--preset",
+            preset,
+            "--style",
+            "mosaic",
+            "--data",
+            "coco100",
+            "--size",
+            "250",
+            "--steps",
+            "1",
+            "--weights",
+            "random",
+            "--out",
+            out,
+        ],
+    )
     one_line_error(rc, err, "training size 250 px", "multiple of 4", "248 or 252")
     assert not out.exists()  # no folder, no header-only loss.csv
 
@@ -87,30 +133,57 @@ def test_the_harness_checks_the_training_size_too(tmp_path):
 
 def test_style_image_too_thin_for_the_backbone(tmp_path, capsys):
     Image.fromarray(np.zeros((40, 1600, 3), np.uint8)).save(tmp_path / "wide.png")
-    rc, _, err = run(capsys, ["stylize", "--preset", "hust", "--content", "octopus", "--style", tmp_path / "wide.png",
-                              "--weights", "random", "--steps", "1", "--size", "64", "--out", tmp_path / "o"])
+    rc, _, err = run(
+        capsys,
+        [
+            "stylize",
+            "--preset",
+            "hust",
+            "--content",
+            "octopus",
+            "--style",
+            tmp_path / "wide.png",
+            "--weights",
+            "random",
+            "--steps",
+            "1",
+            "--size",
+            "64",
+            "--out",
+            tmp_path / "o",
+        ],
+    )
     one_line_error(rc, err, "style image", "64x1 after resizing", "at least 16 px")
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("size,message", [("5", "--size must be at least 16 px, got 5"),
-                                          ("-5", "argument --size: must be at least 1, got -5"),
-                                          ("0", "argument --size: must be at least 1, got 0"),
-                                          ("20000", "would be 20000x13304, above the limit")])
+@pytest.mark.parametrize(
+    "size,message",
+    [
+        ("5", "--size must be at least 16 px, got 5"),
+        ("-5", "argument --size: must be at least 1, got -5"),
+        ("0", "argument --size: must be at least 1, got 0"),
+        ("20000", "would be 20000x13304, above the limit"),
+    ],
+)
 def test_apply_sizes(net_pth, tmp_path, capsys, size, message):
-    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", "chelsea", "--size", size,
-                              "--out", tmp_path / "a.png"])
+    rc, _, err = run(
+        capsys, ["apply", "--checkpoint", net_pth, "--content", "chelsea", "--size", size, "--out", tmp_path / "a.png"]
+    )
     one_line_error(rc, err, message)
     assert not (tmp_path / "a.png").exists()
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("--size", "0", "argument --size: must be at least 1, got 0"),
-    ("--steps", "0", "argument --steps: must be at least 1, got 0"),
-    ("--progress-every", "-1", "argument --progress-every: must be at least 0, got -1"),
-    ("--print-every", "-1", "argument --print-every: must be at least 0, got -1"),
-    ("--size", "abc", "expected a whole number, got 'abc'"),
-])
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--size", "0", "argument --size: must be at least 1, got 0"),
+        ("--steps", "0", "argument --steps: must be at least 1, got 0"),
+        ("--progress-every", "-1", "argument --progress-every: must be at least 0, got -1"),
+        ("--print-every", "-1", "argument --print-every: must be at least 0, got -1"),
+        ("--size", "abc", "expected a whole number, got 'abc'"),
+    ],
+)
 def test_stylize_values_are_checked(tmp_path, capsys, option, value, message):
     argv = list(STYLIZE)
     if option in argv:
@@ -122,8 +195,16 @@ def test_stylize_values_are_checked(tmp_path, capsys, option, value, message):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("option,value", [("--style-weight", "-1"), ("--content-weight", "nan"),
-                                          ("--tv-weight", "inf"), ("--print-every", "-1"), ("--batch", "0")])
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("--style-weight", "-1"),
+        ("--content-weight", "nan"),
+        ("--tv-weight", "inf"),
+        ("--print-every", "-1"),
+        ("--batch", "0"),
+    ],
+)
 def test_train_values_are_checked(tmp_path, capsys, option, value):
     rc, _, err = run(capsys, TRAIN + [option, value, "--out", tmp_path / "t"])
     one_line_error(rc, err, f"argument {option}")
@@ -132,10 +213,29 @@ def test_train_values_are_checked(tmp_path, capsys, option, value):
 
 def test_memory_estimate_refuses_a_run_that_cannot_fit(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(device_mod, "available_bytes", lambda dev: 2**30)  # 1 GiB free
-    rc, _, err = run(capsys, ["stylize", "--preset", "hust", "--content", "chelsea", "--style", "hockney",
-                              "--weights", "random", "--steps", "1", "--size", "2000", "--out", tmp_path / "o"])
-    line = one_line_error(rc, err, "a 2000x1330 vgg19 optimisation needs about", "1.0 GiB free on cpu",
-                          "use a smaller --size")
+    rc, _, err = run(
+        capsys,
+        [
+            "stylize",
+            "--preset",
+            "hust",
+            "--content",
+            "chelsea",
+            "--style",
+            "hockney",
+            "--weights",
+            "random",
+            "--steps",
+            "1",
+            "--size",
+            "2000",
+            "--out",
+            tmp_path / "o",
+        ],
+    )
+    line = one_line_error(
+        rc, err, "a 2000x1330 vgg19 optimisation needs about", "1.0 GiB free on cpu", "use a smaller --size"
+    )
     assert float(line.split("needs about ")[1].split(" GiB")[0]) > 3  # ~592 floats per pixel
     assert not (tmp_path / "o").exists()
 
@@ -152,8 +252,9 @@ def test_activation_estimate_matches_what_autograd_keeps(preset):
     b = load_backbone(p.backbone, "random")
     own = {t.data_ptr() for t in list(b.extractor.parameters()) + list(b.extractor.buffers())}
     c = torch.rand(1, 3, 160, 192)
-    est = device_mod.activation_bytes(b.extractor, [n for n, _ in p.loss.content_layers + p.loss.style_layers],
-                                      (160, 192))
+    est = device_mod.activation_bytes(
+        b.extractor, [n for n, _ in p.loss.content_layers + p.loss.style_layers], (160, 192)
+    )
     saved = {}
 
     def pack(t):
@@ -171,9 +272,15 @@ def test_activation_estimate_matches_what_autograd_keeps(preset):
 # Devices, environment, weights, data
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dev,message", [("mps", "device 'mps' cannot be used with this torch build"),
-                                         ("foo", "unknown device 'foo'"),
-                                         ("cuda:7", "device 'cuda:7'")])
+
+@pytest.mark.parametrize(
+    "dev,message",
+    [
+        ("mps", "device 'mps' cannot be used with this torch build"),
+        ("foo", "unknown device 'foo'"),
+        ("cuda:7", "device 'cuda:7'"),
+    ],
+)
 def test_devices_this_build_lacks(tmp_path, capsys, dev, message):
     if dev.startswith("cuda") and torch.cuda.device_count() > 7:
         pytest.skip("this machine has 8 GPUs")
@@ -194,17 +301,27 @@ def test_bad_max_pixels_setting(tmp_path, capsys, monkeypatch, value):
 def test_bad_max_pixels_in_a_real_process(tmp_path):
     """The setting used to be parsed at import: a traceback before main() could catch anything."""
     env = dict(os.environ, NSTBENCH_MAX_PIXELS="abc")
-    r = subprocess.run([sys.executable, "-m", "nstbench", *STYLIZE, "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "nstbench", *STYLIZE, "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     one_line_error(r.returncode, r.stderr, "NSTBENCH_MAX_PIXELS")
 
 
 def test_weights_requests(tmp_path, capsys):
     (tmp_path / "garbage.pth").write_bytes(b"e" * 100)
     (tmp_path / "folder").mkdir()
-    cases = [("Random", "unknown weights 'Random'; valid: PATH (a state-dict file), auto, caffe, gatys, imagenet, keras, random, torchvision"),
-             (tmp_path / "folder", "is a folder; give a weights file or one of auto, imagenet, random"),
-             (tmp_path / "garbage.pth", "not a file saved by torch.save")]
+    cases = [
+        (
+            "Random",
+            "unknown weights 'Random'; valid: PATH (a state-dict file), auto, caffe, gatys, imagenet, keras, random, torchvision",
+        ),
+        (tmp_path / "folder", "is a folder; give a weights file or one of auto, imagenet, random"),
+        (tmp_path / "garbage.pth", "not a file saved by torch.save"),
+    ]
     for value, message in cases:
         rc, _, err = run(capsys, STYLIZE + ["--weights", value, "--out", tmp_path / "o"])
         one_line_error(rc, err, message)
@@ -213,8 +330,9 @@ def test_weights_requests(tmp_path, capsys):
 
 def test_garbage_checkpoint(tmp_path, capsys):
     (tmp_path / "garbage.pth").write_bytes(b"e" * 100)
-    rc, _, err = run(capsys, ["apply", "--checkpoint", tmp_path / "garbage.pth", "--content", "chelsea",
-                              "--out", tmp_path / "a.png"])
+    rc, _, err = run(
+        capsys, ["apply", "--checkpoint", tmp_path / "garbage.pth", "--content", "chelsea", "--out", tmp_path / "a.png"]
+    )
     one_line_error(rc, err, "cannot read checkpoint", "not a file saved by torch.save")
 
 
@@ -232,14 +350,20 @@ def test_empty_and_non_image_files_are_not_usable_training_images(tmp_path, caps
     (d / "empty.jpg").write_bytes(b"")
     (d / "text.png").write_text("not a picture")
     rc, _, err = run(capsys, TRAIN + ["--data", d, "--batch", "2", "--out", tmp_path / "t"])
-    one_line_error(rc, err, "has 1 usable image file(s)", "2 empty or non-JPEG/PNG file(s) named as images skipped",
-                   "a batch needs 2")
+    one_line_error(
+        rc,
+        err,
+        "has 1 usable image file(s)",
+        "2 empty or non-JPEG/PNG file(s) named as images skipped",
+        "a batch needs 2",
+    )
     assert not (tmp_path / "t").exists()
 
 
 # ---------------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------------
+
 
 def test_report_without_results(tmp_path, capsys):
     rc, _, err = run(capsys, ["report", "--results", "/nope", "--out", tmp_path / "R"])
@@ -261,9 +385,15 @@ def test_report_out_is_a_file(tmp_path, capsys):
 # --out convention
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("out,message", [("result.png", "looks like a file name, but --out is a folder"),
-                                         ("model.pth", "looks like a file name"),
-                                         ("", "--out is empty")])
+
+@pytest.mark.parametrize(
+    "out,message",
+    [
+        ("result.png", "looks like a file name, but --out is a folder"),
+        ("model.pth", "looks like a file name"),
+        ("", "--out is empty"),
+    ],
+)
 def test_stylize_and_train_out_is_a_folder(tmp_path, capsys, monkeypatch, out, message):
     monkeypatch.chdir(tmp_path)
     for argv in (STYLIZE, TRAIN):
@@ -293,8 +423,9 @@ def test_train_into_a_stylize_folder_is_refused(tmp_path, capsys):
 
 
 def test_apply_out_is_a_file_with_any_image_suffix(net_pth, tmp_path, capsys):
-    rc, out, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", "chelsea", "--size", "32",
-                                "--out", tmp_path / "x.webp"])
+    rc, out, err = run(
+        capsys, ["apply", "--checkpoint", net_pth, "--content", "chelsea", "--size", "32", "--out", tmp_path / "x.webp"]
+    )
     assert rc == 0, err
     assert (tmp_path / "x.webp").is_file() and Image.open(tmp_path / "x.webp").format == "WEBP"
     rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", "chelsea", "--out", tmp_path / "x.xyz"])
@@ -304,8 +435,21 @@ def test_apply_out_is_a_file_with_any_image_suffix(net_pth, tmp_path, capsys):
 
 
 def test_apply_checks_every_input_before_writing(net_pth, tmp_path, capsys):
-    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", "chelsea", tmp_path / "missing.jpg",
-                              "--size", "32", "--out", tmp_path / "outs"])
+    rc, _, err = run(
+        capsys,
+        [
+            "apply",
+            "--checkpoint",
+            net_pth,
+            "--content",
+            "chelsea",
+            tmp_path / "missing.jpg",
+            "--size",
+            "32",
+            "--out",
+            tmp_path / "outs",
+        ],
+    )
     one_line_error(rc, err, "image not found", "missing.jpg")
     assert not (tmp_path / "outs").exists()
 
@@ -313,6 +457,7 @@ def test_apply_checks_every_input_before_writing(net_pth, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # Resume
 # ---------------------------------------------------------------------------------------------
+
 
 def test_resume_of_a_finished_run_is_refused_and_changes_nothing(tmp_path, capsys):
     out = tmp_path / "t"
@@ -336,10 +481,12 @@ def test_resume_of_a_finished_run_is_refused_and_changes_nothing(tmp_path, capsy
 # One writer per output
 # ---------------------------------------------------------------------------------------------
 
+
 def _lock(folder, pid):
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / LOCK_NAME).write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "command": "train",
-                                                "since_utc": "2026-12-01T00:00:00Z"}))
+    (folder / LOCK_NAME).write_text(
+        json.dumps({"pid": pid, "host": socket.gethostname(), "command": "train", "since_utc": "2026-12-01T00:00:00Z"})
+    )
 
 
 def test_a_second_writer_is_refused(tmp_path, capsys, sleeper):
@@ -381,8 +528,9 @@ def test_experiments_writing_the_same_results_folder(tmp_path, capsys, sleeper, 
 
     results = tmp_path / "results"
     results.mkdir()
-    (results / ".e4_init.lock").write_text(json.dumps({"pid": sleeper, "host": socket.gethostname(),
-                                                       "command": "e4_init.py", "since_utc": "now"}))
+    (results / ".e4_init.lock").write_text(
+        json.dumps({"pid": sleeper, "host": socket.gethostname(), "command": "e4_init.py", "since_utc": "now"})
+    )
     rc = load_script("e4_init").main(["--profile", "smoke", "--weights", "random", "--out", str(results)])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err, err
@@ -403,6 +551,7 @@ def test_output_lock_refuses_in_process_too(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Records and small commands
 # ---------------------------------------------------------------------------------------------
+
 
 def test_run_json_names_final_and_records_the_last_curve_row(tmp_path, capsys):
     import csv
@@ -434,18 +583,22 @@ def test_apply_a_folder_and_content_scale(net_pth, tmp_path, capsys):
     for name, (h, w) in (("a.png", (40, 60)), ("b.jpg", (48, 32))):
         Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(d / name)
     (d / "notes.txt").write_text("not an image")
-    rc, out, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", d, "--content-scale", "2",
-                                "--out", tmp_path / "outs"])
+    rc, out, err = run(
+        capsys, ["apply", "--checkpoint", net_pth, "--content", d, "--content-scale", "2", "--out", tmp_path / "outs"]
+    )
     assert rc == 0, err
     # int(60 / 2) x int(40 / 2) = 30 x 20 in; a pytorch/examples network gives its own size, sides rounded up to 4
     assert Image.open(tmp_path / "outs" / "a.png").size == (32, 20)
     assert Image.open(tmp_path / "outs" / "b.png").size == (16, 24)
-    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", d, "--content-scale", "4",
-                              "--out", tmp_path / "small"])
+    rc, _, err = run(
+        capsys, ["apply", "--checkpoint", net_pth, "--content", d, "--content-scale", "4", "--out", tmp_path / "small"]
+    )
     one_line_error(rc, err, "would be 15x10 after resizing; the short side must be at least 16 px")
     assert not (tmp_path / "small").exists()
     (tmp_path / "empty").mkdir()
-    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", tmp_path / "empty", "--out", tmp_path / "e"])
+    rc, _, err = run(
+        capsys, ["apply", "--checkpoint", net_pth, "--content", tmp_path / "empty", "--out", tmp_path / "e"]
+    )
     one_line_error(rc, err, "holds no .jpg/.jpeg/.png images")
 
 
@@ -518,8 +671,10 @@ def test_several_styles_are_blended_as_weighted_grams(vgg19_random, tmp_path, ca
     one = make_gatys_loss(vgg19_random, c, s1, spec, "unit")(x)["style"]
     assert torch.equal(make_gatys_loss(vgg19_random, c, [s1, s2], spec, "unit", style_blend=[1, 0])(x)["style"], one)
     # on the command line: the record names both styles and the weights; a count mismatch is one line
-    rc, _, err = run(capsys, STYLIZE[:6] + ["hockney", "starry_night", "--style-blend", "3,1"] + STYLIZE[7:]
-                     + ["--out", tmp_path / "b"])
+    rc, _, err = run(
+        capsys,
+        STYLIZE[:6] + ["hockney", "starry_night", "--style-blend", "3,1"] + STYLIZE[7:] + ["--out", tmp_path / "b"],
+    )
     assert rc == 0, err
     rec = json.loads((tmp_path / "b" / "run.json").read_text())
     assert rec["style"] == ["hockney", "starry_night"] and rec["style_blend"] == [3.0, 1.0]
@@ -531,8 +686,27 @@ def test_several_styles_are_blended_as_weighted_grams(vgg19_random, tmp_path, ca
 # Adam, and L-BFGS as one call of exactly --steps evaluations (nyu's tutorial loop would run 20 for 4)
 @pytest.mark.parametrize("preset", ["upes", "gatys2016"])
 def test_save_every_writes_the_steps_images(tmp_path, capsys, preset):
-    argv = ["stylize", "--preset", preset, "--content", "octopus", "--style", "hockney", "--weights", "random",
-            "--steps", "4", "--size", "32", "--progress-every", "0", "--save-every", "2", "--out", tmp_path / "s"]
+    argv = [
+        "stylize",
+        "--preset",
+        preset,
+        "--content",
+        "octopus",
+        "--style",
+        "hockney",
+        "--weights",
+        "random",
+        "--steps",
+        "4",
+        "--size",
+        "32",
+        "--progress-every",
+        "0",
+        "--save-every",
+        "2",
+        "--out",
+        tmp_path / "s",
+    ]
     rc, _, err = run(capsys, argv)
     assert rc == 0, err
     saved = sorted(p.name for p in (tmp_path / "s" / "steps").iterdir())
@@ -540,8 +714,10 @@ def test_save_every_writes_the_steps_images(tmp_path, capsys, preset):
     size = Image.open(tmp_path / "s" / "output.png").size
     assert all(Image.open(tmp_path / "s" / "steps" / n).size == size for n in saved)
     if preset == "upes":  # Adam, no clamping: step 4's image is not the image after the last update
-        assert not np.array_equal(np.asarray(Image.open(tmp_path / "s" / "steps" / "step_00002.png")),
-                                  np.asarray(Image.open(tmp_path / "s" / "steps" / "step_00004.png")))
+        assert not np.array_equal(
+            np.asarray(Image.open(tmp_path / "s" / "steps" / "step_00002.png")),
+            np.asarray(Image.open(tmp_path / "s" / "steps" / "step_00004.png")),
+        )
 
 
 def test_two_real_train_runs_into_one_folder(tmp_path, capsys):
@@ -553,8 +729,12 @@ def test_two_real_train_runs_into_one_folder(tmp_path, capsys):
 
     out = tmp_path / "t"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
-    first = subprocess.Popen([sys.executable, "-m", "nstbench", *TRAIN, "--steps", "100000", "--out", str(out)],
-                             env=env, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "nstbench", *TRAIN, "--steps", "100000", "--out", str(out)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 120
         while not (out / "loss.csv").is_file() and time.time() < deadline:  # training has started
@@ -594,8 +774,9 @@ def test_multi_scale_continues_from_the_upsampled_coarse_result(vgg19_random, tm
     first = stylize_mod.run_preset(coarse, c, s, vgg19_random, progress_every=0)
     fine = stylize_mod.override(UPES, steps=2, size=64)
     c2, s2 = stylize_mod.load_pair(fine, "octopus", "hockney")
-    up = torch.nn.functional.interpolate(space_to_unit(first.image, coarse.space), size=(64, 94), mode="bicubic",
-                                         align_corners=False).clamp(0, 1)
+    up = torch.nn.functional.interpolate(
+        space_to_unit(first.image, coarse.space), size=(64, 94), mode="bicubic", align_corners=False
+    ).clamp(0, 1)
     total = make_gatys_loss(vgg19_random, c2, s2, fine.loss, fine.space)(unit_to_space(up, fine.space))["total"]
     assert float(rows[2]["total"]) == pytest.approx(float(total), rel=1e-6)
     rc, _, err = run(capsys, STYLIZE + ["--scales", "64,32", "--out", tmp_path / "x"])
@@ -636,8 +817,28 @@ def test_train_and_the_scripts_share_the_default_profile(tmp_path, capsys):
     assert default_profile("cpu") == "cpu" and default_profile("cuda:0") == "paper"
     spec = Spec(name="e1", title="E1", sources=(), claims=(), archs=(), profiles={"smoke": 0, "cpu": 0, "paper": 0})
     assert build_parser(spec, "E1").parse_args([]).profile is None  # resolved later
-    rc, _, err = run(capsys, ["train", "--preset", "hust", "--style", "mosaic", "--weights", "random", "--size", "32",
-                              "--batch", "2", "--steps", "1", "--progress-every", "0", "--out", tmp_path / "t"])
+    rc, _, err = run(
+        capsys,
+        [
+            "train",
+            "--preset",
+            "hust",
+            "--style",
+            "mosaic",
+            "--weights",
+            "random",
+            "--size",
+            "32",
+            "--batch",
+            "2",
+            "--steps",
+            "1",
+            "--progress-every",
+            "0",
+            "--out",
+            tmp_path / "t",
+        ],
+    )
     assert rc == 0, err
     assert "[train hust] profile cpu (the default on cpu" in err
     rec = json.loads((tmp_path / "t" / "run.json").read_text())

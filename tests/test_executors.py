@@ -6,6 +6,7 @@ reported with its log and leaves the results as they were, a rerun resubmits onl
 and a unit whose result is current is not resubmitted. E2's five trainings through the
 DebugExecutor give the same table as inline. A real single-node Slurm on localhost runs the same
 units where slurmctld, slurmd and munge are installed and the tests run as root (else skipped)."""
+
 import json
 import os
 import shutil
@@ -88,7 +89,9 @@ def test_local_executor_failed_unit_rerun_and_cached_units(script, tmp_path, mon
     marker.unlink()
     assert run(script, out, "--executor", "local", "--cpus", "1") == 0
     err = capsys.readouterr().err
-    assert "unit x1: current result kept, not resubmitted" in err and "submitted x2" in err and "submitted x1" not in err
+    assert (
+        "unit x1: current result kept, not resubmitted" in err and "submitted x2" in err and "submitted x1" not in err
+    )
     t = pd.read_csv(out / "e99_units" / "table.csv")
     assert list(t["y"]) == [3, 12] and os.getpid() not in set(t["pid"]) and t["pid"].nunique() == 2
     assert set(t["threads"]) == {1}  # --cpus 1: one torch thread per job
@@ -128,8 +131,10 @@ def test_e2_units_through_debug_executor_equal_inline(tmp_path, monkeypatch, sha
     argv = ["--profile", "smoke", "--weights", "random", "--steps", "1"]
     assert mod.main(argv + ["--out", str(tmp_path / "inline")]) == 0
     assert mod.main(argv + ["--out", str(tmp_path / "debug"), "--executor", "debug"]) == 0
-    a, b = (pd.read_csv(tmp_path / d / "e2_fast_sweeps" / "table.csv").drop(columns="train_seconds")
-            for d in ("inline", "debug"))
+    a, b = (
+        pd.read_csv(tmp_path / d / "e2_fast_sweeps" / "table.csv").drop(columns="train_seconds")
+        for d in ("inline", "debug")
+    )
     pd.testing.assert_frame_equal(a, b)
     units = tmp_path / "debug" / ".jobs" / "e2_fast_sweeps" / "units"
     assert sorted(p.stem for p in units.iterdir()) == sorted(mod.run_name(*p) for p in mod.points())
@@ -145,12 +150,24 @@ def test_slurm_submission_file_carries_the_job_options(tmp_path, monkeypatch):
     (tmp_path / "bin" / "srun").chmod(0o755)
     ex = executors.make_executor(opts, tmp_path, "e2_fast_sweeps")
     text = ex._make_submission_file_text("python -m x", "uid")  # submitit's sbatch file, not submitted
-    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=4",
-                 "#SBATCH --mem=32GB", "#SBATCH --time=90", "#SBATCH --job-name=nstbench-e2_fast_sweeps",
-                 f"export PYTHONPATH={executors.PACKAGE_ROOT}"):
+    for line in (
+        "#SBATCH --partition=gpu",
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --mem=32GB",
+        "#SBATCH --time=90",
+        "#SBATCH --job-name=nstbench-e2_fast_sweeps",
+        f"export PYTHONPATH={executors.PACKAGE_ROOT}",
+    ):
         assert line in text, line
     assert executors.unit_argv(["--executor", "slurm", "--threads=3", "--steps", "2"], opts) == [
-        "--steps", "2", "--executor", "inline", "--threads", "4"]
+        "--steps",
+        "2",
+        "--executor",
+        "inline",
+        "--threads",
+        "4",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +219,17 @@ def test_local_executor_runs_e7_whole_and_skips_it_when_current(tmp_path, capsys
     """E7 has no units: one local job runs the script inline and writes the results; a rerun with
     the same settings finds them current and submits nothing."""
     mod = load_script("e7_upes")
-    argv = ["--profile", "smoke", *mod.SPEC.test_argv, "--weights", "random", "--out", str(tmp_path),
-            "--executor", "local"]
+    argv = [
+        "--profile",
+        "smoke",
+        *mod.SPEC.test_argv,
+        "--weights",
+        "random",
+        "--out",
+        str(tmp_path),
+        "--executor",
+        "local",
+    ]
     assert mod.main(argv) == 0
     err = capsys.readouterr().err
     assert "submitting the experiment as one local job" in err and "finished e7_upes" in err

@@ -7,6 +7,7 @@ verdicts (recomputed from the CSV and the recorded filter), which trainings ran 
 settings, the derived columns (seconds per epoch, extrapolated totals, speed-up), and the --data
 errors. The harness itself (caching, crash safety) is tested in test_experiments_gatys.py.
 """
+
 import json
 from pathlib import Path
 
@@ -19,10 +20,6 @@ import nstbench.experiment as harness
 from nstbench import claims, training
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
-
-
-
-
 
 
 def record_trainings(monkeypatch, mod):
@@ -47,7 +44,7 @@ def check_common(out: Path, csvs: list[str], profile: str) -> dict:
     assert not list(out.parent.glob(".tmp-*"))
     for csv in csvs:
         df = pd.read_csv(out / csv)
-        assert list(df.columns[:len(harness.COMMON_COLUMNS)]) == harness.COMMON_COLUMNS, csv
+        assert list(df.columns[: len(harness.COMMON_COLUMNS)]) == harness.COMMON_COLUMNS, csv
         assert set(df["weights"]) == {"random"} and set(df["profile"]) == {profile}
     for cid, rec in m["claims"].items():
         df = pd.read_csv(out / rec["csv"])
@@ -102,10 +99,16 @@ def test_e3_content_layer(tmp_path, monkeypatch, shared_backbones):
 
     # relu2_2/batch 4 is shared; one epoch of 8 images for every batch size
     runs = [(p.loss.content_layers, p.batch) for p in presets]
-    assert runs == [((("relu2_2", 1.0),), 4), ((("relu3_3", 1.0),), 4), ((("relu4_3", 1.0),), 4),
-                    ((("relu2_2", 1.0),), 2), ((("relu2_2", 1.0),), 8)]
-    assert all(p.backbone == "vgg16" and p.network == "johnson2016" and p.steps is None and p.epochs == 1
-               for p in presets)
+    assert runs == [
+        ((("relu2_2", 1.0),), 4),
+        ((("relu3_3", 1.0),), 4),
+        ((("relu4_3", 1.0),), 4),
+        ((("relu2_2", 1.0),), 2),
+        ((("relu2_2", 1.0),), 8),
+    ]
+    assert all(
+        p.backbone == "vgg16" and p.network == "johnson2016" and p.steps is None and p.epochs == 1 for p in presets
+    )
 
     t = pd.read_csv(out / "table.csv")
     layers = t[t["sweep"] == "content_layer"]
@@ -114,11 +117,17 @@ def test_e3_content_layer(tmp_path, monkeypatch, shared_backbones):
     assert list(batches["batch_size"]) == [2, 4, 8] and set(batches["content_layer"]) == {"relu2_2"}
     assert list(batches["train_steps"]) == [4, 2, 1] and set(t["train_images"]) == {8} and set(t["epochs"]) == {1}
     assert t["seconds_per_epoch"].to_numpy() == pytest.approx(
-        (t["train_seconds"] * t["images_per_epoch"] / t["train_images"]).to_numpy())
+        (t["train_seconds"] * t["images_per_epoch"] / t["train_images"]).to_numpy()
+    )
     assert (t["colour_artifact_index"] >= 0).all() and set(t["judge"]) == {"vgg19"}
     cur = pd.read_csv(out / "curves.csv")
-    assert cur.groupby("run")["step"].max().to_dict() == {"relu2_2_b4": 2, "relu3_3_b4": 2, "relu4_3_b4": 2,
-                                                         "relu2_2_b2": 4, "relu2_2_b8": 1}
+    assert cur.groupby("run")["step"].max().to_dict() == {
+        "relu2_2_b4": 2,
+        "relu3_3_b4": 2,
+        "relu4_3_b4": 2,
+        "relu2_2_b2": 4,
+        "relu2_2_b8": 1,
+    }
     for f in ("grid_content_layer.png", "grid_batch_size.png", "curves.png", "outputs/relu4_3_b4.png"):
         assert (out / f).is_file()
 
@@ -138,7 +147,8 @@ def test_e6_timing(tmp_path, monkeypatch, capsys, shared_backbones):
     assert bool(v["extrapolated"]) and v["iterations_measured"] == 3 and v["iterations"] == 1000
     assert v["total_seconds"] == pytest.approx(1000 * v["seconds_per_iteration"])
     assert f["total_seconds"] == f["seconds_per_iteration"] and f["images_per_second"] == pytest.approx(
-        1 / f["seconds_per_iteration"])
+        1 / f["seconds_per_iteration"]
+    )
     assert v["speedup"] == f["speedup"] == pytest.approx(1000 * v["seconds_per_iteration"] / f["seconds_per_iteration"])
     assert (v["source_total_seconds"], f["source_total_seconds"]) == (49.43, 0.04)
     assert v["seconds_per_iteration"] > 0 and f["seconds_per_iteration"] > 0
@@ -154,7 +164,11 @@ def test_training_data_errors(name, tmp_path, capsys):
     mod = load_script(name)
     assert mod.main(["--profile", "paper", "--weights", "random", "--out", str(tmp_path)]) == 2
     assert "pass --data" in capsys.readouterr().err
-    assert mod.main(["--profile", "smoke", "--weights", "random", "--out", str(tmp_path),
-                     "--data", str(tmp_path / "nope")]) == 2
+    assert (
+        mod.main(
+            ["--profile", "smoke", "--weights", "random", "--out", str(tmp_path), "--data", str(tmp_path / "nope")]
+        )
+        == 2
+    )
     assert "data folder not found" in capsys.readouterr().err
     assert not (tmp_path / name).exists() and not list(tmp_path.glob(".tmp-*"))

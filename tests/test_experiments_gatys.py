@@ -7,6 +7,7 @@ read (and that the rule returns a verdict from the written CSV), the manifest's 
 (a second run is skipped, --force and a changed setting recompute), and that a run failing
 midway leaves the previous results untouched and no temp folder behind.
 """
+
 import json
 import os
 import signal
@@ -26,32 +27,64 @@ SPECS = registry.specs()  # every experiments/eN_*.py: the parametrisation below
 CLAIM_TABLES = {  # claim -> (csv, filter, columns its rule needs)
     "e1_tv_gamma": {"C1": ("table.csv", None, ["gamma", "hf_fraction"])},
     "e4_init": {"C6": ("table.csv", None, ["init", "content_loss", "ssim_content", "iteration"])},
-    "e5_vgg_resnet": {"C7": ("table.csv", None, ["net", "n_style_layers", "style_loss"]),
-                      "C8": ("curves.csv", "n_style_layers == 5", ["iteration", "total_loss", "net"]),
-                      "C9": ("table.csv", "n_style_layers == 5", ["net", "style_distance", "judge"])},
+    "e5_vgg_resnet": {
+        "C7": ("table.csv", None, ["net", "n_style_layers", "style_loss"]),
+        "C8": ("curves.csv", "n_style_layers == 5", ["iteration", "total_loss", "net"]),
+        "C9": ("table.csv", "n_style_layers == 5", ["net", "style_distance", "judge"]),
+    },
     "e7_upes": {},
     "e8_reconstruction": {"C11": ("table.csv", "kind == 'content'", ["net", "depth", "ssim_content"])},
-    "e9_gatys_ablations": {"C12": ("ratio.csv", None, ["ratio", "ssim_content", "style_distance"]),
-                           "C13": ("curves.csv", "study == 'optimizer'",
-                                   ["optimizer", "evaluation", "seconds", "total_loss"])},
+    "e9_gatys_ablations": {
+        "C12": ("ratio.csv", None, ["ratio", "ssim_content", "style_distance"]),
+        "C13": ("curves.csv", "study == 'optimizer'", ["optimizer", "evaluation", "seconds", "total_loss"]),
+    },
     "e10_fast_vs_optimisation": {"C14": ("fig5.csv", None, ["method", "iterations", "objective"])},
 }
 FILES = {
-    "e1_tv_gamma": ["table.csv", "curves.csv", "radial.csv", "grid.png", "spectra.png", "radial_spectrum.png",
-                    "curves.png", "outputs/gamma_1000.png"],
+    "e1_tv_gamma": [
+        "table.csv",
+        "curves.csv",
+        "radial.csv",
+        "grid.png",
+        "spectra.png",
+        "radial_spectrum.png",
+        "curves.png",
+        "outputs/gamma_1000.png",
+    ],
     "e4_init": ["table.csv", "curves.csv", "loss_curves.png", "grid.png", "outputs/init_noise.png"],
     "e5_vgg_resnet": ["table.csv", "curves.csv", "fig7.png", "table1.png", "grid.png", "outputs/resnet50_5layers.png"],
     "e7_upes": ["trajectory.csv", "printed.csv", "trajectory.png", "output.png"],
-    "e8_reconstruction": ["table.csv", "curves.csv", "content_grid.png", "style_grid.png",
-                          "outputs/content_vgg16_relu4_3.png", "outputs/style_vgg19_relu5_1.png"],
-    "e9_gatys_ablations": ["ratio.csv", "pooling.csv", "optimizers.csv", "curves.csv", "ratio_grid.png",
-                           "pooling_grid.png", "optimizers.png", "outputs/ratio_0.1.png",
-                           "outputs/pooling_max_lbfgs.png", "outputs/optimizer_avg_adam.png"],
-    "e10_fast_vs_optimisation": ["fig5.csv", "curve.csv", "table1.csv", "fig5.png", "table1.png", "grid.png",
-                                 "outputs/fast.png", "outputs/lbfgs.png"],
+    "e8_reconstruction": [
+        "table.csv",
+        "curves.csv",
+        "content_grid.png",
+        "style_grid.png",
+        "outputs/content_vgg16_relu4_3.png",
+        "outputs/style_vgg19_relu5_1.png",
+    ],
+    "e9_gatys_ablations": [
+        "ratio.csv",
+        "pooling.csv",
+        "optimizers.csv",
+        "curves.csv",
+        "ratio_grid.png",
+        "pooling_grid.png",
+        "optimizers.png",
+        "outputs/ratio_0.1.png",
+        "outputs/pooling_max_lbfgs.png",
+        "outputs/optimizer_avg_adam.png",
+    ],
+    "e10_fast_vs_optimisation": [
+        "fig5.csv",
+        "curve.csv",
+        "table1.csv",
+        "fig5.png",
+        "table1.png",
+        "grid.png",
+        "outputs/fast.png",
+        "outputs/lbfgs.png",
+    ],
 }
-
-
 
 
 def argv(name, out, *extra):
@@ -104,7 +137,7 @@ def test_experiment_outputs_schema_claims_and_cache(name, tmp_path, monkeypatch,
     label = "smoke" + ("(" + ",".join(f"{k}={v}" for k, v in ov.items()) + ")" if ov else "")
     for csv in [f for f in m["files"] if f.endswith(".csv")]:
         df = pd.read_csv(out / csv)
-        assert list(df.columns[:len(harness.COMMON_COLUMNS)]) == harness.COMMON_COLUMNS, csv
+        assert list(df.columns[: len(harness.COMMON_COLUMNS)]) == harness.COMMON_COLUMNS, csv
         assert set(df["weights"]) == {"random"} and set(df["device"]) == {"cpu"} and set(df["seed"]) == {0}
         assert set(df["profile"]) == {label}
 
@@ -160,11 +193,11 @@ def check_e5(mod, out, calls):
         assert list(g["n_style_layers"]) == [1, 2, 3, 4, 5]
         assert list(g["style_layers"].str.count(r"\+") + 1) == [1, 2, 3, 4, 5]
         assert g["style_score"].to_numpy() == pytest.approx(preset.loss.beta * g["style_loss"].to_numpy(), rel=1e-9)
-        assert g["content_score"].to_numpy() == pytest.approx(preset.loss.alpha * g["content_loss"].to_numpy(),
-                                                              rel=1e-9)
+        assert g["content_score"].to_numpy() == pytest.approx(
+            preset.loss.alpha * g["content_loss"].to_numpy(), rel=1e-9
+        )
         # total is the optimiser's (float32) alpha*content + beta*style of the kept image
-        assert g["total_loss"].to_numpy() == pytest.approx((g["style_score"] + g["content_score"]).to_numpy(),
-                                                           rel=1e-4)
+        assert g["total_loss"].to_numpy() == pytest.approx((g["style_score"] + g["content_score"]).to_numpy(), rel=1e-4)
         assert list(g["source_style"]) == [s for _, s, _ in mod.SOURCE_TABLE1[net]]
         # Table 1's triple is the code's last print (i = 900 of 1000 -> step 901), the minimum is beside it
         assert set(g["printed_step"]) == {mod.printed_step(3)} and (g["best_total_loss"] <= g["total_loss"]).all()
@@ -186,8 +219,9 @@ def check_e7(mod, out, calls):
     assert len(calls) == 1
     traj = pd.read_csv(out / "trajectory.csv")
     assert list(traj["step"]) == list(range(1, 11))
-    assert traj["total_loss"].to_numpy() == pytest.approx((traj["content_term"] + traj["style_term"]).to_numpy(),
-                                                          rel=1e-5)
+    assert traj["total_loss"].to_numpy() == pytest.approx(
+        (traj["content_term"] + traj["style_term"]).to_numpy(), rel=1e-5
+    )
     printed = pd.read_csv(out / "printed.csv")
     assert list(printed["step"]) == [5, 10]  # smoke prints every 5 steps
     assert printed["total_loss"].tolist() == traj.set_index("step").loc[[5, 10], "total_loss"].tolist()
@@ -249,8 +283,15 @@ def check_e10(mod, out, calls):
     assert mod.SOURCE_TABLE1[256][0][2] / mod.SOURCE_TABLE1[256][1] == pytest.approx(1057, rel=1e-3)
 
 
-CHECKS = {"e1_tv_gamma": check_e1, "e4_init": check_e4, "e5_vgg_resnet": check_e5, "e7_upes": check_e7,
-          "e8_reconstruction": check_e8, "e9_gatys_ablations": check_e9, "e10_fast_vs_optimisation": check_e10}
+CHECKS = {
+    "e1_tv_gamma": check_e1,
+    "e4_init": check_e4,
+    "e5_vgg_resnet": check_e5,
+    "e7_upes": check_e7,
+    "e8_reconstruction": check_e8,
+    "e9_gatys_ablations": check_e9,
+    "e10_fast_vs_optimisation": check_e10,
+}
 # E6 times methods and E7 reproduces a loss trajectory: no output-quality table with lpips_content
 NO_QUALITY_TABLE = {"e6_timing", "e7_upes"}
 # the table with lpips_content where it is not table.csv

@@ -2,6 +2,7 @@
 
 Everything runs at 32 px with batch 2 and a few steps, on random loss-network weights.
 """
+
 from __future__ import annotations
 
 import csv
@@ -72,8 +73,16 @@ def test_presets_are_consistent():
             canonical(p.backbone, name)
         assert p.source
     h = get_fast_preset("hust")
-    assert (h.backbone, h.loss.alpha, h.loss.beta, h.loss.gamma, h.lr, h.batch, h.epochs, h.size) == \
-        ("vgg19", 2.0, 40.0, 200.0, 1e-3, 8, 2, 256)
+    assert (h.backbone, h.loss.alpha, h.loss.beta, h.loss.gamma, h.lr, h.batch, h.epochs, h.size) == (
+        "vgg19",
+        2.0,
+        40.0,
+        200.0,
+        1e-3,
+        8,
+        2,
+        256,
+    )
     assert [w for _, w in h.loss.style_layers] == [0.2] * 5 and h.loss.content_layers == (("relu4_2", 1.0),)
     j = get_fast_preset("johnson2016")
     assert j.backbone == "vgg16" and j.loss.content_layers == (("relu2_2", 1.0),)
@@ -187,20 +196,70 @@ def test_resume_equals_uninterrupted(vgg19_random, style_png, data_dir, tmp_path
 @needs_assets
 def test_cli_smoke_train_then_apply(tmp_path, capsys):
     out = tmp_path / "smoke"
-    assert main(["train", "--preset", "hust", "--style", "mosaic", "--profile", "smoke", "--weights", "random",
-                 "--print-every", "0", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "hust",
+                "--style",
+                "mosaic",
+                "--profile",
+                "smoke",
+                "--weights",
+                "random",
+                "--print-every",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "4 steps" in capsys.readouterr().out
     ck = read_checkpoint(out / "transformer.pt")
     assert ck["data"]["root"].endswith("coco100") and ck["data"]["images"] == 16 and ck["preset"]["size"] == 32
-    assert main(["apply", "--checkpoint", str(out / "transformer.pt"), "--content", "chelsea",
-                 "--out", str(out / "chelsea.png"), "--size", "48"]) == 0
+    assert (
+        main(
+            [
+                "apply",
+                "--checkpoint",
+                str(out / "transformer.pt"),
+                "--content",
+                "chelsea",
+                "--out",
+                str(out / "chelsea.png"),
+                "--size",
+                "48",
+            ]
+        )
+        == 0
+    )
     assert Image.open(out / "chelsea.png").size == (48, 32)
 
 
 def test_cli_train_errors(tmp_path, capsys, style_png):
-    assert main(["train", "--preset", "hust", "--style", str(style_png), "--profile", "paper",
-                 "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            ["train", "--preset", "hust", "--style", str(style_png), "--profile", "paper", "--out", str(tmp_path / "x")]
+        )
+        == 2
+    )
     assert "cocodataset.org" in capsys.readouterr().err
-    assert main(["train", "--preset", "nope", "--style", str(style_png), "--data", str(tmp_path),
-                 "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "nope",
+                "--style",
+                str(style_png),
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "unknown training preset" in capsys.readouterr().err

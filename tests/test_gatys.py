@@ -1,4 +1,5 @@
 """The optimisation engine: batch = independent runs, TF Adam, clamping, keep-best, divergence."""
+
 import copy
 import dataclasses
 from dataclasses import replace
@@ -19,10 +20,12 @@ SPEC = replace(HUST.loss, gamma=0.0)
 
 def quad(target):
     """A loss with a known minimum: per-image squared distance to `target`."""
+
     def fn(x):
         d = (x - target).pow(2).flatten(1).sum(1)
         z = torch.zeros_like(d)
         return {"total": d, "content": d, "style": z, "tv": z}
+
     return fn
 
 
@@ -70,9 +73,13 @@ def test_batch_equals_separate_runs(vgg19_random):
     lo, hi = space_bounds("unit", x0)
     batch = optimize_image(loss, x0, 4, OptimizerSpec("adam", lr=0.01), clamp=(lo, hi))
     for i, g in enumerate(gammas):
-        single = optimize_image(make_gatys_loss(vgg, content, style, SPEC, "unit", gamma=g),
-                                initial_image("content", content, style, "unit"), 4,
-                                OptimizerSpec("adam", lr=0.01), clamp=(lo, hi))
+        single = optimize_image(
+            make_gatys_loss(vgg, content, style, SPEC, "unit", gamma=g),
+            initial_image("content", content, style, "unit"),
+            4,
+            OptimizerSpec("adam", lr=0.01),
+            clamp=(lo, hi),
+        )
         assert (batch.last[i : i + 1] - single.last).abs().max() < 1e-9
         totals_b = [h["total"] for h in batch.history if h["image"] == i]
         totals_s = [h["total"] for h in single.history]
@@ -144,9 +151,18 @@ def test_initial_images_are_seeded_and_shaped():
 
 
 def test_tv_term_is_used_only_when_weighted(vgg19_random):
-    spec = LossSpec(content_layers=(("relu2_1", 1.0),), style_layers=(("relu1_1", 1.0),), content_mode="mean",
-                    gram_norm="chw", style_mode="frobenius", gamma=2.0, tv_mode="l1_sum")
+    spec = LossSpec(
+        content_layers=(("relu2_1", 1.0),),
+        style_layers=(("relu1_1", 1.0),),
+        content_mode="mean",
+        gram_norm="chw",
+        style_mode="frobenius",
+        gamma=2.0,
+        tv_mode="l1_sum",
+    )
     x = initial_image("noise", CONTENT, STYLE, "unit")
     terms = make_gatys_loss(vgg19_random, CONTENT, STYLE, spec, "unit")(x)
     assert terms["tv"].item() > 0
-    assert terms["total"].item() == pytest.approx((terms["content"] + terms["style"] + 2.0 * terms["tv"]).item(), rel=1e-6)
+    assert terms["total"].item() == pytest.approx(
+        (terms["content"] + terms["style"] + 2.0 * terms["tv"]).item(), rel=1e-6
+    )

@@ -12,6 +12,7 @@ both would feed the pixels as they are). Everything else is the notebook's.
 This loop is chaotic (see test body): the first two evaluations are compared to float rounding,
 then the evaluation count and the level of the trajectory.
 """
+
 import pytest
 import torch
 import torch.nn as nn
@@ -57,7 +58,9 @@ def ref_vgg(features_state):
     vgg = RefVGG()
     convs = sorted({int(k.split(".")[0]) for k in features_state})
     names = [n for n, _ in vgg.named_children()]
-    vgg.load_state_dict({f"{n}.{t}": features_state[f"{i}.{t}"] for n, i in zip(names, convs) for t in ("weight", "bias")})
+    vgg.load_state_dict(
+        {f"{n}.{t}": features_state[f"{i}.{t}"] for n, i in zip(names, convs) for t in ("weight", "bias")}
+    )
     for p in vgg.parameters():
         p.requires_grad = False
     return vgg
@@ -67,16 +70,22 @@ def to_torchvision_input(x):
     """BGR 0..255 minus the caffe means -> ImageNet-normalised RGB (the input random torchvision weights take)."""
     mean = torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
     unit = ((x + mean) / 255.0).flip(1)
-    return (unit - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (unit - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(
+        1, 3, 1, 1
+    )
 
 
 def reference_gatys_code(features_state, style_path, content_path, img_size, max_iter):
     vgg = ref_vgg(features_state)
-    prep = transforms.Compose([transforms.Resize(img_size),  # the notebook's transforms.Scale(img_size)
-                               transforms.ToTensor(),
-                               transforms.Lambda(lambda x: x[torch.LongTensor([2, 1, 0])]),
-                               transforms.Normalize(mean=MEAN_BGR, std=[1, 1, 1]),
-                               transforms.Lambda(lambda x: x.mul_(255))])
+    prep = transforms.Compose(
+        [
+            transforms.Resize(img_size),  # the notebook's transforms.Scale(img_size)
+            transforms.ToTensor(),
+            transforms.Lambda(lambda x: x[torch.LongTensor([2, 1, 0])]),
+            transforms.Normalize(mean=MEAN_BGR, std=[1, 1, 1]),
+            transforms.Lambda(lambda x: x.mul_(255)),
+        ]
+    )
     style_image, content_image = [prep(Image.open(p)).unsqueeze(0) for p in (style_path, content_path)]
 
     def net(x, keys):
@@ -90,22 +99,26 @@ def reference_gatys_code(features_state, style_path, content_path, img_size, max
     style_layers, content_layers = ["r11", "r21", "r31", "r41", "r51"], ["r42"]
     loss_layers = style_layers + content_layers
     weights = [1e3 / n**2 for n in [64, 128, 256, 512, 512]] + [1e0]
-    targets = [gram(a).detach() for a in net(style_image, style_layers)] + \
-              [a.detach() for a in net(content_image, content_layers)]
+    targets = [gram(a).detach() for a in net(style_image, style_layers)] + [
+        a.detach() for a in net(content_image, content_layers)
+    ]
     opt_img = content_image.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([opt_img])
     n_iter, totals = [0], []
     while n_iter[0] <= max_iter:
+
         def closure():
             optimizer.zero_grad()
             out = net(opt_img, loss_layers)
-            layer_losses = [weights[a] * F.mse_loss(gram(o) if a < len(style_layers) else o, targets[a])
-                            for a, o in enumerate(out)]
+            layer_losses = [
+                weights[a] * F.mse_loss(gram(o) if a < len(style_layers) else o, targets[a]) for a, o in enumerate(out)
+            ]
             loss = sum(layer_losses)
             loss.backward()
             n_iter[0] += 1
             totals.append(loss.item())
             return loss
+
         optimizer.step(closure)
     return totals, content_image.shape, style_image.shape
 
@@ -136,8 +149,9 @@ def test_gatys2016_code_stalls_like_the_official_loop_below_tolerance_grad(tmp_p
     path, state = _weights_file(tmp_path_factory, 1.0)
     preset = override(GATYS2016_CODE, steps=MAX_ITER, size=SIZE)
     content, style = load_pair(preset, "tubingen", "starry_night_gatys")
-    ref, _, _ = reference_gatys_code(state, resolve_image("starry_night_gatys"), resolve_image("tubingen"), SIZE,
-                                     MAX_ITER)
+    ref, _, _ = reference_gatys_code(
+        state, resolve_image("starry_night_gatys"), resolve_image("tubingen"), SIZE, MAX_ITER
+    )
     result = run_preset(preset, content, style, load_backbone("vgg19", str(path)), progress_every=0)
     ours = [h["total"] for h in result.history]
     assert len(ref) == len(ours) == MAX_ITER + 1
@@ -150,7 +164,8 @@ def test_gatys2016_code_runs_the_official_loop(weights_file):
     preset = override(GATYS2016_CODE, steps=MAX_ITER, size=SIZE)
     content, style = load_pair(preset, "tubingen", "starry_night_gatys")
     ref, ref_content_shape, ref_style_shape = reference_gatys_code(
-        state, resolve_image("starry_night_gatys"), resolve_image("tubingen"), SIZE, MAX_ITER)
+        state, resolve_image("starry_night_gatys"), resolve_image("tubingen"), SIZE, MAX_ITER
+    )
     # the same images: Scale(512) on each, the style not resized to the content
     assert content.shape == ref_content_shape and style.shape == ref_style_shape and style.shape != content.shape
     result = run_preset(preset, content, style, load_backbone("vgg19", str(path)), progress_every=0)

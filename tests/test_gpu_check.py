@@ -1,6 +1,7 @@
 """benchmarks/gpu_check.sh --dry-run: the GPU check's plumbing on the CPU (tiny sizes, a couple of
 iterations). It must write the same files as the GPU run, every row flagged dry_run, with every
 section present; nothing here measures a GPU."""
+
 import os
 import subprocess
 import sys
@@ -18,8 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_gpu_check_dry_run_writes_csv_and_md(tmp_path):
     env = {**os.environ, "PY": sys.executable, "GPU_CHECK_TIMEOUT": "300"}
-    p = subprocess.run([str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run", "--out", str(tmp_path)],
-                       cwd=ROOT, env=env, capture_output=True, text=True)
+    p = subprocess.run(
+        [str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     df = pd.read_csv(tmp_path / "gpu.csv")
     md = (tmp_path / "gpu.md").read_text()

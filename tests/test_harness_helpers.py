@@ -1,4 +1,5 @@
 """Small exact checks of the harness helpers the experiment scripts share, and of Spec-driven options."""
+
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -27,9 +28,15 @@ class _Profile:
     data: str | None
 
 
-SPEC = Spec(name="e99_demo", title="demo", sources=(), claims=(), archs=(),
-            profiles={p: _Profile(3, 32, "coco100" if p != "paper" else None) for p in PROFILE_NAMES},
-            options={"steps": int, "size": int, "data": str})
+SPEC = Spec(
+    name="e99_demo",
+    title="demo",
+    sources=(),
+    claims=(),
+    archs=(),
+    profiles={p: _Profile(3, 32, "coco100" if p != "paper" else None) for p in PROFILE_NAMES},
+    options={"steps": int, "size": int, "data": str},
+)
 
 
 @pytest.fixture
@@ -41,7 +48,9 @@ def script(tmp_path):
 
 def test_declared_options_override_the_profile(script, tmp_path, monkeypatch):
     monkeypatch.delenv("NSTBENCH_DATA", raising=False)
-    exp = Experiment(SPEC, script, "demo", ["--profile", "smoke", "--data", "/d", "--steps", "5", "--out", str(tmp_path)])
+    exp = Experiment(
+        SPEC, script, "demo", ["--profile", "smoke", "--data", "/d", "--steps", "5", "--out", str(tmp_path)]
+    )
     assert exp.profile == _Profile(5, 32, "/d") and exp.overrides == {"steps": 5, "data": "/d"}
     assert exp.profile_label == "smoke(steps=5,data=/d)"
     assert Experiment(SPEC, script, "demo", ["--profile", "paper"]).profile.data is None

@@ -9,6 +9,7 @@ features, content and style reduce_mean losses divided by their layer counts, to
 eps)) and clip_by_value(0, 1) after every update. Both sides load the same random weights, a Keras
 HDF5 file the test writes; the images are the same uint8 pixels. Loss trajectories agree to 1e-4.
 """
+
 import h5py
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
 """Image formats, resize semantics, spaces, and one-line errors for unreadable files."""
+
 import numpy as np
 import pytest
 import torch
@@ -59,17 +60,20 @@ def test_exif_rotation_is_applied(tmp_path):
     assert load_image(tmp_path / "r.jpg").shape == (1, 3, 40, 30)
 
 
-@pytest.mark.parametrize("resize,w,h,expect", [
-    (Resize("long", 512), 1024, 640, (512, 320)),
-    (Resize("long", 512), 451, 300, (512, 341)),  # round(300 * 512/451) = round(340.6)
-    (Resize("long", 512, only_shrink=True), 451, 300, (451, 300)),
-    (Resize("short", 400), 800, 540, (592, 400)),  # torchvision: int(400 * 800 / 540) = 592
-    (Resize("short", 400), 540, 800, (400, 592)),
-    (Resize("short_capped", 400), 800, 540, (592, 400)),  # UPES: long side 800 > 400
-    (Resize("short_capped", 400), 192, 263, (263, 360)),  # UPES: n = 263, int(263 * 263 / 192) = 360
-    (Resize("exact", (64, 96)), 800, 540, (96, 64)),
-    (Resize(), 800, 540, (800, 540)),
-])
+@pytest.mark.parametrize(
+    "resize,w,h,expect",
+    [
+        (Resize("long", 512), 1024, 640, (512, 320)),
+        (Resize("long", 512), 451, 300, (512, 341)),  # round(300 * 512/451) = round(340.6)
+        (Resize("long", 512, only_shrink=True), 451, 300, (451, 300)),
+        (Resize("short", 400), 800, 540, (592, 400)),  # torchvision: int(400 * 800 / 540) = 592
+        (Resize("short", 400), 540, 800, (400, 592)),
+        (Resize("short_capped", 400), 800, 540, (592, 400)),  # UPES: long side 800 > 400
+        (Resize("short_capped", 400), 192, 263, (263, 360)),  # UPES: n = 263, int(263 * 263 / 192) = 360
+        (Resize("exact", (64, 96)), 800, 540, (96, 64)),
+        (Resize(), 800, 540, (800, 540)),
+    ],
+)
 def test_resize_rules(resize, w, h, expect):
     assert resize.output_size(w, h) == expect
 
@@ -188,6 +192,15 @@ def test_tf_bilinear_resize_is_tensorflows_arithmetic_on_every_cpu():
     for h, w in ((6, 8), (13, 17), (29, 23)):  # shrink, same size, enlarge
         ours = _resize_bilinear_tf(a, h, w)
         assert np.array_equal(ours, _tf_bilinear_reference(a, h, w))
-        t = torch.nn.functional.interpolate(torch.from_numpy(a).permute(2, 0, 1)[None], size=(h, w), mode="bilinear",
-                                            align_corners=False, antialias=False)[0].permute(1, 2, 0).numpy()
+        t = (
+            torch.nn.functional.interpolate(
+                torch.from_numpy(a).permute(2, 0, 1)[None],
+                size=(h, w),
+                mode="bilinear",
+                align_corners=False,
+                antialias=False,
+            )[0]
+            .permute(1, 2, 0)
+            .numpy()
+        )
         assert np.abs(ours - t).max() < 1e-3

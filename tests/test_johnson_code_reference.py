@@ -7,6 +7,7 @@ reflection padding of the input by (H - H_out) / 2), StyleLoss (nn.MSECriterion 
 normalised by C H W, target expanded over the batch), ContentLoss (nn.MSECriterion) and the gradient
 TotalVariation.lua adds (it reports no loss).
 """
+
 import pytest
 import torch
 import torch.nn as nn
@@ -30,8 +31,13 @@ class Shave(nn.Module):
 class LuaResBlock(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.branch = nn.Sequential(nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c, affine=True), nn.ReLU(),
-                                    nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c, affine=True))
+        self.branch = nn.Sequential(
+            nn.Conv2d(c, c, 3),
+            nn.InstanceNorm2d(c, affine=True),
+            nn.ReLU(),
+            nn.Conv2d(c, c, 3),
+            nn.InstanceNorm2d(c, affine=True),
+        )
 
     def forward(self, x):
         return self.branch(x) + Shave()(x)  # ConcatTable(conv_block, ShaveImage(2)) + CAddTable
@@ -40,14 +46,29 @@ class LuaResBlock(nn.Module):
 def lua_model():
     """c9s1-32,d64,d128,R128 x5,u64,u32,c9s1-3 with instance norm; input and output in vgg-preprocessed units."""
     IN = lambda c: nn.InstanceNorm2d(c, affine=True)  # noqa: E731
-    layers = [nn.ReflectionPad2d(40),  # train.lua's reflect-start padding for this architecture
-              nn.Conv2d(3, 32, 9, 1, 4), IN(32), nn.ReLU(),
-              nn.Conv2d(32, 64, 3, 2, 1), IN(64), nn.ReLU(),
-              nn.Conv2d(64, 128, 3, 2, 1), IN(128), nn.ReLU()]
+    layers = [
+        nn.ReflectionPad2d(40),  # train.lua's reflect-start padding for this architecture
+        nn.Conv2d(3, 32, 9, 1, 4),
+        IN(32),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, 2, 1),
+        IN(64),
+        nn.ReLU(),
+        nn.Conv2d(64, 128, 3, 2, 1),
+        IN(128),
+        nn.ReLU(),
+    ]
     layers += [LuaResBlock(128) for _ in range(5)]
-    layers += [nn.ConvTranspose2d(128, 64, 3, 2, 1, 1), IN(64), nn.ReLU(),
-               nn.ConvTranspose2d(64, 32, 3, 2, 1, 1), IN(32), nn.ReLU(),
-               nn.Conv2d(32, 3, 9, 1, 4), nn.Tanh()]
+    layers += [
+        nn.ConvTranspose2d(128, 64, 3, 2, 1, 1),
+        IN(64),
+        nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 3, 2, 1, 1),
+        IN(32),
+        nn.ReLU(),
+        nn.Conv2d(32, 3, 9, 1, 4),
+        nn.Tanh(),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -110,7 +131,7 @@ def test_losses_are_the_lua_criteria(vgg16_random):
     content_loss = 1.0 * F.mse_loss(fy["relu3_3"], fx["relu3_3"])
     assert (spec.beta * terms["style"]).item() == pytest.approx(style_loss.item(), rel=1e-5)
     assert (spec.alpha * terms["content"]).item() == pytest.approx(content_loss.item(), rel=1e-5)
-    ref_grad, = torch.autograd.grad(style_loss + content_loss, y255)
+    (ref_grad,) = torch.autograd.grad(style_loss + content_loss, y255)
     ref_grad = ref_grad + lua_tv_grad(y255.detach(), 1e-6)
     torch.testing.assert_close(y255.grad, ref_grad, rtol=1e-4, atol=1e-9)
     # the paper preset's TV (every neighbour pair, no 1/2) has another gradient
@@ -130,5 +151,6 @@ def test_paper_and_code_style_terms_agree_by_construction(vgg16_random):
     x, y = torch.rand(2, 3, 32, 32, generator=gen), torch.rand(2, 3, 32, 32, generator=gen)
     paper = PerceptualLoss(vgg16_random, style, JOHNSON2016.loss)(y, x)
     code = PerceptualLoss(vgg16_random, style, JOHNSON2016_CODE.loss)(y, x)
-    assert float(JOHNSON2016.loss.beta * paper["style"]) == pytest.approx(float(JOHNSON2016_CODE.loss.beta * code["style"]),
-                                                                          rel=1e-5)
+    assert float(JOHNSON2016.loss.beta * paper["style"]) == pytest.approx(
+        float(JOHNSON2016_CODE.loss.beta * code["style"]), rel=1e-5
+    )

@@ -1,4 +1,5 @@
 """Each normalisation mode against numbers computed by hand on tiny tensors."""
+
 import pytest
 import torch
 
@@ -80,4 +81,6 @@ def test_gram_backward_matches_autograd():
 
 def test_gram_without_grad_is_plain_product():
     x = torch.randn(1, 2, 3, 3)
-    assert not gram(x).requires_grad and torch.equal(gram(x), torch.bmm(x.reshape(1, 2, 9), x.reshape(1, 2, 9).transpose(1, 2)))
+    assert not gram(x).requires_grad and torch.equal(
+        gram(x), torch.bmm(x.reshape(1, 2, 9), x.reshape(1, 2, 9).transpose(1, 2))
+    )

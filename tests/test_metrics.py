@@ -1,4 +1,5 @@
 """Exact and analytic checks of nstbench.metrics (tiny images; runs in a few seconds on CPU)."""
+
 from __future__ import annotations
 
 import math
@@ -24,6 +25,7 @@ def _const(rgb, h=16, w=16) -> torch.Tensor:
 
 
 # --- SSIM / PSNR ------------------------------------------------------------------------------
+
 
 def test_ssim_identity_and_shape():
     x = _rand()
@@ -74,6 +76,7 @@ def test_psnr_of_known_mse():
 
 
 # --- spectra ---------------------------------------------------------------------------------
+
 
 def test_luma_is_bt601():
     y = metrics.luma(_const([1.0, 0.0, 0.0], 2, 2))
@@ -126,6 +129,7 @@ def test_total_variation_by_hand():
 
 # --- colour ----------------------------------------------------------------------------------
 
+
 def test_lab_reference_colours():
     white = metrics.srgb_to_lab(_const([1.0, 1.0, 1.0], 1, 1)).flatten()
     assert white.tolist() == pytest.approx([100.0, 0.0, 0.0], abs=1e-9)
@@ -140,8 +144,10 @@ def test_lab_reference_colours():
 def test_colour_artifact_index_zero_for_identity_and_grows_with_chroma_shift():
     x = _rand(1, 24, 24)
     assert metrics.colour_artifact_index(x, x).item() == 0.0
-    shifts = [metrics.colour_artifact_index((x + torch.tensor([d, 0, -d]).view(1, 3, 1, 1)).clamp(0, 1), x).item()
-              for d in (0.02, 0.05, 0.1)]
+    shifts = [
+        metrics.colour_artifact_index((x + torch.tensor([d, 0, -d]).view(1, 3, 1, 1)).clamp(0, 1), x).item()
+        for d in (0.02, 0.05, 0.1)
+    ]
     assert 0 < shifts[0] < shifts[1] < shifts[2]
 
 
@@ -157,6 +163,7 @@ def test_colour_artifact_index_ignores_lightness():
 
 
 # --- style distance --------------------------------------------------------------------------
+
 
 class _Tiny(nn.Module):
     """Two-layer stand-in for a backbone extractor (the real ones take seconds to build)."""
@@ -187,6 +194,7 @@ def test_style_distance_zero_for_identity_and_positive_otherwise():
 
 
 # --- LPIPS -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def no_network(monkeypatch):

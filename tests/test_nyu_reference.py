@@ -7,6 +7,7 @@ conv_1..conv_5 (F.mse_loss of Grams divided by a*b*c*d), style weight 1e6, and i
 clamping the image to [0, 1] inside the closure and once at the end. The reference below is written
 for this test; both sides load the same random weights.
 """
+
 import pytest
 import torch
 import torch.nn as nn
@@ -61,6 +62,7 @@ def reference_tutorial(features_state, content, style, num_steps):
     optimizer = torch.optim.LBFGS([input_img])
     totals, run = [], [0]
     while run[0] <= num_steps:
+
         def closure():
             with torch.no_grad():
                 input_img.clamp_(0, 1)
@@ -72,6 +74,7 @@ def reference_tutorial(features_state, content, style, num_steps):
             run[0] += 1
             totals.append(loss.item())
             return loss
+
         optimizer.step(closure)
     with torch.no_grad():
         input_img.clamp_(0, 1)

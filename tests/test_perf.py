@@ -3,6 +3,7 @@
 Timing ratios are asserted elsewhere (tests/test_timing.py); here only behaviour: what the fast
 modes compute, and that `benchmarks/bench.py --quick` writes what the README says it writes.
 """
+
 import copy
 import csv
 import dataclasses
@@ -102,9 +103,34 @@ def test_unknown_dtype_is_a_user_error():
 @needs_assets
 def test_cli_dtype_is_recorded(tmp_path):
     env = dict(os.environ, NSTBENCH_OFFLINE="1")
-    r = subprocess.run([sys.executable, "-m", "nstbench", "stylize", "--preset", "upes", "--content", "octopus",
-                        "--style", "hockney", "--steps", "2", "--size", "40", "--weights", "random", "--dtype",
-                        "bfloat16", "--out", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nstbench",
+            "stylize",
+            "--preset",
+            "upes",
+            "--content",
+            "octopus",
+            "--style",
+            "hockney",
+            "--steps",
+            "2",
+            "--size",
+            "40",
+            "--weights",
+            "random",
+            "--dtype",
+            "bfloat16",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     rec = json.load(open(tmp_path / "run" / "run.json"))
     assert rec["compute"] == {"dtype": "bfloat16", "channels_last": False, "bf16_support": BF16_WHY}
@@ -151,7 +177,9 @@ def test_bench_quick_writes_the_csv_and_table(tmp_path, monkeypatch, bf16):
         assert r["bf16_native"] == str(native)
         if not native and r["dtype"] == "bfloat16":  # emulated bf16 is not measured: no value, no ratio
             assert r["value"] == r["ratio"] == "" and r["met"] == "not measured"
-    traj = {r["method"]: float(r["value"]) for r in rows if r["metric"] == "max_rel_diff_total" and r["section"] == "gatys"}
+    traj = {
+        r["method"]: float(r["value"]) for r in rows if r["metric"] == "max_rel_diff_total" and r["section"] == "gatys"
+    }
     assert set(traj) == {"nstbench", "nstbench-cl"} | ({"nstbench-bf16", "nstbench-bf16-cl"} if native else set())
     assert traj["nstbench"] <= 1e-4 and traj["nstbench-cl"] <= 1e-4  # same loss as the appendix loop
     methods = {r["method"] for r in rows if r["section"] == "gatys" and r["metric"] == "seconds_per_iter"}

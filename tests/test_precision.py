@@ -1,4 +1,5 @@
 """bf16 only where the CPU runs it natively: the check, and the CLI refusing before any work."""
+
 import time
 from pathlib import Path
 
@@ -16,20 +17,25 @@ ZEN4_FLAGS = ZEN3_FLAGS | {"avx512f", "avx512bw", "avx512_bf16"}
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu avx2 avx512_bf16\n")
+    info.write_text(
+        "processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu avx2 avx512_bf16\n"
+    )
     assert precision.cpu_flags(info) == {"fpu", "avx2", "avx512_bf16"}
     assert precision.cpu_flags(tmp_path / "missing") is None
 
 
-@pytest.mark.parametrize("flags,isa,native", [
-    (ZEN4_FLAGS, "", True),
-    (ZEN3_FLAGS | {"amx_bf16"}, "", True),
-    (ZEN3_FLAGS, "", False),
-    (ZEN3_FLAGS | {"avx512f", "avx512bw"}, "", False),  # AVX-512 without BF16 still emulates
-    (ZEN4_FLAGS, "AVX2", False),  # oneDNN capped below its bf16 kernels
-    (ZEN4_FLAGS, "avx512_core_bf16", True),
-    (None, "", False),  # flags unknown: not assumed native
-])
+@pytest.mark.parametrize(
+    "flags,isa,native",
+    [
+        (ZEN4_FLAGS, "", True),
+        (ZEN3_FLAGS | {"amx_bf16"}, "", True),
+        (ZEN3_FLAGS, "", False),
+        (ZEN3_FLAGS | {"avx512f", "avx512bw"}, "", False),  # AVX-512 without BF16 still emulates
+        (ZEN4_FLAGS, "AVX2", False),  # oneDNN capped below its bf16 kernels
+        (ZEN4_FLAGS, "avx512_core_bf16", True),
+        (None, "", False),  # flags unknown: not assumed native
+    ],
+)
 def test_bf16_support_follows_the_cpu_flags_and_onednn_cap(monkeypatch, flags, isa, native):
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
@@ -42,8 +48,26 @@ def test_bf16_support_follows_the_cpu_flags_and_onednn_cap(monkeypatch, flags, i
 
 
 def _stylize_argv(out: Path, *extra: str) -> list[str]:
-    return ["stylize", "--preset", "upes", "--content", "octopus", "--style", "hockney", "--steps", "1",
-            "--size", "40", "--weights", "random", "--dtype", "bfloat16", "--out", str(out), *extra]
+    return [
+        "stylize",
+        "--preset",
+        "upes",
+        "--content",
+        "octopus",
+        "--style",
+        "hockney",
+        "--steps",
+        "1",
+        "--size",
+        "40",
+        "--weights",
+        "random",
+        "--dtype",
+        "bfloat16",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @needs_assets

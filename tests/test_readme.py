@@ -1,5 +1,6 @@
 """The README's Quick start commands and its Python block, run as written (in a fresh folder, with
 no NSTBENCH_ASSETS: the asset folder beside the clone is found as a fresh shell would find it)."""
+
 import os
 import re
 import shlex
@@ -29,8 +30,11 @@ def _env():
 def test_quick_start_commands_run_as_written(tmp_path):
     if not (ROOT.parent / "shared" / "assets" / "SOURCES.md").is_file():
         pytest.skip("no ../shared/assets beside this clone")
-    commands = [ln.split("  #")[0].strip() for ln in _block("Quick start", "bash").splitlines()
-                if ln.startswith(".venv/bin/nstbench")]
+    commands = [
+        ln.split("  #")[0].strip()
+        for ln in _block("Quick start", "bash").splitlines()
+        if ln.startswith(".venv/bin/nstbench")
+    ]
     assert len(commands) == 6
     for cmd in commands:
         argv = [sys.executable, "-m", "nstbench"] + shlex.split(cmd)[1:]
@@ -44,8 +48,9 @@ def test_quick_start_commands_run_as_written(tmp_path):
 
 def test_python_block_runs_as_written(tmp_path):
     code = _block("Python API", "python")
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr
     first, second = r.stdout.strip().splitlines()
     assert first.startswith("torch.Size([1, 3, 48, 71])") and first.endswith(" random")

@@ -1,5 +1,6 @@
 """The experiment registry: every experiments/eN_*.py declares a Spec, and everything that lists
 experiments (Makefile, reports, claims index, README) agrees with it."""
+
 import subprocess
 from pathlib import Path
 
@@ -35,8 +36,13 @@ def test_every_source_report_shows_an_experiment():
 
 
 def test_makefile_targets_come_from_the_same_files():
-    out = subprocess.run(["make", "-s", "--no-print-directory", "print-EXPERIMENTS"], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = subprocess.run(
+        ["make", "-s", "--no-print-directory", "print-EXPERIMENTS"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert out == [s.key for s in registry.specs().values()]
 
 

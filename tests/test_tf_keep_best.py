@@ -4,6 +4,7 @@ Its loop: loss and gradients at the current image, TF Adam update, clip, then `i
 best_loss = loss; best_img = init_image` -- the image *after* the update whose pre-update loss was the
 lowest. The reference below is that loop written for this test (TF1 AdamOptimizer's update).
 """
+
 import math
 
 import pytest
@@ -49,8 +50,9 @@ def test_after_update_keeps_the_image_after_the_best_pre_update_loss():
     init = torch.linspace(-1, 1, 12).view(1, 3, 2, 2)
     lo, hi = torch.full((1, 3, 1, 1), -0.8), torch.full((1, 3, 1, 1), 0.9)
     spec = OptimizerSpec("adam_tf", lr=0.6, betas=(0.9, 0.999), eps=1e-3)
-    ref_img, ref_best, ref_losses = reference_tf_keep_best(overshooting_quad, init, 12, spec.lr, spec.betas,
-                                                           spec.eps, lo, hi)
+    ref_img, ref_best, ref_losses = reference_tf_keep_best(
+        overshooting_quad, init, 12, spec.lr, spec.betas, spec.eps, lo, hi
+    )
     k = ref_losses.index(ref_best)
     assert 0 < k < 11  # the fixture does what it says: the best loss is neither the first nor the last
     r = optimize_image(overshooting_quad, init, 12, spec, clamp=(lo, hi), keep_best=True, keep_best_as="after_update")
@@ -65,8 +67,14 @@ def test_after_update_keeps_the_image_after_the_best_pre_update_loss():
 
 def test_after_update_refuses_lbfgs():
     with pytest.raises(NstbenchError, match="after_update"):
-        optimize_image(overshooting_quad, torch.zeros(1, 3, 2, 2), 3, OptimizerSpec("lbfgs"), keep_best=True,
-                       keep_best_as="after_update")
+        optimize_image(
+            overshooting_quad,
+            torch.zeros(1, 3, 2, 2),
+            3,
+            OptimizerSpec("lbfgs"),
+            keep_best=True,
+            keep_best_as="after_update",
+        )
 
 
 @needs_assets

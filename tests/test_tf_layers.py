@@ -4,6 +4,7 @@ The HUST notebook (khanhnn20042002/cv20222 fast-style-transfer.ipynb) builds its
 Conv2D / Conv2DTranspose(strides=2, padding="same") pad the TensorFlow way, and its train_step calls
 the model without training=True, so BatchNormalization runs in inference mode while it trains.
 """
+
 import dataclasses
 
 import torch

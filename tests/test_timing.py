@@ -8,6 +8,7 @@
 2. The fast network's forward pass is at least 100x faster than a Gatys run of the same image size
    at smoke scale (E6 / claim C10 ask for 1000x at 1000 iterations and full size).
 """
+
 import time
 
 import bandtools as B
@@ -21,8 +22,10 @@ BAND = B.load_bands()["timing"]["gatys_step_over_calibration"]
 @pytest.fixture(scope="module")
 def medians():
     """One interleaved measurement: calibration, the Gatys step, and the step done twice."""
-    return B.interleaved_medians({"cal": B.calibration_workload(), "step": B.gatys_step_workload(),
-                                  "slow": B.gatys_step_workload(repeat=2)}, repeats=7)
+    return B.interleaved_medians(
+        {"cal": B.calibration_workload(), "step": B.gatys_step_workload(), "slow": B.gatys_step_workload(repeat=2)},
+        repeats=7,
+    )
 
 
 @needs_assets

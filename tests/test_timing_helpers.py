@@ -1,4 +1,5 @@
 """nstbench.timing, the helpers E6 and E10 share: what is timed and how often."""
+
 from dataclasses import replace
 
 import pytest

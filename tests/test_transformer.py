@@ -6,6 +6,7 @@ padding, instance norm with affine parameters, nearest x2 upsampling before a co
 output in 0..255 units. A state dict saved from it must load through `nstbench apply` and give
 the same output.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------- reference module
+
 
 class _RefConv(nn.Module):
     def __init__(self, cin, cout, k, stride=1, upsample=False):
@@ -104,6 +106,7 @@ def _content_png(path, h=36, w=44, seed=0):
 
 # ----------------------------------------------------------------------------- tests
 
+
 def test_variant_names_and_shapes():
     assert set(VARIANTS) == {"johnson2016", "hust", "pytorch-examples", "johnson2016-code"}
     # 48 px: johnson2016-code reflection-pads its input by 40, which needs more than 40 px
@@ -184,6 +187,7 @@ def test_apply_many_contents_into_folder(ref_net, tmp_path):
     assert Image.open(tmp_path / "o" / "b.png").size == (32, 32)
     with pytest.raises(NstbenchError, match="one file"):
         from nstbench.inference import stylize_images
+
         stylize_images(ckpt, [str(a), str(b)], tmp_path / "one.png")
 
 
@@ -199,37 +203,46 @@ def test_apply_errors_name_the_file(ref_net, tmp_path, capsys):
     good = _save_examples(ref_net, tmp_path / "good.pth")
 
     missing = tmp_path / "missing.pth"
-    assert str(missing) in _cli_error(["apply", "--checkpoint", str(missing), "--content", str(content),
-                                       "--out", str(tmp_path / "o.png")], capsys)
+    assert str(missing) in _cli_error(
+        ["apply", "--checkpoint", str(missing), "--content", str(content), "--out", str(tmp_path / "o.png")], capsys
+    )
 
     vgg = tmp_path / "vgg.pth"  # a state dict of another kind
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3), "features.0.bias": torch.zeros(64)}, vgg)
-    err = _cli_error(["apply", "--checkpoint", str(vgg), "--content", str(content), "--out", str(tmp_path / "o.png")], capsys)
+    err = _cli_error(
+        ["apply", "--checkpoint", str(vgg), "--content", str(content), "--out", str(tmp_path / "o.png")], capsys
+    )
     assert str(vgg) in err and "not a transformer checkpoint" in err
 
     lst = tmp_path / "list.pt"  # a pickle that is not a dict
     torch.save([1, 2, 3], lst)
-    assert str(lst) in _cli_error(["apply", "--checkpoint", str(lst), "--content", str(content),
-                                   "--out", str(tmp_path / "o.png")], capsys)
+    assert str(lst) in _cli_error(
+        ["apply", "--checkpoint", str(lst), "--content", str(content), "--out", str(tmp_path / "o.png")], capsys
+    )
 
     text = tmp_path / "notes.pth"  # not a torch file at all
     text.write_text("hello")
-    assert str(text) in _cli_error(["apply", "--checkpoint", str(text), "--content", str(content),
-                                    "--out", str(tmp_path / "o.png")], capsys)
+    assert str(text) in _cli_error(
+        ["apply", "--checkpoint", str(text), "--content", str(content), "--out", str(tmp_path / "o.png")], capsys
+    )
 
     obj = tmp_path / "module.pth"  # a pickled module: refused by weights_only loading
     torch.save(RefExamplesNet(), obj)
-    assert str(obj) in _cli_error(["apply", "--checkpoint", str(obj), "--content", str(content),
-                                   "--out", str(tmp_path / "o.png")], capsys)
+    assert str(obj) in _cli_error(
+        ["apply", "--checkpoint", str(obj), "--content", str(content), "--out", str(tmp_path / "o.png")], capsys
+    )
 
     shapes = tmp_path / "shapes.pth"  # right keys, wrong shapes
     state = ref_net.state_dict()
     state["conv1.conv2d.weight"] = torch.zeros(32, 3, 5, 5)
     torch.save(state, shapes)
-    err = _cli_error(["apply", "--checkpoint", str(shapes), "--content", str(content), "--out", str(tmp_path / "o.png")], capsys)
+    err = _cli_error(
+        ["apply", "--checkpoint", str(shapes), "--content", str(content), "--out", str(tmp_path / "o.png")], capsys
+    )
     assert str(shapes) in err and "shape" in err
 
     bad_img = tmp_path / "broken.jpg"
     bad_img.write_bytes(b"\xff\xd8\xff not really a jpeg")
-    assert str(bad_img) in _cli_error(["apply", "--checkpoint", str(good), "--content", str(bad_img),
-                                       "--out", str(tmp_path / "o.png")], capsys)
+    assert str(bad_img) in _cli_error(
+        ["apply", "--checkpoint", str(good), "--content", str(bad_img), "--out", str(tmp_path / "o.png")], capsys
+    )

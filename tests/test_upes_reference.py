@@ -5,6 +5,7 @@ the same load_image, Gram, losses and Adam): its loop is the benchmark's plain b
 (benchmarks/baseline_upes.py, one copy for both), its load_image is here. Both load the same
 weights file, which the test creates. The loss trajectories must agree to 1e-4 relative.
 """
+
 import dataclasses
 import sys
 from pathlib import Path
@@ -40,10 +41,13 @@ def reference_upes(weights_file, content_path, style_path, steps, max_size):
             size = max(image.size)
         if shape is not None:
             size = shape
-        in_transform = transforms.Compose([
-            transforms.Resize(size),
-            transforms.ToTensor(),
-            transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+        in_transform = transforms.Compose(
+            [
+                transforms.Resize(size),
+                transforms.ToTensor(),
+                transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            ]
+        )
         return in_transform(image)[:3, :, :].unsqueeze(0)
 
     content = load_image(content_path)
@@ -58,8 +62,9 @@ def test_upes_preset_matches_the_appendix_loop(tmp_path):
     feats = load_backbone("vgg19", "random", seed=2024).extractor.state_dict()
     torch.save({k.split(".", 1)[1]: v for k, v in feats.items()}, tmp_path / "vgg19_features.pth")
 
-    ref_totals, ref_image, ref_shape = reference_upes(tmp_path / "vgg19_features.pth", resolve_image("octopus"),
-                                                      resolve_image("hockney"), STEPS, MAX_SIZE)
+    ref_totals, ref_image, ref_shape = reference_upes(
+        tmp_path / "vgg19_features.pth", resolve_image("octopus"), resolve_image("hockney"), STEPS, MAX_SIZE
+    )
 
     preset = override(UPES, steps=STEPS, size=MAX_SIZE)
     content, style = load_pair(preset, "octopus", "hockney")
@@ -77,9 +82,14 @@ def test_reference_differs_if_the_inplace_relu_quirk_is_ignored(tmp_path):
     """With the conv (pre-ReLU) layers the appendix names, our loss is not the appendix's loss."""
     feats = load_backbone("vgg19", "random", seed=2024).extractor.state_dict()
     torch.save({k.split(".", 1)[1]: v for k, v in feats.items()}, tmp_path / "w.pth")
-    ref_totals, _, _ = reference_upes(tmp_path / "w.pth", resolve_image("octopus"), resolve_image("hockney"), 1, MAX_SIZE)
-    conv_names = dataclasses.replace(UPES.loss, content_layers=(("conv4_2", 1.0),),
-                                     style_layers=tuple((n.replace("relu", "conv"), w) for n, w in UPES.loss.style_layers))
+    ref_totals, _, _ = reference_upes(
+        tmp_path / "w.pth", resolve_image("octopus"), resolve_image("hockney"), 1, MAX_SIZE
+    )
+    conv_names = dataclasses.replace(
+        UPES.loss,
+        content_layers=(("conv4_2", 1.0),),
+        style_layers=tuple((n.replace("relu", "conv"), w) for n, w in UPES.loss.style_layers),
+    )
     preset = dataclasses.replace(override(UPES, steps=1, size=MAX_SIZE), loss=conv_names)
     content, style = load_pair(preset, "octopus", "hockney")
     result = run_preset(preset, content, style, load_backbone("vgg19", str(tmp_path / "w.pth")), progress_every=0)

@@ -2,6 +2,7 @@
 Caffe and Gatys' vgg_conv.pth files the tests write themselves with random values; features against
 plain re-implementations written here (Keras ResNet50 v1 block arithmetic by hand), strict loading
 errors, each family's input convention, caches with hash checks, and the CLI with a Keras file."""
+
 import hashlib
 import json
 
@@ -60,7 +61,15 @@ def _vgg16_keras_layers(style):
         name = f"block{b}_conv{i}"
         suffix = ":0" if style == "tf1" else ""
         k = (RNG.standard_normal(ks) * np.sqrt(2.0 / (9 * ks[2]))).astype(np.float32)
-        layers.append((name, [(f"{name}/kernel{suffix}", k), (f"{name}/bias{suffix}", RNG.standard_normal(bs).astype(np.float32) * 0.1)]))
+        layers.append(
+            (
+                name,
+                [
+                    (f"{name}/kernel{suffix}", k),
+                    (f"{name}/bias{suffix}", RNG.standard_normal(bs).astype(np.float32) * 0.1),
+                ],
+            )
+        )
     return layers
 
 
@@ -151,7 +160,9 @@ def _resnet_file_order():
         for b in range(1, n + 1):
             p = f"conv{s}_block{b}"
             names += [f"{p}_1_conv", f"{p}_1_bn", f"{p}_2_conv", f"{p}_2_bn"]
-            names += [f"{p}_0_conv", f"{p}_3_conv", f"{p}_0_bn", f"{p}_3_bn"] if b == 1 else [f"{p}_3_conv", f"{p}_3_bn"]
+            names += (
+                [f"{p}_0_conv", f"{p}_3_conv", f"{p}_0_bn", f"{p}_3_bn"] if b == 1 else [f"{p}_3_conv", f"{p}_3_bn"]
+            )
     return names
 
 
@@ -172,14 +183,19 @@ def _resnet_params():
         params[name] = [k, (RNG.standard_normal(co) * 0.1).astype(np.float32)]
         vec = lambda scale: (RNG.standard_normal(co) * scale).astype(np.float32)  # noqa: E731
         # gamma, beta, moving_mean, moving_variance (Keras' order)
-        params[name[:-4] + "bn"] = [RNG.uniform(0.5, 1.0, co).astype(np.float32), vec(0.1), vec(0.1),
-                                    RNG.uniform(0.5, 1.5, co).astype(np.float32)]
+        params[name[:-4] + "bn"] = [
+            RNG.uniform(0.5, 1.0, co).astype(np.float32),
+            vec(0.1),
+            vec(0.1),
+            RNG.uniform(0.5, 1.5, co).astype(np.float32),
+        ]
     params["conv1_bn"][3][:4] = 1e-5  # near-zero variances make Keras' epsilon 1.001e-5 (not 1e-5) visible
     return params
 
 
 def _resnet_reference(params, x):
     """Keras ResNet50 v1 by hand on BGR-0..255 input: {keras name: output} of every tapped layer."""
+
     def conv(name, y, stride=1, same=False):
         k, b = params[name]
         w = torch.from_numpy(np.transpose(k, (3, 2, 0, 1)).copy())
@@ -231,8 +247,18 @@ def test_keras_resnet50_v1_matches_a_hand_written_forward(resnet_keras_file):
     b = W.load_backbone("keras_resnet50", str(path))
     assert b.weights["family"] == "keras" and b.input_space == "caffe"
     x = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(5))
-    taps = ["conv1_conv", "pool1_pool", "conv2_block1_0_bn", "conv2_block2_2_bn", "conv3_block1_0_conv",
-            "conv3_block1_0_bn", "conv4_block1_3_bn", "conv4_block6_out", "conv5_block1_3_bn", "conv5_block3_out"]
+    taps = [
+        "conv1_conv",
+        "pool1_pool",
+        "conv2_block1_0_bn",
+        "conv2_block2_2_bn",
+        "conv3_block1_0_conv",
+        "conv3_block1_0_bn",
+        "conv4_block1_3_bn",
+        "conv4_block6_out",
+        "conv5_block1_3_bn",
+        "conv5_block3_out",
+    ]
     got = b.extract(b.preprocess(x), taps)
     ref = _resnet_reference(params, _caffe_input(x))
     for name in taps:
@@ -272,6 +298,7 @@ def test_vgg_feature_info_matches_the_features():
 
 # ---- strict loading ----------------------------------------------------------------------------
 
+
 def _small_vgg16(path, edit=None):
     """A VGG16 Keras file with unallocated (zero) arrays; `edit` changes the layer list first."""
     layers = [(n, [(w, a.shape) for w, a in arrays]) for n, arrays in _vgg16_keras_layers("tf1")]
@@ -281,15 +308,22 @@ def _small_vgg16(path, edit=None):
     return path
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda L: L[:-1], "the file has 12 layers with weights, vgg16 has 13 (first missing: conv5_3)"),
-    (lambda L: L + [("block6_conv1", [("k", (3, 3, 512, 512)), ("b", (512,))])], "unexpected layer 'block6_conv1'"),
-    (lambda L: [L[0][:1] + ([L[0][1][0], L[0][1][1], ("block1_conv1/extra:0", (64,))],)] + L[1:],
-     "layer #0 'block1_conv1' (for conv1_1) holds 3 arrays"),
-    (lambda L: L[:1] + [(L[1][0], [("k", (3, 3, 64, 32)), ("b", (64,))])] + L[2:],
-     "layer #1 'block1_conv2' array 'k' has shape (3, 3, 64, 32), conv1_2 needs (3, 3, 64, 64)"),
-    (lambda L: [(L[0][0], [(L[0][1][0][0], (64, 3, 3, 3)), L[0][1][1]])] + L[1:], "needs (3, 3, 3, 64)"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda L: L[:-1], "the file has 12 layers with weights, vgg16 has 13 (first missing: conv5_3)"),
+        (lambda L: L + [("block6_conv1", [("k", (3, 3, 512, 512)), ("b", (512,))])], "unexpected layer 'block6_conv1'"),
+        (
+            lambda L: [L[0][:1] + ([L[0][1][0], L[0][1][1], ("block1_conv1/extra:0", (64,))],)] + L[1:],
+            "layer #0 'block1_conv1' (for conv1_1) holds 3 arrays",
+        ),
+        (
+            lambda L: L[:1] + [(L[1][0], [("k", (3, 3, 64, 32)), ("b", (64,))])] + L[2:],
+            "layer #1 'block1_conv2' array 'k' has shape (3, 3, 64, 32), conv1_2 needs (3, 3, 64, 64)",
+        ),
+        (lambda L: [(L[0][0], [(L[0][1][0][0], (64, 3, 3, 3)), L[0][1][1]])] + L[1:], "needs (3, 3, 3, 64)"),
+    ],
+)
 def test_keras_strict_errors(tmp_path, edit, message):
     path = _small_vgg16(tmp_path / "bad.h5", edit)
     with pytest.raises(NstbenchError, match=f"weights {path} do not fit vgg16: ") as e:
@@ -315,7 +349,9 @@ def test_keras_file_errors_truncated_missing_array_and_wrong_arch(tmp_path):
         W.load_backbone("vgg16", str(tmp_path / "plain.h5"))
     with pytest.raises(NstbenchError, match="do not fit vgg19: the file has 13 layers with weights, vgg19 has 16"):
         W.load_backbone("vgg19", str(path))
-    with pytest.raises(NstbenchError, match="ok.h5 are a Keras file; Keras files fit vgg16, vgg19 and keras_resnet50, not resnet50"):
+    with pytest.raises(
+        NstbenchError, match="ok.h5 are a Keras file; Keras files fit vgg16, vgg19 and keras_resnet50, not resnet50"
+    ):
         W.load_backbone("resnet50", str(path))
 
 
@@ -324,8 +360,10 @@ def test_torch_formats_strict_errors(tmp_path, vgg16_random):
     renamed = dict(feats)
     renamed["features.0.w"] = renamed.pop("features.0.weight")
     extra = dict(feats, **{"features.0.bias_extra": torch.zeros(64)})
-    for state, message in [(renamed, "missing 1 keys (first: features.0.weight)"),
-                           (extra, "unexpected 1 keys (first: features.0.bias_extra)")]:
+    for state, message in [
+        (renamed, "missing 1 keys (first: features.0.weight)"),
+        (extra, "unexpected 1 keys (first: features.0.bias_extra)"),
+    ]:
         torch.save(state, tmp_path / "w.pth")
         with pytest.raises(NstbenchError, match="do not fit vgg16: ") as e:
             W.load_backbone("vgg16", str(tmp_path / "w.pth"))
@@ -339,6 +377,7 @@ def test_torch_formats_strict_errors(tmp_path, vgg16_random):
 
 
 # ---- Gatys' vgg_conv.pth and the Caffe conversions ---------------------------------------------
+
 
 def _gatys_state(vgg19_random, deep_zero=True):
     """vgg_conv.pth layout (conv1_1.weight ...): random conv1_*, the rest stride-0 zeros (tiny file)."""
@@ -360,8 +399,14 @@ def test_gatys_file_layout_and_input_convention(tmp_path, vgg19_random):
     mean = torch.tensor([0.40760392, 0.45795686, 0.48501961]).view(1, 3, 1, 1)
     net_in = (X[:, [2, 1, 0]] - mean) * 255.0  # Gatys' prep: to BGR, Normalize(mean, std 1), times 255
     assert torch.allclose(b.preprocess(X), net_in, atol=1e-4)
-    ref = F.relu(F.conv2d(F.relu(F.conv2d(net_in, state["conv1_1.weight"], state["conv1_1.bias"], padding=1)),
-                          state["conv1_2.weight"], state["conv1_2.bias"], padding=1))
+    ref = F.relu(
+        F.conv2d(
+            F.relu(F.conv2d(net_in, state["conv1_1.weight"], state["conv1_1.bias"], padding=1)),
+            state["conv1_2.weight"],
+            state["conv1_2.bias"],
+            padding=1,
+        )
+    )
     assert torch.allclose(b.extract(b.preprocess(X), ["relu1_2"])["relu1_2"], ref, rtol=1e-5, atol=1e-4)
     del state["conv5_4.bias"]
     torch.save(state, tmp_path / "cut.pth")
@@ -402,7 +447,11 @@ def test_caffe_family_download_is_hash_checked_and_uses_bgr_input(caches, monkey
     assert capsys.readouterr().err.count("caffe weights for vgg16 instead of the source's torchvision") == 1
     # given as PATH, the published hash makes it the caffe family whatever the preset's
     p = W.load_backbone("vgg16", str(W.hub_checkpoint_dir() / name), family="torchvision")
-    assert p.weights["family"] == "caffe" and p.weights["kind"] == "imagenet" and p.weights["family_from"] == "published hash"
+    assert (
+        p.weights["family"] == "caffe"
+        and p.weights["kind"] == "imagenet"
+        and p.weights["family_from"] == "published hash"
+    )
     ref = vgg16_random.extract(_caffe_input(X), ["relu2_2"])["relu2_2"]
     assert torch.equal(b.extract(b.preprocess(X), ["relu2_2"])["relu2_2"], ref)
 
@@ -440,9 +489,19 @@ def test_family_requests_that_have_no_file_are_clear(caches):
 
 def test_every_preset_names_its_sources_weight_family():
     fams = {name: p.weights for name, p in {**PRESETS, **FAST_PRESETS}.items()}
-    assert fams == {"hust": "keras", "iitb-vgg19": "keras", "iitb-resnet50": "keras", "nyu": "torchvision",
-                    "upes": "torchvision", "johnson2016": "caffe", "pytorch-examples": "torchvision",
-                    "gatys2016": "gatys", "gatys2016-code": "gatys", "johnson2016-code": "caffe", "hust-code": "keras"}
+    assert fams == {
+        "hust": "keras",
+        "iitb-vgg19": "keras",
+        "iitb-resnet50": "keras",
+        "nyu": "torchvision",
+        "upes": "torchvision",
+        "johnson2016": "caffe",
+        "pytorch-examples": "torchvision",
+        "gatys2016": "gatys",
+        "gatys2016-code": "gatys",
+        "johnson2016-code": "caffe",
+        "hust-code": "keras",
+    }
     assert PRESETS["iitb-resnet50"].backbone == "keras_resnet50"
     for p in {**PRESETS, **FAST_PRESETS}.values():  # each family has its file for each preset's backbone
         assert W.weight_files(p.weights, p.backbone), p.name
@@ -450,8 +509,25 @@ def test_every_preset_names_its_sources_weight_family():
 
 def test_offline_message_says_which_file_goes_where_for_a_preset(caches, monkeypatch, capsys):
     monkeypatch.setattr(W, "_KERAS", "http://127.0.0.1:9/")
-    rc = main(["stylize", "--preset", "iitb-resnet50", "--content", "chelsea", "--style", "starry_night",
-               "--weights", "imagenet", "--steps", "1", "--size", "48", "--out", str(caches / "o")])
+    rc = main(
+        [
+            "stylize",
+            "--preset",
+            "iitb-resnet50",
+            "--content",
+            "chelsea",
+            "--style",
+            "starry_night",
+            "--weights",
+            "imagenet",
+            "--steps",
+            "1",
+            "--size",
+            "48",
+            "--out",
+            str(caches / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
     assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in err and str(caches / "keras" / "models") in err
@@ -459,8 +535,25 @@ def test_offline_message_says_which_file_goes_where_for_a_preset(caches, monkeyp
 
 def test_cli_stylize_iitb_resnet50_with_a_keras_file(resnet_keras_file, tmp_path, capsys):
     path, _ = resnet_keras_file
-    rc = main(["stylize", "--preset", "iitb-resnet50", "--content", "chelsea", "--style", "starry_night",
-               "--weights", str(path), "--steps", "2", "--size", "48", "--out", str(tmp_path / "o")])
+    rc = main(
+        [
+            "stylize",
+            "--preset",
+            "iitb-resnet50",
+            "--content",
+            "chelsea",
+            "--style",
+            "starry_night",
+            "--weights",
+            str(path),
+            "--steps",
+            "2",
+            "--size",
+            "48",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     w = json.loads((tmp_path / "o" / "run.json").read_text())["weights"]

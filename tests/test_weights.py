@@ -1,5 +1,6 @@
 """Weights: local files (full model or features only), ImageNet through the torch.hub path
 (served from 127.0.0.1 with a hash-named file the test makes), `auto` fallback, and clear errors."""
+
 import hashlib
 
 import pytest
