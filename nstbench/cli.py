@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import NstbenchError
+from .profiles import PROFILE_NAMES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -231,7 +232,7 @@ def train_command(args: argparse.Namespace) -> dict:
     """`nstbench train`: the preset with the profile's and the options' overrides, checked before
     any work (sizes, the output folder, resuming), then fast.train_transformer under the folder's lock."""
     from . import fast
-    from .device import default_profile
+    from .profiles import default_profile
     from .records import run_dir
 
     preset = fast.get_fast_preset(args.preset)
@@ -431,7 +432,7 @@ def _train_parser(sub) -> None:
     )
     tr.add_argument(
         "--profile",
-        choices=["smoke", "cpu", "paper"],
+        choices=list(PROFILE_NAMES),
         default=None,
         help="sizes, steps and data volume: paper is the preset's own (default paper with "
         "--device cuda, else cpu, as for the experiment scripts)",

@@ -84,10 +84,3 @@ def check_memory(needed: int, device: torch.device, what: str) -> None:
             f"{what} needs about {needed / 2**30:.1f} GiB for its activations alone, more than the "
             f"{free / 2**30:.1f} GiB free on {device}; use a smaller --size"
         )
-
-
-def default_profile(device: str) -> str:
-    """The profile a run gets without --profile, for `train` and the experiment scripts alike (the
-    Makefile's rule): `paper` (the sources' own sizes) on a CUDA device, `cpu` (smaller but
-    faithful) otherwise."""
-    return "paper" if str(device).startswith("cuda") else "cpu"

@@ -52,13 +52,13 @@ import torch
 from . import claims as claims_mod
 from . import executors, metrics
 from .backbones import Backbone
-from .device import default_profile, resolve_device
+from .device import resolve_device
 from .errors import NstbenchError
 from .images import save_image, to_pil
+from .profiles import PROFILE_NAMES, default_profile
 from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .weights import load_backbone, weights_label
 
-PROFILE_NAMES = ("smoke", "cpu", "paper")  # every experiment has these three (EXPERIMENTS.md)
 # first columns of every CSV row; weights_id: family, file and hash of the row's backbone, or random
 COMMON_COLUMNS = ["profile", "weights", "weights_id", "device", "seed"]
 PACKAGE_DIR = Path(__file__).resolve().parent

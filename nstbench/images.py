@@ -279,7 +279,6 @@ def image_format(path: str | os.PathLike) -> str:
 # ---------------------------------------------------------------------------------------------
 
 Space = Literal["unit", "imagenet", "caffe", "gatys"]
-SPACES = ("unit", "imagenet", "caffe", "gatys")
 # unit:     RGB in [0, 1]; the network normalises with ImageNet mean/std (PyTorch tutorial, HUST).
 # imagenet: the pixels *are* ImageNet-normalised RGB (torchvision Normalize); UPES optimises here.
 # caffe:    BGR, 0..255, ImageNet mean subtracted (Keras `preprocess_input` mode "caffe"; IIT Bombay).
