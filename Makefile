@@ -1,5 +1,5 @@
 # nstbench: `make test` and `make reproduce` work as the only command on a fresh clone:
-# they create .venv and install the package (with its test and app extras) when it is missing.
+# they create .venv and install the package (with its test, app, slurm and onnx extras) when it is missing.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -40,7 +40,7 @@ endif
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,app,slurm]'
+	$(BIN)/python -m pip install --quiet -e '.[test,app,slurm,onnx]'
 	touch $(STAMP)
 
 install: $(STAMP)
