@@ -22,13 +22,20 @@ from . import __version__
 from .errors import NstbenchError
 
 
-def git_commit() -> dict:
-    """Commit of the nstbench checkout (and whether it had uncommitted changes), if any."""
-    root = Path(__file__).resolve().parent.parent
+# What "dirty" looks at: the code. results/ and reports/ are outputs, tracked so that a clone shows
+# them, and `make reproduce` rewrites them as it goes: counting them would mark every experiment
+# after the first as made by uncommitted code.
+DIRTY_SCOPE = "tracked files outside results/ and reports/"
+
+
+def git_commit(root: Path | None = None) -> dict:
+    """Commit of the nstbench checkout and whether its code had uncommitted changes (DIRTY_SCOPE)."""
+    root = root or Path(__file__).resolve().parent.parent
+    code = ["--", ".", ":(exclude)results", ":(exclude)reports"]
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", *code],
             capture_output=True,
             text=True,
             timeout=10,
@@ -37,7 +44,7 @@ def git_commit() -> dict:
         return {"commit": None, "dirty": None}
     if sha.returncode != 0:
         return {"commit": None, "dirty": None}
-    return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip()), "dirty_scope": DIRTY_SCOPE}
 
 
 def device_info(device: torch.device | str) -> dict:
