@@ -21,7 +21,6 @@ import torch
 from . import __version__
 from .errors import NstbenchError
 
-
 # What "dirty" looks at: the code. results/ and reports/ are outputs, tracked so that a clone shows
 # them, and `make reproduce` rewrites them as it goes: counting them would mark every experiment
 # after the first as made by uncommitted code.

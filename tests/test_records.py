@@ -1,4 +1,5 @@
 """Provenance: the commit a result names, and whether its code (not its outputs) had changes."""
+
 import subprocess
 
 from nstbench.records import git_commit
