@@ -101,7 +101,7 @@ def _stylize(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=args.device,
         progress_every=args.progress_every,
-        compute=Compute(dtype=args.dtype),
+        compute=Compute(dtype=args.dtype, channels_last=args.channels_last),
         overwrite=args.overwrite,
         extras=extras,
         allow_slow_bf16=args.allow_slow_bf16,
@@ -269,6 +269,7 @@ def train_command(args: argparse.Namespace) -> dict:
     fast.ImageFolderData.check_size(preset.size)
     if args.resume and args.overwrite:
         raise NstbenchError("give --resume or --overwrite, not both")
+    compute = _compute(args)
     with run_dir(args.out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as out:
         if args.resume:
             _check_resumable(out, preset)
@@ -296,6 +297,7 @@ def train_command(args: argparse.Namespace) -> dict:
             device=args.device,
             resume=args.resume,
             progress_every=args.progress_every,
+            compute=compute,
         )
 
 
@@ -321,6 +323,38 @@ def _check_resumable(out, preset) -> None:
 # ---------------------------------------------------------------------------------------------
 # Parser
 # ---------------------------------------------------------------------------------------------
+
+
+def _compute_options(p: argparse.ArgumentParser, what: str) -> None:
+    """--dtype, --channels-last and --allow-slow-bf16 (perceptual.Compute): stylize and train take them."""
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help=f"{what} precision: bfloat16 = autocast, Grams and losses stay fp32 (default float32); "
+        "refused on a CPU without native bf16 (no AVX512_BF16/AMX)",
+    )
+    p.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="NHWC memory layout for the convolutions (same numbers to fp32 rounding; faster on GPUs)",
+    )
+    p.add_argument(
+        "--allow-slow-bf16",
+        action="store_true",
+        help="run --dtype bfloat16 even where the CPU would emulate it (many times slower than float32)",
+    )
+
+
+def _compute(args: argparse.Namespace):
+    """The Compute of --dtype / --channels-last; emulated bf16 refused here, before any work."""
+    from .device import resolve_device
+    from .perceptual import Compute
+    from .precision import require_native_bf16
+
+    if args.dtype == "bfloat16":
+        require_native_bf16(resolve_device(args.device), args.allow_slow_bf16)
+    return Compute(dtype=args.dtype, channels_last=args.channels_last)
 
 
 def _progress_options(p: argparse.ArgumentParser, default: str) -> None:
@@ -372,18 +406,7 @@ def _stylize_parser(sub) -> None:
     st.add_argument("--optimizer", choices=["adam", "lbfgs"], help="override the optimizer (torch's Adam or L-BFGS)")
     st.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
     st.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    st.add_argument(
-        "--dtype",
-        choices=["float32", "bfloat16"],
-        default="float32",
-        help="backbone precision: bfloat16 = autocast, Grams and losses stay fp32 (default float32); "
-        "refused on a CPU without native bf16 (no AVX512_BF16/AMX)",
-    )
-    st.add_argument(
-        "--allow-slow-bf16",
-        action="store_true",
-        help="run --dtype bfloat16 even where the CPU would emulate it (many times slower than float32)",
-    )
+    _compute_options(st, "backbone")
     _progress_options(st, "every 10 s")
     st.add_argument("--out", required=True, help="output folder (gets output.png, curve.csv, run.json)")
     st.add_argument("--overwrite", action="store_true", help="replace the stylize run already in --out")
@@ -454,6 +477,7 @@ def _train_parser(sub) -> None:
     tr.add_argument("--seed", type=int, default=0, help="seed for the network init and data order (default 0)")
     tr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     tr.add_argument("--checkpoint-every", type=POSITIVE, help="checkpoint every N steps (default: preset's)")
+    _compute_options(tr, "training (transformer and loss network)")
     _progress_options(tr, "every 10 s")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="start afresh, deleting the training run in --out")

@@ -169,9 +169,10 @@ class PerceptualLoss:
         spec: LossSpec,
         tv_batch: str = "mean",
         content_target_quirk: bool = False,
+        compute: Compute = Compute(),
     ):
         self.backbone, self.spec, self.tv_batch, self.quirk = backbone, spec, tv_batch, content_target_quirk
-        self.terms = FeatureLoss(backbone, spec, backbone.preprocess(style))  # style Grams [1, C, C], once
+        self.terms = FeatureLoss(backbone, spec, backbone.preprocess(style), compute)  # style Grams [1, C, C], once
 
     @property
     def targets(self) -> dict[str, torch.Tensor]:

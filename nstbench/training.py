@@ -15,7 +15,15 @@ Both .pt files hold kind="nstbench-transformer", the network variant, the preset
 weights record, the data description, the style image (path, sha256) and provenance.
 
 Resuming: the data order depends only on (seed, step), the network and Adam state are restored
-from the checkpoint, so a resumed run ends with the same weights as an uninterrupted one.
+from the checkpoint, so a resumed run ends with the same weights as an uninterrupted one (under the
+same `compute`, which a resumption must therefore keep).
+
+compute (perceptual.Compute): how the step runs, never what it computes. bfloat16 runs the
+transformer's forward and the loss network under autocast (mixed precision; bf16 has fp32's
+exponent range, so unlike fp16 it needs no loss scaling); the network's weights, Adam's state,
+the Grams and the losses stay fp32. channels_last stores the transformer's weights and its input
+NHWC (tensor cores and oneDNN run NHWC convolutions without reorders). The default is plain fp32
+NCHW, bit for bit the trainer without these options.
 """
 
 from __future__ import annotations
@@ -41,7 +49,8 @@ from .data import ImageFolderData
 from .device import resolve_device
 from .errors import NstbenchError
 from .images import Resize, load_image
-from .perceptual import PerceptualLoss
+from .perceptual import Compute, PerceptualLoss
+from .precision import bf16_support
 from .presets import FastPreset, network_config
 from .records import atomic_write, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .transformer import (
@@ -66,8 +75,11 @@ def _fmt_time(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def _fingerprint(preset: FastPreset, cfg: TransformerConfig, seed: int, style: dict, data: dict, weights: dict) -> dict:
-    """What must not change between a run and its resumption (step counts may: they extend a run)."""
+def _fingerprint(
+    preset: FastPreset, cfg: TransformerConfig, seed: int, style: dict, data: dict, weights: dict, compute: Compute
+) -> dict:
+    """What must not change between a run and its resumption (step counts may: they extend a run).
+    `compute` only where it is not the default, so that fp32 checkpoints of earlier versions resume."""
     p = dataclasses.asdict(preset)
     for k in ("steps", "epochs", "checkpoint_every"):
         p.pop(k)
@@ -80,7 +92,7 @@ def _fingerprint(preset: FastPreset, cfg: TransformerConfig, seed: int, style: d
         "style_sha256": style["sha256"],
         "data": d,
         "weights": w,
-    }
+    } | ({"compute": dataclasses.asdict(compute)} if compute != Compute() else {})
 
 
 def _jsonable_eq(a, b) -> bool:
@@ -146,6 +158,7 @@ class _Training:
     opt: torch.optim.Optimizer
     fingerprint: dict
     log: Callable[[str], None]
+    compute: Compute = Compute()
     record: dict = None
 
     @property
@@ -171,6 +184,7 @@ def _setup(
     device: str,
     backbone: Backbone | None,
     log: Callable[[str], None],
+    compute: Compute,
 ) -> _Training:
     """The style image, the data, the loss network, the transformer and its Adam."""
     dev = resolve_device(device)
@@ -199,12 +213,16 @@ def _setup(
     elif backbone.arch != preset.backbone:
         raise NstbenchError(f"preset {preset.name} needs {preset.backbone}, got a {backbone.arch} backbone")
     backbone.to(dev)
-    loss_fn = PerceptualLoss(backbone, style_img.to(dev), preset.loss, preset.tv_batch, preset.content_target_quirk)
+    loss_fn = PerceptualLoss(
+        backbone, style_img.to(dev), preset.loss, preset.tv_batch, preset.content_target_quirk, compute=compute
+    )
     net = build_transformer(cfg, seed).to(dev)
+    if compute.channels_last:  # before Adam is built: its state takes the parameters' layout
+        net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=preset.lr)
-    fingerprint = _fingerprint(preset, cfg, seed, style_rec, dataset.describe(), backbone.weights)
+    fingerprint = _fingerprint(preset, cfg, seed, style_rec, dataset.describe(), backbone.weights, compute)
     return _Training(
-        preset, cfg, dev, out, seed, style_rec, dataset, steps, backbone, loss_fn, net, opt, fingerprint, log
+        preset, cfg, dev, out, seed, style_rec, dataset, steps, backbone, loss_fn, net, opt, fingerprint, log, compute
     )
 
 
@@ -244,7 +262,8 @@ def _start_loss_csv(t: _Training, resume: bool, start: int) -> float:
 
 def _checkpoint(t: _Training, done: int, final: bool = False) -> None:
     """checkpoint.pt (with Adam state and RNG, for --resume); at the end also transformer.pt."""
-    state = {k: v.detach().cpu() for k, v in t.net.state_dict().items()}
+    # contiguous: a channels_last run's weights are saved NCHW, as every other checkpoint
+    state = {k: v.detach().cpu().contiguous() for k, v in t.net.state_dict().items()}
     ds = t.dataset
     meta = {
         "kind": CHECKPOINT_KIND,
@@ -276,9 +295,13 @@ def _checkpoint(t: _Training, done: int, final: bool = False) -> None:
 def _train_step(t: _Training, step: int) -> tuple[dict, int] | None:
     """One batch: loss, backward, Adam. The loss terms and epoch, or None when the loss is not finite."""
     x, epoch = t.dataset.batch_at(step)
-    x = x.to(t.dev)
+    x = x.to(t.dev, memory_format=torch.channels_last if t.compute.channels_last else torch.preserve_format)
     t.opt.zero_grad(set_to_none=True)
-    terms = t.loss_fn(t.net.stylize_unit(x), x)
+    with torch.autocast(t.dev.type, dtype=torch.bfloat16, enabled=t.compute.dtype == "bfloat16"):
+        y = t.net.stylize_unit(x)
+    # the loss in fp32 (its backbone under the same autocast, inside PerceptualLoss): TV and Grams
+    # sum many products, which bf16 would round to ~3 digits
+    terms = t.loss_fn(y.float(), x)
     terms["total"].backward()
     vals = {k: v.item() for k, v in terms.items()}  # one host sync per step
     if not all(math.isfinite(v) for v in vals.values()):
@@ -365,13 +388,16 @@ def train_transformer(
     progress_seconds: float = 10.0,
     log: Callable[[str], None] | None = None,
     on_step: Callable[[dict], bool | None] | None = None,
+    compute: Compute = Compute(),
 ) -> dict:
     """Train a transformer for `style` on the images under `data`; write the run into `out`.
 
     progress_every: a progress line every N steps (0: none; None: every `progress_seconds`).
     backbone: an already loaded loss network (tests share one); otherwise load_backbone(weights).
     on_step(row) is called after every step; returning True stops the run like a Ctrl-C does:
-    a checkpoint is written and KeyboardInterrupt is raised. Returns the run record (run.json).
+    a checkpoint is written and KeyboardInterrupt is raised. compute: the step's precision and
+    layout (module docstring; a bf16 request is not checked for native support here: the commands
+    refuse emulated bf16 before calling). Returns the run record (run.json).
     """
     log = log or (lambda m: print(f"[train {preset.name}] {m}", file=sys.stderr, flush=True))
     out = ensure_writable_dir(Path(out))
@@ -381,7 +407,7 @@ def train_transformer(
         raise NstbenchError(
             f"{out} already holds a training run (checkpoint.pt); pass --resume to continue it or choose another --out"
         )
-    t = _setup(preset, style, data, out, weights, seed, device, backbone, log)
+    t = _setup(preset, style, data, out, weights, seed, device, backbone, log, compute)
     start = _resume(t) if resume else 0
     t.net.train()
     seconds_before = _start_loss_csv(t, resume, start)
@@ -394,6 +420,8 @@ def train_transformer(
         "seed": seed,
         "steps": t.steps,
         "weights": t.backbone.weights,
+        "compute": dataclasses.asdict(compute)
+        | ({"bf16_support": bf16_support(t.dev)[1]} if compute.dtype == "bfloat16" else {}),
         "loss_terms": "loss.csv: content, style, tv unweighted (batch-reduced); total = alpha*content + beta*style + gamma*tv",
         "provenance": provenance(t.dev),  # git and library versions: read once per run
     }
@@ -442,10 +470,12 @@ def train_and_apply(
     seed: int = 0,
     progress_every: int | None = None,
     log: Callable[[str], None] | None = None,
+    compute: Compute = Compute(),
 ) -> TrainedRun:
     """Train one network (train_transformer into `out`), stylise `content` as `nstbench apply` does
     (eval mode, output cropped to the input's size, clamped) and measure the training loss terms
-    on it with `style_image` as the style target. The experiments' sweeps run one of these per point."""
+    on it with `style_image` as the style target (both in fp32 whatever the training's `compute`).
+    The experiments' sweeps run one of these per point."""
     rec = train_transformer(
         preset,
         style,
@@ -456,6 +486,7 @@ def train_and_apply(
         device=str(content.device),
         progress_every=progress_every,
         log=log,
+        compute=compute,
     )
     net, _ = load_transformer(out / "transformer.pt")
     net.to(content.device)
@@ -477,6 +508,7 @@ def train_and_apply_unit(
     seed: int = 0,
     progress_every: int | None = None,
     log: Callable[[str], None] | None = None,
+    compute: Compute = Compute(),
 ) -> dict:
     """train_and_apply in a temporary folder (deleted afterwards: no checkpoint is kept), as plain
     data an experiment's unit (a job under --executor local|slurm) can return: image (CPU), terms,
@@ -497,5 +529,6 @@ def train_and_apply_unit(
             seed=seed,
             progress_every=progress_every,
             log=log,
+            compute=compute,
         )
         return {"image": run.image.cpu(), "terms": run.terms, "record": run.record, "loss": pd.read_csv(run.loss_csv)}

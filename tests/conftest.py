@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402  (after OMP_WAIT_POLICY, which OpenMP reads when torch loads)
 
+from nstbench.precision import bf16_support  # noqa: E402
+
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
 if "NSTBENCH_ASSETS" not in os.environ and (_SHARED / "SOURCES.md").is_file():
     os.environ["NSTBENCH_ASSETS"] = str(_SHARED)
@@ -25,6 +27,8 @@ def assets_dir() -> Path | None:
 
 
 needs_assets = pytest.mark.skipif(assets_dir() is None, reason="no local asset folder (set NSTBENCH_ASSETS)")
+BF16_NATIVE, BF16_WHY = bf16_support(torch.device("cpu"))
+needs_native_bf16 = pytest.mark.skipif(not BF16_NATIVE, reason=f"bf16 tests skipped: {BF16_WHY}")
 
 
 @pytest.fixture(scope="session")

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import needs_assets
+from conftest import BF16_NATIVE, BF16_WHY, needs_assets, needs_native_bf16
 
 from nstbench.errors import NstbenchError
 from nstbench.gatys import Compute, OptimizerSpec, extract_features, initial_image, make_gatys_loss, optimize_image
-from nstbench.precision import bf16_support
 from nstbench.presets import HUST, UPES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +30,6 @@ STYLE = torch.rand(1, 3, 48, 48, generator=G)
 
 # bf16 rows run only where the CPU has native bf16: elsewhere every bf16 convolution is emulated
 # (minutes for what takes seconds) and the CLI refuses it (nstbench/precision.py).
-BF16_NATIVE, BF16_WHY = bf16_support(torch.device("cpu"))
-needs_native_bf16 = pytest.mark.skipif(not BF16_NATIVE, reason=f"bf16 tests skipped: {BF16_WHY}")
 
 
 def run(backbone, spec, space, compute, steps=5, lr=0.01):

@@ -70,11 +70,18 @@ def _stylize_argv(out: Path, *extra: str) -> list[str]:
     ]
 
 
+def _train_argv(out: Path, *extra: str) -> list[str]:
+    return ["train", "--preset", "hust", "--style", "mosaic", "--profile", "smoke", "--steps", "1"] + [
+        "--weights", "random", "--dtype", "bfloat16", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
 @needs_assets
-def test_cli_refuses_emulated_bf16_at_once_with_one_line(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("argv", [_stylize_argv, _train_argv], ids=["stylize", "train"])
+def test_cli_refuses_emulated_bf16_at_once_with_one_line(monkeypatch, tmp_path, capsys, argv):
     monkeypatch.setattr(precision, "cpu_flags", lambda: ZEN3_FLAGS)
     t = time.perf_counter()
-    code = cli.main(_stylize_argv(tmp_path / "run"))
+    code = cli.main(argv(tmp_path / "run"))
     seconds = time.perf_counter() - t
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and seconds < 1.0
@@ -90,3 +97,14 @@ def test_cli_runs_emulated_bf16_when_insisted(monkeypatch, tmp_path):
 
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
     assert rec["compute"]["dtype"] == "bfloat16" and "no native bf16" in rec["compute"]["bf16_support"]
+
+
+@needs_assets
+def test_cli_train_records_bf16_and_channels_last_when_insisted(monkeypatch, tmp_path):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: ZEN3_FLAGS)
+    assert cli.main(_train_argv(tmp_path / "run", "--allow-slow-bf16", "--channels-last")) == 0
+    import json
+
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert rec["compute"]["dtype"] == "bfloat16" and rec["compute"]["channels_last"] is True
+    assert "no native bf16" in rec["compute"]["bf16_support"]
