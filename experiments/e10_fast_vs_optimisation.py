@@ -125,7 +125,6 @@ SPEC = Spec(
 CONTENT, STYLE = "chelsea", "mosaic"  # E3's pair (Johnson's example style)
 FIG5_ITERATIONS = (50, 100, 300, 500)  # Fig. 5's L-BFGS iteration counts
 TABLE1_ITERATIONS = (100, 300, 500)  # Table 1's columns
-DTYPE = "float32"
 # Johnson et al. Table 1 (GTX Titan X, seconds): {size: ((100, 300, 500 iterations), forward pass)}.
 # Transcribed from the paper; not re-checked against the PDF where this was written (no copy here).
 SOURCE_TABLE1 = {
@@ -222,6 +221,7 @@ def fig5(exp: Experiment, preset, data: str) -> None:
         style,
         backbone=vgg,
         seed=exp.seed,
+        compute=exp.compute,
         progress_every=exp.progress_every,
         log=lambda m: print(f"[{NAME} train] {m}", file=sys.stderr, flush=True),
     )
@@ -239,6 +239,7 @@ def fig5(exp: Experiment, preset, data: str) -> None:
         style,
         vgg,
         seed=exp.seed,
+        compute=exp.compute,
         alpha=OBJECTIVE.alpha * k,
         beta=OBJECTIVE.beta * k,
         gamma=OBJECTIVE.gamma * k,
@@ -322,7 +323,9 @@ def figure_fig5(exp, curve, fast_objective: float) -> None:
 
 def table1(exp: Experiment) -> None:
     vgg, tag = exp.backbone(FAST_JOHNSON2016.backbone), exp.tag(FAST_JOHNSON2016.backbone)
-    net = build_transformer(get_variant(FAST_JOHNSON2016.network), seed=exp.seed).to(exp.device).eval()
+    net = exp.compute.prepare(
+        build_transformer(get_variant(FAST_JOHNSON2016.network), seed=exp.seed).to(exp.device)
+    ).eval()
     style = load_image(STYLE, Resize("long", FAST_JOHNSON2016.style_size)).to(exp.device)
     threads = torch.get_num_threads() if exp.device.type == "cpu" else None
     rows = []
@@ -342,11 +345,14 @@ def table1(exp: Experiment) -> None:
             vgg,
             warmup=exp.profile.warmup,
             seed=exp.seed,
+            compute=exp.compute,
             label=f"{NAME} timing",
         )
-        fast = time_forward(net.stylize_unit, content, warmup=exp.profile.warmup, repeats=exp.profile.repeats)
+        fast = time_forward(
+            net.stylize_unit, content, warmup=exp.profile.warmup, repeats=exp.profile.repeats, compute=exp.compute
+        )
         source = SOURCE_TABLE1.get(size)
-        common = {**tag, "size": size, "dtype": DTYPE, "threads": threads}
+        common = {**tag, "size": size, "dtype": exp.compute.dtype, "threads": threads}
         for i, n in enumerate(TABLE1_ITERATIONS):
             rows.append(
                 {
@@ -393,7 +399,7 @@ def figure_table1(exp, rows) -> None:
         ax.bar(x + (j - 1.5) * 0.2, vals, 0.2, label=label)
     ax.set_yscale("log")
     ax.set_xticks(x, [f"{s} px" for s in sizes])
-    ax.set_ylabel(f"seconds ({exp.device.type}, {DTYPE})")
+    ax.set_ylabel(f"seconds ({exp.device.type}, {exp.compute.dtype})")
     ax.legend(fontsize=7)
     exp.figure(fig, "table1.png")
 
@@ -419,7 +425,7 @@ def compute(exp: Experiment, preset, data: str) -> None:
     exp.note(
         "Table 1 source numbers (source_seconds, source_speedup): Johnson et al. on a GTX Titan X, transcribed "
         "from the paper's Table 1 and not re-checked against the PDF where E10 was written; ours on "
-        f"{exp.device.type} in {DTYPE}, the fast network with seeded random weights (time does not depend on "
+        f"{exp.device.type} in {exp.compute.dtype}, the fast network with seeded random weights (time does not depend on "
         "them); Table 1's speed-up is per iteration count, as the paper's"
     )
     if exp.weights_kind(FAST_JOHNSON2016.backbone) != "imagenet":
@@ -445,7 +451,6 @@ def _main(argv: list[str] | None) -> None:
         style=STYLE,
         fig5_iterations=FIG5_ITERATIONS,
         table1_iterations=TABLE1_ITERATIONS,
-        dtype=DTYPE,
     )
     exp.run(lambda e: compute(e, preset, data))
 

@@ -87,6 +87,7 @@ def compute(exp: Experiment, preset) -> None:
         style,
         vgg,
         seed=exp.seed,
+        compute=exp.compute,
         batch=len(GAMMAS),
         gamma=list(GAMMAS),
         progress_every=exp.progress_every,

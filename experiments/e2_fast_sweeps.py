@@ -168,6 +168,7 @@ def train_point(exp: Experiment, lc: float, ls: float) -> dict:
         style_train,
         backbone=exp.backbone(p.backbone),
         seed=exp.seed,
+        compute=exp.compute,
         progress_every=exp.progress_every,
         log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True),
     )

@@ -85,7 +85,14 @@ def compute(exp: Experiment, base) -> None:
         status = "ok"
         try:
             result = run_preset(
-                preset, content, style, vgg, seed=exp.seed, progress_every=exp.progress_every, label=f"{NAME}:{init}"
+                preset,
+                content,
+                style,
+                vgg,
+                seed=exp.seed,
+                compute=exp.compute,
+                progress_every=exp.progress_every,
+                label=f"{NAME}:{init}",
             )
         except Diverged as e:  # keep the curve up to the failure; the final row gets NaN losses
             result, status = e.result, "diverged"

@@ -177,6 +177,7 @@ def optimise(exp: Experiment, net: str, k: int) -> dict:
             style,
             exp.backbone(p.backbone),
             seed=exp.seed,
+            compute=exp.compute,
             progress_every=exp.progress_every,
             label=f"{NAME}:{net}:{k}",
         )

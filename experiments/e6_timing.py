@@ -66,7 +66,6 @@ SPEC = Spec(
 )
 CONTENT, STYLE = "chelsea", "starry_night"  # E1's pair
 FAST_NETWORK = "hust"  # the HUST notebook's transformer (transformer.HUST_NET)
-DTYPE = "float32"  # both methods run in float32 (the sources' precision)
 SOURCE_SIZE = 512  # the HUST code's working size (long side): the report's timing is for it
 SOURCE_VANILLA_SECONDS, SOURCE_FAST_SECONDS = 49.43, 0.04  # report 3.3 table (GPU not stated)
 
@@ -94,7 +93,7 @@ TABLE_COLUMNS = [
 def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
     vgg = exp.backbone(HUST.backbone)
     tag = exp.tag(HUST.backbone)
-    net = build_transformer(get_variant(FAST_NETWORK), seed=exp.seed).to(exp.device).eval()
+    net = exp.compute.prepare(build_transformer(get_variant(FAST_NETWORK), seed=exp.seed).to(exp.device)).eval()
     steps = min(exp.profile.steps, C10_ITERATIONS)
     rows = []
     for size in sizes:
@@ -115,16 +114,19 @@ def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
             vgg,
             warmup=exp.profile.warmup,
             seed=exp.seed,
+            compute=exp.compute,
             progress_every=exp.progress_every,
             label=f"{NAME} vanilla",
         )
-        fast = time_forward(net.stylize_unit, content, warmup=exp.profile.warmup, repeats=exp.profile.repeats)
+        fast = time_forward(
+            net.stylize_unit, content, warmup=exp.profile.warmup, repeats=exp.profile.repeats, compute=exp.compute
+        )
         speedup = C10_ITERATIONS * van["median"] / fast["median"]
         source = size == SOURCE_SIZE
         common = {
             **tag,
             "size": size,
-            "dtype": DTYPE,
+            "dtype": exp.compute.dtype,
             "height": h,
             "width": w,
             "speedup": speedup,
@@ -214,7 +216,7 @@ def figure(exp, rows, sizes) -> None:
         ax.annotate(f"{r['speedup']:,.0f}x", (x[i], max(van[i], fast[i])), ha="center", va="bottom", fontsize=8)
     ax.set_yscale("log")
     ax.set_xticks(x, [f"{s} px" for s in sizes])
-    ax.set_ylabel(f"seconds ({exp.device.type}, {DTYPE})")
+    ax.set_ylabel(f"seconds ({exp.device.type}, {exp.compute.dtype})")
     ax.legend(fontsize=7)
     exp.figure(fig, "timing.png")
 
@@ -222,9 +224,7 @@ def figure(exp, rows, sizes) -> None:
 def _main(argv: list[str] | None) -> None:
     exp = Experiment(SPEC, __file__, __doc__, argv)
     sizes = (exp.profile.size,) if exp.profile.size else exp.profile.sizes
-    exp.settings.update(
-        preset=HUST, content=CONTENT, style=STYLE, sizes=sizes, fast_network=get_variant(FAST_NETWORK), dtype=DTYPE
-    )
+    exp.settings.update(preset=HUST, content=CONTENT, style=STYLE, sizes=sizes, fast_network=get_variant(FAST_NETWORK))
     exp.run(lambda e: compute(e, sizes))
 
 

@@ -176,6 +176,7 @@ def compute(exp: Experiment, base) -> None:
                 style,
                 vgg,
                 seed=exp.seed,
+                compute=exp.compute,
                 progress_every=exp.progress_every,
                 label=f"{NAME}:{kind}:{net}:{label}",
                 **scale,

@@ -55,6 +55,8 @@ from .backbones import Backbone
 from .device import resolve_device
 from .errors import NstbenchError
 from .images import save_image, to_pil
+from .perceptual import COMPILE_MODES, Compute
+from .precision import require_native_bf16
 from .profiles import PROFILE_NAMES, default_profile
 from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
 from .weights import load_backbone, weights_label
@@ -145,8 +147,44 @@ def build_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
         type=int,
         help="torch CPU threads (default torch's; 1 is often faster on a machine shared with other jobs)",
     )
+    _compute_arguments(ap)
     executors.add_job_arguments(ap, spec.units)
     return ap
+
+
+def _compute_arguments(ap: argparse.ArgumentParser) -> None:
+    g = ap.add_argument_group("compute (how the networks run; perceptual.Compute)")
+    g.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="auto (default): float32 on the CPU (the sources' precision), bfloat16 autocast on CUDA "
+        "(Grams and losses fp32)",
+    )
+    g.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="NHWC convolutions (default: on CUDA only)",
+    )
+    g.add_argument(
+        "--compile",
+        choices=list(COMPILE_MODES),
+        default=None,
+        help="torch.compile the Gatys loss and the fast network (default off; see benchmarks/gpu_check.py)",
+    )
+    g.add_argument(
+        "--allow-slow-bf16", action="store_true", help="run bfloat16 even where the CPU would only emulate it"
+    )
+
+
+def resolve_compute(args: argparse.Namespace, device_type: str) -> Compute:
+    """--dtype / --channels-last / --compile for the jobs' device. auto keeps the CPU in float32
+    NCHW, bit for bit the numbers the bands pin; on CUDA the GPU path: bf16 autocast, NHWC."""
+    gpu = device_type == "cuda"
+    dtype = ("bfloat16" if gpu else "float32") if args.dtype == "auto" else args.dtype
+    cl = gpu if args.channels_last is None else args.channels_last
+    return Compute(dtype=dtype, channels_last=cl, compile=args.compile)
 
 
 def thin_curve(df: pd.DataFrame, rows: int, step: str = "step") -> pd.DataFrame:
@@ -195,7 +233,8 @@ class Experiment:
     """One experiment run: parsed options, profile, backbones, and the writers for its outputs.
 
     Attributes a script uses: `profile` (its frozen profile dataclass, overrides applied),
-    `profile_name`, `args`, `device` (torch.device), `seed`, `settings` (a dict the script fills
+    `profile_name`, `args`, `device` (torch.device), `compute` (perceptual.Compute: how every
+    network runs; hand it to make_gatys_loss / run_preset / training), `seed`, `settings` (a dict the script fills
     before `run`; it goes into the cache key and the manifest), `dir` (the temp folder, during
     compute only), `progress_every`.
     """
@@ -225,6 +264,10 @@ class Experiment:
             if self.args.threads < 1:
                 raise NstbenchError(f"--threads must be at least 1, got {self.args.threads}")
             torch.set_num_threads(self.args.threads)
+        self.compute = resolve_compute(self.args, self.device_type)
+        self.bf16_support = None  # why bf16 is (or is allowed to be) used: for the manifest
+        if self.compute.dtype == "bfloat16" and self.device.type == self.device_type:  # else the job checks
+            self.bf16_support = require_native_bf16(self.device, self.args.allow_slow_bf16)
         self.seed = self.args.seed
         if self.args.progress_every is not None and self.args.progress_every < 0:
             raise NstbenchError(f"--progress-every must be at least 0, got {self.args.progress_every}")
@@ -486,6 +529,7 @@ class Experiment:
             "overrides": self.overrides,
             "settings": self.settings,
             "device": self.device_type,
+            "compute": dataclasses.asdict(self.compute),
             "seed": self.seed,
             "weights": {a: {k: v for k, v in w.items() if k != "fallback_reason"} for a, w in weights.items()},
         }
@@ -516,8 +560,8 @@ class Experiment:
             return self.final_dir
         kinds = sorted({w["kind"] for w in weights.values()})
         print(
-            f"[{self.name}] profile {self.profile_label}, weights {'/'.join(kinds)}, device {self.device}, "
-            f"seed {self.seed} -> {self.final_dir}",
+            f"[{self.name}] profile {self.profile_label}, weights {'/'.join(kinds)}, device {self.device} "
+            f"({self.compute.describe()}), seed {self.seed} -> {self.final_dir}",
             file=sys.stderr,
             flush=True,
         )
@@ -557,6 +601,7 @@ class Experiment:
                 "weights_labels": {a: weights_label(w) for a, w in weights.items()},
                 "imagenet": kinds == ["imagenet"],
                 "device": str(self.device),
+                "compute": dataclasses.asdict(self.compute) | {"bf16_support": self.bf16_support},
                 "seed": self.seed,
                 "executor": to_jsonable(self.jobs),
                 "command": [str(self.script.name)] + self.argv,

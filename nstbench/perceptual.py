@@ -12,12 +12,21 @@ fp32 from the bf16 features because a Gram entry sums H*W products (65,536 at 25
 result keeps ~3 significant digits, and the style loss (G - A)^2 subtracts nearly equal Grams, so
 bf16 Grams would leave mostly rounding noise near convergence. channels_last hands the
 convolutions NHWC tensors, which oneDNN (CPU) and cuDNN (tensor cores) run without layout reorders.
+compile names a torch.compile mode for the loss network's extract (every loss: Gatys and the
+fast trainer) and for the fast network (Compute.prepare): "inductor" (generated kernels),
+"reduce-overhead" (inductor plus CUDA graphs: one launch per step), "eager" (graph capture only, no
+code generation: a test of the plumbing). The first call compiles (tens of seconds); whether it
+pays is measured per device by benchmarks/gpu_check.py, so it is never on by default. The compiled
+extractor is made once per backbone and Compute and reused by every later loss (an experiment runs
+many), so it compiles once, not once per run (dynamo would stop recompiling after a few and
+silently run eager).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import weakref
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,6 +61,7 @@ class LossSpec:
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+COMPILE_MODES = ("inductor", "reduce-overhead", "eager")
 
 
 @dataclass(frozen=True)
@@ -60,10 +70,35 @@ class Compute:
 
     dtype: Literal["float32", "bfloat16"] = "float32"
     channels_last: bool = False
+    compile: Literal["inductor", "reduce-overhead", "eager"] | None = None  # None: eager PyTorch
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
             raise NstbenchError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            raise NstbenchError(f"unknown compile mode {self.compile!r}; valid: {', '.join(COMPILE_MODES)}")
+
+    def compile_kwargs(self) -> dict:
+        """torch.compile's arguments for this mode ("reduce-overhead" is a mode of inductor)."""
+        return {"mode": "reduce-overhead"} if self.compile == "reduce-overhead" else {"backend": self.compile}
+
+    def autocast(self, device_type: str):
+        """The autocast context of this dtype (a no-op context for float32)."""
+        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.dtype == "bfloat16")
+
+    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A network (the fast transformer) as this compute runs it: NHWC weights, compiled in place
+        (module.compile: the state_dict keys stay as they are). Returns the same module."""
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        if self.compile is not None:
+            module.compile(**self.compile_kwargs())
+        return module
+
+    def describe(self) -> str:
+        """'float32', 'bfloat16 channels_last compile=inductor', ...: for progress lines and labels."""
+        parts = [self.dtype] + (["channels_last"] if self.channels_last else [])
+        return " ".join(parts + ([f"compile={self.compile}"] if self.compile else []))
 
 
 def extract_features(backbone: Backbone, x: torch.Tensor, layers, compute: Compute) -> dict[str, torch.Tensor]:
@@ -73,25 +108,37 @@ def extract_features(backbone: Backbone, x: torch.Tensor, layers, compute: Compu
     if compute.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     dtype = x.dtype
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=compute.dtype == "bfloat16"):
+    with compute.autocast(x.device.type):
         f = backbone.extract(x, layers)
     # one copy converts dtype and layout; Grams (losses.gram reshapes to [B, C, HW]) want NCHW
     return {k: v.to(dtype, memory_format=torch.contiguous_format) for k, v in f.items()}
 
 
+# extractor -> {Compute: (the weights' state, its converted and compiled copy)}; gone with the extractor
+_CONVERTED: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
 def compute_backbone(backbone: Backbone, compute: Compute) -> Backbone:
-    """The backbone as `compute` runs it. For NHWC or bf16, a private copy of the extractor
-    converted once: NHWC weights (no per-call reorder) and/or bf16 weights (autocast would cast
-    weights that need no gradient anew at every forward; the features are bit-identical). The
-    caller's backbone keeps its layout and dtype."""
-    if not (compute.channels_last or compute.dtype == "bfloat16"):
+    """The backbone as `compute` runs it. For NHWC, bf16 or compile, a private copy of the
+    extractor converted once per (extractor, compute) and reused: NHWC weights (no per-call
+    reorder), bf16 weights (autocast would cast weights that need no gradient anew at every
+    forward; the features are bit-identical), a compiled `extract`. The caller's backbone keeps
+    its layout and dtype; a change to its weights (in place, or a move) makes a new copy."""
+    if compute == Compute():
         return backbone
-    ext = copy.deepcopy(backbone.extractor)
-    if compute.channels_last:
-        ext = ext.to(memory_format=torch.channels_last)
-    if compute.dtype == "bfloat16":
-        ext = ext.to(torch.bfloat16)
-    return dataclasses.replace(backbone, extractor=ext)
+    cache = _CONVERTED.setdefault(backbone.extractor, {})
+    # the source's weights as they are now: a move (.to) or an in-place change makes a new copy
+    state = tuple((q.data_ptr(), q._version) for q in backbone.extractor.parameters())
+    if cache.get(compute, (None,))[0] != state:
+        ext = copy.deepcopy(backbone.extractor)
+        if compute.channels_last:
+            ext = ext.to(memory_format=torch.channels_last)
+        if compute.dtype == "bfloat16":
+            ext = ext.to(torch.bfloat16)
+        if compute.compile is not None:  # the instance's extract, compiled (self is bound: one guard)
+            ext.extract = torch.compile(ext.extract, **compute.compile_kwargs())
+        cache[compute] = (state, ext)
+    return dataclasses.replace(backbone, extractor=cache[compute][1])
 
 
 def blend_weights(weights: list[float] | None, n: int) -> list[float]:

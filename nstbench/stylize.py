@@ -90,12 +90,13 @@ def run_preset(
     style_blend: list[float] | None = None,
     on_step=None,
     init_image: torch.Tensor | None = None,
+    sync_every: int | None = None,
 ) -> OptimizeResult:
     """Optimise with the preset's settings on already-loaded images (on their device); `style` may
     be a list of images blended by `style_blend` (init "style" starts from the first); `compute`
     (gatys.Compute) picks the backbone's dtype and memory layout. progress_every: a progress line
     every N steps, 0 none, None every 10 s (the preset's print_every is its source's print
-    interval, a record of the source, not nstbench's progress)."""
+    interval, a record of the source, not nstbench's progress). sync_every: see optimize_image."""
     loss_fn = make_gatys_loss(
         backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute, style_blend, feed=preset.feed
     )
@@ -122,6 +123,7 @@ def run_preset(
         label=label or preset.name,
         keep_best_as=preset.keep_best_as,
         on_step=on_step,
+        sync_every=sync_every,
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .backbones import Backbone
+from .perceptual import Compute
 from .presets import GatysPreset
 from .stylize import override, run_preset
 
@@ -40,20 +41,36 @@ def time_optimisation(
     if warmup:
         run_preset(override(preset, steps=warmup), content, style, backbone, seed=seed, progress_every=0, **run_kwargs)
     sync(content.device)
+    # history "seconds" is the time since the loop started, read once per evaluation; sync_every=1
+    # makes optimize_image wait for the device at every evaluation (its finiteness check), so the
+    # differences are iteration times on a GPU too, not the launch queue's
     result = run_preset(
-        preset, content, style, backbone, seed=seed, progress_every=progress_every, label=label, **run_kwargs
+        preset,
+        content,
+        style,
+        backbone,
+        seed=seed,
+        progress_every=progress_every,
+        label=label,
+        sync_every=1,
+        **run_kwargs,
     )
-    # history "seconds" is the time since the loop started, read once per evaluation; optimize_image
-    # syncs with the device every evaluation (the finiteness check), so the differences are iteration
-    # times on a GPU too
     marks = [0.0] + [r["seconds"] for r in result.history if r["image"] == 0]
     per_step = np.diff(marks)
     return {"median": float(np.median(per_step)), "mean": result.seconds / len(per_step), "total": result.seconds}
 
 
 @torch.inference_mode()
-def time_forward(fn, x: torch.Tensor, *, warmup: int, repeats: int) -> dict:
-    """Median and mean seconds of `repeats` calls fn(x) after `warmup` untimed ones."""
+def time_forward(fn, x: torch.Tensor, *, warmup: int, repeats: int, compute: Compute = Compute()) -> dict:
+    """Median and mean seconds of `repeats` calls fn(x) after `warmup` untimed ones, under
+    `compute`'s autocast and with x in its layout (the module behind fn: Compute.prepare)."""
+    if compute.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with compute.autocast(x.device.type):
+        return _time_calls(fn, x, warmup, repeats)
+
+
+def _time_calls(fn, x: torch.Tensor, warmup: int, repeats: int) -> dict:
     for _ in range(warmup):
         fn(x)
     times = []

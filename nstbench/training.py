@@ -216,9 +216,7 @@ def _setup(
     loss_fn = PerceptualLoss(
         backbone, style_img.to(dev), preset.loss, preset.tv_batch, preset.content_target_quirk, compute=compute
     )
-    net = build_transformer(cfg, seed).to(dev)
-    if compute.channels_last:  # before Adam is built: its state takes the parameters' layout
-        net = net.to(memory_format=torch.channels_last)
+    net = compute.prepare(build_transformer(cfg, seed).to(dev))  # before Adam: its state takes the layout
     opt = torch.optim.Adam(net.parameters(), lr=preset.lr)
     fingerprint = _fingerprint(preset, cfg, seed, style_rec, dataset.describe(), backbone.weights, compute)
     return _Training(
@@ -297,7 +295,7 @@ def _train_step(t: _Training, step: int) -> tuple[dict, int] | None:
     x, epoch = t.dataset.batch_at(step)
     x = x.to(t.dev, memory_format=torch.channels_last if t.compute.channels_last else torch.preserve_format)
     t.opt.zero_grad(set_to_none=True)
-    with torch.autocast(t.dev.type, dtype=torch.bfloat16, enabled=t.compute.dtype == "bfloat16"):
+    with t.compute.autocast(t.dev.type):
         y = t.net.stylize_unit(x)
     # the loss in fp32 (its backbone under the same autocast, inside PerceptualLoss): TV and Grams
     # sum many products, which bf16 would round to ~3 digits

@@ -15,7 +15,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import check_lpips_column, load_script, needs_assets
+from conftest import BF16_NATIVE, check_lpips_column, load_script, needs_assets
 
 import nstbench.experiment as harness
 from nstbench import claims, registry
@@ -311,6 +311,43 @@ def test_force_and_changed_settings_recompute(tmp_path, monkeypatch, shared_back
     m = json.loads((tmp_path / "e7_upes" / "manifest.json").read_text())
     assert m["cache_key"] != key and m["profile_settings"]["steps"] == 3
     assert len(pd.read_csv(tmp_path / "e7_upes" / "trajectory.csv")) == 3
+
+    assert m["compute"] == {"dtype": "float32", "channels_last": False, "compile": None, "bf16_support": None}
+    assert mod.main(argv("e7_upes", tmp_path, "--steps", "3", "--channels-last")) == 0  # another compute: recomputed
+    assert len(calls) == 4
+    assert json.loads((tmp_path / "e7_upes" / "manifest.json").read_text())["compute"]["channels_last"] is True
+
+
+# The GPU path's compute (what --device cuda runs by default, plus compile) on the CPU: bf16 where
+# this CPU runs it natively, fp32 NHWC elsewhere; compile with the "eager" backend (graph capture
+# without code generation: the plumbing, in seconds).
+GPU_PATH = ("--dtype", "bfloat16" if BF16_NATIVE else "float32", "--channels-last", "--compile", "eager")
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_experiment_runs_with_the_gpu_path_compute(name, tmp_path, shared_backbones):
+    mod = load_script(name)
+    assert mod.main(argv(name, tmp_path, *GPU_PATH)) == 0
+    m = json.loads((tmp_path / name / "manifest.json").read_text())
+    assert m["status"] == "complete" and set(m["claims"]) == set(SPECS[name].claims)
+    assert m["compute"] | {"bf16_support": None} == {
+        "dtype": GPU_PATH[1], "channels_last": True, "compile": "eager", "bf16_support": None,
+    }  # fmt: skip
+    assert (m["compute"]["bf16_support"] is not None) == (GPU_PATH[1] == "bfloat16")
+    for csv in [f for f in m["files"] if f.endswith(".csv")]:
+        df = pd.read_csv(tmp_path / name / csv)
+        assert len(df) > 0, csv
+        if "dtype" in df.columns:  # the timing tables say what they timed
+            assert set(df["dtype"]) == {GPU_PATH[1]}, csv
+
+
+def test_auto_compute_is_fp32_on_the_cpu_and_bf16_nhwc_on_cuda():
+    ap = harness.build_parser(SPECS["e7_upes"], "")
+    auto = ap.parse_args([])
+    assert harness.resolve_compute(auto, "cpu") == harness.Compute()
+    assert harness.resolve_compute(auto, "cuda") == harness.Compute("bfloat16", channels_last=True)
+    off = ap.parse_args(["--dtype", "float32", "--no-channels-last", "--compile", "inductor"])
+    assert harness.resolve_compute(off, "cuda") == harness.Compute("float32", False, "inductor")
 
 
 def sigterm(message):

@@ -205,8 +205,8 @@ def test_channels_last_training_is_the_same_computation(vgg19_random, style_png,
     cl = Compute(channels_last=True)
     rec = _run(tiny(steps=3), style_png, data_dir, tmp_path / "nhwc", vgg19_random, compute=cl)
     np.testing.assert_allclose(_losses(tmp_path / "nhwc"), _losses(tmp_path / "nchw"), rtol=1e-5)
-    assert rec["compute"] == {"dtype": "float32", "channels_last": True}
-    assert ref["compute"] == {"dtype": "float32", "channels_last": False}
+    assert rec["compute"] == {"dtype": "float32", "channels_last": True, "compile": None}
+    assert ref["compute"] == {"dtype": "float32", "channels_last": False, "compile": None}
     sd = read_checkpoint(tmp_path / "nhwc" / "transformer.pt")["state_dict"]
     assert all(v.is_contiguous() for v in sd.values())
     with pytest.raises(NstbenchError, match="compute"):
