@@ -6,16 +6,20 @@ Sections (each row names its section):
   bands     every Gatys regression band of tests/bands.json run on the device in fp32 (TF32 off)
             against its CPU reference; tolerance CUDA_REL_TOL (stated in every row)
   gatys     1000 Adam iterations of the `upes` loss at 512 x 512 px: fp32 (TF32 off), tf32 and
-            bf16 (autocast, channels_last; Grams and losses fp32), each eager and torch.compile'd
+            bf16 (autocast, channels_last; Grams and losses fp32), each eager and compiled
+            (Compute.compile: the extractor, as the experiments' --compile), bf16 also with CUDA
+            graphs (reduce-overhead) and with a host sync per step (sync_every=1, the old loop)
   fast      the HUST fast network's forward at 256, 512 and 1024 px (fp32, channels_last, bf16)
-            and training images/s at 256 px (train_transformer, hust preset, batch 8)
+            and training images/s at 256 px (train_transformer, hust preset, batch 8), fp32 and
+            bf16 autocast + channels_last (the trainer's compute on CUDA under the experiments)
   e7        experiments/e7_upes.py --profile paper in full (2000 Adam steps at 400 px), wall time
   estimate  the paper profile's time per experiment from the measured parts (COCO training aside
             and included, as separate rows), and the total against the one-hour target
   target    the issue's targets on an H100/H200-class card, each with its value and whether met
 
 --dry-run: CPU, tiny sizes, a couple of iterations, torch.compile with the "eager" backend (no
-compiler toolchain needed): the same sections and files, every row with dry_run=True. It checks the
+compiler toolchain needed) for both compiled modes: the same sections and files, every row with
+dry_run=True. A variant that fails (a compile error, say) is a row with its error, not the end of the check. It checks the
 plumbing only; its numbers are not GPU numbers. Random weights (seeded) throughout: timings do not
 depend on the weights' values.
 """
@@ -23,6 +27,7 @@ depend on the weights' values.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -60,11 +65,12 @@ from nstbench.weights import load_backbone  # noqa: E402
 # is 20x that and still far below what a wrong layer or normalisation moves (test_bands.py's
 # perturbations move the losses by > 1e-2).
 CUDA_REL_TOL = 1e-3
-GATYS_MODES = {  # name -> (Compute, TF32 allowed)
+GATYS_MODES = {  # name -> (Compute, TF32 allowed); "-compiled" variants add Plan.compile
     "fp32": (Compute(), False),
     "tf32": (Compute(channels_last=True), True),
     "bf16": (Compute("bfloat16", channels_last=True), False),
 }
+TRAIN_MODES = {"fp32": Compute(), "bf16-cl": Compute("bfloat16", channels_last=True)}
 COUNTS = {"coco_images": 82783, "e2_trainings": 5, "e3_trainings": 5, "epochs": 2, "e5_runs": 10, "e4_inits": 3}
 
 
@@ -78,7 +84,8 @@ class Plan:
     train_steps: int = 30  # the first (decoding, cuDNN autotuning) dropped
     band_until: int | None = None  # all recorded steps
     e7_argv: tuple = ("--profile", "paper")
-    compile_backend: str = "inductor"
+    compile: str = "inductor"  # Compute.compile of the "-compiled" variants
+    graphs: str = "reduce-overhead"  # ... of the "-graphs" variant (inductor + CUDA graphs)
 
 
 FULL = Plan()
@@ -91,7 +98,8 @@ DRY = Plan(
     train_steps=3,
     band_until=2,
     e7_argv=("--profile", "smoke", "--steps", "2", "--size", "32"),
-    compile_backend="eager",
+    compile="eager",
+    graphs="eager",
 )
 
 
@@ -146,58 +154,57 @@ def gatys_inputs(b: GpuBench, px: int):
     return preset, content.to(b.device), style.to(b.device)
 
 
+def gatys_variants(plan: Plan) -> dict:
+    """name -> (Compute, TF32 allowed, sync_every): each mode eager and compiled, and for bf16 CUDA
+    graphs and the per-step-sync loop (what optimize_image did before sync_every)."""
+    out = {}
+    for mode, (comp, allow) in GATYS_MODES.items():
+        out[mode] = (comp, allow, None)
+        out[mode + "-compiled"] = (replace(comp, compile=plan.compile), allow, None)
+    bf16, _ = GATYS_MODES["bf16"]
+    out["bf16-graphs"] = (replace(bf16, compile=plan.graphs), False, None)
+    out["bf16-sync-every-step"] = (bf16, False, 1)
+    return out
+
+
 def bench_gatys(b: GpuBench, plan: Plan) -> dict:
     backbone = load_backbone("vgg19", "random", seed=0).to(b.device)
     preset, content, style = gatys_inputs(b, plan.gatys_px)
     init = initial_image(preset.init, content, style, preset.space)
-    out = {}
-    for mode, (comp, allow) in GATYS_MODES.items():
+    out, case = {}, f"upes {plan.gatys_steps} iterations"
+    for name, (comp, allow, sync_every) in gatys_variants(plan).items():
+        row = dict(method=name, px=plan.gatys_px, dtype=comp.dtype, channels_last=comp.channels_last)
         if comp.dtype == "bfloat16" and not b.bf16_ok:
-            b.add(
-                "gatys",
-                f"upes {plan.gatys_steps} iterations",
-                "seconds",
-                "",
-                "s",
-                method=mode,
-                px=plan.gatys_px,
-                dtype=comp.dtype,
-                met="not measured",
-                note=b.bf16_why,
-            )
+            b.add("gatys", case, "seconds", "", "s", **row, met="not measured", note=b.bf16_why)
             continue
-        for compiled in (False, True):
-            tf32(allow)
+        tf32(allow)
+        try:
             loss = make_gatys_loss(backbone, content, style, preset.loss, preset.space, compute=comp)
-            if compiled:
-                loss = torch.compile(loss, backend=plan.compile_backend)
             # one short run first: cuDNN autotuning, allocator, and (compiled) the compilation itself
             t = time.perf_counter()
-            optimize_image(loss, init, 2, preset.optimizer)
+            optimize_image(loss, init, 2, preset.optimizer, sync_every=sync_every)
             b.sync()
             warm = time.perf_counter() - t
             t = time.perf_counter()
-            res = optimize_image(loss, init, plan.gatys_steps, preset.optimizer)
+            res = optimize_image(loss, init, plan.gatys_steps, preset.optimizer, sync_every=sync_every)
             b.sync()
             secs = time.perf_counter() - t
-            name = mode + ("-compiled" if compiled else "")
-            out[name] = secs
-            b.add(
-                "gatys",
-                f"upes {plan.gatys_steps} iterations",
-                "seconds",
-                secs,
-                "s",
-                method=name,
-                px=plan.gatys_px,
-                dtype=comp.dtype,
-                channels_last=comp.channels_last,
-                batch=1,
-                n=plan.gatys_steps,
-                note=f"tf32={allow}; warm-up run {warm:.1f} s (compile included)"
-                + (f"; backend {plan.compile_backend}" if compiled else "")
-                + f"; final total {res.final['total'][0]:.6g}",
-            )
+        except Exception as e:  # a variant that fails here (a compile error) is reported, not fatal
+            b.add("gatys", case, "seconds", "", "s", **row, met="failed", note=f"{type(e).__name__}: {e}"[:300])
+            continue
+        out[name] = secs
+        b.add(
+            "gatys",
+            case,
+            "seconds",
+            secs,
+            "s",
+            **row,
+            batch=1,
+            n=plan.gatys_steps,
+            note=f"tf32={allow}; compile={comp.compile}; sync_every={sync_every or 'default'}; warm-up run "
+            f"{warm:.1f} s (compile included); final total {res.final['total'][0]:.6g}",
+        )
     tf32(False)
     return out
 
@@ -246,37 +253,32 @@ def bench_fast(b: GpuBench, plan: Plan, tmp: Path) -> dict:
         checkpoint_every=10**6,
     )
     vgg = load_backbone(preset.backbone, "random", seed=0)
-    train_transformer(
-        preset,
-        "mosaic",
-        "coco100",
-        tmp / "train",
-        backbone=vgg,
-        seed=0,
-        device=str(dev),
-        progress_every=0,
-        log=lambda m: None,
-    )
-    with open(tmp / "train" / "loss.csv") as f:
-        import csv
-
-        s = [float(r["seconds"]) for r in csv.DictReader(f)]
-    steps = [q - p for p, q in zip(s, s[1:])]  # the first step (decoding, autotuning) dropped
-    ips = plan.train_batch / med(steps)
-    out["train_ips"] = ips
-    b.add(
-        "fast",
-        "hust training",
-        "images_per_second",
-        ips,
-        "img/s",
-        method="train_transformer fp32",
-        px=plan.train_px,
-        dtype="float32",
-        batch=plan.train_batch,
-        n=len(steps),
-        note="coco100 (decoding included), as E2 trains; the trainer has no AMP path yet",
-    )
+    for name, comp in TRAIN_MODES.items():
+        row = dict(method=f"train_transformer {name}", px=plan.train_px, dtype=comp.dtype, batch=plan.train_batch)
+        if comp.dtype == "bfloat16" and not b.bf16_ok:
+            b.add("fast", "hust training", "images_per_second", "", "img/s", **row, met="not measured", note=b.bf16_why)
+            continue
+        run = tmp / f"train-{name}"
+        train_transformer(
+            preset, "mosaic", "coco100", run, backbone=vgg, seed=0, device=str(dev), progress_every=0,
+            log=lambda m: None, compute=comp,
+        )  # fmt: skip
+        with open(run / "loss.csv") as f:
+            s = [float(r["seconds"]) for r in csv.DictReader(f)]
+        steps = [q - p for p, q in zip(s, s[1:])]  # the first step (decoding, autotuning) dropped
+        ips = plan.train_batch / med(steps)
+        out["train_ips" if name == "fp32" else f"train_ips_{name}"] = ips
+        b.add(
+            "fast",
+            "hust training",
+            "images_per_second",
+            ips,
+            "img/s",
+            **row,
+            channels_last=comp.channels_last,
+            n=len(steps),
+            note="coco100 (decoding included), as E2 trains; one host sync per step (the loss row)",
+        )
     return out
 
 
@@ -314,10 +316,13 @@ def run_e7(b: GpuBench, plan: Plan, tmp: Path) -> float:
 
 def estimate(b: GpuBench, plan: Plan, g: dict, fast: dict, e7: float) -> float:
     """Paper-profile hours from the measured parts: a Gatys iteration's time scales with the pixel
-    count (batch included) from the measured fp32 eager 512 x 512 run (the experiments run fp32);
-    training from the measured images/s (2 epochs of COCO per training)."""
-    it = g["fp32"] / plan.gatys_steps / (plan.gatys_px**2)  # seconds per iteration and pixel
-    coco = COUNTS["epochs"] * COUNTS["coco_images"] / fast["train_ips"]  # one training, seconds
+    count (batch included) from the measured eager 512 x 512 run in the experiments' compute on
+    CUDA (bf16 + channels_last: --dtype auto; fp32 where bf16 is not supported); training from the
+    measured images/s in the same compute (2 epochs of COCO per training)."""
+    mode = "bf16" if "bf16" in g else "fp32"
+    it = g[mode] / plan.gatys_steps / (plan.gatys_px**2)  # seconds per iteration and pixel
+    ips = fast.get("train_ips_bf16-cl", fast["train_ips"])
+    coco = COUNTS["epochs"] * COUNTS["coco_images"] / ips  # one training, seconds
     parts = {  # experiment -> (seconds, how)
         "e1_tv_gamma": (1000 * 5 * 512 * 341 * it, "1000 iterations, 5 gammas as one batch, 512x341"),
         "e4_init": (COUNTS["e4_inits"] * 300 * 768 * 512 * it, "3 inits x 300 L-BFGS evaluations at 768x512"),
@@ -330,12 +335,27 @@ def estimate(b: GpuBench, plan: Plan, g: dict, fast: dict, e7: float) -> float:
             "1010 iterations at 256, 512, 1024 long side (3:2)",
         ),
         "e7_upes": (e7, "measured" + (" (dry-run settings)" if b.dry_run else "")),
+        "e8_reconstruction": (
+            18 * 500 * 512 * 384 * it,
+            "(5 VGG19 + 4 VGG16 layers) x content and style, 500 iterations each at 512x384",
+        ),
+        "e9_gatys_ablations": (
+            (4 + 2 + 4) * 500 * 512 * 384 * it,
+            "4 ratios (one batch, counted per image), 2 poolings, 2 poolings x 2 optimisers; 500 at 512x384",
+        ),
+        "e10_fast_vs_optimisation": (
+            (500 * 512 * 512 + sum(510 * s * s for s in (256, 512, 1024))) * it,
+            "L-BFGS 500 evaluations at 512 px (Fig. 5) and 510 at 256, 512, 1024 px (Table 1); "
+            "its 40,000-step COCO training is in the COCO row",
+        ),
         "e2_fast_sweeps": (COUNTS["e2_trainings"] * coco, "5 trainings x 2 epochs of COCO train2014 at 256 px"),
         "e3_content_layer": (COUNTS["e3_trainings"] * coco, "5 trainings x 2 epochs of COCO train2014 at 256 px"),
+        "e10 training": (40000 * 4 / ips, "40,000 steps of batch 4 at 256 px (Johnson et al. sec. 4.1)"),
     }
+    trainings = ("e2_fast_sweeps", "e3_content_layer", "e10 training")
     for name, (secs, how) in parts.items():
-        b.add("estimate", name, "seconds", secs, "s", note=how)
-    no_coco = sum(s for n, (s, _) in parts.items() if n not in ("e2_fast_sweeps", "e3_content_layer"))
+        b.add("estimate", name, "seconds", secs, "s", note=f"{how}; scaled from the {mode} eager 512 px run")
+    no_coco = sum(s for n, (s, _) in parts.items() if n not in trainings)
     b.add(
         "estimate", "paper profile without COCO training", "seconds", no_coco, "s", target="< 3600", met=no_coco < 3600
     )
@@ -343,7 +363,7 @@ def estimate(b: GpuBench, plan: Plan, g: dict, fast: dict, e7: float) -> float:
         "estimate",
         "paper profile with COCO training",
         "seconds",
-        no_coco + parts["e2_fast_sweeps"][0] + parts["e3_content_layer"][0],
+        no_coco + sum(parts[n][0] for n in trainings),
         "s",
     )
     return no_coco

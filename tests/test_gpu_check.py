@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from bandtools import load_bands
-from conftest import needs_assets
+from conftest import BF16_NATIVE, needs_assets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,11 +40,19 @@ def test_gpu_check_dry_run_writes_csv_and_md(tmp_path):
     assert (bands["target"] == "<= 0.001").all()
     gatys = df[(df["section"] == "gatys") & df["value"].notna()]
     assert {"fp32", "fp32-compiled", "tf32", "tf32-compiled"} <= set(gatys["method"])
+    if BF16_NATIVE:  # the GPU path's variants: compiled, CUDA graphs, and the old per-step sync
+        assert {"bf16", "bf16-compiled", "bf16-graphs", "bf16-sync-every-step"} <= set(gatys["method"])
+    assert not df["met"].astype(str).eq("failed").any(), df[df["met"].astype(str) == "failed"]["note"].tolist()
+    train = df[(df["section"] == "fast") & (df["metric"] == "images_per_second") & df["value"].notna()]
+    assert {"train_transformer fp32"} | ({"train_transformer bf16-cl"} if BF16_NATIVE else set()) == set(
+        train["method"]
+    )
     assert (gatys["value"].astype(float) > 0).all()
     fast = df[(df["section"] == "fast") & (df["metric"] == "seconds")]
     assert set(fast["px"]) == {32, 64}
     e7 = df[(df["section"] == "e7") & (df["metric"] == "wall_seconds")]
     assert e7["met"].astype(str).eq("True").all(), e7["note"].tolist()
     est = df[df["section"] == "estimate"].set_index("case")
-    parts = ["e1_tv_gamma", "e4_init", "e5_vgg_resnet", "e6_timing", "e7_upes"]
+    parts = ["e1_tv_gamma", "e4_init", "e5_vgg_resnet", "e6_timing", "e7_upes", "e8_reconstruction"]
+    parts += ["e9_gatys_ablations", "e10_fast_vs_optimisation"]
     assert est.loc["paper profile without COCO training", "value"] == pytest.approx(est.loc[parts, "value"].sum())
