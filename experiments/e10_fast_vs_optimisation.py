@@ -119,7 +119,7 @@ SPEC = Spec(
     claims=("C14",),
     archs=(FAST_JOHNSON2016.backbone,),
     profiles=PROFILES,
-    options={"steps": int, "data": str},
+    options={"steps": int, "data": str, "train_steps": int, "timing_steps": int},
     test_argv=(),  # the smoke profile is already minimal
 )
 CONTENT, STYLE = "chelsea", "mosaic"  # E3's pair (Johnson's example style)
@@ -220,10 +220,8 @@ def fig5(exp: Experiment, preset, data: str) -> None:
         content,
         style,
         backbone=vgg,
-        seed=exp.seed,
-        compute=exp.compute,
-        progress_every=exp.progress_every,
         log=lambda m: print(f"[{NAME} train] {m}", file=sys.stderr, flush=True),
+        **exp.run_options(),
     )
     shutil.rmtree(exp.path("train"), ignore_errors=True)
     loss_fn = make_gatys_loss(vgg, content, style, OBJECTIVE, LBFGS.space)
@@ -238,13 +236,11 @@ def fig5(exp: Experiment, preset, data: str) -> None:
         content,
         style,
         vgg,
-        seed=exp.seed,
-        compute=exp.compute,
         alpha=OBJECTIVE.alpha * k,
         beta=OBJECTIVE.beta * k,
         gamma=OBJECTIVE.gamma * k,
-        progress_every=exp.progress_every,
         label=f"{NAME}:lbfgs",
+        **exp.run_options(),
     )
     raw = [r["total"] / k for r in result.history]
     best_at = [int(np.argmin(raw[: i + 1])) for i in range(len(raw))]  # the lowest objective so far
@@ -344,9 +340,8 @@ def table1(exp: Experiment) -> None:
             style,
             vgg,
             warmup=exp.profile.warmup,
-            seed=exp.seed,
-            compute=exp.compute,
             label=f"{NAME} timing",
+            **exp.run_options(),
         )
         fast = time_forward(
             net.stylize_unit, content, warmup=exp.profile.warmup, repeats=exp.profile.repeats, compute=exp.compute

@@ -86,12 +86,10 @@ def compute(exp: Experiment, preset) -> None:
         content,
         style,
         vgg,
-        seed=exp.seed,
-        compute=exp.compute,
         batch=len(GAMMAS),
         gamma=list(GAMMAS),
-        progress_every=exp.progress_every,
         label=NAME,
+        **exp.run_options(),
     )
     out = result.image.clamp(0, 1)  # the preset's space is unit and it clamps: already in [0, 1]
 

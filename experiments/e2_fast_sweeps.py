@@ -167,10 +167,8 @@ def train_point(exp: Experiment, lc: float, ls: float) -> dict:
         content,
         style_train,
         backbone=exp.backbone(p.backbone),
-        seed=exp.seed,
-        compute=exp.compute,
-        progress_every=exp.progress_every,
         log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True),
+        **exp.run_options(),
     )
     return run | {"gamma": p.loss.gamma, "batch": p.batch}
 

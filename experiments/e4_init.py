@@ -89,10 +89,8 @@ def compute(exp: Experiment, base) -> None:
                 content,
                 style,
                 vgg,
-                seed=exp.seed,
-                compute=exp.compute,
-                progress_every=exp.progress_every,
                 label=f"{NAME}:{init}",
+                **exp.run_options(),
             )
         except Diverged as e:  # keep the curve up to the failure; the final row gets NaN losses
             result, status = e.result, "diverged"

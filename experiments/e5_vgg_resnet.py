@@ -176,10 +176,8 @@ def optimise(exp: Experiment, net: str, k: int) -> dict:
             content,
             style,
             exp.backbone(p.backbone),
-            seed=exp.seed,
-            compute=exp.compute,
-            progress_every=exp.progress_every,
             label=f"{NAME}:{net}:{k}",
+            **exp.run_options(),
         )
         final = losses_of_result(result, p.steps)
     except Diverged as e:

@@ -113,10 +113,8 @@ def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
             style,
             vgg,
             warmup=exp.profile.warmup,
-            seed=exp.seed,
-            compute=exp.compute,
-            progress_every=exp.progress_every,
             label=f"{NAME} vanilla",
+            **exp.run_options(),
         )
         fast = time_forward(
             net.stylize_unit, content, warmup=exp.profile.warmup, repeats=exp.profile.repeats, compute=exp.compute

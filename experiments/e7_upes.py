@@ -63,9 +63,7 @@ def compute(exp: Experiment, preset) -> None:
     tag = exp.tag(preset.backbone)
     h, w = content.shape[-2:]
     print(f"[{NAME}] {w}x{h} px, {preset.steps} Adam steps", file=sys.stderr, flush=True)
-    result = run_preset(
-        preset, content, style, vgg, seed=exp.seed, compute=exp.compute, progress_every=exp.progress_every, label=NAME
-    )
+    result = run_preset(preset, content, style, vgg, label=NAME, **exp.run_options())
     a, b = preset.loss.alpha, preset.loss.beta
     traj = [
         {

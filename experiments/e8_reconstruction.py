@@ -175,11 +175,9 @@ def compute(exp: Experiment, base) -> None:
                 content,
                 style,
                 vgg,
-                seed=exp.seed,
-                compute=exp.compute,
-                progress_every=exp.progress_every,
                 label=f"{NAME}:{kind}:{net}:{label}",
                 **scale,
+                **exp.run_options(),
             )
             loss = result.final[kind][0]
         except Diverged as e:

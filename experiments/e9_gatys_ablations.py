@@ -157,13 +157,11 @@ def ratio_sweep(exp, st, content, style, tag) -> list[dict]:
         content,
         style,
         vgg,
-        seed=exp.seed,
-        compute=exp.compute,
         batch=len(RATIOS),
         alpha=alpha,
         beta=beta,
-        progress_every=exp.progress_every,
         label=f"{NAME}:ratio",
+        **exp.run_options(),
     )
     out = result.image.clamp(0, 1)
     st.outputs["ratio"] = out
@@ -218,12 +216,10 @@ def single_run(exp, st, content, style, tag, study: str, pooling: str, optimizer
         content,
         style,
         vgg,
-        seed=exp.seed,
-        compute=exp.compute,
         alpha=GATYS_LOSS.alpha * k,
         beta=k,
-        progress_every=exp.progress_every,
         label=f"{NAME}:{study}:{pooling}:{optimizer.name}",
+        **exp.run_options(),
     )
     out = result.image.clamp(0, 1)
     st.outputs[(study, pooling, optimizer.name)] = out

@@ -364,6 +364,12 @@ class Experiment:
             ).to(self.device)
         return self._backbones[(arch, pooling)]
 
+    def run_options(self) -> dict:
+        """What every optimisation and training of this run shares: the seed, the compute and the
+        progress interval (keywords of stylize.run_preset, timing.time_optimisation and
+        training.train_and_apply)."""
+        return {"seed": self.seed, "compute": self.compute, "progress_every": self.progress_every}
+
     def weights_kind(self, arch: str) -> str:
         return self.backbone(arch).weights["kind"]
 
