@@ -16,7 +16,7 @@ PROFILE ?= $(if $(HAS_GPU),paper,cpu)
 WEIGHTS ?= auto
 DEVICE  ?= $(if $(HAS_GPU),cuda,cpu)
 
-.PHONY: install test test-kernels lint reproduce report bench gpu-check clean app app-models
+.PHONY: install test test-kernels lint reproduce report bench gpu-check paper-check clean app app-models
 
 # Experiments: every experiments/eN_*.py is target eN (nstbench/registry.py reads the same files);
 # each writes results/<name>/ and skips itself when its results are up to date (same settings and
@@ -78,6 +78,11 @@ bench: $(STAMP)
 GPU_CHECK_ARGS ?=
 gpu-check: $(STAMP)
 	PY=$(BIN)/python benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
+
+# Every experiment at the paper profile's sizes for a couple of steps (benchmarks/paper_check.py):
+# does it all fit and run on DEVICE before `make reproduce PROFILE=paper`? -> results/bench/paper_check.csv
+paper-check: $(STAMP)
+	$(BIN)/python benchmarks/paper_check.py --device $(DEVICE)
 
 # The web app (Streamlit, on 127.0.0.1 only): `make app APP_PORT=8502 MODELS=dir`. Its fast-network
 # checkpoints: `make app-models` trains the HUST app's four styles (hust preset, cpu profile, coco100)

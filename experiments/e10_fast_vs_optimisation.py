@@ -121,6 +121,7 @@ SPEC = Spec(
     profiles=PROFILES,
     options={"steps": int, "data": str, "train_steps": int, "timing_steps": int},
     test_argv=(),  # the smoke profile is already minimal
+    paper_check_argv=("--steps", "2", "--train-steps", "2", "--timing-steps", "2"),
 )
 CONTENT, STYLE = "chelsea", "mosaic"  # E3's pair (Johnson's example style)
 FIG5_ITERATIONS = (50, 100, 300, 500)  # Fig. 5's L-BFGS iteration counts

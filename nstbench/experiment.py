@@ -86,6 +86,19 @@ def code_hash(script: str | Path) -> str:
     return h.hexdigest()
 
 
+def peak_memory_bytes(device: torch.device) -> int | None:
+    """The process's peak so far: CUDA tensors (the caching allocator's peak allocation) on a GPU,
+    the resident set on the CPU (Linux reports ru_maxrss in KiB)."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    try:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    except (ImportError, OSError):
+        return None
+
+
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(to_jsonable(obj), sort_keys=True, default=str).encode()).hexdigest()
 
@@ -104,6 +117,9 @@ class Spec:
     # "data" defaults to $NSTBENCH_DATA (the Makefile's DATA=) where an experiment declares it
     options: Mapping[str, type] = field(default_factory=lambda: {"steps": int, "size": int})
     test_argv: tuple[str, ...] = ()  # added to `--profile smoke` by the tests: the smallest settings
+    # added to `--profile paper` by benchmarks/paper_check.py: the paper profile's sizes and data,
+    # a couple of steps (does every experiment fit and run on this device before the long run?)
+    paper_check_argv: tuple[str, ...] = ("--steps", "2")
     # arch -> the weight family `--weights imagenet|auto` loads for it: the presets' `weights`
     families: Mapping[str, str] = field(default_factory=dict)
     # what its independent units are (e.g. "the five trainings"), submitted one job each by
@@ -615,6 +631,7 @@ class Experiment:
                 "wall_seconds": round(wall, 2),
                 **self._manifest,
                 "provenance": provenance(self.device),
+                "peak_memory_bytes": peak_memory_bytes(self.device),
                 "files": files + ["manifest.json"],
             }
             write_json(tmp / "manifest.json", manifest)

@@ -56,3 +56,21 @@ def test_gpu_check_dry_run_writes_csv_and_md(tmp_path):
     parts = ["e1_tv_gamma", "e4_init", "e5_vgg_resnet", "e6_timing", "e7_upes", "e8_reconstruction"]
     parts += ["e9_gatys_ablations", "e10_fast_vs_optimisation"]
     assert est.loc["paper profile without COCO training", "value"] == pytest.approx(est.loc[parts, "value"].sum())
+
+
+@needs_assets
+def test_paper_check_runs_an_experiment_at_paper_sizes(tmp_path):
+    """benchmarks/paper_check.py on the CPU for the quickest experiment: the paper profile's sizes
+    (E7: 400 px), its Spec's few steps, and a row with the compute and the peak memory."""
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "paper_check.py"), "--device", "cpu", "--only", "e7_upes"]
+        + ["--out", str(tmp_path), "--", "--channels-last"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    row = pd.read_csv(tmp_path / "paper_check.csv").iloc[0]
+    assert row["experiment"] == "e7_upes" and row["rc"] == 0 and row["compute"] == "float32 channels_last"
+    assert row["argv"] == "--steps 2 --channels-last" and 0 < row["peak_memory_gib"] < 64
+    assert "wrote" in row["last_line"] and "e7_upes" in (tmp_path / "paper_check.md").read_text()

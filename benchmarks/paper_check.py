@@ -1,0 +1,110 @@
+"""The paper profile at its own sizes, a couple of steps per experiment: does every experiment fit
+and run on this device before `make reproduce PROFILE=paper` spends hours on it?
+
+    python benchmarks/paper_check.py [--device cuda] [--only e7_upes ...] [-- EXTRA EXPERIMENT ARGS]
+    make paper-check DEVICE=cuda [DATA=/path/to/train2014]
+
+Each experiment of the registry runs in its own process as `--profile paper --weights random
+--force` plus its Spec's `paper_check_argv` (--steps 2, and E10's training and timing steps), in
+the device's default compute (--dtype auto: bf16 + channels_last on CUDA) unless EXTRA says
+otherwise, into a temporary folder that is deleted afterwards: the paper profile's images, sizes,
+batches and data, none of its iteration counts, so none of its results. Training experiments read
+$NSTBENCH_DATA (DATA=) when set, else the asset folder's coco100. Writes
+results/bench/paper_check.csv and paper_check.md: per experiment the exit status, wall seconds, the
+peak memory its manifest records (CUDA allocator peak, or the CPU resident set), its compute and
+the last line it printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nstbench import registry  # noqa: E402
+from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
+
+COLUMNS = ["experiment", "rc", "seconds", "peak_memory_gib", "compute", "argv", "last_line"]
+
+
+def check_one(name: str, device: str, out: Path, extra: list[str]) -> dict:
+    spec = registry.specs()[name]
+    argv = ["--profile", "paper", "--weights", "random", "--device", device, "--out", str(out), "--force"]
+    argv += list(spec.paper_check_argv)
+    if "data" in spec.options and not os.environ.get("NSTBENCH_DATA"):
+        argv += ["--data", "coco100"]
+    argv += extra
+    t = time.perf_counter()
+    p = subprocess.run(
+        [sys.executable, str(registry.EXPERIMENTS_DIR / f"{name}.py"), *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NSTBENCH_OFFLINE": os.environ.get("NSTBENCH_OFFLINE", "1")},
+    )
+    row = {"experiment": name, "rc": p.returncode, "seconds": round(time.perf_counter() - t, 1)}
+    row["argv"] = " ".join(argv[argv.index("--force") + 1 :])
+    row["last_line"] = (p.stderr.strip().splitlines() or [""])[-1][:300]
+    manifest = out / name / "manifest.json"
+    if p.returncode == 0 and manifest.is_file():
+        m = json.loads(manifest.read_text())
+        peak = m.get("peak_memory_bytes")
+        row["peak_memory_gib"] = round(peak / 2**30, 2) if peak else None
+        c = m.get("compute", {})
+        row["compute"] = " ".join(
+            [c.get("dtype", "?")] + (["channels_last"] if c.get("channels_last") else [])
+            + ([f"compile={c['compile']}"] if c.get("compile") else [])
+        )  # fmt: skip
+    status = "ok" if p.returncode == 0 else f"FAILED (exit {p.returncode})"
+    print(f"[paper-check] {name}: {status} in {row['seconds']} s; {row['last_line'][:120]}", file=sys.stderr)
+    return row
+
+
+def markdown(rows: list[dict], device: str, wall: float) -> str:
+    import torch
+
+    prov = provenance(device if device == "cpu" or torch.cuda.is_available() else "cpu")
+    head = [
+        f"# Paper-profile check on {device} ({prov.get('device_name', '')})",
+        "",
+        f"Every experiment at the paper profile's sizes for a couple of steps (random weights: no result "
+        f"is kept). torch {prov.get('torch')}, commit {prov.get('commit')}, {prov.get('time_utc')}; "
+        f"{wall:.0f} s in all.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    return "\n".join(head + ["| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    ap.add_argument("--device", default="cuda", help="the experiments' --device (default cuda)")
+    ap.add_argument("--only", nargs="+", choices=list(registry.specs()), help="these experiments only")
+    ap.add_argument("--out", default=str(ROOT / "results" / "bench"), help="where paper_check.csv/.md go")
+    args = ap.parse_args(argv)
+    out = ensure_writable_dir(Path(args.out))
+    t0, rows = time.perf_counter(), []
+    with tempfile.TemporaryDirectory(prefix="nstbench-paper-check-") as tmp:
+        for name in args.only or list(registry.specs()):
+            rows.append(check_one(name, args.device, Path(tmp), extra))
+            write_csv(out / "paper_check.csv", rows, COLUMNS)  # kept after every experiment
+    wall = time.perf_counter() - t0
+    atomic_write_text(out / "paper_check.md", markdown(rows, args.device, wall))
+    failed = [r["experiment"] for r in rows if r["rc"] != 0]
+    print(f"wrote {out / 'paper_check.csv'} and paper_check.md ({wall:.0f} s); failed: {', '.join(failed) or 'none'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
