@@ -108,3 +108,16 @@ def test_cli_train_records_bf16_and_channels_last_when_insisted(monkeypatch, tmp
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
     assert rec["compute"]["dtype"] == "bfloat16" and rec["compute"]["channels_last"] is True
     assert "no native bf16" in rec["compute"]["bf16_support"]
+
+
+@needs_assets
+def test_experiment_refuses_emulated_bf16_before_any_work(monkeypatch, tmp_path, capsys):
+    from conftest import load_script
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: ZEN3_FLAGS)
+    mod = load_script("e7_upes")
+    argv = ["--profile", "smoke", "--weights", "random", "--out", str(tmp_path / "r"), "--dtype", "bfloat16"]
+    assert mod.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no native bf16" in err[0] and "--allow-slow-bf16" in err[0]
+    assert not (tmp_path / "r").exists()
