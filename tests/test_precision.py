@@ -92,11 +92,12 @@ def test_cli_refuses_emulated_bf16_at_once_with_one_line(monkeypatch, tmp_path, 
 @needs_assets
 def test_cli_runs_emulated_bf16_when_insisted(monkeypatch, tmp_path):
     monkeypatch.setattr(precision, "cpu_flags", lambda: ZEN3_FLAGS)
-    assert cli.main(_stylize_argv(tmp_path / "run", "--allow-slow-bf16")) == 0
+    assert cli.main(_stylize_argv(tmp_path / "run", "--allow-slow-bf16", "--channels-last")) == 0
     import json
 
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
     assert rec["compute"]["dtype"] == "bfloat16" and "no native bf16" in rec["compute"]["bf16_support"]
+    assert rec["compute"]["channels_last"] is True
 
 
 @needs_assets
