@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .compute_args import add_compute_arguments
 from .errors import NstbenchError
 from .profiles import PROFILE_NAMES
 
@@ -75,7 +76,7 @@ def _weights_note(w: dict) -> str:
 
 
 def _stylize(args: argparse.Namespace) -> None:
-    from .gatys import Compute
+    from .compute_args import compute_from_args
     from .presets import get_preset
     from .stylize import Extras, override, stylize
 
@@ -101,7 +102,7 @@ def _stylize(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=args.device,
         progress_every=args.progress_every,
-        compute=Compute(dtype=args.dtype, channels_last=args.channels_last),
+        compute=compute_from_args(args),  # stylize refuses emulated bf16 itself, into its record
         overwrite=args.overwrite,
         extras=extras,
         allow_slow_bf16=args.allow_slow_bf16,
@@ -325,36 +326,16 @@ def _check_resumable(out, preset) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _compute_options(p: argparse.ArgumentParser, what: str) -> None:
-    """--dtype, --channels-last and --allow-slow-bf16 (perceptual.Compute): stylize and train take them."""
-    p.add_argument(
-        "--dtype",
-        choices=["float32", "bfloat16"],
-        default="float32",
-        help=f"{what} precision: bfloat16 = autocast, Grams and losses stay fp32 (default float32); "
-        "refused on a CPU without native bf16 (no AVX512_BF16/AMX)",
-    )
-    p.add_argument(
-        "--channels-last",
-        action="store_true",
-        help="NHWC memory layout for the convolutions (same numbers to fp32 rounding; faster on GPUs)",
-    )
-    p.add_argument(
-        "--allow-slow-bf16",
-        action="store_true",
-        help="run --dtype bfloat16 even where the CPU would emulate it (many times slower than float32)",
-    )
-
-
 def _compute(args: argparse.Namespace):
-    """The Compute of --dtype / --channels-last; emulated bf16 refused here, before any work."""
+    """The Compute of the compute options; emulated bf16 refused here, before any work."""
+    from .compute_args import compute_from_args
     from .device import resolve_device
-    from .perceptual import Compute
     from .precision import require_native_bf16
 
+    dev = resolve_device(args.device)
     if args.dtype == "bfloat16":
-        require_native_bf16(resolve_device(args.device), args.allow_slow_bf16)
-    return Compute(dtype=args.dtype, channels_last=args.channels_last)
+        require_native_bf16(dev, args.allow_slow_bf16)
+    return compute_from_args(args, dev.type)
 
 
 def _progress_options(p: argparse.ArgumentParser, default: str) -> None:
@@ -406,7 +387,7 @@ def _stylize_parser(sub) -> None:
     st.add_argument("--optimizer", choices=["adam", "lbfgs"], help="override the optimizer (torch's Adam or L-BFGS)")
     st.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
     st.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    _compute_options(st, "backbone")
+    add_compute_arguments(st, "the backbone")
     _progress_options(st, "every 10 s")
     st.add_argument("--out", required=True, help="output folder (gets output.png, curve.csv, run.json)")
     st.add_argument("--overwrite", action="store_true", help="replace the stylize run already in --out")
@@ -477,7 +458,7 @@ def _train_parser(sub) -> None:
     tr.add_argument("--seed", type=int, default=0, help="seed for the network init and data order (default 0)")
     tr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     tr.add_argument("--checkpoint-every", type=POSITIVE, help="checkpoint every N steps (default: preset's)")
-    _compute_options(tr, "training (transformer and loss network)")
+    add_compute_arguments(tr, "the transformer and the loss network")
     _progress_options(tr, "every 10 s")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="start afresh, deleting the training run in --out")

@@ -52,10 +52,10 @@ import torch
 from . import claims as claims_mod
 from . import executors, metrics
 from .backbones import Backbone
+from .compute_args import add_compute_arguments, compute_from_args
 from .device import resolve_device
 from .errors import NstbenchError
 from .images import save_image, to_pil
-from .perceptual import COMPILE_MODES, Compute
 from .precision import require_native_bf16
 from .profiles import PROFILE_NAMES, default_profile
 from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
@@ -163,44 +163,9 @@ def build_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
         type=int,
         help="torch CPU threads (default torch's; 1 is often faster on a machine shared with other jobs)",
     )
-    _compute_arguments(ap)
+    add_compute_arguments(ap, "every network of the experiment", auto=True)
     executors.add_job_arguments(ap, spec.units)
     return ap
-
-
-def _compute_arguments(ap: argparse.ArgumentParser) -> None:
-    g = ap.add_argument_group("compute (how the networks run; perceptual.Compute)")
-    g.add_argument(
-        "--dtype",
-        choices=["auto", "float32", "bfloat16"],
-        default="auto",
-        help="auto (default): float32 on the CPU (the sources' precision), bfloat16 autocast on CUDA "
-        "(Grams and losses fp32)",
-    )
-    g.add_argument(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="NHWC convolutions (default: on CUDA only)",
-    )
-    g.add_argument(
-        "--compile",
-        choices=list(COMPILE_MODES),
-        default=None,
-        help="torch.compile the Gatys loss and the fast network (default off; see benchmarks/gpu_check.py)",
-    )
-    g.add_argument(
-        "--allow-slow-bf16", action="store_true", help="run bfloat16 even where the CPU would only emulate it"
-    )
-
-
-def resolve_compute(args: argparse.Namespace, device_type: str) -> Compute:
-    """--dtype / --channels-last / --compile for the jobs' device. auto keeps the CPU in float32
-    NCHW, bit for bit the numbers the bands pin; on CUDA the GPU path: bf16 autocast, NHWC."""
-    gpu = device_type == "cuda"
-    dtype = ("bfloat16" if gpu else "float32") if args.dtype == "auto" else args.dtype
-    cl = gpu if args.channels_last is None else args.channels_last
-    return Compute(dtype=dtype, channels_last=cl, compile=args.compile)
 
 
 def thin_curve(df: pd.DataFrame, rows: int, step: str = "step") -> pd.DataFrame:
@@ -280,7 +245,7 @@ class Experiment:
             if self.args.threads < 1:
                 raise NstbenchError(f"--threads must be at least 1, got {self.args.threads}")
             torch.set_num_threads(self.args.threads)
-        self.compute = resolve_compute(self.args, self.device_type)
+        self.compute = compute_from_args(self.args, self.device_type)
         self.bf16_support = None  # why bf16 is (or is allowed to be) used: for the manifest
         if self.compute.dtype == "bfloat16" and self.device.type == self.device_type:  # else the job checks
             self.bf16_support = require_native_bf16(self.device, self.args.allow_slow_bf16)

@@ -33,6 +33,7 @@ from typing import Literal
 import torch
 
 from .backbones import Backbone
+from .compute_args import COMPILE_MODES
 from .errors import NstbenchError
 from .losses import ContentMode, GramNorm, Reduce, StyleMode, TVMode, content_loss, gram, style_loss, tv_loss
 
@@ -61,7 +62,6 @@ class LossSpec:
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-COMPILE_MODES = ("inductor", "reduce-overhead", "eager")
 
 
 @dataclass(frozen=True)

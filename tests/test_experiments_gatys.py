@@ -20,6 +20,7 @@ from conftest import BF16_NATIVE, check_lpips_column, load_script, needs_assets
 import nstbench.experiment as harness
 from nstbench import claims, registry
 from nstbench.images import Resize, load_image
+from nstbench.perceptual import Compute
 
 pytestmark = needs_assets
 
@@ -344,10 +345,10 @@ def test_experiment_runs_with_the_gpu_path_compute(name, tmp_path, shared_backbo
 def test_auto_compute_is_fp32_on_the_cpu_and_bf16_nhwc_on_cuda():
     ap = harness.build_parser(SPECS["e7_upes"], "")
     auto = ap.parse_args([])
-    assert harness.resolve_compute(auto, "cpu") == harness.Compute()
-    assert harness.resolve_compute(auto, "cuda") == harness.Compute("bfloat16", channels_last=True)
+    assert harness.compute_from_args(auto, "cpu") == Compute()
+    assert harness.compute_from_args(auto, "cuda") == Compute("bfloat16", channels_last=True)
     off = ap.parse_args(["--dtype", "float32", "--no-channels-last", "--compile", "inductor"])
-    assert harness.resolve_compute(off, "cuda") == harness.Compute("float32", False, "inductor")
+    assert harness.compute_from_args(off, "cuda") == Compute("float32", False, "inductor")
 
 
 def sigterm(message):
