@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nstbench import registry  # noqa: E402
+from nstbench.perceptual import Compute  # noqa: E402
 from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
 
 COLUMNS = ["experiment", "rc", "seconds", "peak_memory_gib", "compute", "argv", "last_line"]
@@ -57,11 +58,8 @@ def check_one(name: str, device: str, out: Path, extra: list[str]) -> dict:
         m = json.loads(manifest.read_text())
         peak = m.get("peak_memory_bytes")
         row["peak_memory_gib"] = round(peak / 2**30, 2) if peak else None
-        c = m.get("compute", {})
-        row["compute"] = " ".join(
-            [c.get("dtype", "?")] + (["channels_last"] if c.get("channels_last") else [])
-            + ([f"compile={c['compile']}"] if c.get("compile") else [])
-        )  # fmt: skip
+        c = m["compute"]
+        row["compute"] = Compute(c["dtype"], c["channels_last"], c["compile"]).describe()
     status = "ok" if p.returncode == 0 else f"FAILED (exit {p.returncode})"
     print(f"[paper-check] {name}: {status} in {row['seconds']} s; {row['last_line'][:120]}", file=sys.stderr)
     return row

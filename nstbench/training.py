@@ -501,32 +501,16 @@ def train_and_apply_unit(
     data: str | os.PathLike,
     content: torch.Tensor,
     style_image: torch.Tensor,
-    *,
-    backbone: Backbone,
-    seed: int = 0,
-    progress_every: int | None = None,
-    log: Callable[[str], None] | None = None,
-    compute: Compute = Compute(),
+    **kw,
 ) -> dict:
-    """train_and_apply in a temporary folder (deleted afterwards: no checkpoint is kept), as plain
-    data an experiment's unit (a job under --executor local|slurm) can return: image (CPU), terms,
-    record and loss (loss.csv as a DataFrame)."""
+    """train_and_apply (its keywords: backbone, seed, progress_every, log, compute) in a temporary
+    folder (deleted afterwards: no checkpoint is kept), as plain data an experiment's unit (a job
+    under --executor local|slurm) can return: image (CPU), terms, record and loss (loss.csv as a
+    DataFrame)."""
     import tempfile
 
     import pandas as pd
 
     with tempfile.TemporaryDirectory(prefix="nstbench-train-") as tmp:
-        run = train_and_apply(
-            preset,
-            style,
-            data,
-            Path(tmp) / "run",
-            content,
-            style_image,
-            backbone=backbone,
-            seed=seed,
-            progress_every=progress_every,
-            log=log,
-            compute=compute,
-        )
+        run = train_and_apply(preset, style, data, Path(tmp) / "run", content, style_image, **kw)
         return {"image": run.image.cpu(), "terms": run.terms, "record": run.record, "loss": pd.read_csv(run.loss_csv)}
