@@ -28,6 +28,15 @@ def assets_dir() -> Path | None:
 
 needs_assets = pytest.mark.skipif(assets_dir() is None, reason="no local asset folder (set NSTBENCH_ASSETS)")
 BF16_NATIVE, BF16_WHY = bf16_support(torch.device("cpu"))
+
+
+def stylize_argv(steps: int, size: int, *extra: str) -> list[str]:
+    """`nstbench stylize` of the tests' smallest real run: upes, octopus + hockney, random weights."""
+    return ["stylize", "--preset", "upes", "--content", "octopus", "--style", "hockney", "--weights", "random"] + [
+        "--steps", str(steps), "--size", str(size), *extra,
+    ]  # fmt: skip
+
+
 needs_native_bf16 = pytest.mark.skipif(not BF16_NATIVE, reason=f"bf16 tests skipped: {BF16_WHY}")
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import needs_assets
+from conftest import needs_assets, stylize_argv
 from PIL import Image
 
 
@@ -20,23 +20,7 @@ def nstbench(*args, cwd=None):
 
 @needs_assets
 def test_stylize_writes_image_curve_and_record(tmp_path):
-    r = nstbench(
-        "stylize",
-        "--preset",
-        "upes",
-        "--content",
-        "octopus",
-        "--style",
-        "hockney",
-        "--steps",
-        "3",
-        "--size",
-        "48",
-        "--weights",
-        "random",
-        "--out",
-        str(tmp_path / "run"),
-    )
+    r = nstbench(*stylize_argv(3, 48, "--out", str(tmp_path / "run")))
     assert r.returncode == 0, r.stderr
     out = tmp_path / "run"
     assert Image.open(out / "output.png").size == (71, 48)  # short side 48, int(48 * 800 / 540)
@@ -132,21 +116,5 @@ def test_errors_are_one_line_with_exit_status_2(tmp_path, args, message):
 def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("I am a file, not a folder")
-    r = nstbench(
-        "stylize",
-        "--preset",
-        "upes",
-        "--content",
-        "octopus",
-        "--style",
-        "hockney",
-        "--weights",
-        "random",
-        "--steps",
-        "1",
-        "--size",
-        "32",
-        "--out",
-        str(blocker / "sub"),
-    )
+    r = nstbench(*stylize_argv(1, 32, "--out", str(blocker / "sub")))
     assert r.returncode == 2 and "cannot write to output folder" in r.stderr and "Traceback" not in r.stderr

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import needs_assets
+from conftest import needs_assets, stylize_argv
 from PIL import Image
 
 from nstbench import device as device_mod
@@ -21,23 +21,7 @@ from nstbench.transformer import build_transformer, get_variant
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 
-STYLIZE = [
-    "stylize",
-    "--preset",
-    "upes",
-    "--content",
-    "octopus",
-    "--style",
-    "hockney",
-    "--weights",
-    "random",
-    "--steps",
-    "2",
-    "--size",
-    "32",
-    "--progress-every",
-    "0",
-]
+STYLIZE = stylize_argv(2, 32, "--progress-every", "0")
 TRAIN = [
     "train",
     "--preset",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BF16_NATIVE, BF16_WHY, needs_assets, needs_native_bf16
+from conftest import BF16_NATIVE, BF16_WHY, needs_assets, needs_native_bf16, stylize_argv
 
 from nstbench.errors import NstbenchError
 from nstbench.gatys import Compute, OptimizerSpec, extract_features, initial_image, make_gatys_loss, optimize_image
@@ -151,28 +151,7 @@ def test_inductor_compiled_loss_agrees_to_float_rounding(vgg19_random, tmp_path,
 def test_cli_dtype_is_recorded(tmp_path):
     env = dict(os.environ, NSTBENCH_OFFLINE="1")
     r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nstbench",
-            "stylize",
-            "--preset",
-            "upes",
-            "--content",
-            "octopus",
-            "--style",
-            "hockney",
-            "--steps",
-            "2",
-            "--size",
-            "40",
-            "--weights",
-            "random",
-            "--dtype",
-            "bfloat16",
-            "--out",
-            str(tmp_path / "run"),
-        ],
+        [sys.executable, "-m", "nstbench", *stylize_argv(2, 40, "--dtype", "bfloat16", "--out", str(tmp_path / "run"))],
         capture_output=True,
         text=True,
         env=env,

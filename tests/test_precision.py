@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import needs_assets
+from conftest import needs_assets, stylize_argv
 
 from nstbench import cli, precision
 from nstbench.errors import NstbenchError
@@ -48,26 +48,7 @@ def test_bf16_support_follows_the_cpu_flags_and_onednn_cap(monkeypatch, flags, i
 
 
 def _stylize_argv(out: Path, *extra: str) -> list[str]:
-    return [
-        "stylize",
-        "--preset",
-        "upes",
-        "--content",
-        "octopus",
-        "--style",
-        "hockney",
-        "--steps",
-        "1",
-        "--size",
-        "40",
-        "--weights",
-        "random",
-        "--dtype",
-        "bfloat16",
-        "--out",
-        str(out),
-        *extra,
-    ]
+    return stylize_argv(1, 40, "--dtype", "bfloat16", "--out", str(out), *extra)
 
 
 def _train_argv(out: Path, *extra: str) -> list[str]:
