@@ -119,7 +119,7 @@ def _digest(obj) -> str:
 class Spec:
     """What an experiment is, declared once at the top of its script experiments/<name>.py."""
 
-    name: str  # the script's file stem; it writes results/<name>/ and `make eN` runs it
+    name: str  # the script's file stem; it writes results/<profile>/<weight set>/<name>/ and `make eN` runs it
     title: str  # one line, for reports and listings
     sources: tuple[str, ...]  # keys of report.SOURCES whose report shows this experiment
     claims: tuple[str, ...]  # claims.CLAIMS it evaluates; a run that does not evaluate them all fails

@@ -381,10 +381,10 @@ def to_html_page(doc: Doc, base: Path, home: Path | None = None) -> str:
 
 HTML_STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;"
-    "overflow-wrap:anywhere}"
+    "overflow-wrap:break-word}"
     ".scroll{overflow-x:auto;max-width:100%;margin:1em 0}"
     "table{border-collapse:collapse;font-size:85%}td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}"
-    "td{max-width:36em;overflow-wrap:anywhere}"
+    "td{max-width:36em;overflow-wrap:break-word}"
     "th{background:#f3f3f3;white-space:nowrap}img{max-width:100%}figure{margin:1em 0}code{background:#f3f3f3}"
     "nav.toc{background:#f7f7f7;border:1px solid #ddd;padding:.5em 1em;margin:1em 0}"
     "nav.toc ul{margin:.3em 0;padding-left:1.2em}nav.toc li.l3{margin-left:1.2em;font-size:90%}"
