@@ -19,8 +19,11 @@ DEVICE  ?= $(if $(HAS_GPU),cuda,cpu)
 .PHONY: install test test-kernels lint reproduce report bench gpu-check paper-check clean app app-models
 
 # Experiments: every experiments/eN_*.py is target eN (nstbench/registry.py reads the same files);
-# each writes results/<name>/ and skips itself when its results are up to date (same settings and
-# code); FORCE=1 recomputes. Order of `make reproduce`: numeric (e2 before e10).
+# each writes results/<profile>/<weight set>/<name>/ (e.g. results/cpu/random/e1_tv_gamma: a smoke or a
+# stand-in run goes beside a cpu random-weight one, never over it) and skips itself when its results
+# are up to date (same settings and code); FORCE=1 recomputes. Order of `make reproduce`: numeric (e2 before e10).
+# `make report` writes reports/<profile>/<weight set>/<source>.md and .html and reports/index.md and
+# index.html (the claims index: one verdict column per weight set for each profile).
 RESULTS ?= results
 REPORTS ?= reports
 # EXECUTOR=local|slurm submits the experiments' units (or each whole experiment) as jobs through

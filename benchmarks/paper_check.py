@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nstbench import registry  # noqa: E402
+from nstbench.experiment import result_dir  # noqa: E402
 from nstbench.perceptual import Compute  # noqa: E402
 from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
 
@@ -53,8 +54,9 @@ def check_one(name: str, device: str, out: Path, extra: list[str]) -> dict:
     row = {"experiment": name, "rc": p.returncode, "seconds": round(time.perf_counter() - t, 1)}
     row["argv"] = " ".join(argv[argv.index("--force") + 1 :])
     row["last_line"] = (p.stderr.strip().splitlines() or [""])[-1][:300]
-    manifest = out / name / "manifest.json"
-    if p.returncode == 0 and manifest.is_file():
+    # <out>/paper/<weight set>/<name>/ (experiment.result_dir); the set is random unless `extra` says otherwise
+    manifest = next(iter(sorted(out.glob(str(result_dir("", "paper", "*", name) / "manifest.json")))), None)
+    if p.returncode == 0 and manifest is not None:
         m = json.loads(manifest.read_text())
         peak = m.get("peak_memory_bytes")
         row["peak_memory_gib"] = round(peak / 2**30, 2) if peak else None

@@ -10,12 +10,18 @@ one new file. A script derives its settings from the core presets with dataclass
 hands a `compute(exp)` function to `Experiment.run`. The harness gives every script the same
 command line, output layout, caching and crash safety:
 
-    results/<name>/               finished results, only ever replaced as a whole
-        manifest.json             settings, cache key, profile, weights records, provenance (git
-                                  commit, versions, device), wall time, files, claim verdicts
+    results/<profile>/<set>/<name>/          finished results, only ever replaced as a whole
+        manifest.json             settings, cache key, profile, weight set, weights records,
+                                  provenance (git commit, versions, device), wall time, files,
+                                  claim verdicts
         *.csv                     tidy tables; every row has profile, weights, device, seed
         *.png                     figures (matplotlib, Agg backend) and images
-    results/.tmp-<name>-<pid>/    where a run writes; renamed to results/<name> when it finished
+    results/<profile>/<set>/.tmp-<name>-<pid>/   where a run writes; renamed into place when it
+                                  finished (its lock: results/<profile>/<set>/.<name>.lock)
+
+<set> is the weight set of the backbones that actually loaded (records.weight_set: random,
+imagenet, hed, file-<sha256 prefix>, ...), so a smoke run never replaces a cpu result and a
+random-weight run never replaces a stand-in one.
 
 Caching: the cache key is a SHA-256 over the settings (profile values and overrides, presets,
 images, the weights records of the backbones actually loaded, device type, seed) and over the code
@@ -58,7 +64,7 @@ from .errors import NstbenchError
 from .images import save_image, to_pil
 from .precision import require_native_bf16
 from .profiles import PROFILE_NAMES, default_profile
-from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
+from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, weight_set, write_csv, write_json
 from .weights import load_backbone, weights_label
 
 # first columns of every CSV row; weights_id: family, file and hash of the row's backbone, or random
@@ -99,6 +105,12 @@ def peak_memory_bytes(device: torch.device) -> int | None:
         return None
 
 
+def result_dir(root: str | Path, profile: str, wset: str, name: str) -> Path:
+    """Where an experiment's finished results live: <root>/<profile>/<weight set>/<name>/ (the one
+    place that spells the layout; the report builder and benchmarks/paper_check.py read it too)."""
+    return Path(root) / profile / wset / name
+
+
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(to_jsonable(obj), sort_keys=True, default=str).encode()).hexdigest()
 
@@ -107,7 +119,7 @@ def _digest(obj) -> str:
 class Spec:
     """What an experiment is, declared once at the top of its script experiments/<name>.py."""
 
-    name: str  # the script's file stem; it writes results/<name>/ and `make eN` runs it
+    name: str  # the script's file stem; it writes results/<profile>/<weight set>/<name>/ and `make eN` runs it
     title: str  # one line, for reports and listings
     sources: tuple[str, ...]  # keys of report.SOURCES whose report shows this experiment
     claims: tuple[str, ...]  # claims.CLAIMS it evaluates; a run that does not evaluate them all fails
@@ -145,7 +157,11 @@ def build_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
         "--weights", default="auto", help="backbone weights: auto | imagenet | random | PATH (default auto)"
     )
     ap.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
-    ap.add_argument("--out", default="results", help="results root; this experiment writes <out>/%s/" % spec.name)
+    ap.add_argument(
+        "--out",
+        default="results",
+        help="results root; this experiment writes <out>/<profile>/<weight set>/%s/" % spec.name,
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
     ap.add_argument("--force", action="store_true", help="recompute even if the results are up to date")
     for opt, typ in spec.options.items():
@@ -264,7 +280,9 @@ class Experiment:
         self.claim_ids = tuple(spec.claims)
         self.settings: dict = {}
         self.out_root = Path(self.args.out)
-        self.final_dir = self.out_root / name
+        # <out>/<profile>/<weight set>/<name>: the set is known once the backbones loaded (run)
+        self.weight_set: str | None = None
+        self.final_dir: Path | None = None
         self.dir: Path | None = None
         self._key = ""  # the cache key, set by run (map_units keys the units with it)
         self._backbones: dict[tuple[str, str], Backbone] = {}
@@ -460,11 +478,11 @@ class Experiment:
 
     def _cleanup_stale(self) -> None:
         """Remove temp folders of dead runs of this experiment; restore results a crash left aside."""
-        for p in self.out_root.glob(f".tmp-{self.name}-*"):
+        for p in self.final_dir.parent.glob(f".tmp-{self.name}-*"):
             pid = p.name.rsplit("-", 1)[-1]
             if pid.isdigit() and not _pid_alive(int(pid)):
                 shutil.rmtree(p, ignore_errors=True)
-        for p in self.out_root.glob(f".old-{self.name}-*"):
+        for p in self.final_dir.parent.glob(f".old-{self.name}-*"):
             pid = p.name.rsplit("-", 1)[-1]
             if pid.isdigit() and not _pid_alive(int(pid)):
                 if not self.final_dir.exists():  # killed between the two renames of _swap
@@ -489,7 +507,7 @@ class Experiment:
     def _swap(self, tmp: Path) -> None:
         """tmp -> final. The old folder is set aside first and deleted only after the new one is in place."""
         if self.final_dir.exists():
-            old = self.out_root / f".old-{self.name}-{os.getpid()}"
+            old = self.final_dir.parent / f".old-{self.name}-{os.getpid()}"
             if old.exists():
                 shutil.rmtree(old)
             os.replace(self.final_dir, old)
@@ -501,13 +519,20 @@ class Experiment:
     def run(self, compute: Callable[["Experiment"], None]) -> Path:
         started = time.time()
         ensure_writable_dir(self.out_root)
-        with OutputLock(self.out_root / f".{self.name}.lock", f"{self.script.name} --out {self.out_root}") as lock:
+        # The backbones load before the lock: `auto` may fall back, so the weight set, and with it the
+        # folder (and the lock, temp and old folders beside it), is known only once they have loaded.
+        weights = self.weights_records()
+        self.weight_set = weight_set(weights)
+        self.final_dir = result_dir(self.out_root, self.profile_name, self.weight_set, self.name)
+        ensure_writable_dir(self.final_dir.parent)
+        what = f"{self.script.name} --out {self.out_root} ({self.profile_name}/{self.weight_set})"
+        with OutputLock(self.final_dir.parent / f".{self.name}.lock", what) as lock:
             self._lock = lock
-            return self._run_locked(compute, started)
+            return self._run_locked(compute, started, weights)
 
-    def _run_locked(self, compute: Callable[["Experiment"], None], started: float) -> Path:
+    def _run_locked(self, compute: Callable[["Experiment"], None], started: float, weights: dict) -> Path:
         self._cleanup_stale()
-        weights = self.weights_records()  # what actually loads is part of the key (auto may fall back)
+        # what actually loaded (weights) is part of the key (auto may fall back)
         code = code_hash(self.script)
         keyed = {
             "experiment": self.name,
@@ -559,7 +584,7 @@ class Experiment:
                 file=sys.stderr,
                 flush=True,
             )
-        tmp = self.out_root / f".tmp-{self.name}-{os.getpid()}"
+        tmp = self.final_dir.parent / f".tmp-{self.name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.dir = tmp
@@ -583,6 +608,7 @@ class Experiment:
                 "profile_settings": self.profile,
                 "overrides": self.overrides,
                 "settings": self.settings,
+                "weight_set": self.weight_set,
                 "weights": weights,
                 "weights_kind": "/".join(kinds),
                 "weights_labels": {a: weights_label(w) for a, w in weights.items()},

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
@@ -44,6 +44,28 @@ def git_commit(root: Path | None = None) -> dict:
     if sha.returncode != 0:
         return {"commit": None, "dirty": None}
     return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip()), "dirty_scope": DIRTY_SCOPE}
+
+
+def weight_set(records: Mapping[str, Mapping]) -> str:
+    """The name of the weight set a run's backbones form (arch -> weights record), decided once:
+    results go to <out>/<profile>/<weight set>/<experiment>/ and reports never mix two sets.
+
+    All random -> "random"; all imagenet -> "imagenet"; a stand-in among random legs (E5's ResNet50
+    has no stand-in) -> the stand-in's family ("hed"); any file -> "file-<first 8 hex of its sha256>"
+    (two files are two sets); any other mix -> the sorted kinds joined with "+". No backbone at all
+    -> "none". A function of what loaded, not of --weights: `auto` may fall back to random."""
+    kinds = sorted({str(r.get("kind")) for r in records.values()})
+    files = sorted(str(r.get("sha256") or "")[:8] or "unhashed" for r in records.values() if r.get("kind") == "file")
+    standins = sorted({str(r.get("family")) for r in records.values() if r.get("kind") == "standin"})
+    if not kinds:
+        return "none"
+    if files:
+        return "file-" + "+".join(dict.fromkeys(files))
+    if kinds == ["random"] or kinds == ["imagenet"]:
+        return kinds[0]
+    if standins and set(kinds) <= {"standin", "random"}:
+        return "+".join(standins)
+    return "+".join(kinds)
 
 
 def device_info(device: torch.device | str) -> dict:

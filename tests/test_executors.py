@@ -83,7 +83,7 @@ def test_local_executor_failed_unit_rerun_and_cached_units(script, tmp_path, mon
     assert len(line) == 1 and "1 of 2 jobs of e99_units failed (x2: " in line[0] and "resubmits only" in line[0]
     log = line[0].split("(x2: ", 1)[1].split(")", 1)[0]
     assert log.startswith(str(out / ".jobs" / "e99_units" / "logs")) and "told to fail" in open(log).read()
-    assert not (out / "e99_units").exists() and not list(out.glob(".tmp-*"))  # nothing assembled
+    assert not (out / "smoke" / "none" / "e99_units").exists() and not list(out.glob("*/*/.tmp-*"))  # nothing assembled
     assert (out / ".jobs" / "e99_units" / "units" / "x1.pt").is_file()  # the finished unit is kept
 
     marker.unlink()
@@ -92,28 +92,28 @@ def test_local_executor_failed_unit_rerun_and_cached_units(script, tmp_path, mon
     assert (
         "unit x1: current result kept, not resubmitted" in err and "submitted x2" in err and "submitted x1" not in err
     )
-    t = pd.read_csv(out / "e99_units" / "table.csv")
+    t = pd.read_csv(out / "smoke" / "none" / "e99_units" / "table.csv")
     assert list(t["y"]) == [3, 12] and os.getpid() not in set(t["pid"]) and t["pid"].nunique() == 2
     assert set(t["threads"]) == {1}  # --cpus 1: one torch thread per job
-    m = json.loads((out / "e99_units" / "manifest.json").read_text())
+    m = json.loads((out / "smoke" / "none" / "e99_units" / "manifest.json").read_text())
     assert m["status"] == "complete" and m["executor"]["executor"] == "local"
 
     # results removed, units current: reassembled without a job; the same processes' numbers
-    shutil.rmtree(out / "e99_units")
+    shutil.rmtree(out / "smoke" / "none" / "e99_units")
     assert run(script, out, "--executor", "local") == 0
     err = capsys.readouterr().err
     assert "] submitted" not in err and err.count("current result kept") == 2
-    assert pd.read_csv(out / "e99_units" / "table.csv")["pid"].tolist() == t["pid"].tolist()
+    assert pd.read_csv(out / "smoke" / "none" / "e99_units" / "table.csv")["pid"].tolist() == t["pid"].tolist()
 
 
 def test_debug_executor_whole_experiment_and_inline_units(script, tmp_path, capsys):
     # inline: the units run in this process (as every script did before executors)
     assert run(script, tmp_path / "a") == 0
-    t = pd.read_csv(tmp_path / "a" / "e99_units" / "table.csv")
+    t = pd.read_csv(tmp_path / "a" / "smoke" / "none" / "e99_units" / "table.csv")
     assert set(t["pid"]) == {os.getpid()} and not (tmp_path / "a" / ".jobs").exists()
     # debug: submitit's in-process executor, pickled calls; units stored as for any executor
     assert run(script, tmp_path / "b", "--executor", "debug") == 0
-    assert pd.read_csv(tmp_path / "b" / "e99_units" / "table.csv")["y"].tolist() == [3, 12]
+    assert pd.read_csv(tmp_path / "b" / "smoke" / "none" / "e99_units" / "table.csv")["y"].tolist() == [3, 12]
     assert sorted(p.name for p in (tmp_path / "b" / ".jobs" / "e99_units" / "units").iterdir()) == ["x1.pt", "x2.pt"]
     # an experiment without units is one job running the script inline
     whole = tmp_path / "e98_whole.py"
@@ -121,8 +121,9 @@ def test_debug_executor_whole_experiment_and_inline_units(script, tmp_path, caps
     assert run(whole, tmp_path / "c", "--executor", "debug") == 0
     err = capsys.readouterr().err
     assert "submitting the experiment as one debug job" in err
-    assert (tmp_path / "c" / "e98_whole" / "manifest.json").is_file()
-    assert json.loads((tmp_path / "c" / "e98_whole" / "manifest.json").read_text())["executor"]["executor"] == "inline"
+    whole_manifest = tmp_path / "c" / "smoke" / "none" / "e98_whole" / "manifest.json"
+    assert whole_manifest.is_file()
+    assert json.loads(whole_manifest.read_text())["executor"]["executor"] == "inline"
 
 
 @needs_assets
@@ -132,7 +133,7 @@ def test_e2_units_through_debug_executor_equal_inline(tmp_path, monkeypatch, sha
     assert mod.main(argv + ["--out", str(tmp_path / "inline")]) == 0
     assert mod.main(argv + ["--out", str(tmp_path / "debug"), "--executor", "debug"]) == 0
     a, b = (
-        pd.read_csv(tmp_path / d / "e2_fast_sweeps" / "table.csv").drop(columns="train_seconds")
+        pd.read_csv(tmp_path / d / "smoke" / "random" / "e2_fast_sweeps" / "table.csv").drop(columns="train_seconds")
         for d in ("inline", "debug")
     )
     pd.testing.assert_frame_equal(a, b)
@@ -195,12 +196,12 @@ def test_slurm_on_localhost_failed_unit_and_rerun(script, tmp_path, monkeypatch,
     assert len(ids) == 2 and all(i.split("_")[0].isdigit() for i in ids)  # Slurm job ids (one array)
     line = [x for x in err.splitlines() if "error:" in x][0]
     log = line.split("(x2: ", 1)[1].split(")", 1)[0]
-    assert "told to fail" in open(log).read() and not (out / "e99_units").exists()
+    assert "told to fail" in open(log).read() and not (out / "smoke" / "none" / "e99_units").exists()
     marker.unlink()
     assert run(script, out, *args) == 0
     err = capsys.readouterr().err
     assert "unit x1: current result kept" in err and err.count("] submitted") == 1
-    t = pd.read_csv(out / "e99_units" / "table.csv")
+    t = pd.read_csv(out / "smoke" / "none" / "e99_units" / "table.csv")
     assert list(t["y"]) == [3, 12] and os.getpid() not in set(t["pid"])
 
 
@@ -211,7 +212,7 @@ def test_job_option_errors_are_one_line(script, tmp_path, monkeypatch, capsys):
     assert run(script, tmp_path, "--executor", "slurm") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("e99_units: error: --executor slurm: no Slurm here") and "Traceback" not in "".join(err)
-    assert not (tmp_path / "e99_units").exists()
+    assert not (tmp_path / "smoke" / "none" / "e99_units").exists()
 
 
 @needs_assets
@@ -233,7 +234,7 @@ def test_local_executor_runs_e7_whole_and_skips_it_when_current(tmp_path, capsys
     assert mod.main(argv) == 0
     err = capsys.readouterr().err
     assert "submitting the experiment as one local job" in err and "finished e7_upes" in err
-    m = json.loads((tmp_path / "e7_upes" / "manifest.json").read_text())
+    m = json.loads((tmp_path / "smoke" / "random" / "e7_upes" / "manifest.json").read_text())
     assert m["status"] == "complete" and m["executor"]["executor"] == "inline"  # the job ran it inline
     assert m["command"][-4:] == ["--executor", "inline", "--threads", "1"]
     assert list((tmp_path / ".jobs" / "e7_upes" / "logs").glob("*/*.err"))

@@ -58,7 +58,7 @@ def test_e2_fast_sweeps(tmp_path, monkeypatch, shared_backbones):
     mod = load_script("e2_fast_sweeps")
     presets = record_trainings(monkeypatch, mod)
     assert mod.main(["--profile", "smoke", "--weights", "random", "--out", str(tmp_path), "--steps", "2"]) == 0
-    out = tmp_path / "e2_fast_sweeps"
+    out = harness.result_dir(tmp_path, "smoke", "random", "e2_fast_sweeps")
     m = check_common(out, ["table.csv", "curves.csv"], "smoke(steps=2)")
     check_lpips_column(out)
     assert set(m["claims"]) == {"C2", "C3"}
@@ -92,7 +92,7 @@ def test_e3_content_layer(tmp_path, monkeypatch, shared_backbones):
     mod = load_script("e3_content_layer")
     presets = record_trainings(monkeypatch, mod)
     assert mod.main(["--profile", "smoke", "--weights", "random", "--out", str(tmp_path)]) == 0
-    out = tmp_path / "e3_content_layer"
+    out = harness.result_dir(tmp_path, "smoke", "random", "e3_content_layer")
     m = check_common(out, ["table.csv", "curves.csv"], "smoke")
     check_lpips_column(out)
     assert set(m["claims"]) == {"C4", "C5"}
@@ -137,7 +137,7 @@ def test_e6_timing(tmp_path, monkeypatch, capsys, shared_backbones):
     monkeypatch.setattr(mod, "SOURCE_SIZE", 64)  # the source's numbers go on the rows of that size
     args = ["--profile", "smoke", "--weights", "random", "--out", str(tmp_path), "--size", "64"]
     assert mod.main(args) == 0
-    out = tmp_path / "e6_timing"
+    out = harness.result_dir(tmp_path, "smoke", "random", "e6_timing")
     m = check_common(out, ["table.csv"], "smoke(size=64)")
     assert set(m["claims"]) == {"C10"} and (out / "timing.png").is_file()
 
@@ -171,4 +171,6 @@ def test_training_data_errors(name, tmp_path, capsys):
         == 2
     )
     assert "data folder not found" in capsys.readouterr().err
-    assert not (tmp_path / name).exists() and not list(tmp_path.glob(".tmp-*"))
+    for profile in ("paper", "smoke"):
+        out = harness.result_dir(tmp_path, profile, "random", name)
+        assert not out.exists() and not list(out.parent.glob(".tmp-*"))

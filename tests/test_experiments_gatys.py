@@ -88,6 +88,11 @@ FILES = {
 }
 
 
+def smoke_dir(root, name):
+    """Where a smoke run on random weights writes (experiment.result_dir: <root>/smoke/random/<name>)."""
+    return harness.result_dir(root, "smoke", "random", name)
+
+
 def argv(name, out, *extra):
     return ["--profile", "smoke", "--weights", "random", "--out", str(out), *SPECS[name].test_argv, *extra]
 
@@ -119,16 +124,22 @@ def count_calls(monkeypatch, mod, fail_on=None, exc=RuntimeError):
 def test_experiment_outputs_schema_claims_and_cache(name, tmp_path, monkeypatch, capsys, shared_backbones):
     mod = load_script(name)
     calls = count_calls(monkeypatch, mod)
+    # a cpu-profile result already in the root: the smoke run goes beside it and leaves it alone
+    cpu = harness.result_dir(tmp_path, "cpu", "random", name)
+    cpu.mkdir(parents=True)
+    (cpu / "manifest.json").write_text('{"status": "complete", "profile": "cpu"}')
     assert mod.main(argv(name, tmp_path)) == 0
-    out = tmp_path / name
+    out = smoke_dir(tmp_path, name)
     for f in FILES.get(name, []) + ["manifest.json"]:
         assert (out / f).is_file(), f
-    assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".old-*"))
+    assert not list(out.parent.glob(".tmp-*")) and not list(out.parent.glob(".old-*"))
+    assert [p.name for p in cpu.iterdir()] == ["manifest.json"]
+    assert (cpu / "manifest.json").read_text() == '{"status": "complete", "profile": "cpu"}'
 
     m = json.loads((out / "manifest.json").read_text())
     assert m["status"] == "complete" and m["profile"] == "smoke"
     assert m["overrides"] == smoke_overrides(name) and m["sources"] == list(SPECS[name].sources)
-    assert m["weights_kind"] == "random" and m["imagenet"] is False
+    assert m["weights_kind"] == "random" and m["imagenet"] is False and m["weight_set"] == "random"
     assert all(w["kind"] == "random" for w in m["weights"].values())
     assert {"commit", "torch", "device"} <= set(m["provenance"])
     assert m["wall_seconds"] > 0 and len(m["cache_key"]) == 64
@@ -303,20 +314,21 @@ def test_force_and_changed_settings_recompute(tmp_path, monkeypatch, shared_back
     mod = load_script("e7_upes")
     calls = count_calls(monkeypatch, mod)
     assert mod.main(argv("e7_upes", tmp_path, "--steps", "2")) == 0
-    key = json.loads((tmp_path / "e7_upes" / "manifest.json").read_text())["cache_key"]
+    key = json.loads((smoke_dir(tmp_path, "e7_upes") / "manifest.json").read_text())["cache_key"]
     assert mod.main(argv("e7_upes", tmp_path, "--steps", "2", "--force")) == 0
     assert len(calls) == 2
-    assert json.loads((tmp_path / "e7_upes" / "manifest.json").read_text())["cache_key"] == key
+    assert json.loads((smoke_dir(tmp_path, "e7_upes") / "manifest.json").read_text())["cache_key"] == key
     assert mod.main(argv("e7_upes", tmp_path, "--steps", "3")) == 0  # another setting: another key, recomputed
     assert len(calls) == 3
-    m = json.loads((tmp_path / "e7_upes" / "manifest.json").read_text())
+    m = json.loads((smoke_dir(tmp_path, "e7_upes") / "manifest.json").read_text())
     assert m["cache_key"] != key and m["profile_settings"]["steps"] == 3
-    assert len(pd.read_csv(tmp_path / "e7_upes" / "trajectory.csv")) == 3
+    assert len(pd.read_csv(smoke_dir(tmp_path, "e7_upes") / "trajectory.csv")) == 3
 
     assert m["compute"] == {"dtype": "float32", "channels_last": False, "compile": None, "bf16_support": None}
     assert mod.main(argv("e7_upes", tmp_path, "--steps", "3", "--channels-last")) == 0  # another compute: recomputed
     assert len(calls) == 4
-    assert json.loads((tmp_path / "e7_upes" / "manifest.json").read_text())["compute"]["channels_last"] is True
+    m = json.loads((smoke_dir(tmp_path, "e7_upes") / "manifest.json").read_text())
+    assert m["compute"]["channels_last"] is True
 
 
 # The GPU path's compute (what --device cuda runs by default, plus compile) on the CPU: bf16 where
@@ -329,14 +341,14 @@ GPU_PATH = ("--dtype", "bfloat16" if BF16_NATIVE else "float32", "--channels-las
 def test_experiment_runs_with_the_gpu_path_compute(name, tmp_path, shared_backbones):
     mod = load_script(name)
     assert mod.main(argv(name, tmp_path, *GPU_PATH)) == 0
-    m = json.loads((tmp_path / name / "manifest.json").read_text())
+    m = json.loads((smoke_dir(tmp_path, name) / "manifest.json").read_text())
     assert m["status"] == "complete" and set(m["claims"]) == set(SPECS[name].claims)
     assert m["compute"] | {"bf16_support": None} == {
         "dtype": GPU_PATH[1], "channels_last": True, "compile": "eager", "bf16_support": None,
     }  # fmt: skip
     assert (m["compute"]["bf16_support"] is not None) == (GPU_PATH[1] == "bfloat16")
     for csv in [f for f in m["files"] if f.endswith(".csv")]:
-        df = pd.read_csv(tmp_path / name / csv)
+        df = pd.read_csv(smoke_dir(tmp_path, name) / csv)
         assert len(df) > 0, csv
         if "dtype" in df.columns:  # the timing tables say what they timed
             assert set(df["dtype"]) == {GPU_PATH[1]}, csv
@@ -360,7 +372,7 @@ def sigterm(message):
 def test_failure_midway_keeps_previous_results(error, tmp_path, monkeypatch, shared_backbones):
     mod = load_script("e4_init")
     assert mod.main(argv("e4_init", tmp_path)) == 0
-    out = tmp_path / "e4_init"
+    out = smoke_dir(tmp_path, "e4_init")
     snapshot = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     # fail in the second of the three runs, after the first one's image was written to the temp folder
@@ -385,7 +397,7 @@ def test_failure_midway_keeps_previous_results(error, tmp_path, monkeypatch, sha
             mod.main(argv("e4_init", tmp_path, "--force"))
     assert len(calls) == 2 and seen["tmp"].name.startswith(".tmp-e4_init-")
     assert not seen["tmp"].exists()
-    assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".old-*"))
+    assert not list(out.parent.glob(".tmp-*")) and not list(out.parent.glob(".old-*"))
     after = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == snapshot
 
@@ -393,7 +405,7 @@ def test_failure_midway_keeps_previous_results(error, tmp_path, monkeypatch, sha
 def test_stale_temp_folder_of_a_dead_run_is_removed(tmp_path, monkeypatch, shared_backbones):
     mod = load_script("e7_upes")
     assert mod.main(argv("e7_upes", tmp_path, "--steps", "2")) == 0
-    stale = tmp_path / ".tmp-e7_upes-999999999"  # no such pid
+    stale = smoke_dir(tmp_path, "e7_upes").parent / ".tmp-e7_upes-999999999"  # no such pid
     stale.mkdir()
     (stale / "trajectory.csv").write_text("half")
     assert mod.main(argv("e7_upes", tmp_path, "--steps", "2")) == 0  # cached, and the stale folder is cleaned
@@ -406,4 +418,4 @@ def test_user_errors_are_one_line(tmp_path, capsys, shared_backbones):
     assert "at least 1" in capsys.readouterr().err
     assert mod.main(argv("e7_upes", tmp_path, "--device", "nonsense")) == 2
     assert "unknown device" in capsys.readouterr().err
-    assert not (tmp_path / "e7_upes").exists()
+    assert not smoke_dir(tmp_path, "e7_upes").exists()
