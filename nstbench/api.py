@@ -107,7 +107,7 @@ def train(
     from .records import run_dir
 
     p = fast.override_fast(fast.get_fast_preset(preset), steps=steps, epochs=epochs, batch=batch, size=size)
-    fast.ImageFolderData.check_size(p.size)
+    fast.check_training_size(p)
     with run_dir(out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as folder:
         record = fast.train_transformer(
             p,
@@ -135,12 +135,13 @@ def apply(
     from .device import resolve_device
     from .fast import run_network
     from .images import MIN_SIDE, Resize, load_image, probe_image
-    from .transformer import load_transformer
+    from .transformer import check_input_size, load_transformer
 
     dev = resolve_device(device)
     resize = Resize("long", size) if size is not None else Resize()
-    probe_image(content, resize, MIN_SIDE)
+    wh = probe_image(content, resize, MIN_SIDE)
     net, _ = load_transformer(checkpoint)
+    check_input_size(net.cfg, wh, f"content {content}")
     net.to(dev)
     x = load_image(content, resize).to(dev)
     return run_network(net, x, crop=True).clamp(0, 1).cpu()  # unit RGB at the content's size

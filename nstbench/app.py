@@ -246,9 +246,9 @@ def run_fast(entry: ModelEntry, picture: Picture, long_side: int, out: Path) -> 
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{Path(picture.name).stem}-{entry.style}.png"
-    rec = stylize_images(entry.path, [str(picture.path)], path, size=fit_size(picture.image, long_side), crop=True)[
-        0
-    ]  # the page shows the result at the photo's size
+    # the page shows the result at the photo's size; the file is the page's own scratch copy, replaced on each run
+    size = fit_size(picture.image, long_side)
+    rec = stylize_images(entry.path, [str(picture.path)], path, size=size, crop=True, overwrite=True)[0]
     png = path.read_bytes()
     with Image.open(path) as im:
         image = im.convert("RGB")

@@ -204,6 +204,7 @@ def _apply(args: argparse.Namespace) -> None:
             scale=args.content_scale,
             device=args.device,
             crop=args.crop,
+            overwrite=args.overwrite,
         )
         if args.content
         else []
@@ -267,7 +268,7 @@ def train_command(args: argparse.Namespace) -> dict:
     if args.lr is not None:
         preset = dataclasses.replace(preset, lr=args.lr)
     fast.network_config(preset)  # an unknown --network or --norm fails before any work
-    fast.ImageFolderData.check_size(preset.size)
+    fast.check_training_size(preset)
     if args.resume and args.overwrite:
         raise NstbenchError("give --resume or --overwrite, not both")
     compute = _compute(args)
@@ -514,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
         "not multiples of 4 come out rounded up, as in the sources)",
     )
     ap_.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    ap_.add_argument("--overwrite", action="store_true", help="replace output images that already exist")
     ap_.set_defaults(func=_apply)
 
     web = sub.add_parser("app", help="the web app (Streamlit, on 127.0.0.1): fast networks, Gatys, side by side")

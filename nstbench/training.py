@@ -57,6 +57,7 @@ from .transformer import (
     CHECKPOINT_KIND,
     TransformerConfig,
     build_transformer,
+    check_input_size,
     load_state,
     load_transformer,
     read_checkpoint,
@@ -68,6 +69,13 @@ LOSS_COLUMNS = ["step", "epoch", "images", "total", "content", "style", "tv", "s
 
 def total_steps(preset: FastPreset, batches_per_epoch: int) -> int:
     return preset.steps if preset.steps is not None else preset.epochs * batches_per_epoch
+
+
+def check_training_size(preset: FastPreset) -> None:
+    """The training size fits the data pipeline (a multiple of 4) and the network (its input padding):
+    checked by the command, the API and train_transformer before anything is loaded or written."""
+    ImageFolderData.check_size(preset.size)
+    check_input_size(network_config(preset), (preset.size, preset.size), f"the training size {preset.size} px")
 
 
 def _fmt_time(s: float) -> str:
@@ -398,6 +406,7 @@ def train_transformer(
     refuse emulated bf16 before calling). Returns the run record (run.json).
     """
     log = log or (lambda m: print(f"[train {preset.name}] {m}", file=sys.stderr, flush=True))
+    check_training_size(preset)
     out = ensure_writable_dir(Path(out))
     if resume and not (out / "checkpoint.pt").is_file():
         raise NstbenchError(f"nothing to resume: {out / 'checkpoint.pt'} not found")

@@ -1,0 +1,155 @@
+"""Issue 23: nothing a user owns is overwritten, nothing crashes, and every number says what ran.
+Each test names the item of the issue it covers."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import needs_assets
+from PIL import Image
+
+import nstbench
+from nstbench.cli import main
+from nstbench.errors import NstbenchError
+from nstbench.transformer import CHECKPOINT_KIND, build_transformer, get_variant
+
+pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(capsys, argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_line_error(rc, err, *needles):
+    assert rc == 2, err
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("[train ")]
+    assert len(lines) == 1 and lines[0].startswith("nstbench: error: "), err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+def _checkpoint(path: Path, variant: str) -> Path:
+    cfg = get_variant(variant)
+    state = build_transformer(cfg).state_dict()
+    torch.save({"kind": CHECKPOINT_KIND, "network": dataclasses.asdict(cfg), "state_dict": state}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def net_pt(tmp_path_factory):
+    return _checkpoint(tmp_path_factory.mktemp("net") / "transformer.pt", "pytorch-examples")
+
+
+@pytest.fixture(scope="module")
+def code_pt(tmp_path_factory):
+    return _checkpoint(tmp_path_factory.mktemp("code") / "transformer.pt", "johnson2016-code")
+
+
+def _images(folder: Path, n: int = 2) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (24, 28, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 1: apply never overwrites silently
+# ---------------------------------------------------------------------------------------------
+
+
+def test_item1_apply_into_the_content_folder_is_refused(net_pt, tmp_path, capsys):
+    before = _images(tmp_path / "photos")
+    for extra in ([], ["--overwrite"]):
+        rc, _, err = run(
+            capsys,
+            ["apply", "--checkpoint", net_pt, "--content", tmp_path / "photos", "--out", tmp_path / "photos", *extra],
+        )
+        one_line_error(rc, err, "input image")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "photos").iterdir()} == before
+
+
+def test_item1_apply_onto_its_own_input_is_refused_even_with_overwrite(net_pt, tmp_path, capsys):
+    before = _images(tmp_path, 1)
+    me = tmp_path / "img0.png"
+    for extra in ([], ["--overwrite"]):
+        rc, _, err = run(capsys, ["apply", "--checkpoint", net_pt, "--content", me, "--out", me, *extra])
+        one_line_error(rc, err, "would overwrite the input image", "not even with --overwrite")
+    assert me.read_bytes() == before["img0.png"]
+
+
+def test_item1_apply_folder_of_inputs_with_other_suffixes_is_refused(net_pt, tmp_path, capsys):
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(tmp_path / "a.jpg")
+    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pt, "--content", tmp_path / "a.jpg", "--out", tmp_path])
+    one_line_error(rc, err, "folder of the content images")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg"]
+
+
+def test_item1_a_rerun_needs_overwrite(net_pt, tmp_path, capsys):
+    argv = ["apply", "--checkpoint", net_pt, "--content", "chelsea", "--size", "32", "--out", tmp_path / "o.png"]
+    assert run(capsys, argv)[0] == 0
+    first = (tmp_path / "o.png").read_bytes()
+    rc, _, err = run(capsys, argv)
+    one_line_error(rc, err, "already exists", "--overwrite")
+    assert (tmp_path / "o.png").read_bytes() == first
+    assert run(capsys, [*argv, "--overwrite"])[0] == 0
+    # a folder output too: the second run names the existing file
+    argv = ["apply", "--checkpoint", net_pt, "--content", "chelsea", "--size", "32", "--out", tmp_path / "dir"]
+    assert run(capsys, argv)[0] == 0
+    one_line_error(*run(capsys, argv)[::2], "chelsea.png already exists")
+
+
+def test_item1_apply_into_another_commands_run_folder_is_refused(net_pt, tmp_path, capsys):
+    run_folder = tmp_path / "first"
+    run_folder.mkdir()
+    (run_folder / "run.json").write_text(json.dumps({"command": "stylize"}))
+    rc, _, err = run(
+        capsys, ["apply", "--checkpoint", net_pt, "--content", "chelsea", "--size", "32", "--out", run_folder]
+    )
+    one_line_error(rc, err, "holds a `stylize` run")
+    assert sorted(p.name for p in run_folder.iterdir()) == ["run.json"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 3: johnson2016-code on small inputs is a one-line refusal naming the minimum, everywhere
+# ---------------------------------------------------------------------------------------------
+
+
+def test_item3_train_too_small_for_johnson2016_code(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc, _, err = run(capsys, ["train", "--preset", "johnson2016-code", "--style", "mosaic", "--data", "coco100", "--size", "32",
+                              "--batch", "2", "--steps", "1", "--weights", "random", "--progress-every", "0", "--out", out])  # fmt: skip
+    one_line_error(rc, err, "at least 41 px", "40 px reflection padding")
+    assert not out.exists()
+    with pytest.raises(NstbenchError, match="at least 41 px"):
+        nstbench.train(
+            "mosaic", tmp_path / "api", preset="johnson2016-code", size=32, batch=2, steps=1, weights="random"
+        )
+    assert not (tmp_path / "api").exists()
+
+
+def test_item3_apply_too_small_for_johnson2016_code(code_pt, tmp_path, capsys):
+    rc, _, err = run(
+        capsys, ["apply", "--checkpoint", code_pt, "--content", "chelsea", "--size", "32", "--out", tmp_path / "o.png"]
+    )
+    one_line_error(rc, err, "at least 41 px")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(NstbenchError, match="at least 41 px"):
+        nstbench.apply(code_pt, "chelsea", size=32)
+    assert nstbench.apply(code_pt, "chelsea", size=64).shape[-2:] == (43, 64)  # 43 px >= 41: runs
+
+
+def test_item3_the_app_shows_the_refusal(code_pt, tmp_path):
+    from nstbench import app
+
+    entry = app._read_entry(str(code_pt), 0, 0)
+    picture = app.named_picture("chelsea")
+    with pytest.raises(NstbenchError, match="at least 41 px"):
+        app.run_fast(entry, picture, 32, tmp_path)
