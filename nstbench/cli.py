@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -528,12 +530,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):  # `nstbench` alone: what it can do, not a terse usage error
+        parser.print_help(sys.stderr)
+        return 2
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error (already printed on one line)
         return e.code if isinstance(e.code, int) else 0
     try:
         args.func(args)
+        sys.stdout.flush()  # a closed pipe surfaces here, not in the interpreter's exit
+    except BrokenPipeError:
+        return _reader_gone()
     except NstbenchError as e:
         print(f"nstbench: error: {e}", file=sys.stderr)
         return 2
@@ -541,6 +550,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nstbench: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130
     return 0
+
+
+def _reader_gone() -> int:
+    """The reader of our output left (`nstbench images | head -3`): stop quietly, as a command
+    killed by SIGPIPE would, and keep Python from complaining when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

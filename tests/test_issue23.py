@@ -3,6 +3,9 @@ Each test names the item of the issue it covers."""
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +156,53 @@ def test_item3_the_app_shows_the_refusal(code_pt, tmp_path):
     picture = app.named_picture("chelsea")
     with pytest.raises(NstbenchError, match="at least 41 px"):
         app.run_fast(entry, picture, 32, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 4: a closed pipe is a quiet exit
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["presets", "--all"], ["images"]])
+def test_item4_output_into_a_closed_pipe_is_quiet(argv):
+    # the reader is gone before the command writes anything: every write fails with EPIPE
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nstbench", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    rc = proc.wait(timeout=60)
+    assert err == "" and rc == 141, (rc, err)
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 5: a file that is no checkpoint / weights file says what it is
+# ---------------------------------------------------------------------------------------------
+
+
+def test_item5_non_checkpoints_are_named(net_pt, tmp_path, capsys):
+    (tmp_path / "run.json").write_text(json.dumps({"command": "train"}))
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "fake.jpg")
+    assert run(capsys, ["apply", "--checkpoint", net_pt, "--export-onnx", tmp_path / "net.onnx"])[0] == 0
+    for name, what in (("run.json", "JSON"), ("net.onnx", "an ONNX model"), ("fake.jpg", "a JPEG image")):
+        argv = ["apply", "--checkpoint", tmp_path / name, "--content", "chelsea", "--out", tmp_path / "o.png"]
+        one_line_error(*run(capsys, argv)[::2], f"not a checkpoint file: {tmp_path / name} (it is {what})")
+    from conftest import stylize_argv
+
+    argv = stylize_argv(1, 32, "--out", tmp_path / "s") + ["--weights", tmp_path / "fake.jpg"]
+    one_line_error(*run(capsys, argv)[::2], f"not a weights file: {tmp_path / 'fake.jpg'} (it is a JPEG image)")
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "s").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 8: smaller frictions
+# ---------------------------------------------------------------------------------------------
+
+
+def test_item8_nstbench_alone_prints_help(capsys):
+    rc, out, err = run(capsys, [])
+    assert rc in (0, 2) and "usage: nstbench" in out + err
+    assert all(c in out + err for c in ("stylize", "train", "apply", "presets", "images"))
