@@ -8,6 +8,7 @@ served its four fast networks with Streamlit: browse for a file, select a style,
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -381,6 +382,16 @@ def server_env(models: str | None) -> dict:
     return env
 
 
+def check_port_free(port: int) -> None:
+    """Refuse a port something already listens on (bound as Streamlit's server binds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise NstbenchError(f"port {port} on 127.0.0.1 is not free ({e.strerror}); choose another --port") from None
+
+
 def app_command(args) -> None:
     try:
         import streamlit  # noqa: F401
@@ -389,6 +400,7 @@ def app_command(args) -> None:
     if not 1 <= args.port <= 65535:
         raise NstbenchError(f"--port must be 1..65535, got {args.port}")
     env = server_env(args.models)
+    check_port_free(args.port)  # before the announcement: a busy port is the one line, not after it
     print(f"nstbench app on http://127.0.0.1:{args.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
     rc = subprocess.run(server_command(args.port), env=env).returncode
     if rc not in (0, -2):  # -2: the server ended by Ctrl-C (SIGINT)

@@ -53,9 +53,13 @@ def _weight(text: str) -> float:
 
 
 def _positive_float(text: str) -> float:
-    v = _weight(text)
-    if v == 0:
-        raise argparse.ArgumentTypeError("must be above 0, got 0")
+    """A rate or a scale: one rule for 0 and negatives alike."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (0 < v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return v
 
 
@@ -64,6 +68,18 @@ def _weights_list(text: str) -> list[float]:
 
 
 POSITIVE, NON_NEGATIVE = _at_least(1), _at_least(0)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    """--threads N: torch's intra-op threads for this run (run.json's provenance records the count)."""
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def _weights_note(w: dict) -> str:
@@ -84,6 +100,7 @@ def _stylize(args: argparse.Namespace) -> None:
 
     if args.scales and args.size is not None:
         raise NstbenchError("give --size or --scales, not both (the last scale is the working size)")
+    _set_threads(args)
     given = {k: getattr(args, k) for k in STYLIZE_OVERRIDES if getattr(args, k) is not None}
     preset = override(get_preset(args.preset), **given)
     recorded = dict(given, **({"scales": args.scales} if args.scales else {}))
@@ -112,7 +129,7 @@ def _stylize(args: argparse.Namespace) -> None:
     modified = (
         f"; preset {preset.name} modified: " + ", ".join(f"{k}={v}" for k, v in recorded.items()) if recorded else ""
     )
-    steps = f"{preset.steps} steps" + (f" x {len(args.scales)} scales" if args.scales else "")
+    steps = _count(preset.steps, "step") + (f" x {_count(len(args.scales), 'scale')}" if args.scales else "")
     print(
         f"wrote {Path(args.out)}/{args.output}, curve.csv, run.json ({steps}, {rec['seconds']:.1f}s, "
         f"{_weights_note(rec['weights'])}{modified})"
@@ -184,7 +201,7 @@ def _train(args: argparse.Namespace) -> None:
     rec = train_command(args)
     first, last = rec["first"] or {}, rec["last"] or {}
     print(
-        f"wrote {args.out}/transformer.pt, checkpoint.pt, loss.csv, run.json ({rec['steps_done']} steps, "
+        f"wrote {args.out}/transformer.pt, checkpoint.pt, loss.csv, run.json ({_count(rec['steps_done'], 'step')}, "
         f"{rec['seconds']:.1f}s, loss {first.get('total', float('nan')):.4g} -> "
         f"{last.get('total', float('nan')):.4g}, {_weights_note(rec['weights'])})"
     )
@@ -239,6 +256,7 @@ def train_command(args: argparse.Namespace) -> dict:
     from .profiles import default_profile
     from .records import run_dir
 
+    _set_threads(args)
     preset = fast.get_fast_preset(args.preset)
     chosen = args.profile is None
     if chosen:
@@ -341,6 +359,15 @@ def _compute(args: argparse.Namespace):
     return compute_from_args(args, dev.type)
 
 
+def _threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=POSITIVE,
+        metavar="N",
+        help="CPU threads for torch (torch.set_num_threads; default: torch's, recorded in run.json)",
+    )
+
+
 def _progress_options(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
         "--progress-every",
@@ -391,6 +418,7 @@ def _stylize_parser(sub) -> None:
     st.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
     st.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     add_compute_arguments(st, "the backbone")
+    _threads_option(st)
     _progress_options(st, "every 10 s")
     st.add_argument("--out", required=True, help="output folder (gets output.png, curve.csv, run.json)")
     st.add_argument("--overwrite", action="store_true", help="replace the stylize run already in --out")
@@ -406,7 +434,8 @@ def _stylize_parser(sub) -> None:
         type=NON_NEGATIVE,
         default=0,
         metavar="N",
-        help="also save every N-th step's image as --out/steps/step_<N>.png (default 0: none)",
+        help="also save every N-th step's image as --out/steps/step_<N>.png, N in five digits "
+        "(step_00010.png; default 0: none)",
     )
     st.add_argument(
         "--output",
@@ -462,6 +491,7 @@ def _train_parser(sub) -> None:
     tr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     tr.add_argument("--checkpoint-every", type=POSITIVE, help="checkpoint every N steps (default: preset's)")
     add_compute_arguments(tr, "the transformer and the loss network")
+    _threads_option(tr)
     _progress_options(tr, "every 10 s")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="start afresh, deleting the training run in --out")

@@ -39,6 +39,7 @@ from .images import (
     unit_to_space,
 )
 from .images import original_colors as keep_colors
+from .perceptual import blend_weights
 from .precision import require_native_bf16
 from .presets import GatysPreset
 from .records import ensure_writable_dir, provenance, run_dir, write_csv, write_json
@@ -202,6 +203,8 @@ class Extras:
             raise NstbenchError(f"--scales must grow from coarse to fine, got {','.join(map(str, self.scales))}")
         if self.style_blend is not None and len(self.style_blend) != styles:
             raise NstbenchError(f"--style-blend has {len(self.style_blend)} weight(s) for {styles} --style image(s)")
+        if self.style_blend is not None:
+            blend_weights(self.style_blend, styles)  # a zero sum: refused here, before the backbone loads
 
 
 def run_stylize(

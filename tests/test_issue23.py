@@ -206,3 +206,99 @@ def test_item8_nstbench_alone_prints_help(capsys):
     rc, out, err = run(capsys, [])
     assert rc in (0, 2) and "usage: nstbench" in out + err
     assert all(c in out + err for c in ("stylize", "train", "apply", "presets", "images"))
+
+
+def test_item8_lr_zero_and_negative_follow_one_rule(tmp_path, capsys):
+    from conftest import stylize_argv
+
+    lines = [
+        one_line_error(*run(capsys, stylize_argv(1, 32, "--out", tmp_path / "o", "--lr", v))[::2], "--lr")
+        for v in ("0", "-1")
+    ]
+    assert all("must be a finite number > 0, got" in ln for ln in lines), lines
+
+
+def test_item8_zero_style_blend_is_refused_before_the_backbone_loads(tmp_path, capsys, monkeypatch):
+    import nstbench.stylize as stylize_mod
+
+    def no_load(*a, **k):
+        raise AssertionError("the backbone was loaded before the blend weights were checked")
+
+    monkeypatch.setattr(stylize_mod, "load_backbone", no_load)
+    argv = ["stylize", "--preset", "upes", "--content", "octopus", "--style", "hockney", "mosaic",
+            "--style-blend", "0,0", "--weights", "random", "--size", "32", "--out", tmp_path / "o"]  # fmt: skip
+    one_line_error(*run(capsys, argv)[::2], "--style-blend", "positive sum")
+    assert not (tmp_path / "o").exists()
+
+
+def test_item8_offline_means_no_image_download(tmp_path, monkeypatch):
+    from nstbench import assets
+
+    reg = {"images": {"thing": {"file": "style/thing.png", "url": "http://127.0.0.1:9/x", "sha256": "0" * 64}}}
+    monkeypatch.setattr(assets, "registry", lambda: reg)
+    monkeypatch.setenv("NSTBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NSTBENCH_OFFLINE", "1")
+    monkeypatch.delenv("NSTBENCH_ASSETS")
+    monkeypatch.setattr(assets, "_BESIDE_CLONE", tmp_path / "none")
+    with pytest.raises(NstbenchError, match="NSTBENCH_OFFLINE=1") as e:
+        assets.resolve_image("thing")
+    assert str(tmp_path / "cache" / "style" / "thing.png") in str(e.value)
+    assert not (tmp_path / "cache" / "style").exists() or not any((tmp_path / "cache" / "style").iterdir())
+
+
+def test_item8_a_missing_asset_folder_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NSTBENCH_ASSETS", str(tmp_path / "nonexistent"))
+    one_line_error(*run(capsys, ["images"])[::2], f"NSTBENCH_ASSETS={tmp_path / 'nonexistent'} is not a folder")
+
+
+def test_item8_a_busy_app_port_is_refused_before_the_announcement(capsys):
+    pytest.importorskip("streamlit")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        rc, _, err = run(capsys, ["app", "--port", port])
+    one_line_error(rc, err, f"port {port}", "choose another --port")
+    assert "nstbench app on" not in err
+
+
+def test_item8_api_errors_name_keywords(tmp_path):
+    kw = dict(preset="upes", steps=1, size=32, weights="random", out=tmp_path / "o")
+    nstbench.stylize("octopus", "hockney", **kw)
+    with pytest.raises(NstbenchError) as e:
+        nstbench.stylize("octopus", "hockney", **kw)
+    assert "overwrite=True" in str(e.value) and "--" not in str(e.value), e.value
+
+
+def test_item8_threads_step_files_and_plurals(tmp_path, capsys):
+    from conftest import stylize_argv
+
+    torch.set_num_threads(2)
+    try:
+        rc, out, err = run(capsys, stylize_argv(1, 32, "--out", tmp_path / "o", "--threads", "1", "--save-every", "1"))
+        assert rc == 0, err
+        assert json.loads((tmp_path / "o" / "run.json").read_text())["provenance"]["threads"] == 1
+    finally:
+        torch.set_num_threads(1)
+    assert "(1 step," in out, out
+    names = [p.name for p in (tmp_path / "o" / "steps").iterdir()]
+    assert names == ["step_00001.png"]
+    readme = (ROOT / "README.md").read_text()
+    assert "steps/step_00010.png" in readme and "--threads N" in readme  # the README says what the code writes
+
+
+def test_item8_checksum_list_of_a_data_set_is_not_a_stray_file():
+    from nstbench.assets import resolve_dataset
+    from nstbench.data import ImageFolderData
+
+    root = resolve_dataset("coco100")
+    assert (root / "SHA256SUMS").is_file()
+    logs = []
+    ImageFolderData(root, 32, 2, log=logs.append)
+    assert not any("skipped" in m for m in logs), logs
+
+
+def test_item8_readme_warns_about_scripts_beside_the_clone():
+    assert "a script saved beside it imports that folder" in " ".join((ROOT / "README.md").read_text().split())
