@@ -8,6 +8,7 @@ served its four fast networks with Streamlit: browse for a file, select a style,
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -402,6 +403,38 @@ def app_command(args) -> None:
     env = server_env(args.models)
     check_port_free(args.port)  # before the announcement: a busy port is the one line, not after it
     print(f"nstbench app on http://127.0.0.1:{args.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
-    rc = subprocess.run(server_command(args.port), env=env).returncode
-    if rc not in (0, -2):  # -2: the server ended by Ctrl-C (SIGINT)
+    rc, stopped = run_server(server_command(args.port), env)
+    if rc != 0 and not stopped:
         raise NstbenchError(f"the Streamlit server stopped with status {rc} (see its messages above)")
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_server(command: list[str], env: dict) -> tuple[int, bool]:
+    """Run the server as a child that stops with this process: SIGINT, SIGTERM and SIGHUP are
+    forwarded to it, and we wait for it to exit (so its port and memory are freed when `nstbench app`
+    ends). The child gets a session of its own, so a terminal's Ctrl-C reaches it once (forwarded),
+    not twice. Returns its exit status and whether a stop signal ended it."""
+    proc = subprocess.Popen(command, env=env, start_new_session=True)
+    stopped = False
+
+    def forward(signum, frame):
+        nonlocal stopped
+        stopped = True
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
+    try:
+        return proc.wait(), stopped
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if proc.poll() is None:  # an exception of ours: the server must not outlive the command
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -299,8 +299,10 @@ def train_command(args: argparse.Namespace) -> dict:
             for name in ("checkpoint.pt", "transformer.pt", "loss.csv", "run.json"):
                 (out / name).unlink(missing_ok=True)
         elif (out / "checkpoint.pt").exists():
+            done = _finished_steps(out)
+            resume = f"--resume --steps N (N > {done}) to train it further" if done else "--resume to continue it"
             raise NstbenchError(
-                f"{out} already holds a training run (checkpoint.pt); pass --resume to continue it, "
+                f"{out} already holds a {'finished ' if done else ''}training run (checkpoint.pt); pass {resume}, "
                 "--overwrite to start afresh, or choose another --out"
             )
         if chosen:  # said once everything is checked, so that an error stays one line
@@ -323,22 +325,24 @@ def train_command(args: argparse.Namespace) -> dict:
         )
 
 
-def _check_resumable(out, preset) -> None:
-    """A finished run has nothing to resume, unless --steps asks for more than it did."""
+def _finished_steps(out) -> int | None:
+    """The steps of the finished training run in `out` (run.json), or None when it did not finish."""
     import json
 
     try:
         rec = json.loads((out / "run.json").read_text())
     except (OSError, ValueError):
-        return  # no record (interrupted before the first write): train_transformer checks the checkpoint
-    if (
-        rec.get("status") == "ok"
-        and rec.get("model")
-        and (preset.steps is None or preset.steps <= rec.get("steps_done", 0))
-    ):
+        return None  # no record (interrupted before the first write): train_transformer checks the checkpoint
+    return rec.get("steps_done") if rec.get("status") == "ok" and rec.get("model") else None
+
+
+def _check_resumable(out, preset) -> None:
+    """A finished run has nothing to resume, unless --steps asks for more than it did."""
+    done = _finished_steps(out)
+    if done is not None and (preset.steps is None or preset.steps <= done):
         raise NstbenchError(
-            f"the run in {out} finished at step {rec.get('steps_done')}; nothing to resume "
-            "(pass a larger --steps to extend it)"
+            f"the run in {out} finished at step {done}; nothing to resume: pass --steps N with N > {done} "
+            "to train it further, or --overwrite (instead of --resume) to start afresh"
         )
 
 

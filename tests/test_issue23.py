@@ -302,3 +302,98 @@ def test_item8_checksum_list_of_a_data_set_is_not_a_stray_file():
 
 def test_item8_readme_warns_about_scripts_beside_the_clone():
     assert "a script saved beside it imports that folder" in " ".join((ROOT / "README.md").read_text().split())
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 6: a finished training run: the messages suggest what works (the quick start twice:
+# tests/test_readme.py::test_quick_start_commands_run_as_written)
+# ---------------------------------------------------------------------------------------------
+
+TRAIN = ["train", "--preset", "hust", "--style", "mosaic", "--profile", "smoke", "--weights", "random",
+         "--progress-every", "0", "--size", "32", "--batch", "2"]  # fmt: skip
+
+
+def test_item6_a_finished_run_suggests_what_works(tmp_path, capsys):
+    out = tmp_path / "t"
+    rc, stdout, err = run(capsys, TRAIN + ["--steps", "1", "--out", out])
+    assert rc == 0, err
+    assert "(1 step," in stdout  # item 8: no "1 steps"
+    line = one_line_error(*run(capsys, TRAIN + ["--steps", "1", "--out", out])[::2], "finished training run")
+    assert "--resume --steps N (N > 1)" in line and "--overwrite" in line
+    line = one_line_error(*run(capsys, TRAIN + ["--steps", "1", "--resume", "--out", out])[::2], "nothing to resume")
+    assert "--steps N with N > 1" in line and "--overwrite" in line
+    # what they suggest works
+    assert run(capsys, TRAIN + ["--steps", "2", "--resume", "--out", out])[0] == 0
+    assert json.loads((out / "run.json").read_text())["steps_done"] == 2
+    assert run(capsys, TRAIN + ["--steps", "1", "--overwrite", "--out", out])[0] == 0
+    assert json.loads((out / "run.json").read_text())["steps_done"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 2: stopping `nstbench app` stops its server
+# ---------------------------------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"  # a zombie is gone
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the server's pid through /proc (Linux)")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_item2_stopping_the_app_stops_its_server(tmp_path, sig):
+    pytest.importorskip("streamlit")
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", TMPDIR=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nstbench", "app", "--port", str(port), "--models", str(tmp_path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    servers: list[int] = []
+    try:
+        end = time.monotonic() + 90
+        while time.monotonic() < end:
+            assert proc.poll() is None, f"nstbench app exited with {proc.returncode}"
+            servers = servers or _children(proc.pid)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("the app did not serve within 90 s")
+        servers = _children(proc.pid)
+        assert servers, "no server process under nstbench app"
+        proc.send_signal(getattr(signal, sig))
+        proc.wait(15)
+        end = time.monotonic() + 10
+        while time.monotonic() < end and any(_alive(c) for c in servers):
+            time.sleep(0.2)
+        assert not any(_alive(c) for c in servers), f"the server outlived nstbench app ({sig})"
+        with socket.socket() as s:  # the port is free again (bound as the server binds it)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+    finally:
+        for pid in [proc.pid, *servers]:  # only what this test started, by pid
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(5)
