@@ -397,3 +397,27 @@ def test_item2_stopping_the_app_stops_its_server(tmp_path, sig):
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
         proc.wait(5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 9: the memory refusal comes before any loading
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scales", [None, "64,2000"])
+def test_item9_memory_refusal_before_decoding_or_loading(tmp_path, capsys, monkeypatch, scales):
+    import nstbench.stylize as stylize_mod
+    from nstbench import device as device_mod
+
+    def nothing_loaded(*a, **k):
+        raise AssertionError("an image was decoded or the backbone loaded before the memory check")
+
+    monkeypatch.setattr(device_mod, "available_bytes", lambda dev: 2**30)  # 1 GiB free
+    monkeypatch.setattr(stylize_mod, "load_backbone", nothing_loaded)
+    monkeypatch.setattr(stylize_mod, "load_image", nothing_loaded)
+    size = ["--scales", scales] if scales else ["--size", "2000"]
+    argv = ["stylize", "--preset", "hust", "--content", "chelsea", "--style", "hockney", "--weights", "random",
+            "--steps", "1", *size, "--out", tmp_path / "o"]  # fmt: skip
+    line = one_line_error(*run(capsys, argv)[::2], "a 2000x1330 vgg19 optimisation needs about", "use a smaller --size")
+    assert float(line.split("needs about ")[1].split(" GiB")[0]) > 3
+    assert not (tmp_path / "o").exists()
