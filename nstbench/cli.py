@@ -257,11 +257,18 @@ def train_command(args: argparse.Namespace) -> dict:
     from .records import run_dir
 
     _set_threads(args)
+    if args.resume and args.overwrite:
+        raise NstbenchError("give --resume or --overwrite, not both")
+    resumed = _resume_settings(args) if args.resume else {}
+    if args.preset is None or args.style is None:
+        raise NstbenchError("train needs --preset and --style (or --resume to continue the run in --out)")
+    args.weights = args.weights or "auto"
+    args.seed = 0 if args.seed is None else args.seed
     preset = fast.get_fast_preset(args.preset)
-    chosen = args.profile is None
+    chosen = args.profile is None and not args.resume
     if chosen:
         args.profile = default_profile(args.device)
-    prof = fast.TRAIN_PROFILES[args.profile].overrides()
+    prof = fast.TRAIN_PROFILES[args.profile].overrides() if args.profile else dict(resumed)
     profile_data = prof.pop("data", None)
     data = args.data or profile_data
     if data is None:
@@ -289,8 +296,6 @@ def train_command(args: argparse.Namespace) -> dict:
         preset = dataclasses.replace(preset, lr=args.lr)
     fast.network_config(preset)  # an unknown --network or --norm fails before any work
     fast.check_training_size(preset)
-    if args.resume and args.overwrite:
-        raise NstbenchError("give --resume or --overwrite, not both")
     compute = _compute(args)
     with run_dir(args.out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as out:
         if args.resume:
@@ -323,6 +328,48 @@ def train_command(args: argparse.Namespace) -> dict:
             progress_every=args.progress_every,
             compute=compute,
         )
+
+
+# train options a resumed run takes from its checkpoint when they are not given (checkpoint key in
+# the recorded preset, where it differs from the option's name)
+_RESUMED = {"size": "size", "batch": "batch", "lr": "lr", "style_size": "style_size", "network": "network",
+            "norm": "norm", "checkpoint_every": "checkpoint_every"}  # fmt: skip
+
+
+def _resume_settings(args: argparse.Namespace) -> dict:
+    """--resume: the options not given are the checkpoint's (its preset, style, data, weights, seed,
+    sizes and loss weights; the length is its own unless --steps/--epochs extend it), read from the
+    checkpoint alone, before anything slow. Returns the profile-like overrides (max_images)."""
+    from .assets import image_names
+    from .records import check_out_name
+    from .transformer import read_checkpoint
+
+    ckpt_path = check_out_name(args.out, "checkpoint.pt, transformer.pt, loss.csv, run.json") / "checkpoint.pt"
+    if not ckpt_path.is_file():
+        raise NstbenchError(f"nothing to resume: {ckpt_path} not found")
+    ckpt = read_checkpoint(ckpt_path)
+    p = ckpt.get("preset") or {}
+    if not p.get("name"):
+        raise NstbenchError(f"{ckpt_path} is not a resumable nstbench training checkpoint")
+    style = ckpt.get("style") or {}
+    weights = ckpt.get("weights") or {}
+    fill = {
+        "preset": p["name"],
+        "style": style.get("name") if style.get("name") in image_names() else style.get("path"),
+        "data": (ckpt.get("data") or {}).get("root"),
+        "weights": "random" if weights.get("kind") == "random" else "auto",
+        "seed": ckpt.get("seed"),
+        **{opt: p.get(key) for opt, key in _RESUMED.items()},
+        "content_weight": (p.get("loss") or {}).get("alpha"),
+        "style_weight": (p.get("loss") or {}).get("beta"),
+        "tv_weight": (p.get("loss") or {}).get("gamma"),
+    }
+    for k, v in fill.items():
+        if getattr(args, k, None) is None and v is not None:
+            setattr(args, k, v)
+    if args.steps is None and args.epochs is None:
+        args.steps = ckpt.get("total_steps")
+    return {"max_images": p.get("max_images")}
 
 
 def _finished_steps(out) -> int | None:
@@ -464,8 +511,9 @@ def _loss_options(p: argparse.ArgumentParser, weights: tuple[str, str, str], lr_
 
 def _train_parser(sub) -> None:
     tr = sub.add_parser("train", help="train a fast style transfer network (Johnson et al.)")
-    tr.add_argument("--preset", required=True, help="hust | johnson2016 | pytorch-examples")
-    tr.add_argument("--style", required=True, help="style image name (e.g. mosaic) or path")
+    # --preset, --style and the other settings are required unless --resume reads them from the checkpoint
+    tr.add_argument("--preset", help="hust | johnson2016 | pytorch-examples (with --resume: the checkpoint's)")
+    tr.add_argument("--style", help="style image name (e.g. mosaic) or path (with --resume: the checkpoint's)")
     tr.add_argument(
         "--data",
         help="folder of training images (e.g. COCO train2014) or coco100; default for the smoke/cpu profiles: coco100",
@@ -488,16 +536,19 @@ def _train_parser(sub) -> None:
     tr.add_argument("--norm", choices=["batch", "instance"], help="override the network's norm layers")
     tr.add_argument(
         "--weights",
-        default="auto",
-        help="loss network weights: auto | imagenet | torchvision | keras | caffe | gatys | random | PATH",
+        help="loss network weights: auto (default) | imagenet | torchvision | keras | caffe | gatys | random | PATH",
     )
-    tr.add_argument("--seed", type=int, default=0, help="seed for the network init and data order (default 0)")
+    tr.add_argument("--seed", type=int, help="seed for the network init and data order (default 0)")
     tr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     tr.add_argument("--checkpoint-every", type=POSITIVE, help="checkpoint every N steps (default: preset's)")
     add_compute_arguments(tr, "the transformer and the loss network")
     _threads_option(tr)
     _progress_options(tr, "every 10 s")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    tr.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint, with its settings (options given must match)",
+    )
     tr.add_argument("--overwrite", action="store_true", help="start afresh, deleting the training run in --out")
     tr.add_argument("--out", required=True, help="output folder")
     tr.set_defaults(func=_train)

@@ -421,3 +421,32 @@ def test_item9_memory_refusal_before_decoding_or_loading(tmp_path, capsys, monke
     line = one_line_error(*run(capsys, argv)[::2], "a 2000x1330 vgg19 optimisation needs about", "use a smaller --size")
     assert float(line.split("needs about ")[1].split(" GiB")[0]) > 3
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 7: --resume takes its settings from the checkpoint; a mismatch is named, before loading
+# ---------------------------------------------------------------------------------------------
+
+
+def test_item7_resume_needs_no_retyping_and_checks_before_loading(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "t"
+    assert run(capsys, TRAIN + ["--steps", "1", "--out", out])[0] == 0
+    first = json.loads((out / "run.json").read_text())
+    rc, _, err = run(capsys, ["train", "--resume", "--steps", "2", "--progress-every", "0", "--out", out])
+    assert rc == 0, err
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["steps_done"] == 2 and rec["preset"]["size"] == 32 and rec["preset"]["batch"] == 2
+    assert rec["style"]["name"] == first["style"]["name"] == "mosaic" and rec["weights"]["kind"] == "random"
+    # an explicit option still overrides, and is checked against the checkpoint before the backbone loads
+    import nstbench.training as training_mod
+
+    def no_load(*a, **k):
+        raise AssertionError("the backbone was loaded before the settings were checked")
+
+    monkeypatch.setattr(training_mod, "load_backbone", no_load)
+    argv = ["train", "--resume", "--steps", "3", "--style", "udnie", "--out", out]
+    line = one_line_error(*run(capsys, argv)[::2], "style: checkpoint mosaic, now udnie")
+    assert "sha256" not in line
+    one_line_error(*run(capsys, ["train", "--resume", "--steps", "3", "--size", "36", "--out", out])[::2], "size")
+    assert json.loads((out / "run.json").read_text())["steps_done"] == 2
+    one_line_error(*run(capsys, ["train", "--out", tmp_path / "new"])[::2], "--preset and --style")
