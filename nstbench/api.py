@@ -12,8 +12,10 @@ nothing is written. Errors are nstbench.errors.NstbenchError with a one-line mes
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,18 @@ import torch
 from . import presets as _presets
 from .errors import NstbenchError
 from .weights import load_backbone  # noqa: F401  (part of the API: nstbench.load_backbone)
+
+
+@contextlib.contextmanager
+def _keywords():
+    """The library's messages name command-line options; a Python caller is told the keyword instead
+    ("pass --overwrite" -> "pass overwrite=True", "--steps" -> "steps=")."""
+    try:
+        yield
+    except NstbenchError as e:
+        text = re.sub(r"--(overwrite|resume)\b", r"\1=True", str(e))
+        text = re.sub(r"--([a-z][a-z-]*[a-z])", lambda m: m.group(1).replace("-", "_") + "=", text)
+        raise NstbenchError(text) from None
 
 
 @dataclass
@@ -39,6 +53,7 @@ class Trained:
     model: Path  # transformer.pt, for apply()
 
 
+@_keywords()
 def stylize(
     content: str | os.PathLike,
     style: str | os.PathLike,
@@ -85,6 +100,7 @@ def _compute():
     return Compute()
 
 
+@_keywords()
 def train(
     style: str | os.PathLike,
     out: str | os.PathLike,
@@ -107,7 +123,7 @@ def train(
     from .records import run_dir
 
     p = fast.override_fast(fast.get_fast_preset(preset), steps=steps, epochs=epochs, batch=batch, size=size)
-    fast.ImageFolderData.check_size(p.size)
+    fast.check_training_size(p)
     with run_dir(out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as folder:
         record = fast.train_transformer(
             p,
@@ -127,6 +143,7 @@ def train(
 
 
 @torch.inference_mode()
+@_keywords()
 def apply(
     checkpoint: str | os.PathLike, content: str | os.PathLike, *, size: int | None = None, device: str = "cpu"
 ) -> torch.Tensor:
@@ -135,12 +152,13 @@ def apply(
     from .device import resolve_device
     from .fast import run_network
     from .images import MIN_SIDE, Resize, load_image, probe_image
-    from .transformer import load_transformer
+    from .transformer import check_input_size, load_transformer
 
     dev = resolve_device(device)
     resize = Resize("long", size) if size is not None else Resize()
-    probe_image(content, resize, MIN_SIDE)
+    wh = probe_image(content, resize, MIN_SIDE)
     net, _ = load_transformer(checkpoint)
+    check_input_size(net.cfg, wh, f"content {content}")
     net.to(dev)
     x = load_image(content, resize).to(dev)
     return run_network(net, x, crop=True).clamp(0, 1).cpu()  # unit RGB at the content's size

@@ -8,6 +8,8 @@ served its four fast networks with Streamlit: browse for a file, select a style,
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -246,9 +248,9 @@ def run_fast(entry: ModelEntry, picture: Picture, long_side: int, out: Path) -> 
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{Path(picture.name).stem}-{entry.style}.png"
-    rec = stylize_images(entry.path, [str(picture.path)], path, size=fit_size(picture.image, long_side), crop=True)[
-        0
-    ]  # the page shows the result at the photo's size
+    # the page shows the result at the photo's size; the file is the page's own scratch copy, replaced on each run
+    size = fit_size(picture.image, long_side)
+    rec = stylize_images(entry.path, [str(picture.path)], path, size=size, crop=True, overwrite=True)[0]
     png = path.read_bytes()
     with Image.open(path) as im:
         image = im.convert("RGB")
@@ -381,6 +383,16 @@ def server_env(models: str | None) -> dict:
     return env
 
 
+def check_port_free(port: int) -> None:
+    """Refuse a port something already listens on (bound as Streamlit's server binds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise NstbenchError(f"port {port} on 127.0.0.1 is not free ({e.strerror}); choose another --port") from None
+
+
 def app_command(args) -> None:
     try:
         import streamlit  # noqa: F401
@@ -389,7 +401,40 @@ def app_command(args) -> None:
     if not 1 <= args.port <= 65535:
         raise NstbenchError(f"--port must be 1..65535, got {args.port}")
     env = server_env(args.models)
+    check_port_free(args.port)  # before the announcement: a busy port is the one line, not after it
     print(f"nstbench app on http://127.0.0.1:{args.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
-    rc = subprocess.run(server_command(args.port), env=env).returncode
-    if rc not in (0, -2):  # -2: the server ended by Ctrl-C (SIGINT)
+    rc, stopped = run_server(server_command(args.port), env)
+    if rc != 0 and not stopped:
         raise NstbenchError(f"the Streamlit server stopped with status {rc} (see its messages above)")
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_server(command: list[str], env: dict) -> tuple[int, bool]:
+    """Run the server as a child that stops with this process: SIGINT, SIGTERM and SIGHUP are
+    forwarded to it, and we wait for it to exit (so its port and memory are freed when `nstbench app`
+    ends). The child gets a session of its own, so a terminal's Ctrl-C reaches it once (forwarded),
+    not twice. Returns its exit status and whether a stop signal ended it."""
+    proc = subprocess.Popen(command, env=env, start_new_session=True)
+    stopped = False
+
+    def forward(signum, frame):
+        nonlocal stopped
+        stopped = True
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
+    try:
+        return proc.wait(), stopped
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if proc.poll() is None:  # an exception of ours: the server must not outlive the command
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

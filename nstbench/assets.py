@@ -47,8 +47,15 @@ def local_assets_dir() -> Path | None:
     """$NSTBENCH_ASSETS, else ../shared/assets beside the clone when it holds SOURCES.md, else None."""
     root = os.environ.get("NSTBENCH_ASSETS")
     if root:
-        return Path(root)
+        if not Path(root).expanduser().is_dir():  # a typo would otherwise mean downloads, silently
+            raise NstbenchError(f"NSTBENCH_ASSETS={root} is not a folder; point it at an asset folder or unset it")
+        return Path(root).expanduser()
     return _BESIDE_CLONE if (_BESIDE_CLONE / "SOURCES.md").is_file() else None
+
+
+def offline() -> bool:
+    """NSTBENCH_OFFLINE=1: nstbench attempts no download (images, data sets, weights)."""
+    return os.environ.get("NSTBENCH_OFFLINE") == "1"
 
 
 def sha256_of(path: Path) -> str:
@@ -60,7 +67,13 @@ def sha256_of(path: Path) -> str:
 
 
 def download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
-    """Download url to dest, keeping it only if its sha256 matches. Never leaves a partial file."""
+    """Download url to dest, keeping it only if its sha256 matches. Never leaves a partial file.
+    NSTBENCH_OFFLINE=1: no attempt; the error says where the file goes."""
+    if offline():
+        raise NstbenchError(
+            f"{dest.name} is not here and NSTBENCH_OFFLINE=1 forbids downloading it: put it at {dest} "
+            "(or in the asset folder NSTBENCH_ASSETS names)"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:

@@ -22,10 +22,49 @@ def read_torch_file(path: Path, what: str):
         raise NstbenchError(f"{what} not found: {path}")
     if path.is_dir():
         raise NstbenchError(f"expected a {what}, got a folder: {path}")
+    found = sniff(path)
+    if found:  # torch.load would fail with a cut-off unpickler message that names none of this
+        raise NstbenchError(f"not a {what.removesuffix(' file')} file: {path} (it is {found})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors, truncated files, non-torch files
         raise NstbenchError(f"cannot read {what} {path}: {torch_load_reason(e)}") from None
+
+
+# Formats people pass by mistake (a run's run.json, an exported .onnx, an image for --weights),
+# told apart by their first bytes. torch.save writes a zip archive (PK) or a pickle (0x80).
+_MAGIC = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (Keras weights are --weights files, not checkpoints)"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\xfd7zXZ", "an xz archive"),
+    (b"%PDF", "a PDF document"),
+)
+
+
+def sniff(path: Path) -> str | None:
+    """What a file that torch.load cannot read is, from its first bytes ("JSON", "a JPEG image",
+    "an ONNX model", ...), or None when it may be a torch file (or is nothing recognised)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head:
+        return "an empty file"
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "JSON"
+    # ONNX is a protobuf ModelProto: field 1 (ir_version, varint) first, then strings such as the producer name
+    if head[:1] == b"\x08" and b"\x12" in head[2:4] and (path.suffix.lower() == ".onnx" or b"pytorch" in head):
+        return "an ONNX model"
+    return None
 
 
 def torch_load_reason(e: Exception) -> str:

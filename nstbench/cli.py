@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -51,9 +53,13 @@ def _weight(text: str) -> float:
 
 
 def _positive_float(text: str) -> float:
-    v = _weight(text)
-    if v == 0:
-        raise argparse.ArgumentTypeError("must be above 0, got 0")
+    """A rate or a scale: one rule for 0 and negatives alike."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (0 < v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return v
 
 
@@ -62,6 +68,18 @@ def _weights_list(text: str) -> list[float]:
 
 
 POSITIVE, NON_NEGATIVE = _at_least(1), _at_least(0)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    """--threads N: torch's intra-op threads for this run (run.json's provenance records the count)."""
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def _weights_note(w: dict) -> str:
@@ -82,6 +100,7 @@ def _stylize(args: argparse.Namespace) -> None:
 
     if args.scales and args.size is not None:
         raise NstbenchError("give --size or --scales, not both (the last scale is the working size)")
+    _set_threads(args)
     given = {k: getattr(args, k) for k in STYLIZE_OVERRIDES if getattr(args, k) is not None}
     preset = override(get_preset(args.preset), **given)
     recorded = dict(given, **({"scales": args.scales} if args.scales else {}))
@@ -110,7 +129,7 @@ def _stylize(args: argparse.Namespace) -> None:
     modified = (
         f"; preset {preset.name} modified: " + ", ".join(f"{k}={v}" for k, v in recorded.items()) if recorded else ""
     )
-    steps = f"{preset.steps} steps" + (f" x {len(args.scales)} scales" if args.scales else "")
+    steps = _count(preset.steps, "step") + (f" x {_count(len(args.scales), 'scale')}" if args.scales else "")
     print(
         f"wrote {Path(args.out)}/{args.output}, curve.csv, run.json ({steps}, {rec['seconds']:.1f}s, "
         f"{_weights_note(rec['weights'])}{modified})"
@@ -182,7 +201,7 @@ def _train(args: argparse.Namespace) -> None:
     rec = train_command(args)
     first, last = rec["first"] or {}, rec["last"] or {}
     print(
-        f"wrote {args.out}/transformer.pt, checkpoint.pt, loss.csv, run.json ({rec['steps_done']} steps, "
+        f"wrote {args.out}/transformer.pt, checkpoint.pt, loss.csv, run.json ({_count(rec['steps_done'], 'step')}, "
         f"{rec['seconds']:.1f}s, loss {first.get('total', float('nan')):.4g} -> "
         f"{last.get('total', float('nan')):.4g}, {_weights_note(rec['weights'])})"
     )
@@ -204,6 +223,7 @@ def _apply(args: argparse.Namespace) -> None:
             scale=args.content_scale,
             device=args.device,
             crop=args.crop,
+            overwrite=args.overwrite,
         )
         if args.content
         else []
@@ -236,11 +256,19 @@ def train_command(args: argparse.Namespace) -> dict:
     from .profiles import default_profile
     from .records import run_dir
 
+    _set_threads(args)
+    if args.resume and args.overwrite:
+        raise NstbenchError("give --resume or --overwrite, not both")
+    resumed = _resume_settings(args) if args.resume else {}
+    if args.preset is None or args.style is None:
+        raise NstbenchError("train needs --preset and --style (or --resume to continue the run in --out)")
+    args.weights = args.weights or "auto"
+    args.seed = 0 if args.seed is None else args.seed
     preset = fast.get_fast_preset(args.preset)
-    chosen = args.profile is None
+    chosen = args.profile is None and not args.resume
     if chosen:
         args.profile = default_profile(args.device)
-    prof = fast.TRAIN_PROFILES[args.profile].overrides()
+    prof = fast.TRAIN_PROFILES[args.profile].overrides() if args.profile else dict(resumed)
     profile_data = prof.pop("data", None)
     data = args.data or profile_data
     if data is None:
@@ -267,9 +295,7 @@ def train_command(args: argparse.Namespace) -> dict:
     if args.lr is not None:
         preset = dataclasses.replace(preset, lr=args.lr)
     fast.network_config(preset)  # an unknown --network or --norm fails before any work
-    fast.ImageFolderData.check_size(preset.size)
-    if args.resume and args.overwrite:
-        raise NstbenchError("give --resume or --overwrite, not both")
+    fast.check_training_size(preset)
     compute = _compute(args)
     with run_dir(args.out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as out:
         if args.resume:
@@ -278,8 +304,10 @@ def train_command(args: argparse.Namespace) -> dict:
             for name in ("checkpoint.pt", "transformer.pt", "loss.csv", "run.json"):
                 (out / name).unlink(missing_ok=True)
         elif (out / "checkpoint.pt").exists():
+            done = _finished_steps(out)
+            resume = f"--resume --steps N (N > {done}) to train it further" if done else "--resume to continue it"
             raise NstbenchError(
-                f"{out} already holds a training run (checkpoint.pt); pass --resume to continue it, "
+                f"{out} already holds a {'finished ' if done else ''}training run (checkpoint.pt); pass {resume}, "
                 "--overwrite to start afresh, or choose another --out"
             )
         if chosen:  # said once everything is checked, so that an error stays one line
@@ -302,22 +330,66 @@ def train_command(args: argparse.Namespace) -> dict:
         )
 
 
-def _check_resumable(out, preset) -> None:
-    """A finished run has nothing to resume, unless --steps asks for more than it did."""
+# train options a resumed run takes from its checkpoint when they are not given (checkpoint key in
+# the recorded preset, where it differs from the option's name)
+_RESUMED = {"size": "size", "batch": "batch", "lr": "lr", "style_size": "style_size", "network": "network",
+            "norm": "norm", "checkpoint_every": "checkpoint_every"}  # fmt: skip
+
+
+def _resume_settings(args: argparse.Namespace) -> dict:
+    """--resume: the options not given are the checkpoint's (its preset, style, data, weights, seed,
+    sizes and loss weights; the length is its own unless --steps/--epochs extend it), read from the
+    checkpoint alone, before anything slow. Returns the profile-like overrides (max_images)."""
+    from .assets import image_names
+    from .records import check_out_name
+    from .transformer import read_checkpoint
+
+    ckpt_path = check_out_name(args.out, "checkpoint.pt, transformer.pt, loss.csv, run.json") / "checkpoint.pt"
+    if not ckpt_path.is_file():
+        raise NstbenchError(f"nothing to resume: {ckpt_path} not found")
+    ckpt = read_checkpoint(ckpt_path)
+    p = ckpt.get("preset") or {}
+    if not p.get("name"):
+        raise NstbenchError(f"{ckpt_path} is not a resumable nstbench training checkpoint")
+    style = ckpt.get("style") or {}
+    weights = ckpt.get("weights") or {}
+    fill = {
+        "preset": p["name"],
+        "style": style.get("name") if style.get("name") in image_names() else style.get("path"),
+        "data": (ckpt.get("data") or {}).get("root"),
+        "weights": "random" if weights.get("kind") == "random" else "auto",
+        "seed": ckpt.get("seed"),
+        **{opt: p.get(key) for opt, key in _RESUMED.items()},
+        "content_weight": (p.get("loss") or {}).get("alpha"),
+        "style_weight": (p.get("loss") or {}).get("beta"),
+        "tv_weight": (p.get("loss") or {}).get("gamma"),
+    }
+    for k, v in fill.items():
+        if getattr(args, k, None) is None and v is not None:
+            setattr(args, k, v)
+    if args.steps is None and args.epochs is None:
+        args.steps = ckpt.get("total_steps")
+    return {"max_images": p.get("max_images")}
+
+
+def _finished_steps(out) -> int | None:
+    """The steps of the finished training run in `out` (run.json), or None when it did not finish."""
     import json
 
     try:
         rec = json.loads((out / "run.json").read_text())
     except (OSError, ValueError):
-        return  # no record (interrupted before the first write): train_transformer checks the checkpoint
-    if (
-        rec.get("status") == "ok"
-        and rec.get("model")
-        and (preset.steps is None or preset.steps <= rec.get("steps_done", 0))
-    ):
+        return None  # no record (interrupted before the first write): train_transformer checks the checkpoint
+    return rec.get("steps_done") if rec.get("status") == "ok" and rec.get("model") else None
+
+
+def _check_resumable(out, preset) -> None:
+    """A finished run has nothing to resume, unless --steps asks for more than it did."""
+    done = _finished_steps(out)
+    if done is not None and (preset.steps is None or preset.steps <= done):
         raise NstbenchError(
-            f"the run in {out} finished at step {rec.get('steps_done')}; nothing to resume "
-            "(pass a larger --steps to extend it)"
+            f"the run in {out} finished at step {done}; nothing to resume: pass --steps N with N > {done} "
+            "to train it further, or --overwrite (instead of --resume) to start afresh"
         )
 
 
@@ -336,6 +408,15 @@ def _compute(args: argparse.Namespace):
     if args.dtype == "bfloat16":
         require_native_bf16(dev, args.allow_slow_bf16)
     return compute_from_args(args, dev.type)
+
+
+def _threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=POSITIVE,
+        metavar="N",
+        help="CPU threads for torch (torch.set_num_threads; default: torch's, recorded in run.json)",
+    )
 
 
 def _progress_options(p: argparse.ArgumentParser, default: str) -> None:
@@ -388,6 +469,7 @@ def _stylize_parser(sub) -> None:
     st.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")
     st.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     add_compute_arguments(st, "the backbone")
+    _threads_option(st)
     _progress_options(st, "every 10 s")
     st.add_argument("--out", required=True, help="output folder (gets output.png, curve.csv, run.json)")
     st.add_argument("--overwrite", action="store_true", help="replace the stylize run already in --out")
@@ -403,7 +485,8 @@ def _stylize_parser(sub) -> None:
         type=NON_NEGATIVE,
         default=0,
         metavar="N",
-        help="also save every N-th step's image as --out/steps/step_<N>.png (default 0: none)",
+        help="also save every N-th step's image as --out/steps/step_<N>.png, N in five digits "
+        "(step_00010.png; default 0: none)",
     )
     st.add_argument(
         "--output",
@@ -428,8 +511,9 @@ def _loss_options(p: argparse.ArgumentParser, weights: tuple[str, str, str], lr_
 
 def _train_parser(sub) -> None:
     tr = sub.add_parser("train", help="train a fast style transfer network (Johnson et al.)")
-    tr.add_argument("--preset", required=True, help="hust | johnson2016 | pytorch-examples")
-    tr.add_argument("--style", required=True, help="style image name (e.g. mosaic) or path")
+    # --preset, --style and the other settings are required unless --resume reads them from the checkpoint
+    tr.add_argument("--preset", help="hust | johnson2016 | pytorch-examples (with --resume: the checkpoint's)")
+    tr.add_argument("--style", help="style image name (e.g. mosaic) or path (with --resume: the checkpoint's)")
     tr.add_argument(
         "--data",
         help="folder of training images (e.g. COCO train2014) or coco100; default for the smoke/cpu profiles: coco100",
@@ -452,15 +536,19 @@ def _train_parser(sub) -> None:
     tr.add_argument("--norm", choices=["batch", "instance"], help="override the network's norm layers")
     tr.add_argument(
         "--weights",
-        default="auto",
-        help="loss network weights: auto | imagenet | torchvision | keras | caffe | gatys | random | PATH",
+        help="loss network weights: auto (default) | imagenet | torchvision | keras | caffe | gatys | random | PATH",
     )
-    tr.add_argument("--seed", type=int, default=0, help="seed for the network init and data order (default 0)")
+    tr.add_argument("--seed", type=int, help="seed for the network init and data order (default 0)")
     tr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     tr.add_argument("--checkpoint-every", type=POSITIVE, help="checkpoint every N steps (default: preset's)")
     add_compute_arguments(tr, "the transformer and the loss network")
+    _threads_option(tr)
     _progress_options(tr, "every 10 s")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    tr.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint, with its settings (options given must match)",
+    )
     tr.add_argument("--overwrite", action="store_true", help="start afresh, deleting the training run in --out")
     tr.add_argument("--out", required=True, help="output folder")
     tr.set_defaults(func=_train)
@@ -514,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
         "not multiples of 4 come out rounded up, as in the sources)",
     )
     ap_.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    ap_.add_argument("--overwrite", action="store_true", help="replace output images that already exist")
     ap_.set_defaults(func=_apply)
 
     web = sub.add_parser("app", help="the web app (Streamlit, on 127.0.0.1): fast networks, Gatys, side by side")
@@ -526,12 +615,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):  # `nstbench` alone: what it can do, not a terse usage error
+        parser.print_help(sys.stderr)
+        return 2
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error (already printed on one line)
         return e.code if isinstance(e.code, int) else 0
     try:
         args.func(args)
+        sys.stdout.flush()  # a closed pipe surfaces here, not in the interpreter's exit
+    except BrokenPipeError:
+        return _reader_gone()
     except NstbenchError as e:
         print(f"nstbench: error: {e}", file=sys.stderr)
         return 2
@@ -539,6 +635,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nstbench: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130
     return 0
+
+
+def _reader_gone() -> int:
+    """The reader of our output left (`nstbench images | head -3`): stop quietly, as a command
+    killed by SIGPIPE would, and keep Python from complaining when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

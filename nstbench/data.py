@@ -36,6 +36,14 @@ def _looks_like_image(path: Path) -> bool:
         return False
 
 
+def _checksum_list(path: Path) -> bool:
+    """SHA256SUMS and the like: a data set's own checksum list, not a stray file worth a warning."""
+    return path.name.upper() in ("SHA256SUMS", "SHA1SUMS", "SHA512SUMS", "MD5SUMS") or path.suffix.lower() in (
+        ".sha256",
+        ".md5",
+    )
+
+
 class ImageFolderData:
     """The training images of a folder (recursive; .jpg/.jpeg/.png, any case), as [B, 3, S, S] unit batches.
 
@@ -72,7 +80,9 @@ class ImageFolderData:
         if not self.root.is_dir():
             raise NstbenchError(f"data folder not found: {self.root}; {COCO_HELP}")
         self.check_size(size)
-        all_files = sorted(p for p in self.root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        all_files = sorted(
+            p for p in self.root.rglob("*") if p.is_file() and not p.name.startswith(".") and not _checksum_list(p)
+        )
         named = [p for p in all_files if p.suffix.lower() in IMAGE_EXTENSIONS]
         files = [p for p in named if _looks_like_image(p)]  # empty and non-image files are not usable images
         self.other_files = len(all_files) - len(named)

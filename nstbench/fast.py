@@ -23,4 +23,12 @@ from .presets import (  # noqa: F401
     network_config,
     override_fast,
 )
-from .training import LOSS_COLUMNS, TrainedRun, total_steps, train_and_apply, train_and_apply_unit, train_transformer  # noqa: F401
+from .training import (  # noqa: F401
+    LOSS_COLUMNS,
+    TrainedRun,
+    check_training_size,
+    total_steps,
+    train_and_apply,
+    train_and_apply_unit,
+    train_transformer,
+)

@@ -3,6 +3,7 @@ pytorch/examples fast_neural_style state dicts alike, and exporting a network to
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
@@ -10,28 +11,63 @@ from pathlib import Path
 
 import torch
 
+from .assets import resolve_image
 from .data import IMAGE_EXTENSIONS
 from .device import resolve_device
 from .errors import NstbenchError
 from .images import MIN_SIDE, Resize, image_format, load_image, probe_image, save_image, save_truncated_255
 from .records import atomic_write, ensure_writable_dir
-from .transformer import load_transformer
+from .transformer import check_input_size, load_transformer
 
 
-def _output_paths(contents: list[str], out: Path) -> list[Path]:
-    """out is one image file when it has a suffix (any format Pillow writes), else a folder."""
+def _output_paths(contents: list[str], out: Path, overwrite: bool = False) -> list[Path]:
+    """out is one image file when it has a suffix (any format Pillow writes), else a folder.
+
+    Nothing a user owns is replaced by surprise: an output that is one of the inputs is refused
+    always (even with overwrite), as is a folder that holds an input or another command's run;
+    an existing output is replaced only with overwrite."""
     if out.suffix:
         image_format(out)  # a suffix Pillow cannot write is an error, not a folder name
         if len(contents) > 1:
             raise NstbenchError(f"--out {out} is one file but {len(contents)} content images were given; pass a folder")
         if out.is_dir():
             raise NstbenchError(f"--out {out} is a folder; give a file name or a folder without a suffix")
-        ensure_writable_dir(out.parent)
-        return [out]
-    ensure_writable_dir(out)
-    names = [Path(str(c)).stem for c in contents]
-    dup = {n for n in names if names.count(n) > 1}
-    return [out / (f"{n}_{i}.png" if n in dup else f"{n}.png") for i, n in enumerate(names)]
+        paths = [out]
+    else:
+        _check_not_a_run_folder(out)
+        names = [Path(str(c)).stem for c in contents]
+        dup = {n for n in names if names.count(n) > 1}
+        paths = [out / (f"{n}_{i}.png" if n in dup else f"{n}.png") for i, n in enumerate(names)]
+    inputs = {_real(resolve_image(c)): str(c) for c in contents}
+    for path in paths:
+        if _real(path) in inputs:
+            raise NstbenchError(
+                f"--out {out} would overwrite the input image {inputs[_real(path)]}; choose another --out "
+                "(an input is never replaced, not even with --overwrite)"
+            )
+    if not out.suffix and _real(out) in {_real(Path(i).parent) for i in inputs}:
+        raise NstbenchError(f"--out {out} is the folder of the content images; choose another --out")
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise NstbenchError(
+            f"{existing[0]}{more} already exists; pass --overwrite to replace it or choose another --out"
+        )
+    return paths
+
+
+def _real(path) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def _check_not_a_run_folder(out: Path) -> None:
+    """A `stylize` or `train` run folder belongs to its run (records.prepare_run_dir's rule)."""
+    try:
+        other = json.loads((out / "run.json").read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return
+    if other:
+        raise NstbenchError(f"--out {out} holds a `{other}` run (run.json); choose another --out for `apply`")
 
 
 def run_network(net, x: torch.Tensor, examples: bool = False, crop: bool = False) -> torch.Tensor:
@@ -79,6 +115,7 @@ def stylize_images(
     scale: float | None = None,
     device: str = "cpu",
     crop: bool = False,
+    overwrite: bool = False,
 ) -> list[dict]:
     """Apply a trained network to each content image (name, path, or a folder of images).
 
@@ -87,7 +124,8 @@ def stylize_images(
     --content-scale: int(w / scale) x int(h / scale)). The output has the network's size (see
     run_network; `crop` cuts it to the content's). Saving clamps to [0, 255]; a pytorch/examples
     checkpoint is quantised as that project's save_image does (numpy astype("uint8") of the 0..255
-    output: truncation), nstbench's own round. Returns one record per image: content, output,
+    output: truncation), nstbench's own round. An existing output is replaced only with overwrite;
+    an input, a folder of inputs or another command's run folder never (_output_paths). Returns one record per image: content, output,
     size_hw, seconds.
     """
     dev = resolve_device(device)
@@ -99,9 +137,12 @@ def stylize_images(
         raise NstbenchError("--out is empty; give an output image file or folder")
     contents = _expand_folders(contents)
     resizes = [_content_resize(c, size, scale) for c in contents]  # every input checked before any output
+    paths = _output_paths([str(c) for c in contents], Path(out), overwrite)
     net, info = load_transformer(checkpoint)
+    for c, resize in zip(contents, resizes):
+        check_input_size(net.cfg, probe_image(c, resize), f"content {c}")
+    ensure_writable_dir(Path(out).parent if Path(out).suffix else Path(out))
     net.to(dev)
-    paths = _output_paths([str(c) for c in contents], Path(out))
     recs = []
     for c, path, resize in zip(contents, paths, resizes):
         x = load_image(c, resize).to(dev)

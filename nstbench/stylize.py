@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from .backbones import Backbone
+from .backbones import Backbone, build_model, make_extractor
 from .device import activation_bytes, check_memory, resolve_device
 from .errors import NstbenchError
 from .gatys import (
@@ -39,6 +39,7 @@ from .images import (
     unit_to_space,
 )
 from .images import original_colors as keep_colors
+from .perceptual import blend_weights
 from .precision import require_native_bf16
 from .presets import GatysPreset
 from .records import ensure_writable_dir, provenance, run_dir, write_csv, write_json
@@ -202,6 +203,8 @@ class Extras:
             raise NstbenchError(f"--scales must grow from coarse to fine, got {','.join(map(str, self.scales))}")
         if self.style_blend is not None and len(self.style_blend) != styles:
             raise NstbenchError(f"--style-blend has {len(self.style_blend)} weight(s) for {styles} --style image(s)")
+        if self.style_blend is not None:
+            blend_weights(self.style_blend, styles)  # a zero sum: refused here, before the backbone loads
 
 
 def run_stylize(
@@ -224,13 +227,13 @@ def run_stylize(
     extras.check(len(names))
     if extras.scales and init_image is None and backbone is None:
         return run_scales(preset, content, names, weights, seed, dev, progress_every, compute, extras)
+    _check_memory(preset, content, dev)
     c, s = load_pair(preset, content, names[0])
     styles = [s] + [load_pair(preset, content, n)[1] for n in names[1:]]  # each checked before any work
     if backbone is None:
         backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling, family=preset.weights).to(
             dev
         )
-    _check_memory(preset, backbone, c, dev)
     record = _record(preset, content, names, c, styles, seed, compute, backbone, dev, extras)
     status, message = "ok", ""
     try:
@@ -266,13 +269,15 @@ def run_stylize(
     return result, record
 
 
-def _check_memory(preset: GatysPreset, backbone: Backbone, c: torch.Tensor, dev: torch.device) -> None:
+def _check_memory(preset: GatysPreset, content: str, dev: torch.device) -> None:
+    """Refuse a run whose activations cannot fit, at once: the working size from the content's
+    header (no decode) and the activations from the architecture built on the meta device (shapes
+    only: no weights loaded, no memory taken)."""
+    w, h = probe_image(content, preset.content_resize, min_side=1)  # too small: load_pair says so
+    with torch.device("meta"):
+        extractor = make_extractor(build_model(preset.backbone), preset.backbone, preset.pooling)
     layers = [n for n, _ in preset.loss.content_layers + preset.loss.style_layers]
-    check_memory(
-        activation_bytes(backbone.extractor, layers, tuple(c.shape[-2:])),
-        dev,
-        f"a {c.shape[-1]}x{c.shape[-2]} {preset.backbone} optimisation",
-    )
+    check_memory(activation_bytes(extractor, layers, (h, w)), dev, f"a {w}x{h} {preset.backbone} optimisation")
 
 
 def run_scales(
@@ -291,10 +296,10 @@ def run_scales(
     and the finest scale's memory are checked before any work. curve.csv's steps run on across
     scales; run.json's `scales` says which steps ran at which size."""
     presets = [override(preset, size=n) for n in extras.scales]
+    _check_memory(presets[-1], content, dev)
     for p in presets:
         load_pair(p, content, names[0])
     backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling, family=preset.weights).to(dev)
-    _check_memory(presets[-1], backbone, load_pair(presets[-1], content, names[0])[0], dev)
     image, history, parts, seconds = None, [], [], 0.0
     for k, p in enumerate(presets):
         last = k == len(presets) - 1

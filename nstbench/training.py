@@ -57,6 +57,7 @@ from .transformer import (
     CHECKPOINT_KIND,
     TransformerConfig,
     build_transformer,
+    check_input_size,
     load_state,
     load_transformer,
     read_checkpoint,
@@ -68,6 +69,13 @@ LOSS_COLUMNS = ["step", "epoch", "images", "total", "content", "style", "tv", "s
 
 def total_steps(preset: FastPreset, batches_per_epoch: int) -> int:
     return preset.steps if preset.steps is not None else preset.epochs * batches_per_epoch
+
+
+def check_training_size(preset: FastPreset) -> None:
+    """The training size fits the data pipeline (a multiple of 4) and the network (its input padding):
+    checked by the command, the API and train_transformer before anything is loaded or written."""
+    ImageFolderData.check_size(preset.size)
+    check_input_size(network_config(preset), (preset.size, preset.size), f"the training size {preset.size} px")
 
 
 def _fmt_time(s: float) -> str:
@@ -185,6 +193,7 @@ def _setup(
     backbone: Backbone | None,
     log: Callable[[str], None],
     compute: Compute,
+    resume_from: Path | None = None,
 ) -> _Training:
     """The style image, the data, the loss network, the transformer and its Adam."""
     dev = resolve_device(device)
@@ -208,6 +217,9 @@ def _setup(
         log,
     )
     steps = total_steps(preset, dataset.batches_per_epoch)
+    if resume_from is not None:  # everything but the weights compared before the slow part: the backbone
+        early = _fingerprint(preset, cfg, seed, style_rec, dataset.describe(), {}, compute)
+        _check_same_settings(resume_from, read_checkpoint(resume_from), early, str(style), ignore=("weights",))
     if backbone is None:
         backbone = load_backbone(preset.backbone, weights, seed=seed, family=preset.weights)
     elif backbone.arch != preset.backbone:
@@ -224,18 +236,30 @@ def _setup(
     )
 
 
+def _check_same_settings(path: Path, ckpt: dict, fingerprint: dict, style: str, ignore: tuple[str, ...] = ()) -> None:
+    """A resumption must run what the checkpoint ran: each differing field named with both values
+    (the style by its name: a sha256 says nothing to a reader)."""
+    old = {k: v for k, v in (ckpt.get("fingerprint") or {}).items() if k not in ignore}
+    new = {k: v for k, v in fingerprint.items() if k not in ignore}
+    if _jsonable_eq(old, new):
+        return
+    before = (ckpt.get("style") or {}).get("name", "?")
+    diff = [
+        f"style: checkpoint {before}, now {style} (a different image)" if d.startswith("style_sha256:") else d
+        for d in _differences(old, new)
+    ]
+    raise NstbenchError(
+        f"cannot resume {path}: {'; '.join(diff[:4])} (preset, network, seed, style, data and weights must match)"
+    )
+
+
 def _resume(t: _Training) -> int:
     """Network, Adam state and RNG from the checkpoint, which must come from the same settings;
     returns the step it is at."""
     ckpt = read_checkpoint(t.ckpt_path)
     if ckpt.get("kind") != CHECKPOINT_KIND or "optimizer" not in ckpt:
         raise NstbenchError(f"{t.ckpt_path} is not a resumable nstbench training checkpoint")
-    if not _jsonable_eq(ckpt.get("fingerprint"), t.fingerprint):
-        diff = _differences(ckpt.get("fingerprint") or {}, t.fingerprint)
-        raise NstbenchError(
-            f"cannot resume {t.ckpt_path}: {'; '.join(diff[:4])} "
-            "(preset, network, seed, style, data and weights must match)"
-        )
+    _check_same_settings(t.ckpt_path, ckpt, t.fingerprint, t.style["name"])
     load_state(t.net, ckpt["state_dict"], f"checkpoint {t.ckpt_path}")
     t.net.to(t.dev)
     t.opt.load_state_dict(ckpt["optimizer"])
@@ -398,6 +422,7 @@ def train_transformer(
     refuse emulated bf16 before calling). Returns the run record (run.json).
     """
     log = log or (lambda m: print(f"[train {preset.name}] {m}", file=sys.stderr, flush=True))
+    check_training_size(preset)
     out = ensure_writable_dir(Path(out))
     if resume and not (out / "checkpoint.pt").is_file():
         raise NstbenchError(f"nothing to resume: {out / 'checkpoint.pt'} not found")
@@ -405,7 +430,8 @@ def train_transformer(
         raise NstbenchError(
             f"{out} already holds a training run (checkpoint.pt); pass --resume to continue it or choose another --out"
         )
-    t = _setup(preset, style, data, out, weights, seed, device, backbone, log, compute)
+    resume_from = out / "checkpoint.pt" if resume else None
+    t = _setup(preset, style, data, out, weights, seed, device, backbone, log, compute, resume_from)
     start = _resume(t) if resume else 0
     t.net.train()
     seconds_before = _start_loss_csv(t, resume, start)

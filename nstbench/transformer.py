@@ -317,6 +317,23 @@ class TransformerNet(nn.Module):
         return self(x * self.cfg.in_scale - self.in_mean) / 255.0
 
 
+def min_input_side(cfg: TransformerConfig) -> int:
+    """The smallest side a network takes: a reflection pad must be narrower than its input
+    (johnson2016-code's 40 px input pad needs 41 px); every other variant runs from 1 px."""
+    return cfg.input_reflect_pad + 1
+
+
+def check_input_size(cfg: TransformerConfig, wh: tuple[int, int], what: str) -> None:
+    """Refuse, before any work, an input too small for the network (one line naming the minimum)."""
+    w, h = wh
+    need = min_input_side(cfg)
+    if min(w, h) < need:
+        raise NstbenchError(
+            f"{what} is {w}x{h} px; the {cfg.name} network needs at least {need} px on each side "
+            f"(its {cfg.input_reflect_pad} px reflection padding of the input)"
+        )
+
+
 def build_transformer(cfg: TransformerConfig, seed: int = 0) -> TransformerNet:
     """A freshly initialised network (PyTorch's default init, seeded; the caller's RNG is untouched)."""
     with torch.random.fork_rng(devices=[]):

@@ -22,6 +22,7 @@ def fake_registry(monkeypatch, tmp_path):
     monkeypatch.setattr(assets, "registry", lambda: reg)
     monkeypatch.setenv("NSTBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("NSTBENCH_ASSETS", raising=False)
+    monkeypatch.delenv("NSTBENCH_OFFLINE", raising=False)  # these tests are about downloading
     monkeypatch.setattr(assets, "_BESIDE_CLONE", tmp_path / "no-shared-assets")
     return reg, served, tmp_path
 
@@ -61,6 +62,7 @@ def test_local_folder_comes_first(fake_registry, monkeypatch):
     reg["images"]["thing"] = {"file": "style/thing.png", "url": "http://127.0.0.1:9/never", "sha256": SHA}
     monkeypatch.setenv("NSTBENCH_ASSETS", str(local))
     assert assets.resolve_image("thing") == local / "style" / "thing.png"
+    (tmp / "empty").mkdir()  # an asset folder without the file (a missing folder is an error: issue 23)
     monkeypatch.setenv("NSTBENCH_ASSETS", str(tmp / "empty"))
     assert assets.resolve_image("thing") == tmp / "cache" / "style" / "thing.png"
 

@@ -451,7 +451,7 @@ def test_resume_of_a_finished_run_is_refused_and_changes_nothing(tmp_path, capsy
     one_line_error(rc, err, "finished at step 4; nothing to resume")
     assert snapshot(out) == before
     rc, _, err = run(capsys, TRAIN + ["--out", out])
-    one_line_error(rc, err, "pass --resume to continue it, --overwrite to start afresh")
+    one_line_error(rc, err, "pass --resume --steps N (N > 4) to train it further, --overwrite to start afresh")
     assert snapshot(out) == before
     # extending the run is a resume; a changed setting is named with both values
     rc, _, err = run(capsys, TRAIN + ["--resume", "--steps", "6", "--style-weight", "7", "--out", out])

@@ -175,7 +175,12 @@ def test_apply_cli_with_examples_checkpoint_gives_its_output_exactly(ref_net, tm
     assert got.shape == theirs.shape == (-(-h // 4) * 4, -(-w // 4) * 4, 3)
     assert np.array_equal(got, theirs)
     # --crop: the same pixels, cut to the content's size
-    assert main(["apply", "--checkpoint", str(ckpt), "--content", str(content), "--out", str(out), "--crop"]) == 0
+    assert (
+        main(
+            ["apply", "--checkpoint", str(ckpt), "--content", str(content), "--out", str(out), "--crop", "--overwrite"]
+        )
+        == 0
+    )
     assert np.array_equal(np.asarray(Image.open(out)), theirs[:h, :w])
 
 
