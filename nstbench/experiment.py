@@ -59,7 +59,7 @@ from .images import save_image, to_pil
 from .precision import require_native_bf16
 from .profiles import PROFILE_NAMES, default_profile
 from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
-from .weights import load_backbone, weights_label
+from .weights import load_backbone, weights_help, weights_label
 
 # first columns of every CSV row; weights_id: family, file and hash of the row's backbone, or random
 COMMON_COLUMNS = ["profile", "weights", "weights_id", "device", "seed"]
@@ -141,9 +141,7 @@ def build_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
         help="smoke (CI, minutes), cpu (smaller but faithful), paper (the source's sizes); "
         "default paper with --device cuda, else cpu",
     )
-    ap.add_argument(
-        "--weights", default="auto", help="backbone weights: auto | imagenet | random | PATH (default auto)"
-    )
+    ap.add_argument("--weights", default="auto", help="backbone weights: " + weights_help())
     ap.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     ap.add_argument("--out", default="results", help="results root; this experiment writes <out>/%s/" % spec.name)
     ap.add_argument("--seed", type=int, default=0, help="seed for random weights and noise (default 0)")

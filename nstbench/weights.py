@@ -519,3 +519,19 @@ def weights_label(record: dict) -> str:
     name = record.get("file_name") or os.path.basename(str(record.get("file", "?")))  # older records: no file_name
     digest = record.get("sha256") or record.get("sha256_prefix") or "?"
     return f"{record.get('family', record.get('kind'))} {name} sha256 {digest[:12]}{sub}"
+
+
+# what each --weights keyword means, for help texts; a keyword missing here is still listed (by name)
+_KEYWORD_HELP = {
+    "auto": "the preset's ImageNet weights if they can be had, else random, warned",
+    "imagenet": "the preset's own ImageNet weights, else an error",
+    "random": "seeded random weights",
+}
+
+
+def weights_help() -> str:
+    """--weights' choices for every command's help (nstbench stylize/train, the experiment scripts),
+    read from KEYWORDS and FAMILIES so that the lists cannot drift apart or fall behind."""
+    own = [f"{k} ({_KEYWORD_HELP[k]})" if k in _KEYWORD_HELP else k for k in KEYWORDS if k not in FAMILIES]
+    families = " | ".join(k for k in KEYWORDS if k in FAMILIES) + " (that family's ImageNet weights instead)"
+    return " | ".join([*own, families, "PATH (a weights file)"]) + " (default auto)"
