@@ -55,6 +55,7 @@ from .backbones import Backbone
 from .compute_args import add_compute_arguments, compute_from_args
 from .device import resolve_device
 from .errors import NstbenchError
+from .figures import save_figure, stamp_text, weights_stamp
 from .images import save_image, to_pil
 from .precision import require_native_bf16
 from .profiles import PROFILE_NAMES, default_profile
@@ -385,10 +386,9 @@ class Experiment:
         return pd.read_csv(self.path(name))
 
     def figure(self, fig, name: str) -> Path:
-        p = self.path(name)
-        fig.savefig(p, dpi=120, bbox_inches="tight")
-        pyplot().close(fig)
-        return p
+        """Every figure of an experiment is saved here: stamped with its weights and profile (figures.py)."""
+        stamp = stamp_text(weights_stamp(self.weights_records()), self.profile_label)
+        return save_figure(fig, self.path(name), stamp)
 
     def image(self, x_unit: torch.Tensor, name: str) -> Path:
         return save_image(x_unit.detach().cpu(), self.path(name))
