@@ -23,6 +23,7 @@ import numpy as np
 
 from nstbench import metrics
 from nstbench.experiment import Experiment, Spec, cli, pyplot
+from nstbench.figures import readable_log_x
 from nstbench.presets import HUST
 from nstbench.stylize import load_pair, override, run_preset
 
@@ -182,6 +183,7 @@ def figures(exp, content, style, out, freqs, power, power_c, rows, curves) -> No
     for i, g in enumerate(GAMMAS):
         ax.loglog(f[1:], power[i, 1:].cpu().numpy(), lw=1.2, label=f"gamma={g:g}")
     ax.axvline(HF_RADIUS, color="grey", lw=0.8, ls=":")
+    readable_log_x(ax)  # at smoke sizes the axis spans about a decade: its default labels overlapped
     ax.set_xlabel("radial frequency (cycles/pixel)")
     ax.set_ylabel("mean power |FFT|^2 / (HW)^2")
     ax.legend(fontsize=7)

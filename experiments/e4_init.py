@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from nstbench.experiment import Experiment, Spec, cli, pyplot
+from nstbench.figures import loss_axis
 from nstbench.gatys import Diverged
 from nstbench.presets import NYU
 from nstbench.stylize import load_pair, override, run_preset
@@ -146,7 +147,10 @@ def figures(exp, content, style, outputs, rows, curves) -> None:
     for ax, term in zip(axes, ("content", "style", "total")):
         for init in INITS:
             pts = [(c["iteration"], c[term]) for c in curves if c["init"] == init]
-            ax.semilogy([p[0] for p in pts], [max(p[1], 1e-30) for p in pts], lw=1.2, label=f"init={init}")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.2, label=f"init={init}")
+        # the content loss starts at exactly 0 from the content: the log axis stops at the data's smallest
+        # meaningful value instead of at an arbitrary 1e-30
+        loss_axis(ax, [c[term] for c in curves])
         ax.set_xlabel("iteration (loss evaluation)")
         ax.set_title(f"{term} loss" + (" (unweighted)" if term != "total" else ""), fontsize=9)
         ax.legend(fontsize=7)

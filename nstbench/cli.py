@@ -27,6 +27,60 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"nstbench: error: {message} (see `{self.prog} --help`)\n")
 
+    def format_help(self) -> str:
+        # help texts listed from the registries (presets, weights keywords, network variants) are
+        # filled in only here: those modules import torch, and parsing a command line stays torch-free
+        for action in self._actions:
+            fill = getattr(action, "help_from", None)
+            if fill is not None:
+                action.help = fill()
+        return super().format_help()
+
+
+def _help_from(action: argparse.Action, fill) -> None:
+    """The help of `action` is `fill()`, computed when --help is printed (see _Parser.format_help)."""
+    action.help_from = fill  # type: ignore[attr-defined]
+    action.help = "(listed by --help)"
+
+
+def _gatys_presets_help() -> str:
+    from .presets import PRESETS
+
+    return "one of " + ", ".join(PRESETS) + " (nstbench presets: their sources)"
+
+
+def _fast_presets_help() -> str:
+    from .presets import FAST_PRESETS
+
+    return "one of " + ", ".join(FAST_PRESETS) + " (nstbench presets --fast: their sources)"
+
+
+def _networks_help() -> str:
+    from .transformer import VARIANTS
+
+    return "override the network variant: " + " | ".join(VARIANTS)
+
+
+def _size_help() -> str:
+    """What --size sets for each Gatys preset, read from the presets' content Resize: the presets
+    differ (a long side for some, a short side for others), so the text must come from them."""
+    from .presets import PRESETS
+
+    by_side: dict[str, list[str]] = {}
+    for name, p in PRESETS.items():
+        by_side.setdefault(p.content_resize.sets(), []).append(f"{name} ({p.content_resize.size})")
+    sides = "; ".join(f"{side} for {', '.join(names)}" for side, names in by_side.items())
+    return (
+        f"override the working size in px: {sides} (each preset's default in brackets); a content "
+        "image enlarged past its own size is warned about"
+    )
+
+
+def _weights_help(prefix: str = "") -> str:
+    from .weights import weights_help
+
+    return prefix + weights_help()
+
 
 def _at_least(lo: int):
     def parse(text: str) -> int:
@@ -82,10 +136,33 @@ def _set_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
-def _weights_note(w: dict) -> str:
+def _weights_note(w: dict | None, what: str = "weights") -> str:
+    """The weights' kind first (ImageNet, a file, random), then which exactly: every last line says it."""
     from .weights import weights_label
 
-    return f"weights: {weights_label(w)}{'' if w.get('imagenet') else ' (not ImageNet)'}"
+    if not w:
+        return f"{what}: not recorded"
+    kind = {"imagenet": "ImageNet", "file": "file"}.get(w.get("kind", ""), "")
+    return f"{what}: {kind + ' ' if kind else ''}{weights_label(w)}{'' if w.get('imagenet') else ' (not ImageNet)'}"
+
+
+def _toy_note(w: dict | None, trained_steps: int | None = None) -> str:
+    """'; TOY: ...' when the output cannot show a style: random loss-network weights (features that
+    measure no style), or a fast network trained for fewer steps than `toy_train_steps()`."""
+    toy = ["random weights"] if w and w.get("kind") == "random" else []
+    least = toy_train_steps()
+    if trained_steps is not None and trained_steps < least:
+        toy.append(f"trained {trained_steps} steps (under {least}, the cpu profile's)")
+    return f"; TOY: {', '.join(toy)}" if toy else ""
+
+
+def toy_train_steps() -> int:
+    """Fewer training steps than this make a toy network: the `cpu` profile's step count, the least
+    this project calls faithful (the smoke profile's 4 steps and the README's quick start leave the
+    network near its initialisation, a flat image); the sources train 2 epochs or 40,000 steps."""
+    from .presets import TRAIN_PROFILES
+
+    return int(TRAIN_PROFILES["cpu"].steps or 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,10 +206,15 @@ def _stylize(args: argparse.Namespace) -> None:
     modified = (
         f"; preset {preset.name} modified: " + ", ".join(f"{k}={v}" for k, v in recorded.items()) if recorded else ""
     )
-    steps = _count(preset.steps, "step") + (f" x {_count(len(args.scales), 'scale')}" if args.scales else "")
+    scales = len(args.scales) if args.scales else 1
+    steps = _count(preset.steps, "step") + (f" x {_count(scales, 'scale')}" if args.scales else "")
+    if rec["evaluations"] != preset.steps * scales:  # the sources' L-BFGS while loop runs past `steps`
+        steps += f" ({rec['evaluations']} evaluations)"
+    h, w = rec["working_size_hw"]
     print(
-        f"wrote {Path(args.out)}/{args.output}, curve.csv, run.json ({steps}, {rec['seconds']:.1f}s, "
-        f"{_weights_note(rec['weights'])}{modified})"
+        f"wrote {Path(args.out)}/{args.output}, curve.csv, run.json ({steps}, {h}x{w} px (H x W)"
+        f"{', upscaled' if rec['upscaled'] else ''}, {rec['seconds']:.1f}s, {_weights_note(rec['weights'])}"
+        f"{_toy_note(rec['weights'])}{modified})"
     )
 
 
@@ -203,7 +285,8 @@ def _train(args: argparse.Namespace) -> None:
     print(
         f"wrote {args.out}/transformer.pt, checkpoint.pt, loss.csv, run.json ({_count(rec['steps_done'], 'step')}, "
         f"{rec['seconds']:.1f}s, loss {first.get('total', float('nan')):.4g} -> "
-        f"{last.get('total', float('nan')):.4g}, {_weights_note(rec['weights'])})"
+        f"{last.get('total', float('nan')):.4g}, {_weights_note(rec['weights'], 'loss-network weights')}"
+        f"{_toy_note(rec['weights'], rec['steps_done'])})"
     )
 
 
@@ -229,7 +312,12 @@ def _apply(args: argparse.Namespace) -> None:
         else []
     ):
         h, w = r["size_hw"]
-        print(f"wrote {r['output']} ({w}x{h}, {r['seconds'] * 1000:.0f} ms, {r['format']} {r['network']} network)")
+        trained = f", trained {r['steps_trained']} steps" if r["steps_trained"] is not None else ""
+        print(
+            f"wrote {r['output']} ({w}x{h}, {r['seconds'] * 1000:.0f} ms, {r['format']} {r['network']} network{trained}, "
+            f"{_weights_note(r['loss_weights'], 'loss-network weights')}"
+            f"{_toy_note(r['loss_weights'], r['steps_trained'])})"
+        )
     if args.export_onnx:
         print(
             f"wrote {export_onnx(args.checkpoint, args.export_onnx)} (ONNX: image [N, 3, H, W] in [0, 1] -> stylized)"
@@ -433,7 +521,7 @@ def _progress_options(p: argparse.ArgumentParser, default: str) -> None:
 
 def _stylize_parser(sub) -> None:
     st = sub.add_parser("stylize", help="Gatys optimisation with a source preset")
-    st.add_argument("--preset", required=True, help="hust | nyu | iitb-vgg19 | iitb-resnet50 | upes")
+    _help_from(st.add_argument("--preset", required=True), _gatys_presets_help)
     st.add_argument("--content", required=True, help="image name (e.g. tubingen) or path")
     st.add_argument(
         "--style",
@@ -447,14 +535,9 @@ def _stylize_parser(sub) -> None:
         metavar="W1,W2,...",
         help="weights of several --style images (normalised; default equal)",
     )
-    st.add_argument(
-        "--weights",
-        default="auto",
-        help="auto | imagenet (the source's own ImageNet weights) | "
-        "torchvision | keras | caffe | gatys (another family's) | random | PATH (default auto)",
-    )
+    _help_from(st.add_argument("--weights", default="auto"), _weights_help)
     st.add_argument("--steps", type=POSITIVE, help="override the preset's iteration count")
-    st.add_argument("--size", type=POSITIVE, help="override the working size (the preset's resize rule is kept)")
+    _help_from(st.add_argument("--size", type=POSITIVE), _size_help)
     st.add_argument("--init", type=_init, help="override the initial image: content | noise | style | IMAGE")
     _loss_options(
         st,
@@ -512,7 +595,7 @@ def _loss_options(p: argparse.ArgumentParser, weights: tuple[str, str, str], lr_
 def _train_parser(sub) -> None:
     tr = sub.add_parser("train", help="train a fast style transfer network (Johnson et al.)")
     # --preset, --style and the other settings are required unless --resume reads them from the checkpoint
-    tr.add_argument("--preset", help="hust | johnson2016 | pytorch-examples (with --resume: the checkpoint's)")
+    _help_from(tr.add_argument("--preset"), lambda: _fast_presets_help() + " (with --resume: the checkpoint's)")
     tr.add_argument("--style", help="style image name (e.g. mosaic) or path (with --resume: the checkpoint's)")
     tr.add_argument(
         "--data",
@@ -532,12 +615,10 @@ def _train_parser(sub) -> None:
     tr.add_argument("--size", type=POSITIVE, help="override the training image size (size x size, a multiple of 4)")
     _loss_options(tr, ("lambda_c", "lambda_s", "lambda_tv"), "override the Adam learning rate")
     tr.add_argument("--style-size", type=POSITIVE, help="override the style image's long side (px)")
-    tr.add_argument("--network", help="override the network variant: johnson2016 | hust | pytorch-examples")
+    _help_from(tr.add_argument("--network"), _networks_help)
     tr.add_argument("--norm", choices=["batch", "instance"], help="override the network's norm layers")
-    tr.add_argument(
-        "--weights",
-        help="loss network weights: auto (default) | imagenet | torchvision | keras | caffe | gatys | random | PATH",
-    )
+    # no defaults here: with --resume an option not given is the checkpoint's (auto and 0 otherwise)
+    _help_from(tr.add_argument("--weights"), lambda: _weights_help("loss network weights: "))
     tr.add_argument("--seed", type=int, help="seed for the network init and data order (default 0)")
     tr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     tr.add_argument("--checkpoint-every", type=POSITIVE, help="checkpoint every N steps (default: preset's)")

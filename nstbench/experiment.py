@@ -61,11 +61,12 @@ from .backbones import Backbone
 from .compute_args import add_compute_arguments, compute_from_args
 from .device import resolve_device
 from .errors import NstbenchError
+from .figures import save_figure, stamp_text, weights_stamp
 from .images import save_image, to_pil
 from .precision import require_native_bf16
 from .profiles import PROFILE_NAMES, default_profile
 from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, weight_set, write_csv, write_json
-from .weights import load_backbone, weights_label
+from .weights import load_backbone, weights_help, weights_label
 
 # first columns of every CSV row; weights_id: family, file and hash of the row's backbone, or random
 COMMON_COLUMNS = ["profile", "weights", "weights_id", "device", "seed"]
@@ -153,9 +154,7 @@ def build_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
         help="smoke (CI, minutes), cpu (smaller but faithful), paper (the source's sizes); "
         "default paper with --device cuda, else cpu",
     )
-    ap.add_argument(
-        "--weights", default="auto", help="backbone weights: auto | imagenet | random | PATH (default auto)"
-    )
+    ap.add_argument("--weights", default="auto", help="backbone weights: " + weights_help())
     ap.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     ap.add_argument(
         "--out",
@@ -405,10 +404,9 @@ class Experiment:
         return pd.read_csv(self.path(name))
 
     def figure(self, fig, name: str) -> Path:
-        p = self.path(name)
-        fig.savefig(p, dpi=120, bbox_inches="tight")
-        pyplot().close(fig)
-        return p
+        """Every figure of an experiment is saved here: stamped with its weights and profile (figures.py)."""
+        stamp = stamp_text(weights_stamp(self.weights_records()), self.profile_label)
+        return save_figure(fig, self.path(name), stamp)
 
     def image(self, x_unit: torch.Tensor, name: str) -> Path:
         return save_image(x_unit.detach().cpu(), self.path(name))

@@ -120,6 +120,17 @@ class Resize:
             return int(n * w / h), n
         raise ValueError(f"unknown resize mode {self.mode!r}")
 
+    def sets(self) -> str:
+        """Which side `size` sets, in words, for help texts and messages (the one place that says
+        it: the presets differ, and `--size` is a long side for some and a short side for others)."""
+        if self.mode == "long":
+            return "the long side" + (" (never enlarged)" if self.only_shrink else "")
+        if self.mode == "short":
+            return "the short side"
+        if self.mode == "short_capped":
+            return "the short side, at most the image's long side"
+        return "nothing (fixed size)" if self.mode == "exact" else "nothing (the image's own size)"
+
 
 def _check_file(path: Path) -> None:
     if not path.exists():

@@ -165,6 +165,9 @@ def stylize_images(
                 "seconds": seconds,
                 "network": info.get("network", {}).get("name"),
                 "format": info["format"],
+                # what it was trained with (nstbench checkpoints; None for pytorch/examples files)
+                "loss_weights": info.get("weights"),
+                "steps_trained": info.get("step"),
             }
         )
     return recs

@@ -235,6 +235,8 @@ def run_stylize(
             dev
         )
     record = _record(preset, content, names, c, styles, seed, compute, backbone, dev, extras)
+    if not extras.scales:  # said once, before the work (run_scales says it for its finest scale)
+        _warn_if_upscaled(preset, content, record)
     status, message = "ok", ""
     try:
         result = run_preset(
@@ -264,9 +266,32 @@ def run_stylize(
         final=result.final,
         final_is=FINAL_IS,
         last_curve_row=result.history[-1] if result.history else None,
+        evaluations=len(result.history),  # loss evaluations (curve rows): the while loop's exceed `steps`
         best_step=result.best_step,
     )
     return result, record
+
+
+def _upscaled(content: str, c: torch.Tensor) -> tuple[list[int], bool]:
+    """The content file's own (H, W) (from its header) and whether the working size enlarges it."""
+    w, h = probe_image(content, Resize(), min_side=1)
+    return [h, w], c.shape[-2] > h or c.shape[-1] > w
+
+
+def _warn_if_upscaled(preset: GatysPreset, content: str, record: dict) -> None:
+    """A warning, not a refusal: the sources enlarge small images themselves (UPES' load_image sets
+    the short side to the long side; torchvision's Resize(512) enlarges a smaller image), so a
+    preset must run as its source did without an extra flag; the pixel limit and the memory check
+    already refuse what cannot run. What was silent is the enlargement and its cost: said here,
+    before the work, and recorded (run.json `upscaled`, `working_size_hw`)."""
+    if record["upscaled"]:
+        (h, w), (H, W) = record["content_image_size_hw"], record["working_size_hw"]
+        print(
+            f"nstbench: warning: content {content} is {h}x{w} px (H x W); {preset.name} at size "
+            f"{preset.content_resize.size} ({preset.content_resize.sets()}) enlarges it to {H}x{W}: no detail "
+            "is added, and the time grows with the pixel count",
+            file=sys.stderr,
+        )
 
 
 def _check_memory(preset: GatysPreset, content: str, dev: torch.device) -> None:
@@ -300,6 +325,13 @@ def run_scales(
     for p in presets:
         load_pair(p, content, names[0])
     backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling, family=preset.weights).to(dev)
+    finest = load_pair(presets[-1], content, names[0])[0]
+    size_hw, upscaled = _upscaled(content, finest)
+    _warn_if_upscaled(
+        presets[-1],
+        content,
+        {"content_image_size_hw": size_hw, "working_size_hw": list(finest.shape[-2:]), "upscaled": upscaled},
+    )
     image, history, parts, seconds = None, [], [], 0.0
     for k, p in enumerate(presets):
         last = k == len(presets) - 1
@@ -320,7 +352,9 @@ def run_scales(
             break
         image = space_to_unit(result.image, p.space)
     result.history, result.seconds = history, seconds
-    record.update(scales=parts, seconds=seconds, last_curve_row=history[-1] if history else None)
+    record.update(
+        scales=parts, seconds=seconds, last_curve_row=history[-1] if history else None, evaluations=len(history)
+    )
     return result, record
 
 
@@ -337,6 +371,7 @@ def _record(
     extras: Extras,
 ) -> dict:
     one = len(names) == 1
+    image_hw, upscaled = _upscaled(content, c)
     return {
         "command": "stylize",
         "preset": dataclasses.asdict(preset),
@@ -346,6 +381,9 @@ def _record(
         "style": names[0] if one else names,
         **({} if one else {"style_blend": extras.style_blend}),
         "content_size_hw": list(c.shape[-2:]),
+        "working_size_hw": list(c.shape[-2:]),  # the size that ran: what --size (content_resize) gave this image
+        "content_image_size_hw": image_hw,  # the content file's own size
+        "upscaled": upscaled,
         "style_size_hw": list(styles[0].shape[-2:]) if one else [list(x.shape[-2:]) for x in styles],
         "seed": seed,
         "compute": dataclasses.asdict(compute),

@@ -733,3 +733,20 @@ def weights_label(record: dict) -> str:
     family = record.get("family", record.get("kind"))
     what = f"{family} stand-in" if record.get("kind") == "standin" else family
     return f"{what} {name} sha256 {digest[:12]}{sub}"
+
+
+# what each --weights keyword means, for help texts; a keyword missing here is still listed (by name)
+_KEYWORD_HELP = {
+    "auto": "the preset's ImageNet weights if they can be had, else the hed stand-in for a VGG, else random, warned",
+    "imagenet": "the preset's own ImageNet weights, else an error",
+    "random": "seeded random weights",
+    STANDIN: "HED's VGG16 trunk, ImageNet VGG16 fine-tuned for edges: a stand-in, not any source's weights",
+}
+
+
+def weights_help() -> str:
+    """--weights' choices for every command's help (nstbench stylize/train, the experiment scripts),
+    read from KEYWORDS and FAMILIES so that the lists cannot drift apart or fall behind."""
+    own = [f"{k} ({_KEYWORD_HELP[k]})" if k in _KEYWORD_HELP else k for k in KEYWORDS if k not in FAMILIES]
+    families = " | ".join(k for k in KEYWORDS if k in FAMILIES) + " (that family's ImageNet weights instead)"
+    return " | ".join([*own, families, "PATH (a weights file)"]) + " (default auto)"

@@ -18,6 +18,7 @@ from PIL import Image
 
 import nstbench.experiment as harness
 from nstbench import claims, training
+from nstbench.figures import read_stamp
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 
@@ -85,7 +86,7 @@ def test_e2_fast_sweeps(tmp_path, monkeypatch, shared_backbones):
     cur = pd.read_csv(out / "curves.csv")
     assert cur.groupby("run")["step"].apply(list).to_dict() == {mod.run_name(*p): [1, 2] for p in mod.points()}
     for f in ("grid_lambda_c.png", "grid_lambda_s.png", "curves.png"):
-        assert (out / f).is_file()
+        assert str(read_stamp(out / f)).startswith("weights: random (seed 0) · profile: smoke"), f
 
 
 def test_e3_content_layer(tmp_path, monkeypatch, shared_backbones):
@@ -140,6 +141,7 @@ def test_e6_timing(tmp_path, monkeypatch, capsys, shared_backbones):
     out = harness.result_dir(tmp_path, "smoke", "random", "e6_timing")
     m = check_common(out, ["table.csv"], "smoke(size=64)")
     assert set(m["claims"]) == {"C10"} and (out / "timing.png").is_file()
+    assert read_stamp(out / "timing.png") == "weights: random (seed 0) · profile: smoke(size=64)"
 
     t = pd.read_csv(out / "table.csv").set_index("method")
     assert sorted(t.index) == ["fast", "vanilla"] and set(t["size"]) == {64} and set(t["dtype"]) == {"float32"}

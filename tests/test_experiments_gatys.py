@@ -19,6 +19,7 @@ from conftest import BF16_NATIVE, check_lpips_column, load_script, needs_assets
 
 import nstbench.experiment as harness
 from nstbench import claims, registry
+from nstbench.figures import read_stamp
 from nstbench.images import Resize, load_image
 from nstbench.perceptual import Compute
 
@@ -144,6 +145,11 @@ def test_experiment_outputs_schema_claims_and_cache(name, tmp_path, monkeypatch,
     assert {"commit", "torch", "device"} <= set(m["provenance"])
     assert m["wall_seconds"] > 0 and len(m["cache_key"]) == 64
     assert sorted(m["files"]) == sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    # every figure names its weights and profile (outputs/ and E7's output.png are images, not figures)
+    stamps = {p.name: read_stamp(p) for p in out.glob("*.png") if (name, p.name) != ("e7_upes", "output.png")}
+    assert stamps and all(str(s).startswith("weights: random (seed 0) · profile: smoke") for s in stamps.values()), (
+        stamps
+    )
 
     ov = smoke_overrides(name)
     label = "smoke" + ("(" + ",".join(f"{k}={v}" for k, v in ov.items()) + ")" if ov else "")
