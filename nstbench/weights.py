@@ -740,7 +740,7 @@ _KEYWORD_HELP = {
     "auto": "the preset's ImageNet weights if they can be had, else the hed stand-in for a VGG, else random, warned",
     "imagenet": "the preset's own ImageNet weights, else an error",
     "random": "seeded random weights",
-    STANDIN: "HED's VGG16 trunk, ImageNet VGG16 fine-tuned for edges: a stand-in, not any source's weights",
+    STANDIN: "HED's VGG16 trunk, ImageNet VGG16 fine-tuned for edges; a stand-in, not any source's weights",
 }
 
 

@@ -130,6 +130,7 @@ def test_auto_falls_back_to_random_and_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("NSTBENCH_OFFLINE", "1")
     monkeypatch.setattr(W, "_warned", set())
+    monkeypatch.setattr(W, "hed_weights_file", lambda: (_ for _ in ()).throw(W.NstbenchError("no stand-in here")))
     a = W.load_backbone("vgg16", "auto", seed=5)
     b = W.load_backbone("vgg16", "auto", seed=5)
     assert a.weights["kind"] == "random" and not a.weights["imagenet"] and "fallback_reason" in a.weights
