@@ -293,10 +293,11 @@ def compute(exp: Experiment, preset, data: str) -> None:
     runs = exp.map_units(
         train_point, {run_name(layer, batch): {"layer": layer, "batch": batch} for layer, batch in pts}
     )
-    if exp.jobs.executor != "inline":  # C5's time half compares the runs' seconds
+    if exp.jobs.executor != "inline":  # table.csv's per-training seconds; C5 reads repeats.csv (this process)
         exp.note(
             f"the trainings ran as separate {exp.jobs.executor} jobs: their seconds per epoch are comparable "
-            "only where the jobs had the same hardware and no job slowed another (local jobs share the cores)"
+            "only where the jobs had the same hardware and no job slowed another (local jobs share the cores); "
+            "C5's time half uses the timing passes this process runs afterwards (repeats.csv)"
         )
     for k, (layer, batch) in enumerate(pts):
         name = run_name(layer, batch)
