@@ -17,12 +17,22 @@ network's style loss on the cat, and the training time: seconds_per_epoch = meas
 seconds (the training loop only: data loading, forward, backward, update; no checkpoint writes)
 x images per epoch / images processed.
 
+Training time per batch size (claim C5's time half): one whole training per batch size is one
+measurement, which a neighbour on a shared machine can slow for its whole length. After the
+trainings, each batch size's step is therefore timed again (timing.time_training) on a fresh
+network of its own (the trained networks and their quality metrics are untouched): `timing_repeats`
+passes of `timing_images` images per batch size, interleaved (each repeat times every batch size
+once), after one untimed warm-up step; seconds per epoch = pass seconds x images per epoch /
+timing_images. C5 takes the median of the repeats per batch size and their median absolute
+deviation as the noise (claims.rule_c5).
+
 Training data: `coco100` (the asset folder's 100 COCO images) for the smoke and cpu profiles; the
 paper profile needs COCO train2014: pass `--data /path/to/train2014` (nstbench never downloads it).
 
 Writes results/e3_content_layer/: table.csv (one row per sweep point and sweep: `sweep` is
-content_layer or batch_size; C4 on sweep == 'content_layer', C5 on sweep == 'batch_size' with
-ssim_content as the quality), curves.csv (training loss per step, thinned to at most ~200 rows per
+content_layer or batch_size; C4 on sweep == 'content_layer'; the batch-size rows also carry the
+timed repeats' median, min, max and MAD of seconds per epoch), repeats.csv (one row per batch
+size and timed repeat, with the trained network's ssim_content: C5 reads it), curves.csv (training loss per step, thinned to at most ~200 rows per
 run), grid_content_layer.png, grid_batch_size.png, curves.png, outputs/<layer>_b<batch>.png,
 manifest.json. The training runs (checkpoints) live in the run's temp folder and are deleted.
 """
@@ -35,11 +45,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from nstbench import metrics
+from nstbench.claims import timing_spread
 from nstbench.data import COCO_HELP
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
 from nstbench.images import Resize, load_image
 from nstbench.presets import FAST_JOHNSON2016, override_fast
+from nstbench.timing import time_training
 from nstbench.training import train_and_apply_unit
 
 NAME = "e3_content_layer"
@@ -55,6 +67,8 @@ class Profile:
     eval_size: int  # long side of the cat photo the networks stylise, px
     data: str | None  # training images (dataset name or folder); None: --data is required
     progress_every: int  # progress line every N training steps
+    timing_images: int  # images per timed training pass (C5), a multiple of every batch size
+    timing_repeats: int  # timed passes per batch size (C5 needs at least claims.TIMING_MIN_REPEATS)
 
 
 PROFILES = {
@@ -68,6 +82,8 @@ PROFILES = {
         eval_size=64,
         data="coco100",
         progress_every=0,
+        timing_images=8,  # 3 x 3 passes of 8 images at 32 px: about a second
+        timing_repeats=3,
     ),
     # 96 COCO images (divisible by every batch size: no image dropped) at 64 px, 4 epochs: 384
     # images per run (192, 96 and 48 steps), about 50 CPU-seconds per run
@@ -80,6 +96,9 @@ PROFILES = {
         eval_size=128,
         data="coco100",
         progress_every=48,
+        # 5 x 3 passes of 24 images (+ 3 warm-up steps): ~380 images, a fifth of the five trainings' 1,920
+        timing_images=24,
+        timing_repeats=5,
     ),
     # paper sec. 4.1: 256 x 256 COCO, batch 4, 40,000 iterations (~2 epochs); here 2 epochs for every
     # run (41,391 steps at batch 4) so all batch sizes see the same images. Batch sizes 4, 8, 16:
@@ -93,6 +112,8 @@ PROFILES = {
         eval_size=512,
         data=None,
         progress_every=1000,
+        timing_images=64,  # 4 to 16 steps per pass: a few seconds on a GPU
+        timing_repeats=5,
     ),
 }
 CONTENT, STYLE = "chelsea", "mosaic"  # report Fig. 6/7: the cat; its style is not named (mosaic: Johnson's example)
@@ -126,6 +147,11 @@ TABLE_COLUMNS = [
     "judge_weights",
     "style_loss",
     "seconds_per_epoch",
+    "seconds_per_epoch_median",
+    "seconds_per_epoch_min",
+    "seconds_per_epoch_max",
+    "seconds_per_epoch_mad",
+    "timing_repeats",
     "seconds_per_step",
     "images_per_second",
     "train_seconds",
@@ -138,6 +164,16 @@ TABLE_COLUMNS = [
     "height",
     "width",
     "output",
+]
+REPEAT_COLUMNS = [
+    "batch_size",
+    "content_layer",
+    "repeat",
+    "images",
+    "steps",
+    "seconds",
+    "seconds_per_epoch",
+    "ssim_content",
 ]
 CURVE_COLUMNS = ["run", "content_layer", "batch_size", "step", "epoch", "total", "content", "style", "tv", "seconds"]
 
@@ -195,6 +231,56 @@ def train_point(exp: Experiment, layer: str, batch: int) -> dict:
     )
 
 
+def time_batch_sizes(exp: Experiment, preset, results: dict) -> list[dict]:
+    """C5's time: interleaved timed training passes per batch size (module docstring), one row per
+    repeat; seconds per epoch scale the pass to the batch size's epoch (its last incomplete batch
+    dropped, as in training). The batch-size rows of `results` get the repeats' spread."""
+    prof, batches = exp.profile, exp.profile.batch_sizes
+    print(
+        f"[{NAME}] timing batch sizes {', '.join(map(str, batches))}: {prof.timing_repeats} x {prof.timing_images} images",
+        file=sys.stderr,
+        flush=True,
+    )
+    base = with_content_layer(preset, BASE_LAYER)
+    times = time_training(
+        {b: override_fast(base, batch=b) for b in batches},
+        STYLE,
+        exp.profile.data,
+        exp.backbone(preset.backbone),
+        exp.device,
+        images=prof.timing_images,
+        repeats=prof.timing_repeats,
+        seed=exp.seed,
+        compute=exp.compute,
+    )
+    rows = []
+    for b in batches:
+        r = results[(BASE_LAYER, b)]
+        epoch = [s * r["images_per_epoch"] / prof.timing_images for s in times[b]]
+        spread = timing_spread(epoch)
+        r.update(
+            seconds_per_epoch_median=spread.median,
+            seconds_per_epoch_min=spread.min,
+            seconds_per_epoch_max=spread.max,
+            seconds_per_epoch_mad=spread.mad,
+            timing_repeats=spread.n,
+        )
+        rows += [
+            {
+                "batch_size": b,
+                "content_layer": BASE_LAYER,
+                "repeat": k + 1,
+                "images": prof.timing_images,
+                "steps": prof.timing_images // b,
+                "seconds": s,
+                "seconds_per_epoch": e,
+                "ssim_content": r["ssim_content"],
+            }
+            for k, (s, e) in enumerate(zip(times[b], epoch))
+        ]
+    return rows
+
+
 def compute(exp: Experiment, preset, data: str) -> None:
     judge = exp.backbone(JUDGE)
     tag = exp.tag(preset.backbone)
@@ -207,10 +293,11 @@ def compute(exp: Experiment, preset, data: str) -> None:
     runs = exp.map_units(
         train_point, {run_name(layer, batch): {"layer": layer, "batch": batch} for layer, batch in pts}
     )
-    if exp.jobs.executor != "inline":  # C5's time half compares the runs' seconds
+    if exp.jobs.executor != "inline":  # table.csv's per-training seconds; C5 reads repeats.csv (this process)
         exp.note(
             f"the trainings ran as separate {exp.jobs.executor} jobs: their seconds per epoch are comparable "
-            "only where the jobs had the same hardware and no job slowed another (local jobs share the cores)"
+            "only where the jobs had the same hardware and no job slowed another (local jobs share the cores); "
+            "C5's time half uses the timing passes this process runs afterwards (repeats.csv)"
         )
     for k, (layer, batch) in enumerate(pts):
         name = run_name(layer, batch)
@@ -251,14 +338,17 @@ def compute(exp: Experiment, preset, data: str) -> None:
         ]
         if k == 0:
             exp.record("training_data", rec["data"])
+    # after the trainings and their metrics: the timing passes train networks of their own
+    repeats = [{**tag, **r} for r in time_batch_sizes(exp, preset, results)]
 
     rows = [{**tag, "sweep": "content_layer", **results[(layer, BASE_BATCH)]} for layer in LAYERS]
     rows += [{**tag, "sweep": "batch_size", **results[(BASE_LAYER, b)]} for b in exp.profile.batch_sizes]
     exp.write_csv("table.csv", rows, TABLE_COLUMNS)
+    exp.write_csv("repeats.csv", repeats, REPEAT_COLUMNS)
     exp.write_csv("curves.csv", curves, CURVE_COLUMNS)
     figures(exp, content.cpu(), style_judge.cpu(), results, curves)
     exp.claim("C4", "table.csv", where="sweep == 'content_layer'")
-    exp.claim("C5", "table.csv", where="sweep == 'batch_size'")
+    exp.claim("C5", "repeats.csv")
 
     base = results[(BASE_LAYER, BASE_BATCH)]
     exp.note(
@@ -271,7 +361,9 @@ def compute(exp: Experiment, preset, data: str) -> None:
     exp.note(
         f"batch sizes {', '.join(map(str, exp.profile.batch_sizes))} at content {BASE_LAYER}: the NYU report "
         "does not name its batch sizes. seconds_per_epoch = training-loop seconds x images per epoch / images "
-        "processed, measured on this machine while it may be shared (C5 allows 15% spread)"
+        "processed, measured on this machine while it may be shared. C5's time half reads repeats.csv instead: "
+        f"{exp.profile.timing_repeats} interleaved timed passes of {exp.profile.timing_images} images per batch "
+        "size after the trainings (median, and the MAD as the noise)"
     )
     exp.note(
         "loss weights: lambda_c 1, lambda_s 5, lambda_tv 1e-6 (Johnson's code defaults; the paper gives none), "

@@ -14,10 +14,14 @@ iteration; when `steps` < 1000 (smoke, cpu) the 1000-iteration total is extrapol
 optimisation). The fast network's seconds_per_iteration is the median of `repeats` timed forward
 passes of one image (CUDA synchronised). The vanilla total excludes loading and target extraction;
 both exclude reading and writing images. speedup = 1000 x vanilla seconds per iteration / fast
-seconds per pass, per (device, dtype, size), as claims.rule_c10 computes it.
+seconds per pass, per (device, dtype, size), as claims.rule_c10 computes it. The repeats (the timed
+iterations, the timed passes) also give each median its noise, the median absolute deviation (MAD):
+rule_c10 is inconclusive where the speed-up at the pessimistic or optimistic ends of the bands
+median +- MAD falls on the other side of 1000x.
 
-Writes results/e6_timing/: table.csv (one row per method and size, with the source's numbers on the
-512 px rows), timing.png, manifest.json.
+Writes results/e6_timing/: table.csv (one row per method and size, with the median, mean, min, max
+and MAD over the repeats and the source's numbers on the 512 px rows), repeats.csv (one row per
+timed iteration or pass: C10 reads it), timing.png, manifest.json.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nstbench.claims import C10_ITERATIONS
+from nstbench.claims import C10_ITERATIONS, timing_spread
 from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.presets import HUST
 from nstbench.stylize import load_pair, override
@@ -81,6 +85,9 @@ TABLE_COLUMNS = [
     "total_seconds",
     "seconds_per_iteration",
     "seconds_per_iteration_mean",
+    "seconds_per_iteration_min",
+    "seconds_per_iteration_max",
+    "seconds_per_iteration_mad",
     "images_per_second",
     "speedup",
     "warmup",
@@ -88,6 +95,7 @@ TABLE_COLUMNS = [
     "source_total_seconds",
     "source_speedup",
 ]
+REPEAT_COLUMNS = ["method", "size", "dtype", "repeat", "seconds_per_iteration"]
 
 
 def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
@@ -95,7 +103,7 @@ def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
     tag = exp.tag(HUST.backbone)
     net = exp.compute.prepare(build_transformer(get_variant(FAST_NETWORK), seed=exp.seed).to(exp.device)).eval()
     steps = min(exp.profile.steps, C10_ITERATIONS)
-    rows = []
+    rows, repeats = [], []
     for size in sizes:
         preset = override(HUST, steps=steps, size=size)
         content, style = load_pair(preset, CONTENT, STYLE)
@@ -133,6 +141,19 @@ def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
         }
         extrapolated = steps < C10_ITERATIONS
         van_total = C10_ITERATIONS * van["median"] if extrapolated else van["total"]
+        spread = {"vanilla": timing_spread(van["times"]), "fast": timing_spread(fast["times"])}
+        for method, times in (("vanilla", van["times"]), ("fast", fast["times"])):
+            repeats += [
+                {
+                    **tag,
+                    "method": method,
+                    "size": size,
+                    "dtype": exp.compute.dtype,
+                    "repeat": k + 1,
+                    "seconds_per_iteration": t,
+                }
+                for k, t in enumerate(times)
+            ]
         rows.append(
             {
                 **common,
@@ -143,8 +164,11 @@ def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
                 "total_seconds": van_total,
                 "seconds_per_iteration": van["median"],
                 "seconds_per_iteration_mean": van["mean"],
+                "seconds_per_iteration_min": spread["vanilla"].min,
+                "seconds_per_iteration_max": spread["vanilla"].max,
+                "seconds_per_iteration_mad": spread["vanilla"].mad,
                 "images_per_second": 1.0 / van_total,
-                "repeats": 1,
+                "repeats": spread["vanilla"].n,  # the timed iterations
                 "source_total_seconds": SOURCE_VANILLA_SECONDS if source else float("nan"),
             }
         )
@@ -158,6 +182,9 @@ def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
                 "total_seconds": fast["median"],
                 "seconds_per_iteration": fast["median"],
                 "seconds_per_iteration_mean": fast["mean"],
+                "seconds_per_iteration_min": spread["fast"].min,
+                "seconds_per_iteration_max": spread["fast"].max,
+                "seconds_per_iteration_mad": spread["fast"].mad,
                 "images_per_second": 1.0 / fast["median"],
                 "repeats": exp.profile.repeats,
                 "source_total_seconds": SOURCE_FAST_SECONDS if source else float("nan"),
@@ -170,8 +197,9 @@ def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
             flush=True,
         )
     exp.write_csv("table.csv", rows, TABLE_COLUMNS)
+    exp.write_csv("repeats.csv", repeats, REPEAT_COLUMNS)
     figure(exp, rows, sizes)
-    exp.claim("C10", "table.csv")
+    exp.claim("C10", "repeats.csv")
     exp.record(
         "source",
         {

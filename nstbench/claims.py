@@ -6,8 +6,10 @@ per run, image or logged step; extra columns are ignored). It returns
      "measured": short text with the numbers, "rule": one sentence stating the rule}.
 A missing column raises NstbenchError naming the expected ones (that is a bug in the table, not
 a finding). Rows with NaN in a needed column are dropped first (a failed point of a sweep), and
-repeated rows for one setting (several images or seeds) are averaged; timings use the median
-instead, which one slow outlier (another job on the machine) does not move.
+repeated rows for one setting (several images or seeds) are averaged. Timings (C5, C10) come as one
+row per timed repeat and use the median, which one slow outlier (another job on the machine) does
+not move, with the median absolute deviation (MAD) of the repeats as their noise (timing_spread);
+a timing with fewer than TIMING_MIN_REPEATS repeats cannot show its noise and decides nothing.
 
 "inconclusive" means the table cannot decide: too few settings, a needed setting missing, or a
 difference inside the stated noise margin. Thresholds are module constants so the experiment
@@ -18,12 +20,12 @@ Column schemas (names are case-sensitive; string values are compared lower-cased
   C2  lambda_c, and ssim_content (preferred) or content_loss
   C3  lambda_s, ssim_content [, style_distance reported if present]
   C4  content_layer (relu2_2 / relu3_3 / relu4_3), colour_artifact_index
-  C5  batch_size, seconds_per_epoch, and a quality column (default ssim_content)
+  C5  batch_size, seconds_per_epoch (one row per timed repeat), and a quality column (default ssim_content)
   C6  init ("content" / "noise", others ignored), content_loss [, ssim_content] [, iteration]
   C7  net, n_style_layers, style_loss
   C8  iteration, total_loss [, net: one curve per net]
   C9  net ("vgg19" / "resnet50": the optimised net), style_distance [, judge: the measuring net]
-  C10 method ("vanilla" / "fast"), seconds_per_iteration [, size] [, device] [, dtype]
+  C10 method ("vanilla" / "fast"), seconds_per_iteration (one row per timed repeat) [, size] [, device] [, dtype]
   C11 net, depth (the VGG block of the reconstructed layer), ssim_content
   C12 ratio (alpha/beta), ssim_content, style_distance
   C13 optimizer ("lbfgs" / "adam"), evaluation, seconds, total_loss (one curve per optimiser, same problem)
@@ -64,9 +66,14 @@ C3_MIN_RATIO = 10.0  # the smallest and largest lambda_s must differ at least 10
 # spread of one metric between seeds of the same setting.
 REL_MARGIN = 0.05
 C4_LAYERS = ("relu2_2", "relu3_3", "relu4_3")
-# C5: "no significant difference": every batch size within 15% of the mean seconds per epoch
-# (timing noise on a shared machine is about 5-10%) and within 10% of the mean quality.
+# Timings (C5, C10): a setting needs at least 3 timed repeats: the median of 3 ignores one outlier,
+# and their MAD (the noise band median +- MAD) is then 0 only if two repeats agree exactly.
+TIMING_MIN_REPEATS = 3
+# C5: "no significant difference": every batch size within 15% of one common seconds per epoch,
+# i.e. slowest / fastest <= 1.15 / 0.85 = 1.35 (timing noise on a shared machine is about 5-10%;
+# the noise of this run is handled by the MAD bands), and within 10% of the mean quality.
 C5_TIME_TOL = 0.15
+C5_MAX_TIME_RATIO = (1.0 + C5_TIME_TOL) / (1.0 - C5_TIME_TOL)
 C5_QUALITY_TOL = 0.10
 # C7: "grows as layers are added": at least 3 of every 4 steps non-decreasing (the report's own
 # VGG19 column has one decrease in four steps, 3.92e6 -> 3.59e6), in every net.
@@ -120,8 +127,7 @@ def _all_nets(claim: str, verdicts: list[str], parts: list[str], rule: str) -> d
     inconclusive, no rows at all are inconclusive."""
     if not verdicts:
         return _result(claim, INCONCLUSIVE, "no rows", rule)
-    verdict = FAILS if FAILS in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else HOLDS
-    return _result(claim, verdict, "; ".join(parts), rule)
+    return _result(claim, _combine(verdicts), "; ".join(parts), rule)
 
 
 def _need(df: pd.DataFrame, claim: str, columns: list[str]) -> pd.DataFrame:
@@ -163,6 +169,51 @@ def _spearman(a, b) -> float:
 def _clearly_below(a: float, b: float, margin: float = REL_MARGIN) -> bool:
     """a < b by more than `margin` relative to b."""
     return a < b * (1.0 - margin)
+
+
+class Spread(NamedTuple):
+    """Repeated timings of one setting, in their unit (seconds): the median is the statistic the
+    rules compare; the MAD (median absolute deviation from the median) is the noise: the band
+    median +- MAD holds the half of the repeats nearest the median, and one outlier among 3 or more
+    repeats moves neither median nor MAD. min and max are reported, not used (max is the outlier's)."""
+
+    n: int
+    median: float
+    mad: float
+    min: float
+    max: float
+
+    @property
+    def low(self) -> float:
+        return self.median - self.mad
+
+    @property
+    def high(self) -> float:
+        return self.median + self.mad
+
+    def text(self) -> str:
+        return f"{_g(self.median)} +- {_g(self.mad)} (min {_g(self.min)}, max {_g(self.max)}, n={self.n})"
+
+
+def timing_spread(values) -> Spread:
+    """Spread of repeated timings (the experiments' tables use it too, so they show what the rules use)."""
+    v = np.asarray(values, dtype=float)
+    med = float(np.median(v))
+    return Spread(len(v), med, float(np.median(np.abs(v - med))), float(v.min()), float(v.max()))
+
+
+def _ratio_range(slow: list[Spread], fast: list[Spread]) -> tuple[float, float]:
+    """The smallest and largest max(slow) / min(fast) when every timing may lie anywhere in its
+    band median +- MAD (a band reaching 0 gives an infinite upper end)."""
+    lo = max(s.low for s in slow) / min(f.high for f in fast)
+    low_end = min(f.low for f in fast)
+    hi = max(s.high for s in slow) / low_end if low_end > 0 else math.inf
+    return lo, hi
+
+
+def _combine(verdicts: list[str]) -> str:
+    """Parts that must all hold: one failing fails the whole, else one undecided leaves it undecided."""
+    return FAILS if FAILS in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else HOLDS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,29 +326,50 @@ def rule_c4(df: pd.DataFrame) -> dict:
 
 
 RULE_C5 = (
-    f"Per batch size, median seconds_per_epoch and mean quality: holds if every batch size is within "
-    f"{C5_TIME_TOL:.0%} of the mean time and within {C5_QUALITY_TOL:.0%} of the mean quality; "
+    f"Time: per batch size, the median and MAD of the repeats' seconds_per_epoch; the ratio slowest / fastest "
+    f"median, taken at the ends of the bands median +- MAD that make it smallest and largest: holds if even the "
+    f"largest is <= {C5_MAX_TIME_RATIO:.3g} (every batch size within {C5_TIME_TOL:.0%} of one common time), "
+    f"does not hold if even the smallest is > {C5_MAX_TIME_RATIO:.3g}, otherwise (the repeats' spread is as "
+    f"large as the effect, or a batch size has fewer than {TIMING_MIN_REPEATS} repeats) inconclusive. Quality: "
+    f"mean per batch size, holds if every batch size is within {C5_QUALITY_TOL:.0%} of the mean, else does not "
+    f"hold. The claim does not hold if either half does not, holds if both hold, otherwise inconclusive; "
     f"inconclusive with fewer than 2 batch sizes."
 )
+
+
+def _c5_time(t: dict[float, Spread]) -> tuple[str, str]:
+    """C5's time half on the per-batch-size spreads of seconds per epoch: verdict and measured text."""
+    text = "seconds_per_epoch by batch size (median +- MAD): " + "; ".join(f"{k:g}: {v.text()}" for k, v in t.items())
+    few = [f"{k:g}" for k, v in t.items() if v.n < TIMING_MIN_REPEATS]
+    if few:
+        return INCONCLUSIVE, text + f" (batch size {', '.join(few)}: fewer than {TIMING_MIN_REPEATS} repeats)"
+    spreads = list(t.values())
+    ratio = max(v.median for v in spreads) / min(v.median for v in spreads)
+    lo, hi = _ratio_range(spreads, spreads)
+    lo = max(lo, 1.0)  # bands that overlap can all be one common time
+    text += f"; slowest / fastest median {ratio:.3g}, {lo:.3g} to {_g(hi)} within the bands"
+    verdict = HOLDS if hi <= C5_MAX_TIME_RATIO else FAILS if lo > C5_MAX_TIME_RATIO else INCONCLUSIVE
+    return verdict, text
 
 
 def rule_c5(df: pd.DataFrame, quality: str = "ssim_content") -> dict:
     """C5 (E3): batch size changes neither training time per epoch nor result quality significantly.
 
-    Columns: batch_size, seconds_per_epoch, and `quality` (default ssim_content; any scalar where
-    the relative spread is meaningful, e.g. style_distance or colour_artifact_index).
+    Columns: batch_size, seconds_per_epoch (one row per timed repeat of a batch size), and
+    `quality` (default ssim_content; any scalar where the relative spread is meaningful, e.g.
+    style_distance or colour_artifact_index; repeated on a batch size's rows, which are averaged).
     """
     d = _need(df, "C5", ["batch_size", "seconds_per_epoch", quality])
-    t = _means(d, "batch_size", "seconds_per_epoch", "median")
+    t = {k: timing_spread(g) for k, g in d.groupby("batch_size")["seconds_per_epoch"]}
     q = _means(d, "batch_size", quality)
-    measured = f"seconds_per_epoch by batch size: {_series(t)}; {quality}: {_series(q)}"
     if len(t) < 2:
-        return _result("C5", INCONCLUSIVE, measured + " (one batch size)", RULE_C5)
-    t_dev = float((t - t.mean()).abs().max() / t.mean())
+        return _result("C5", INCONCLUSIVE, f"batch sizes {', '.join(f'{k:g}' for k in t) or 'none'} (needs 2)", RULE_C5)
+    time_verdict, measured = _c5_time(t)
+    measured += f"; {quality}: {_series(q)}"
     q_dev = float((q - q.mean()).abs().max() / abs(q.mean())) if q.mean() != 0 else math.inf
-    measured += f"; max deviation from the mean: time {t_dev:.1%}, quality {q_dev:.1%}"
-    ok = t_dev <= C5_TIME_TOL and q_dev <= C5_QUALITY_TOL
-    return _result("C5", HOLDS if ok else FAILS, measured, RULE_C5)
+    quality_verdict = HOLDS if q_dev <= C5_QUALITY_TOL else FAILS
+    measured += f"; max quality deviation from the mean {q_dev:.1%}; time {time_verdict}, quality {quality_verdict}"
+    return _result("C5", _combine([time_verdict, quality_verdict]), measured, RULE_C5)
 
 
 RULE_C6 = (
@@ -431,39 +503,49 @@ def rule_c9(df: pd.DataFrame) -> dict:
 
 
 RULE_C10 = (
-    f"Per (device, dtype, size): speed-up = {C10_ITERATIONS} x vanilla seconds_per_iteration / fast seconds "
-    f"per forward pass (medians); holds if every speed-up >= {C10_MIN_SPEEDUP:g}; inconclusive if no "
-    f"setting has both methods."
+    f"Per (device, dtype, size): the median and MAD of the repeats' seconds_per_iteration per method; speed-up = "
+    f"{C10_ITERATIONS} x vanilla / fast at the medians, and at the ends of the bands median +- MAD (pessimistic: "
+    f"vanilla's lower end over fast's upper end; optimistic: the reverse); a setting holds if even the pessimistic "
+    f"speed-up is >= {C10_MIN_SPEEDUP:g}, does not hold if even the optimistic one is below, otherwise (the spread "
+    f"could flip it, or a method has fewer than {TIMING_MIN_REPEATS} repeats) inconclusive; holds if every setting "
+    f"holds, does not hold if one does not; inconclusive if no setting has both methods."
 )
 
 
 def rule_c10(df: pd.DataFrame) -> dict:
     """C10 (E6): the fast network is at least 1000x faster than 1000 vanilla iterations.
 
-    Columns: method ("vanilla", "fast"), seconds_per_iteration (for "fast": seconds per forward
-    pass of one image), optionally size, device, dtype (speed-ups are only formed within one
-    setting). A vanilla run of fewer iterations is scaled linearly to 1000, as seconds per
-    iteration is constant for a fixed-size optimisation.
+    Columns: method ("vanilla", "fast"), seconds_per_iteration (one row per timed repeat: for
+    "vanilla" one iteration of the optimisation, for "fast" one forward pass of one image),
+    optionally size, device, dtype (speed-ups are only formed within one setting). A vanilla run of
+    fewer iterations is scaled linearly to 1000, as seconds per iteration is constant for a
+    fixed-size optimisation.
     """
     d = _need(df, "C10", ["method", "seconds_per_iteration"]).assign(method=lambda t: _lower(t["method"]))
     keys = [k for k in ("device", "dtype", "size") if k in d.columns]
     groups = d.groupby(keys) if keys else [((), d)]
-    parts, speedups = [], []
+    parts, verdicts = [], []
     for key, g in groups:
-        spi = g.groupby("method")["seconds_per_iteration"].median()
-        if not {"vanilla", "fast"} <= set(spi.index) or not spi["fast"] > 0:
+        spi = {m: timing_spread(s) for m, s in g.groupby("method")["seconds_per_iteration"]}
+        if not {"vanilla", "fast"} <= set(spi) or not spi["fast"].median > 0:
             continue
-        speedup = C10_ITERATIONS * float(spi["vanilla"]) / float(spi["fast"])
-        speedups.append(speedup)
+        van, fast = spi["vanilla"], spi["fast"]
+        speedup = C10_ITERATIONS * van.median / fast.median
+        worst, best = (C10_ITERATIONS * r for r in _ratio_range([van], [fast]))
         label = ", ".join(f"{k}={v}" for k, v in zip(keys, key if isinstance(key, tuple) else (key,))) or "all"
         parts.append(
-            f"{label}: vanilla {_g(C10_ITERATIONS * spi['vanilla'])} s/{C10_ITERATIONS} it, "
-            f"fast {_g(spi['fast'])} s, speed-up {_g(speedup)}x"
+            f"{label}: vanilla {_g(C10_ITERATIONS * van.median)} s/{C10_ITERATIONS} it (s/it {van.text()}), "
+            f"fast {_g(fast.median)} s (s/pass {fast.text()}), speed-up {_g(speedup)}x ({_g(worst)}x to "
+            f"{_g(best)}x within the bands)"
         )
-    if not speedups:
+        if min(van.n, fast.n) < TIMING_MIN_REPEATS:
+            parts[-1] += f" (fewer than {TIMING_MIN_REPEATS} repeats)"
+            verdicts.append(INCONCLUSIVE)
+        else:
+            verdicts.append(HOLDS if worst >= C10_MIN_SPEEDUP else FAILS if best < C10_MIN_SPEEDUP else INCONCLUSIVE)
+    if not verdicts:
         return _result("C10", INCONCLUSIVE, "no setting with both a vanilla and a fast timing", RULE_C10)
-    ok = min(speedups) >= C10_MIN_SPEEDUP
-    return _result("C10", HOLDS if ok else FAILS, "; ".join(parts), RULE_C10)
+    return _all_nets("C10", verdicts, parts, RULE_C10)
 
 
 RULE_C11 = (

@@ -94,9 +94,9 @@ def test_e3_content_layer(tmp_path, monkeypatch, shared_backbones):
     presets = record_trainings(monkeypatch, mod)
     assert mod.main(["--profile", "smoke", "--weights", "random", "--out", str(tmp_path)]) == 0
     out = harness.result_dir(tmp_path, "smoke", "random", "e3_content_layer")
-    m = check_common(out, ["table.csv", "curves.csv"], "smoke")
+    m = check_common(out, ["table.csv", "curves.csv", "repeats.csv"], "smoke")
     check_lpips_column(out)
-    assert set(m["claims"]) == {"C4", "C5"}
+    assert set(m["claims"]) == {"C4", "C5"} and m["claims"]["C5"]["csv"] == "repeats.csv"
 
     # relu2_2/batch 4 is shared; one epoch of 8 images for every batch size
     runs = [(p.loss.content_layers, p.batch) for p in presets]
@@ -121,6 +121,22 @@ def test_e3_content_layer(tmp_path, monkeypatch, shared_backbones):
         (t["train_seconds"] * t["images_per_epoch"] / t["train_images"]).to_numpy()
     )
     assert (t["colour_artifact_index"] >= 0).all() and set(t["judge"]) == {"vgg19"}
+
+    # C5's time: 3 interleaved timed passes of 8 images per batch size, one row each, with the
+    # trained network's quality; the table's batch-size rows summarise them
+    rep = pd.read_csv(out / "repeats.csv")
+    assert set(mod.REPEAT_COLUMNS) <= set(rep.columns)
+    assert rep.groupby("batch_size")["repeat"].apply(list).to_dict() == {2: [1, 2, 3], 4: [1, 2, 3], 8: [1, 2, 3]}
+    assert (rep["steps"] * rep["batch_size"] == 8).all() and (rep["seconds"] > 0).all()
+    assert rep["seconds_per_epoch"].to_numpy() == pytest.approx(rep["seconds"].to_numpy())  # 8 images per epoch
+    by_batch = batches.set_index("batch_size")
+    assert rep.groupby("batch_size")["ssim_content"].first().to_dict() == by_batch["ssim_content"].to_dict()
+    spread = rep.groupby("batch_size")["seconds_per_epoch"]
+    assert by_batch["seconds_per_epoch_median"].to_numpy() == pytest.approx(spread.median().to_numpy())
+    assert by_batch["seconds_per_epoch_min"].to_numpy() == pytest.approx(spread.min().to_numpy())
+    assert by_batch["seconds_per_epoch_max"].to_numpy() == pytest.approx(spread.max().to_numpy())
+    assert set(by_batch["timing_repeats"]) == {3} and (by_batch["seconds_per_epoch_mad"] >= 0).all()
+    assert layers.set_index("content_layer").loc[["relu3_3", "relu4_3"], "timing_repeats"].isna().all()
     cur = pd.read_csv(out / "curves.csv")
     assert cur.groupby("run")["step"].max().to_dict() == {
         "relu2_2_b4": 2,
@@ -139,8 +155,8 @@ def test_e6_timing(tmp_path, monkeypatch, capsys, shared_backbones):
     args = ["--profile", "smoke", "--weights", "random", "--out", str(tmp_path), "--size", "64"]
     assert mod.main(args) == 0
     out = harness.result_dir(tmp_path, "smoke", "random", "e6_timing")
-    m = check_common(out, ["table.csv"], "smoke(size=64)")
-    assert set(m["claims"]) == {"C10"} and (out / "timing.png").is_file()
+    m = check_common(out, ["table.csv", "repeats.csv"], "smoke(size=64)")
+    assert set(m["claims"]) == {"C10"} and (out / "timing.png").is_file() and m["claims"]["C10"]["csv"] == "repeats.csv"
     assert read_stamp(out / "timing.png") == "weights: random (seed 0) · profile: smoke(size=64)"
 
     t = pd.read_csv(out / "table.csv").set_index("method")
@@ -155,6 +171,16 @@ def test_e6_timing(tmp_path, monkeypatch, capsys, shared_backbones):
     assert (v["source_total_seconds"], f["source_total_seconds"]) == (49.43, 0.04)
     assert v["seconds_per_iteration"] > 0 and f["seconds_per_iteration"] > 0
     assert m["results"]["source"]["vanilla_seconds"] == 49.43
+
+    # every timed iteration and forward pass, one row each (C10 reads them); the table's spread columns
+    rep = pd.read_csv(out / "repeats.csv")
+    assert set(mod.REPEAT_COLUMNS) <= set(rep.columns)
+    assert rep.groupby("method")["repeat"].apply(list).to_dict() == {"fast": [1, 2, 3], "vanilla": [1, 2, 3]}
+    for method, row in (("vanilla", v), ("fast", f)):
+        s = rep.loc[rep["method"] == method, "seconds_per_iteration"]
+        assert row["repeats"] == 3 and row["seconds_per_iteration"] == pytest.approx(s.median())
+        assert (row["seconds_per_iteration_min"], row["seconds_per_iteration_max"]) == pytest.approx((s.min(), s.max()))
+        assert row["seconds_per_iteration_mad"] == pytest.approx((s - s.median()).abs().median())
 
     capsys.readouterr()  # unchanged settings: nothing is re-timed
     assert mod.main(args) == 0
