@@ -17,7 +17,7 @@ PROFILE ?= $(if $(HAS_GPU),paper,cpu)
 WEIGHTS ?= auto
 DEVICE  ?= $(if $(HAS_GPU),cuda,cpu)
 
-.PHONY: install test test-kernels lint reproduce report bench gpu-check paper-check clean app app-models
+.PHONY: install test test-kernels lint reproduce report bench gpu-check paper-check clean app app-models gallery
 
 # Experiments: every experiments/eN_*.py is target eN (nstbench/registry.py reads the same files);
 # each writes results/<profile>/<weight set>/<name>/ (e.g. results/cpu/random/e1_tv_gamma: a smoke or a
@@ -108,6 +108,12 @@ app-models: $(STAMP)
 	  $(BIN)/nstbench train --preset hust --style $$s --profile cpu --weights $(WEIGHTS) --device $(DEVICE) \
 	    --out $$d $$resume || exit 1; \
 	done
+
+# The README's first figure (docs/gallery.py): every Gatys preset on its source's images and the HUST
+# app's mosaic network, on the stand-in by default (GALLERY_ARGS="--weights imagenet" with the files)
+GALLERY_ARGS ?=
+gallery: $(STAMP)
+	$(BIN)/python docs/gallery.py $(GALLERY_ARGS)
 
 report: $(STAMP)
 	$(BIN)/nstbench report --results $(RESULTS) --out $(REPORTS)
