@@ -70,6 +70,9 @@ def weights_label(rec: dict | None) -> str:
         return f"RANDOM {arch} weights (seed {rec.get('seed')}): not ImageNet, not comparable with the sources' results"
     if rec.get("imagenet"):
         return f"ImageNet {arch}{family}: {rec.get('source') or rec.get('file')}"
+    if rec.get("kind") == "standin":
+        instead = f", {arch} instead of {rec['instead_of']}" if rec.get("instead_of") else ""
+        return f"STAND-IN {rec.get('description', 'weights')}{instead}"
     return f"{arch} weights from {rec.get('file')} (not verified as ImageNet)"
 
 

@@ -30,6 +30,8 @@ def weights_stamp(records: Mapping[str, dict]) -> str:
             label = f"random (seed {w.get('seed', 0)})"
         elif w.get("kind") == "imagenet":
             label = f"ImageNet {w.get('family', '?')}"
+        elif w.get("kind") == "standin":  # never to be read as a source's weights (weights.py, HED_LABEL)
+            label = f"stand-in {w.get('family', '?')}, not the source's weights"
         else:
             label = f"file {w.get('file_name') or Path(str(w.get('file', '?'))).name}"
         by_label.setdefault(label, []).append(arch)

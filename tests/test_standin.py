@@ -228,3 +228,15 @@ def test_the_stand_in_stylises_where_random_weights_do_not():
         assert r.record["weights"]["kind"] == {"random": "random", "hed": "standin"}[w]
         ssims[w] = float(ssim(r.image, content))
     assert ssims["hed"] < ssims["random"] - 0.1, ssims
+
+
+def test_every_output_names_the_stand_in_as_such(tmp_path):
+    from nstbench.app import weights_label as app_label
+    from nstbench.figures import weights_stamp
+
+    path = tmp_path / "hed.weights.h5"
+    write_hed_file(path)
+    rec = dict(W.load_backbone("vgg19", str(path)).weights, kind="standin")  # as the published file records
+    assert weights_stamp({"vgg19": rec}) == "stand-in hed, not the source's weights"
+    assert app_label(rec).startswith("STAND-IN HED VGG16 trunk") and "vgg16 instead of vgg19" in app_label(rec)
+    assert W.weights_label(rec).startswith("hed stand-in hed.weights.h5")
