@@ -14,6 +14,8 @@
 #                                              device_call.log written straight into $OUT
 #   benchmarks/device_call.sh run --dry-run    the same on the CPU at tiny sizes (the rehearsal,
 #                                              tests/test_device_call.py)
+# GPU_CHECK_ONLY / PAPER_CHECK_ONLY: these sections / experiments only (--only of each), for a second
+# call after one that ran out of time, and for the rehearsal's test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -99,13 +101,16 @@ print(f"python {sys.version.split()[0]} at {sys.executable}; torch {torch.__vers
 print(f"LPIPS: {'available' if lpips_status()[0] else 'not available, lpips_content stays empty'}: {lpips_status()[1]}")
 EOF
   echo "== GPU check"
-  PY=python3 GPU_CHECK_TIMEOUT=$gpu_limit benchmarks/gpu_check.sh $dry --out "$OUT"
+  # shellcheck disable=SC2086
+  PY=python3 GPU_CHECK_TIMEOUT=$gpu_limit bash benchmarks/gpu_check.sh $dry --out "$OUT" \
+    ${GPU_CHECK_ONLY:+--only $GPU_CHECK_ONLY}
   gpu_rc=$?
   left=$((budget - (SECONDS - start)))
   echo "== GPU check exit $gpu_rc after $((SECONDS - start)) s; paper check with the $left s left"
   # the paper check stops its experiments itself (--budget); the timeout is the backstop
   timeout --kill-after=10 $((left > 25 ? left - 5 : 20)) \
-    python3 benchmarks/paper_check.py $dry --device cuda --budget $((left > 45 ? left - 25 : 20)) --out "$OUT"
+    python3 benchmarks/paper_check.py $dry --device cuda --budget $((left > 45 ? left - 25 : 20)) --out "$OUT" \
+    ${PAPER_CHECK_ONLY:+--only $PAPER_CHECK_ONLY}
   paper_rc=$?
   echo "== paper check exit $paper_rc; $((SECONDS - start)) s in all; in \$OUT: $(cd "$OUT" && ls | tr '\n' ' ')"
   [ "$gpu_rc" -ne 0 ] && return "$gpu_rc"

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.only or list(registry.specs()):
             left = None if args.budget is None else args.budget - (time.perf_counter() - t0)
             if left is not None and left < MIN_SECONDS:
-                why = f"not run: {left:.0f} s of the --budget of {args.budget:.0f} s left"
+                why = f"not run: {max(left, 0):.0f} s of the --budget of {args.budget:.0f} s left"
                 rows.append({"experiment": name, "rc": "", "last_line": why})
                 print(f"[paper-check] {name}: {why}", file=sys.stderr)
             else:

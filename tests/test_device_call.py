@@ -9,7 +9,11 @@ offers, so that it will not fail there for want of a file, a package or the netw
   the copy only, no network; HOME, TORCH_HOME and the caches empty; `python3` the one command;
 - what comes back: at most 8 flat files in $OUT, gpu.csv, gpu.md, paper_check.csv among them.
 
-What it cannot rehearse: the image's Python 3.12 and torch 2.11 (here: this environment's), CUDA.
+The paper check runs two experiments here (E5: golden_gate, the one image the GPU check does not
+read; E10: training on coco100, timing, the fast network): ten would take three more minutes on two
+cores. Every experiment script is still imported there (the registry), and the time limits are
+the device's. NSTBENCH_REHEARSAL_FULL=1 runs all ten. What it cannot rehearse: the image's Python 3.12
+and torch 2.11 (here: this environment's), CUDA.
 """
 
 import importlib.metadata
@@ -27,6 +31,7 @@ from conftest import assets_dir, needs_assets
 from nstbench import registry
 
 ROOT = Path(__file__).resolve().parents[1]
+PAPER = None if os.environ.get("NSTBENCH_REHEARSAL_FULL") == "1" else ["e5_vgg_resnet", "e10_fast_vs_optimisation"]
 
 
 def travelling_files() -> list[str]:
@@ -86,6 +91,7 @@ def test_device_call_dry_run_in_the_device_image(tmp_path):
         XDG_CACHE_HOME=str(home / ".cache"),
         TORCH_HOME=str(home / "torch"),
         OUT=str(out),
+        **({"PAPER_CHECK_ONLY": " ".join(PAPER)} if PAPER else {}),
         DEVICE_REHEARSAL_BLOCKED=" ".join(sorted(blocked_modules())),
         DEVICE_REHEARSAL_CHECKOUT=str(tree),
         DEVICE_REHEARSAL_LOG=str(log),
@@ -114,7 +120,7 @@ def test_device_call_dry_run_in_the_device_image(tmp_path):
     assert "DRY RUN" in (out / "gpu.md").read_text()
 
     paper = pd.read_csv(out / "paper_check.csv")
-    assert list(paper["experiment"]) == list(registry.specs())
+    assert list(paper["experiment"]) == (PAPER or list(registry.specs()))
     assert (paper["rc"] == 0).all(), paper[["experiment", "rc", "last_line"]].to_string()
     assert paper["argv"].str.startswith("--profile smoke").all()
 
