@@ -17,7 +17,7 @@ the last line it printed.
 --dry-run: each experiment's smoke profile with its Spec's `test_argv` on the CPU instead (the
 plumbing of a device run, benchmarks/device_call.sh, rehearsed on the CPU; not paper sizes).
 --budget SECONDS: the wall time all experiments may take together (the device call's limit). An
-experiment still running when it is spent is stopped (rc 124, its last line kept), and those not
+experiment still running when it is spent is stopped (rc 124, a last line saying so), those not
 started get a row saying so; the files are rewritten after every experiment, so a run stopped from
 outside keeps what it checked.
 """

@@ -111,7 +111,7 @@ def test_device_call_dry_run_in_the_device_image(tmp_path):
     assert files == ["device_call.log", "gpu.csv", "gpu.md", "paper_check.csv", "paper_check.md"], files
     assert all(f.is_file() and f.stat().st_size < 16 * 2**20 for f in out.iterdir())
     text = (out / "device_call.log").read_text()
-    assert "LPIPS: not available" in text and "not on the device image" in text, text[:2000]
+    assert "LPIPS: not available" in text and "lpips package is not installed" in text, text[:2000]
 
     gpu = pd.read_csv(out / "gpu.csv")
     assert gpu["dry_run"].astype(bool).all() and set(gpu["device"]) == {"cpu"}
