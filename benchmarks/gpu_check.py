@@ -179,6 +179,10 @@ def bench_gatys(b: GpuBench, plan: Plan) -> dict:
             b.add("gatys", case, "seconds", "", "s", **row, met="not measured", note=b.bf16_why)
             continue
         tf32(allow)
+        # dynamo keeps its compiled graphs on the code object of `extract`, shared by every variant's
+        # copy, and gives up after 8 (config.recompile_limit) to run eager without an error: the
+        # 4th compiled variant hit it in the dry run. A fresh start per variant: each compiles its own.
+        torch._dynamo.reset()
         try:
             loss = make_gatys_loss(backbone, content, style, preset.loss, preset.space, compute=comp)
             # one short run first: cuDNN autotuning, allocator, and (compiled) the compilation itself
