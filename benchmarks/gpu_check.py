@@ -30,6 +30,7 @@ import argparse
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -178,6 +179,10 @@ def bench_gatys(b: GpuBench, plan: Plan) -> dict:
             b.add("gatys", case, "seconds", "", "s", **row, met="not measured", note=b.bf16_why)
             continue
         tf32(allow)
+        # dynamo keeps its compiled graphs on the code object of `extract`, shared by every variant's
+        # copy, and gives up after 8 (config.recompile_limit) to run eager without an error: the
+        # 4th compiled variant hit it in the dry run. A fresh start per variant: each compiles its own.
+        torch._dynamo.reset()
         try:
             loss = make_gatys_loss(backbone, content, style, preset.loss, preset.space, compute=comp)
             # one short run first: cuDNN autotuning, allocator, and (compiled) the compilation itself
@@ -406,6 +411,15 @@ def markdown(rows: list[dict], prov: dict, wall: float, dry_run: bool) -> str:
     return "\n".join(head + ["| " + " | ".join(fmt(r.get(k)) for k in keys) + " |" for r in rows]) + "\n"
 
 
+class Stopped(BaseException):
+    """SIGTERM (the `timeout` of gpu_check.sh and device_call.sh) as an exception. A BaseException:
+    the per-variant `except Exception` of bench_gatys must not record it as a failed variant."""
+
+
+def _stop(signum, frame):
+    raise Stopped(f"stopped by signal {signum} (the time limit); the rows above are what it measured")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="nstbench GPU check -> results/bench/gpu.csv, gpu.md")
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, a few iterations: plumbing only")
@@ -419,19 +433,27 @@ def main(argv=None) -> int:
     want = set(args.only or ["bands", "gatys", "fast", "e7"])
     t0 = time.perf_counter()
     g = fast = e7 = None
-    with tempfile.TemporaryDirectory(prefix="nstbench-gpu-") as tmp:
-        # the files are rewritten after every section: a run stopped by the time limit keeps what it measured
-        if "bands" in want:
-            check_bands(b, plan)
-            b.write(time.perf_counter() - t0)
-        if "gatys" in want:
-            g = bench_gatys(b, plan)
-            b.write(time.perf_counter() - t0)
-        if "fast" in want:
-            fast = bench_fast(b, plan, Path(tmp))
-            b.write(time.perf_counter() - t0)
-        if "e7" in want:
-            e7 = run_e7(b, plan, Path(tmp))
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        with tempfile.TemporaryDirectory(prefix="nstbench-gpu-") as tmp:
+            # the files are rewritten after every section: a run stopped by the time limit keeps what it measured
+            if "bands" in want:
+                check_bands(b, plan)
+                b.write(time.perf_counter() - t0)
+            if "gatys" in want:
+                g = bench_gatys(b, plan)
+                b.write(time.perf_counter() - t0)
+            if "fast" in want:
+                fast = bench_fast(b, plan, Path(tmp))
+                b.write(time.perf_counter() - t0)
+            if "e7" in want:
+                e7 = run_e7(b, plan, Path(tmp))
+    except Stopped as e:  # a last row says so, instead of files that just end at the last section
+        wall = time.perf_counter() - t0
+        b.add("total", "gpu_check.py", "wall_seconds", wall, "s", met="stopped", note=str(e))
+        b.write(wall)
+        print(f"wrote {b.out / 'gpu.csv'} and {b.out / 'gpu.md'}: {e} ({wall:.0f} s)", file=sys.stderr)
+        return 124
     if g and fast and e7 is not None:
         estimate(b, plan, g, fast, e7)
         targets(b, g, fast, plan)

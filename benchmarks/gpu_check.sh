@@ -13,4 +13,5 @@ if [ -z "${NSTBENCH_ASSETS:-}" ] && [ -f ../shared/assets/SOURCES.md ]; then
   export NSTBENCH_ASSETS=$(cd ../shared/assets && pwd)
 fi
 export NSTBENCH_OFFLINE=${NSTBENCH_OFFLINE:-1}
-exec timeout --signal=TERM "${GPU_CHECK_TIMEOUT:-480}" "$PY" benchmarks/gpu_check.py "$@"
+# a run that does not stop on TERM within 20 s (inside a long compile, say) is killed: the limit holds
+exec timeout --signal=TERM --kill-after=20 "${GPU_CHECK_TIMEOUT:-480}" "$PY" benchmarks/gpu_check.py "$@"
