@@ -314,7 +314,8 @@ def run_e7(b: GpuBench, plan: Plan, tmp: Path) -> float:
         note="ok" if p.returncode == 0 else f"exit {p.returncode}: {tail}",
     )
     if p.returncode == 0:
-        m = json.loads((tmp / "e7" / "e7_upes" / "manifest.json").read_text())
+        # <out>/<profile>/<weight set>/e7_upes/ (experiment.result_dir): one profile, random weights here
+        m = json.loads(next((tmp / "e7").glob("*/*/e7_upes/manifest.json")).read_text())
         b.add("e7", "e7_upes", "manifest_wall_seconds", m["wall_seconds"], "s")
     return wall
 

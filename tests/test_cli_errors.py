@@ -16,6 +16,7 @@ from PIL import Image
 
 from nstbench import device as device_mod
 from nstbench.cli import main
+from nstbench.experiment import result_dir
 from nstbench.records import LOCK_NAME, OutputLock
 from nstbench.transformer import build_transformer, get_variant
 
@@ -301,7 +302,7 @@ def test_weights_requests(tmp_path, capsys):
     cases = [
         (
             "Random",
-            "unknown weights 'Random'; valid: PATH (a state-dict file), auto, caffe, gatys, imagenet, keras, random, torchvision",
+            "unknown weights 'Random'; valid: PATH (a state-dict file), auto, caffe, gatys, hed, imagenet, keras, random, torchvision",
         ),
         (tmp_path / "folder", "is a folder; give a weights file or one of auto, imagenet, random"),
         (tmp_path / "garbage.pth", "not a file saved by torch.save"),
@@ -511,15 +512,16 @@ def test_experiments_writing_the_same_results_folder(tmp_path, capsys, sleeper, 
     from conftest import load_script
 
     results = tmp_path / "results"
-    results.mkdir()
-    (results / ".e4_init.lock").write_text(
+    lock_dir = result_dir(results, "smoke", "random", "e4_init").parent  # the lock sits beside the results
+    lock_dir.mkdir(parents=True)
+    (lock_dir / ".e4_init.lock").write_text(
         json.dumps({"pid": sleeper, "host": socket.gethostname(), "command": "e4_init.py", "since_utc": "now"})
     )
     rc = load_script("e4_init").main(["--profile", "smoke", "--weights", "random", "--out", str(results)])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("e4_init: error: ") and "is being written by another" in err
-    assert sorted(p.name for p in results.iterdir()) == [".e4_init.lock"]
+    assert sorted(p.name for p in lock_dir.iterdir()) == [".e4_init.lock"]
 
 
 def test_output_lock_refuses_in_process_too(tmp_path):
