@@ -1,0 +1,82 @@
+"""The package's shape (issue 21), measured by benchmarks/arch_check.py from the source itself.
+
+A target not met yet is xfail(strict=True): it shows as expected-to-fail until the code meets it,
+and then the strict mark turns the pass into a failure until the mark is dropped, so a target once
+met cannot come undone. benchmarks/ and tests/ are outside the length and parameter rules (they
+measure and check; the rules are about the package a reader has to find their way in), and so
+are nstbench/api.py's public functions, whose keyword options are the user-facing Python API.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import arch_check  # noqa: E402
+
+MAX_LINES = 80
+MAX_PARAMS = 8
+
+
+def _public_api(name: str) -> bool:
+    mod, _, func = name.partition(":")
+    return mod == "api" and "." not in func and not func.startswith("_")
+
+
+def test_import_graph_sees_the_package():
+    g = arch_check.import_graph()
+    assert "cli" in g and "weights" in g["experiment"]  # a module-level import
+    assert "report" in g["cli"]  # an import inside a function counts too
+
+
+@pytest.mark.xfail(strict=True, reason="3 cycles: api<->stylize, the harness (claims, executors, experiment, "
+                   "registry, report), compute_args<->perceptual")  # fmt: skip
+def test_no_import_cycles():
+    g = arch_check.import_graph()
+    assert arch_check.cycles(g) == []
+    assert arch_check.back_edges(g) == []
+
+
+@pytest.mark.xfail(strict=True, reason="Experiment._run_locked is 108 lines")
+def test_no_long_functions():
+    long = [f for f in arch_check.functions() if f[1] > MAX_LINES]
+    assert long == []
+
+
+@pytest.mark.xfail(strict=True, reason="run_preset (16), train_transformer (14) and others take more than 8")
+def test_few_parameters():
+    many = [f for f in arch_check.functions() if f[2] > MAX_PARAMS and not _public_api(f[0])]
+    assert many == []
+
+
+@pytest.mark.xfail(strict=True, reason="build_parser, stylize and weights_label are defined twice")
+def test_each_name_defined_once():
+    assert arch_check.duplicate_names() == {}
+
+
+def _imports_torch(argv: list[str]) -> bool:
+    code = (
+        "import sys\nfrom nstbench.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, file=sys.stderr)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return r.stderr.strip().splitlines()[-1] == "True"
+
+
+_TORCH_PRESETS = pytest.mark.xfail(strict=True, reason="presets.py imports gatys, perceptual and transformer")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        pytest.param(["presets", "--all"], marks=_TORCH_PRESETS),
+        pytest.param(["stylize", "--help"], marks=_TORCH_PRESETS),
+    ],
+)
+def test_listing_and_help_stay_torch_free(argv):
+    assert not _imports_torch(argv)
