@@ -16,7 +16,7 @@ from dataclasses import replace
 import torch
 
 from nstbench import losses
-from nstbench.gatys import Compute
+from nstbench.compute import Compute
 from nstbench.images import Resize
 from nstbench.presets import UPES
 from nstbench.stylize import load_pair, override, run_preset

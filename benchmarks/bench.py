@@ -52,9 +52,10 @@ from baseline_upes import plain_vgg19, run_appendix  # noqa: E402
 from nstbench import metrics  # noqa: E402
 from nstbench.assets import resolve_dataset, resolve_image  # noqa: E402
 from nstbench.backbones import vgg_feature_info  # noqa: E402
+from nstbench.compute import Compute  # noqa: E402
 from nstbench.data import ImageFolderData  # noqa: E402
 from nstbench.device import resolve_device  # noqa: E402
-from nstbench.gatys import Compute, make_gatys_loss  # noqa: E402
+from nstbench.gatys import make_gatys_loss  # noqa: E402
 from nstbench.images import Resize, load_image, unit_to_space  # noqa: E402
 from nstbench.precision import bf16_support  # noqa: E402
 from nstbench.presets import HUST, UPES, get_fast_preset, override_fast  # noqa: E402  # noqa: E402

@@ -47,7 +47,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 import bandtools  # noqa: E402
 from bench import COLUMNS, PROV_COLUMNS, Bench, med, timeit  # noqa: E402
 
-from nstbench.gatys import Compute, initial_image, make_gatys_loss, optimize_image  # noqa: E402
+from nstbench.compute import Compute  # noqa: E402
+from nstbench.gatys import initial_image, make_gatys_loss, optimize_image  # noqa: E402
 from nstbench.images import Resize  # noqa: E402
 from nstbench.presets import (  # noqa: E402
     UPES,  # noqa: E402

@@ -95,7 +95,7 @@ def stylize(
 
 
 def _compute():
-    from .gatys import Compute
+    from .compute import Compute
 
     return Compute()
 

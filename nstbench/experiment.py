@@ -229,7 +229,7 @@ class Experiment:
     """One experiment run: parsed options, profile, backbones, and the writers for its outputs.
 
     Attributes a script uses: `profile` (its frozen profile dataclass, overrides applied),
-    `profile_name`, `args`, `device` (torch.device), `compute` (perceptual.Compute: how every
+    `profile_name`, `args`, `device` (torch.device), `compute` (compute.Compute: how every
     network runs; hand it to make_gatys_loss / run_preset / training), `seed`, `settings` (a dict the script fills
     before `run`; it goes into the cache key and the manifest), `dir` (the temp folder, during
     compute only), `progress_every`.

@@ -20,12 +20,13 @@ from typing import Callable, Literal, Sequence
 import torch
 
 from .backbones import Backbone
+from .compute import Compute
 from .errors import NstbenchError
 from .images import Space, space_to_unit, unit_to_space
 from .losses import tv_loss
 
-# LossSpec, Compute and extract_features live with the shared loss core; imported here for callers
-from .perceptual import DTYPES, Compute, FeatureLoss, LossSpec, extract_features  # noqa: F401
+# LossSpec and extract_features live with the shared loss core; imported here for callers
+from .perceptual import FeatureLoss, LossSpec, extract_features  # noqa: F401
 
 TERMS = ("total", "content", "style", "tv")
 LossFn = Callable[[torch.Tensor], dict]

@@ -16,10 +16,10 @@ from typing import Callable
 import torch
 
 from .backbones import Backbone, build_model, make_extractor
+from .compute import Compute
 from .device import activation_bytes, check_memory, resolve_device
 from .errors import NstbenchError
 from .gatys import (
-    Compute,
     Diverged,
     Interrupted,
     OptimizeResult,
@@ -95,7 +95,7 @@ def run_preset(
 ) -> OptimizeResult:
     """Optimise with the preset's settings on already-loaded images (on their device); `style` may
     be a list of images blended by `style_blend` (init "style" starts from the first); `compute`
-    (gatys.Compute) picks the backbone's dtype and memory layout. progress_every: a progress line
+    (compute.Compute) picks the backbone's dtype and memory layout. progress_every: a progress line
     every N steps, 0 none, None every 10 s (the preset's print_every is its source's print
     interval, a record of the source, not nstbench's progress). sync_every: see optimize_image."""
     loss_fn = make_gatys_loss(

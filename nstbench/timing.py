@@ -19,8 +19,8 @@ import torch
 
 from . import training
 from .backbones import Backbone
+from .compute import Compute
 from .errors import NstbenchError
-from .perceptual import Compute
 from .presets import FastPreset, GatysPreset
 from .stylize import override, run_preset
 

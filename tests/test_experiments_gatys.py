@@ -19,9 +19,9 @@ from conftest import BF16_NATIVE, check_lpips_column, load_script, needs_assets
 
 import nstbench.experiment as harness
 from nstbench import claims, registry
+from nstbench.compute import Compute
 from nstbench.figures import read_stamp
 from nstbench.images import Resize, load_image
-from nstbench.perceptual import Compute
 
 pytestmark = needs_assets
 
