@@ -24,8 +24,8 @@ import numpy as np
 from nstbench import metrics
 from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.figures import readable_log_x
+from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.presets import HUST
-from nstbench.stylize import load_pair, override, run_preset
 
 NAME = "e1_tv_gamma"
 

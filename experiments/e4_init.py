@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.figures import loss_axis
 from nstbench.gatys import Diverged
+from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.presets import NYU
-from nstbench.stylize import load_pair, override, run_preset
 
 NAME = "e4_init"
 

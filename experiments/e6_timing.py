@@ -34,8 +34,8 @@ import torch
 
 from nstbench.claims import C10_ITERATIONS, timing_spread
 from nstbench.experiment import Experiment, Spec, cli, pyplot
+from nstbench.gatys_run import load_pair, override
 from nstbench.presets import HUST
-from nstbench.stylize import load_pair, override
 from nstbench.timing import time_forward, time_optimisation
 from nstbench.transformer import build_transformer, get_variant
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass, replace
 from nstbench import metrics
 from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.gatys import Diverged, LossSpec, OptimizerSpec
+from nstbench.gatys_run import initial_loss, load_pair, override, run_preset
 from nstbench.images import to_pil
 from nstbench.presets import NYU
-from nstbench.stylize import initial_loss, load_pair, override, run_preset
 
 NAME = "e8_reconstruction"
 

@@ -33,8 +33,8 @@ from typing import Callable
 from nstbench import metrics
 from nstbench.experiment import Experiment, Spec, cli, pyplot
 from nstbench.gatys import LossSpec, OptimizerSpec
+from nstbench.gatys_run import initial_loss, load_pair, override, run_preset
 from nstbench.presets import GATYS_STYLE_LAYERS, NYU, GatysPreset
-from nstbench.stylize import initial_loss, load_pair, override, run_preset
 
 NAME = "e9_gatys_ablations"
 

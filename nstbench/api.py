@@ -74,9 +74,9 @@ def stylize(
     """A Gatys run with a source preset (`nstbench.presets.PRESETS`); the overrides are the CLI's.
     `style` may be a list of images, blended by `style_blend` (weights, normalised; default equal)."""
     from .device import resolve_device
+    from .gatys_run import Extras, override, run_stylize, write_run
     from .images import space_to_unit
     from .records import run_dir
-    from .stylize import Extras, override, run_stylize, write_run
 
     given = {k: v for k, v in (("steps", steps), ("size", size), ("init", init)) if v is not None}
     p = override(_presets.get_preset(preset), **given)

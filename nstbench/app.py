@@ -265,7 +265,7 @@ class GatysJob:
     """One `nstbench stylize` run in a background thread, observed by the page between reruns.
 
     The thread only writes plain attributes (status, step, losses, preview, record); the page reads
-    them. cancel() makes the next step raise Cancelled, so stylize() writes nothing.
+    them. cancel() makes the next step raise Cancelled, so stylize_to_folder() writes nothing.
     """
 
     def __init__(
@@ -317,11 +317,11 @@ class GatysJob:
             self._last_preview = now
 
     def _run(self) -> None:
-        from .stylize import stylize
+        from .gatys_run import stylize_to_folder
 
         self.status = "running"
         try:
-            self.record = stylize(
+            self.record = stylize_to_folder(
                 self.preset,
                 str(self.content),
                 str(self.style),

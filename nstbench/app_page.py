@@ -16,9 +16,9 @@ import streamlit as st
 
 from nstbench import app
 from nstbench.errors import NstbenchError
+from nstbench.gatys_run import override
 from nstbench.images import MAX_PIXELS, to_pil
 from nstbench.presets import PRESETS, get_preset
-from nstbench.stylize import override
 
 THUMB_PX = 72
 

@@ -172,8 +172,8 @@ def toy_train_steps() -> int:
 
 def _stylize(args: argparse.Namespace) -> None:
     from .compute_args import compute_from_args
+    from .gatys_run import Extras, override, stylize_to_folder
     from .presets import get_preset
-    from .stylize import Extras, override, stylize
 
     if args.scales and args.size is not None:
         raise NstbenchError("give --size or --scales, not both (the last scale is the working size)")
@@ -189,7 +189,7 @@ def _stylize(args: argparse.Namespace) -> None:
         save_every=args.save_every,
         scales=tuple(args.scales) if args.scales else None,
     )
-    rec = stylize(
+    rec = stylize_to_folder(
         preset,
         args.content,
         args.style,

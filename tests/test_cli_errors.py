@@ -494,7 +494,7 @@ def test_a_stale_lock_is_taken_over(tmp_path, capsys):
 
 
 def test_the_lock_is_held_while_the_run_works(tmp_path, capsys, monkeypatch):
-    from nstbench import stylize as stylize_mod
+    from nstbench import gatys_run as stylize_mod
 
     real, seen = stylize_mod.run_preset, {}
 
@@ -740,7 +740,7 @@ def test_multi_scale_continues_from_the_upsampled_coarse_result(vgg19_random, tm
     upsampled (bicubic) to the finer size: recomputed here from run_preset and the loss alone."""
     import csv
 
-    from nstbench import stylize as stylize_mod
+    from nstbench import gatys_run as stylize_mod
     from nstbench.gatys import make_gatys_loss
     from nstbench.images import space_to_unit, unit_to_space
     from nstbench.presets import UPES

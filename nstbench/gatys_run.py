@@ -8,7 +8,6 @@ import os
 import shutil
 import sys
 import tempfile
-import types
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -141,7 +140,7 @@ def initial_loss(
     return {k: float(v[0]) for k, v in loss_fn(x0).items()}
 
 
-def stylize(
+def stylize_to_folder(
     preset: GatysPreset,
     content: str,
     style: str | list[str],
@@ -490,16 +489,3 @@ def override(
     if init is not None:
         preset = replace(preset, init=init)
     return preset
-
-
-class _CallableModule(types.ModuleType):
-    """`nstbench.stylize` names this module once it is imported (Python sets a package's attribute
-    to each submodule it loads) and the API function before: both calls work the same way."""
-
-    def __call__(self, *args, **kwargs):
-        from .api import stylize as api_stylize
-
-        return api_stylize(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
