@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from nstbench import metrics
-from nstbench.experiment import Experiment, Spec, cli, pyplot
+from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.figures import readable_log_x
 from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.presets import HUST
+from nstbench.registry import Spec
 
 NAME = "e1_tv_gamma"
 

@@ -32,12 +32,13 @@ import sys
 from dataclasses import dataclass, replace
 
 from nstbench import metrics
-from nstbench.experiment import Experiment, Spec, cli, pyplot
+from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.figures import loss_axis
 from nstbench.gatys import Diverged
 from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.images import space_to_unit
 from nstbench.presets import IITB_RESNET50, IITB_VGG19
+from nstbench.registry import Spec
 
 NAME = "e5_vgg_resnet"
 

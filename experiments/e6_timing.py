@@ -33,9 +33,10 @@ import numpy as np
 import torch
 
 from nstbench.claims import C10_ITERATIONS, timing_spread
-from nstbench.experiment import Experiment, Spec, cli, pyplot
+from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.gatys_run import load_pair, override
 from nstbench.presets import HUST
+from nstbench.registry import Spec
 from nstbench.timing import time_forward, time_optimisation
 from nstbench.transformer import build_transformer, get_variant
 

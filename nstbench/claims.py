@@ -696,14 +696,6 @@ class Claim(NamedTuple):
     text: str
     rule: Callable[[pd.DataFrame], dict]
 
-    @property
-    def experiment(self) -> str:
-        """E1..E10: the experiment whose Spec declares this claim (nstbench/registry.py), or "none"."""
-        from .registry import experiment_of_claim
-
-        name = experiment_of_claim(next(k for k, c in CLAIMS.items() if c is self))
-        return name.split("_", 1)[0].upper() if name else "none"
-
 
 _HUST = "000 HUST computer-vision course report"
 _IITB = "001 IIT Bombay CS725 report"
@@ -745,9 +737,10 @@ CLAIMS: dict[str, Claim] = {
 }
 
 
-def evaluate(claim_id: str, df: pd.DataFrame) -> dict:
-    """Run the rule of `claim_id` on `df`; the result also carries the claim's source and text."""
+def evaluate_rule(claim_id: str, df: pd.DataFrame) -> dict:
+    """Run the rule of `claim_id` on `df`; the result also carries the claim's source and text.
+    Which experiment evaluates a claim is the experiments' knowledge: registry.evaluate adds it."""
     if claim_id not in CLAIMS:
         raise unknown("claim", claim_id, CLAIMS)
     c = CLAIMS[claim_id]
-    return {**c.rule(df), "source": c.source, "text": c.text, "experiment": c.experiment}
+    return {**c.rule(df), "source": c.source, "text": c.text}

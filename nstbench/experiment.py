@@ -48,15 +48,13 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import pandas as pd
 import torch
 
-from . import claims as claims_mod
-from . import executors, metrics
+from . import executors, metrics, registry
 from .backbones import Backbone
 from .compute_args import add_compute_arguments, compute_from_args
 from .device import resolve_device
@@ -66,6 +64,7 @@ from .images import save_image, to_pil
 from .precision import require_native_bf16
 from .profiles import PROFILE_NAMES, default_profile
 from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, weight_set, write_csv, write_json
+from .registry import Spec
 from .weights import load_backbone, weights_help, weights_label
 
 # first columns of every CSV row; weights_id: family, file and hash of the row's backbone, or random
@@ -114,35 +113,6 @@ def result_dir(root: str | Path, profile: str, wset: str, name: str) -> Path:
 
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(to_jsonable(obj), sort_keys=True, default=str).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Spec:
-    """What an experiment is, declared once at the top of its script experiments/<name>.py."""
-
-    name: str  # the script's file stem; it writes results/<profile>/<weight set>/<name>/ and `make eN` runs it
-    title: str  # one line, for reports and listings
-    sources: tuple[str, ...]  # keys of report.SOURCES whose report shows this experiment
-    claims: tuple[str, ...]  # claims.CLAIMS it evaluates; a run that does not evaluate them all fails
-    archs: tuple[str, ...]  # backbones it loads (their weights records go into the cache key)
-    profiles: Mapping[str, Any]  # PROFILE_NAMES -> a frozen dataclass of sizes, steps, data volume
-    # profile fields a command line may override (--steps, --size, --data, ...) with their types;
-    # "data" defaults to $NSTBENCH_DATA (the Makefile's DATA=) where an experiment declares it
-    options: Mapping[str, type] = field(default_factory=lambda: {"steps": int, "size": int})
-    test_argv: tuple[str, ...] = ()  # added to `--profile smoke` by the tests: the smallest settings
-    # added to `--profile paper` by benchmarks/paper_check.py: the paper profile's sizes and data,
-    # a couple of steps (does every experiment fit and run on this device before the long run?)
-    paper_check_argv: tuple[str, ...] = ("--steps", "2")
-    # arch -> the weight family `--weights imagenet|auto` loads for it: the presets' `weights`
-    families: Mapping[str, str] = field(default_factory=dict)
-    # what its independent units are (e.g. "the five trainings"), submitted one job each by
-    # Experiment.map_units under --executor local|slurm; None: the experiment is one job
-    units: str | None = None
-
-    @property
-    def key(self) -> str:
-        """ "e4" for e4_init: the Makefile target and the EXPERIMENTS.md heading (E4)."""
-        return self.name.split("_", 1)[0]
 
 
 def build_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
@@ -334,7 +304,7 @@ class Experiment:
                 results[name] = result
 
             ex = executors.make_executor(self.jobs, self.jobs_dir / "logs", self.name)
-            failed = executors.run_jobs(ex, self.jobs, executors.call_unit, calls, self.name, done)
+            failed = executors.run_jobs(ex, self.jobs, call_unit, calls, self.name, done)
             if failed:
                 raise NstbenchError(executors.failure_message(self.name, failed, len(units)))
         return {name: results[name] for name in units}
@@ -455,7 +425,7 @@ class Experiment:
             df = df.query(where)
         if claim_id not in self.claim_ids:
             raise RuntimeError(f"{self.name} evaluates {claim_id} but its Spec declares claims={self.claim_ids}")
-        verdict = claims_mod.evaluate(claim_id, df)
+        verdict = registry.evaluate(claim_id, df)
         kinds = sorted(set(df["weights"].astype(str))) if "weights" in df.columns else []
         verdict.update(csv=csv, where=where, weights=kinds, profile=self.profile_label)
         if kinds != ["imagenet"]:
@@ -636,3 +606,10 @@ class Experiment:
             flush=True,
         )
         return self.final_dir
+
+
+def call_unit(script: str, argv: list[str], fn: str, kwargs: dict) -> Any:
+    """In a job: the script's Experiment rebuilt from `argv` (inline), then script.fn(exp, **kwargs)."""
+    mod = registry.load_script(script)
+    exp = Experiment(mod.SPEC, script, mod.__doc__ or "", argv)
+    return getattr(mod, fn)(exp, **kwargs)

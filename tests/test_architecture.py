@@ -32,8 +32,6 @@ def test_import_graph_sees_the_package():
     assert "report" in g["cli"]  # an import inside a function counts too
 
 
-@pytest.mark.xfail(strict=True, reason="3 cycles: api<->stylize, the harness (claims, executors, experiment, "
-                   "registry, report), compute_args<->perceptual")  # fmt: skip
 def test_no_import_cycles():
     g = arch_check.import_graph()
     assert arch_check.cycles(g) == []
@@ -52,7 +50,7 @@ def test_few_parameters():
     assert many == []
 
 
-@pytest.mark.xfail(strict=True, reason="build_parser, stylize and weights_label are defined twice")
+@pytest.mark.xfail(strict=True, reason="build_parser and weights_label are defined twice")
 def test_each_name_defined_once():
     assert arch_check.duplicate_names() == {}
 

@@ -165,7 +165,7 @@ def test_experiment_outputs_schema_claims_and_cache(name, tmp_path, monkeypatch,
         assert (csv, where) == (rec["csv"], rec["where"])
         df = pd.read_csv(out / csv)
         assert set(columns) <= set(df.columns), (cid, columns)
-        verdict = claims.evaluate(cid, df.query(where) if where else df)
+        verdict = registry.evaluate(cid, df.query(where) if where else df)
         assert verdict["verdict"] in claims.VERDICTS
         assert m["claims"][cid]["verdict"] == verdict["verdict"]
         assert m["claims"][cid]["caveat"]  # random weights are flagged as not testing the source's claim

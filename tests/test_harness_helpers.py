@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from nstbench.errors import NstbenchError
-from nstbench.experiment import PROFILE_NAMES, Experiment, Spec, result_dir, thin_curve
+from nstbench.experiment import PROFILE_NAMES, Experiment, result_dir, thin_curve
 from nstbench.records import weight_set
+from nstbench.registry import Spec
 
 
 def test_thin_curve_keeps_first_last_and_every_stride_step():
