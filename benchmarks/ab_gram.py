@@ -18,8 +18,8 @@ import torch
 from nstbench import losses
 from nstbench.compute import Compute
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.images import Resize
 from nstbench.presets import UPES
+from nstbench.specs import Resize
 from nstbench.weights import load_backbone
 
 

@@ -36,9 +36,10 @@ from nstbench import metrics
 from nstbench.data import COCO_HELP
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, cli, pyplot, thin_curve
-from nstbench.images import Resize, load_image
+from nstbench.images import load_image
 from nstbench.presets import FAST_HUST, network_config, override_fast
 from nstbench.registry import Spec
+from nstbench.specs import Resize
 from nstbench.training import train_and_apply_unit
 
 NAME = "e2_fast_sweeps"

@@ -49,9 +49,10 @@ from nstbench.claims import timing_spread
 from nstbench.data import COCO_HELP
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, cli, pyplot, thin_curve
-from nstbench.images import Resize, load_image
+from nstbench.images import load_image
 from nstbench.presets import FAST_JOHNSON2016, override_fast
 from nstbench.registry import Spec
+from nstbench.specs import Resize
 from nstbench.timing import time_training
 from nstbench.training import train_and_apply_unit
 

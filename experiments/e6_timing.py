@@ -38,7 +38,8 @@ from nstbench.gatys_run import load_pair, override
 from nstbench.presets import HUST
 from nstbench.registry import Spec
 from nstbench.timing import time_forward, time_optimisation
-from nstbench.transformer import build_transformer, get_variant
+from nstbench.transformer import build_transformer
+from nstbench.variants import get_variant
 
 NAME = "e6_timing"
 

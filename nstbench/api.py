@@ -151,7 +151,8 @@ def apply(
     stylised image, [1, 3, H, W] in [0, 1] on the CPU (what `nstbench apply` saves)."""
     from .device import resolve_device
     from .fast import run_network
-    from .images import MIN_SIDE, Resize, load_image, probe_image
+    from .images import MIN_SIDE, load_image, probe_image
+    from .specs import Resize
     from .transformer import check_input_size, load_transformer
 
     dev = resolve_device(device)

@@ -56,7 +56,7 @@ def _fast_presets_help() -> str:
 
 
 def _networks_help() -> str:
-    from .transformer import VARIANTS
+    from .variants import VARIANTS
 
     return "override the network variant: " + " | ".join(VARIANTS)
 
@@ -77,7 +77,7 @@ def _size_help() -> str:
 
 
 def _weights_help(prefix: str = "") -> str:
-    from .weights import weights_help
+    from .families import weights_help
 
     return prefix + weights_help()
 
@@ -238,8 +238,7 @@ def _init(text: str) -> str:
 
 
 def _presets(args: argparse.Namespace) -> None:
-    from .fast import FAST_PRESETS
-    from .presets import PRESETS
+    from .presets import FAST_PRESETS, PRESETS
 
     if not args.fast:
         print("Gatys presets (nstbench stylize --preset NAME):")

@@ -59,13 +59,14 @@ from .backbones import Backbone
 from .compute_args import add_compute_arguments, compute_from_args
 from .device import resolve_device
 from .errors import NstbenchError
+from .families import weights_help
 from .figures import save_figure, stamp_text, weights_stamp
 from .images import save_image, to_pil
 from .precision import require_native_bf16
 from .profiles import PROFILE_NAMES, default_profile
 from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, weight_set, write_csv, write_json
 from .registry import Spec
-from .weights import load_backbone, weights_help, weights_label
+from .weights import load_backbone, weights_label
 
 # first columns of every CSV row; weights_id: family, file and hash of the row's backbone, or random
 COMMON_COLUMNS = ["profile", "weights", "weights_id", "device", "seed"]

@@ -18,30 +18,14 @@ from .backbones import Backbone, build_model, make_extractor
 from .compute import Compute
 from .device import activation_bytes, check_memory, resolve_device
 from .errors import NstbenchError
-from .gatys import (
-    Diverged,
-    Interrupted,
-    OptimizeResult,
-    OptimizerSpec,
-    initial_image,
-    make_gatys_loss,
-    optimize_image,
-)
-from .images import (
-    Resize,
-    image_format,
-    load_image,
-    probe_image,
-    save_image,
-    space_bounds,
-    space_to_unit,
-    unit_to_space,
-)
+from .gatys import Diverged, Interrupted, OptimizeResult, initial_image, make_gatys_loss, optimize_image
+from .images import image_format, load_image, probe_image, save_image, space_bounds, space_to_unit, unit_to_space
 from .images import original_colors as keep_colors
 from .perceptual import blend_weights
 from .precision import require_native_bf16
 from .presets import GatysPreset
 from .records import ensure_writable_dir, provenance, run_dir, write_csv, write_json
+from .specs import OptimizerSpec, Resize
 from .weights import load_backbone
 
 CURVE_COLUMNS = ["step", "image", "total", "content", "style", "tv", "seconds"]

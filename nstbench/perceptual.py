@@ -27,37 +27,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import weakref
-from dataclasses import dataclass
 
 import torch
 
 from .backbones import Backbone
 from .compute import Compute
 from .errors import NstbenchError
-from .losses import ContentMode, GramNorm, Reduce, StyleMode, TVMode, content_loss, gram, style_loss, tv_loss
-
-# The sources' standard style layers (post-ReLU VGG names): Gatys et al.'s conv1_1 .. conv5_1 (a
-# Keras blockN_conv1 output is post-ReLU; the PyTorch codes tap after in-place ReLUs) and Johnson
-# et al.'s relu1_2, relu2_2, relu3_3, relu4_3 (VGG16).
-GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-JOHNSON_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    """What is measured: layers with weights, normalisation modes (see losses.py), and the mix
-    total = alpha * content + beta * style + gamma * tv."""
-
-    content_layers: tuple[tuple[str, float], ...]
-    style_layers: tuple[tuple[str, float], ...]
-    content_mode: ContentMode
-    gram_norm: GramNorm
-    style_mode: StyleMode
-    style_reduce: Reduce = "sum"
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 0.0
-    tv_mode: TVMode = "l1_sum"
+from .losses import content_loss, gram, style_loss, tv_loss
+from .specs import LossSpec
 
 
 def extract_features(backbone: Backbone, x: torch.Tensor, layers, compute: Compute) -> dict[str, torch.Tensor]:

@@ -49,20 +49,21 @@ from .compute import Compute
 from .data import ImageFolderData
 from .device import resolve_device
 from .errors import NstbenchError
-from .images import Resize, load_image
+from .images import load_image
 from .perceptual import PerceptualLoss
 from .precision import bf16_support
 from .presets import FastPreset, network_config
 from .records import atomic_write, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
+from .specs import Resize
 from .transformer import (
     CHECKPOINT_KIND,
-    TransformerConfig,
     build_transformer,
     check_input_size,
     load_state,
     load_transformer,
     read_checkpoint,
 )
+from .variants import TransformerConfig
 from .weights import load_backbone
 
 LOSS_COLUMNS = ["step", "epoch", "images", "total", "content", "style", "tv", "seconds"]

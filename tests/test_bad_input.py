@@ -282,7 +282,8 @@ def test_unwritable_output_for_train_and_apply(tmp_path, capsys):
         ],
     )
     assert_one_line_error(rc, err, "cannot write to output folder")
-    from nstbench.transformer import build_transformer, get_variant
+    from nstbench.transformer import build_transformer
+    from nstbench.variants import get_variant
 
     torch.save(build_transformer(get_variant("pytorch-examples")).state_dict(), tmp_path / "net.pth")
     rc, _, err = run_cli(

@@ -17,7 +17,8 @@ from PIL import Image
 from nstbench import device as device_mod
 from nstbench.cli import main
 from nstbench.records import LOCK_NAME, OutputLock
-from nstbench.transformer import build_transformer, get_variant
+from nstbench.transformer import build_transformer
+from nstbench.variants import get_variant
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 
@@ -591,7 +592,8 @@ def test_export_onnx_gives_the_same_image(net_pth, tmp_path, capsys):
     ort = pytest.importorskip("onnxruntime")
     rc, out, err = run(capsys, ["apply", "--checkpoint", net_pth, "--export-onnx", tmp_path / "net.onnx"])
     assert rc == 0, err
-    from nstbench.images import Resize, load_image
+    from nstbench.images import load_image
+    from nstbench.specs import Resize
     from nstbench.transformer import load_transformer
 
     x = load_image("chelsea", Resize("exact", (48, 64)))
@@ -608,7 +610,8 @@ def test_export_onnx_gives_the_same_image(net_pth, tmp_path, capsys):
 
 
 def test_output_name_and_original_colors(tmp_path, capsys):
-    from nstbench.images import _RGB_TO_YUV, Resize, load_image
+    from nstbench.images import _RGB_TO_YUV, load_image
+    from nstbench.specs import Resize
 
     styled = STYLIZE + ["--init", "style"]  # starts from the style image: the colours differ from the content's
     assert run(capsys, styled + ["--out", tmp_path / "a"])[0] == 0

@@ -21,7 +21,8 @@ import nstbench.experiment as harness
 from nstbench import claims, registry
 from nstbench.compute import Compute
 from nstbench.figures import read_stamp
-from nstbench.images import Resize, load_image
+from nstbench.images import load_image
+from nstbench.specs import Resize
 
 pytestmark = needs_assets
 

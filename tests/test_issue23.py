@@ -17,7 +17,8 @@ from PIL import Image
 import nstbench
 from nstbench.cli import main
 from nstbench.errors import NstbenchError
-from nstbench.transformer import CHECKPOINT_KIND, build_transformer, get_variant
+from nstbench.transformer import CHECKPOINT_KIND, build_transformer
+from nstbench.variants import get_variant
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,8 +22,9 @@ from conftest import BF16_NATIVE, BF16_WHY, needs_assets, needs_native_bf16, sty
 
 from nstbench.compute import Compute
 from nstbench.errors import NstbenchError
-from nstbench.gatys import OptimizerSpec, extract_features, initial_image, make_gatys_loss, optimize_image
+from nstbench.gatys import extract_features, initial_image, make_gatys_loss, optimize_image
 from nstbench.presets import HUST, UPES
+from nstbench.specs import OptimizerSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 G = torch.Generator().manual_seed(1)
