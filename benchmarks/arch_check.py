@@ -178,6 +178,42 @@ def duplicate_names(package: Path = PACKAGE) -> dict[str, list[str]]:
     return {n: sorted(ms) for n, ms in sorted(where.items()) if len(ms) > 1}
 
 
+def reexported_imports(roots=("nstbench", "tests", "experiments", "benchmarks", "docs")) -> list[str]:
+    """Imports of a package name from a module that does not define it (it only imports it in
+    turn): each name should have one import path, its defining module's."""
+    mods = modules()
+    defined = {m: top_level_names(p) | _private_names(p) for m, p in mods.items()}
+    out = []
+    for root in roots:
+        for path in sorted((ROOT / root).rglob("*.py")):
+            in_pkg = path.is_relative_to(PACKAGE)
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not isinstance(node, ast.ImportFrom) or not node.module:
+                    continue
+                if node.level == 1 and in_pkg:
+                    mod = node.module
+                elif node.level == 0 and node.module.startswith("nstbench."):
+                    mod = node.module[len("nstbench.") :]
+                else:
+                    continue
+                for a in node.names:
+                    if mod in defined and f"{mod}.{a.name}" not in mods and a.name not in defined[mod]:
+                        out.append(f"{path.relative_to(ROOT)}:{node.lineno}: {a.name} from {mod}")
+    return out
+
+
+def _private_names(path: Path) -> set[str]:
+    """Top-level _private and main definitions (top_level_names leaves them out)."""
+    names = set()
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
 def main() -> None:
     g = import_graph()
     fs = functions()
@@ -198,6 +234,10 @@ def main() -> None:
     print(f"functions with more than 8 parameters: {len(many)}; most: {max(fs, key=lambda f: f[2])}")
     for f in many:
         print(f"  {f[2]:4d} params {f[0]}")
+    r = reexported_imports()
+    print(f"imports through a module that does not define the name: {len(r)}")
+    for line in r:
+        print(f"  {line}")
     d = duplicate_names()
     print(f"top-level names defined in more than one module: {len(d)}")
     for n, ms in d.items():

@@ -48,8 +48,9 @@ import bandtools  # noqa: E402
 from bench import COLUMNS, PROV_COLUMNS, Bench, med, timeit  # noqa: E402
 
 from nstbench.compute import Compute  # noqa: E402
+from nstbench.device import resolve_device  # noqa: E402
 from nstbench.gatys import initial_image, make_gatys_loss, optimize_image  # noqa: E402
-from nstbench.gatys_run import load_pair, resolve_device  # noqa: E402
+from nstbench.gatys_run import load_pair  # noqa: E402
 from nstbench.presets import (  # noqa: E402
     UPES,  # noqa: E402
     get_fast_preset,

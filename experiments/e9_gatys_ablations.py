@@ -32,11 +32,10 @@ from typing import Callable
 
 from nstbench import metrics
 from nstbench.experiment import Experiment, cli, pyplot
-from nstbench.gatys import LossSpec
 from nstbench.gatys_run import initial_loss, load_pair, override, run_preset
-from nstbench.presets import GATYS_STYLE_LAYERS, NYU, GatysPreset
+from nstbench.presets import NYU, GatysPreset
 from nstbench.registry import Spec
-from nstbench.specs import OptimizerSpec
+from nstbench.specs import GATYS_STYLE_LAYERS, LossSpec, OptimizerSpec
 
 NAME = "e9_gatys_ablations"
 

@@ -119,13 +119,14 @@ def train(
 ) -> Trained:
     """Train a fast network (`nstbench.presets.FAST_PRESETS`) into the folder `out` (required: the
     checkpoints live there, and `resume=True` continues them)."""
-    from . import fast
+    from .presets import get_fast_preset, override_fast
     from .records import run_dir
+    from .training import check_training_size, train_transformer
 
-    p = fast.override_fast(fast.get_fast_preset(preset), steps=steps, epochs=epochs, batch=batch, size=size)
-    fast.check_training_size(p)
+    p = override_fast(get_fast_preset(preset), steps=steps, epochs=epochs, batch=batch, size=size)
+    check_training_size(p)
     with run_dir(out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as folder:
-        record = fast.train_transformer(
+        record = train_transformer(
             p,
             style,
             data,
@@ -150,8 +151,8 @@ def apply(
     """A trained network (nstbench or pytorch/examples checkpoint) on one content image: the
     stylised image, [1, 3, H, W] in [0, 1] on the CPU (what `nstbench apply` saves)."""
     from .device import resolve_device
-    from .fast import run_network
     from .images import MIN_SIDE, load_image, probe_image
+    from .inference import run_network
     from .specs import Resize
     from .transformer import check_input_size, load_transformer
 

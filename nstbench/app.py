@@ -61,7 +61,7 @@ def train_hint(style: str) -> str:
     )
 
 
-def weights_label(rec: dict | None) -> str:
+def weights_summary(rec: dict | None) -> str:
     """One line naming the backbone weights of a run record (weights.load_backbone's record)."""
     if not rec:
         return "unknown backbone weights"
@@ -87,7 +87,7 @@ class ModelEntry:
     style: str  # the style name (nstbench: the training style; pytorch/examples: the file name)
     format: str  # "nstbench" or "pytorch-examples"
     network: str  # transformer variant
-    weights: str  # weights_label of the loss network it was trained against
+    weights: str  # weights_summary of the loss network it was trained against
     style_image: Path | None  # the style image (thumbnail, and the comparison's Gatys style), when found
     steps: int | None = None
 
@@ -124,7 +124,7 @@ def _read_entry(path: str, mtime_ns: int, size: int) -> ModelEntry | str:
             name,
             "nstbench",
             (ckpt.get("network") or {}).get("name", "?"),
-            weights_label(ckpt.get("weights")),
+            weights_summary(ckpt.get("weights")),
             _style_image(name, style.get("path")),
             ckpt.get("step"),
         )

@@ -178,7 +178,7 @@ def show_job_final(job: app.GatysJob, slot: str) -> None:
                 caption=f"{job.preset.name}, {job.preset.steps} steps, {rec['seconds']:.1f} s",
                 width="stretch",
             )
-        show_weights(app.weights_label(rec["weights"]))
+        show_weights(app.weights_summary(rec["weights"]))
         curve_chart(job)
         cols = st.columns(3)
         for col, name, mime in zip(

@@ -290,7 +290,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _apply(args: argparse.Namespace) -> None:
-    from .fast import export_onnx, stylize_images
+    from .inference import export_onnx, stylize_images
 
     if not args.content and not args.export_onnx:
         raise NstbenchError("give --content (images to stylise) and --out, or --export-onnx PATH")
@@ -338,10 +338,12 @@ def _report(args: argparse.Namespace) -> None:
 
 def train_command(args: argparse.Namespace) -> dict:
     """`nstbench train`: the preset with the profile's and the options' overrides, checked before
-    any work (sizes, the output folder, resuming), then fast.train_transformer under the folder's lock."""
-    from . import fast
+    any work (sizes, the output folder, resuming), then train_transformer under the folder's lock."""
+    from .data import COCO_HELP
+    from .presets import TRAIN_PROFILES, get_fast_preset, network_config, override_fast
     from .profiles import default_profile
     from .records import run_dir
+    from .training import check_training_size, train_transformer
 
     _set_threads(args)
     if args.resume and args.overwrite:
@@ -351,21 +353,21 @@ def train_command(args: argparse.Namespace) -> dict:
         raise NstbenchError("train needs --preset and --style (or --resume to continue the run in --out)")
     args.weights = args.weights or "auto"
     args.seed = 0 if args.seed is None else args.seed
-    preset = fast.get_fast_preset(args.preset)
+    preset = get_fast_preset(args.preset)
     chosen = args.profile is None and not args.resume
     if chosen:
         args.profile = default_profile(args.device)
-    prof = fast.TRAIN_PROFILES[args.profile].overrides() if args.profile else dict(resumed)
+    prof = TRAIN_PROFILES[args.profile].overrides() if args.profile else dict(resumed)
     profile_data = prof.pop("data", None)
     data = args.data or profile_data
     if data is None:
         raise NstbenchError(
-            f"--data is required for the {preset.name} preset with the {args.profile} profile. {fast.COCO_HELP}"
+            f"--data is required for the {preset.name} preset with the {args.profile} profile. {COCO_HELP}"
         )
     if args.steps is not None or args.epochs is not None:
         prof.pop("steps", None)  # an explicit length wins over the profile's
-    preset = fast.override_fast(preset, **prof)
-    preset = fast.override_fast(
+    preset = override_fast(preset, **prof)
+    preset = override_fast(
         preset,
         steps=args.steps,
         epochs=args.epochs,
@@ -381,8 +383,8 @@ def train_command(args: argparse.Namespace) -> dict:
     )
     if args.lr is not None:
         preset = dataclasses.replace(preset, lr=args.lr)
-    fast.network_config(preset)  # an unknown --network or --norm fails before any work
-    fast.check_training_size(preset)
+    network_config(preset)  # an unknown --network or --norm fails before any work
+    check_training_size(preset)
     compute = _compute(args)
     with run_dir(args.out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as out:
         if args.resume:
@@ -403,7 +405,7 @@ def train_command(args: argparse.Namespace) -> dict:
                 "runs the preset's own sizes and steps)",
                 file=sys.stderr,
             )
-        return fast.train_transformer(
+        return train_transformer(
             preset,
             args.style,
             data,

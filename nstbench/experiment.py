@@ -116,7 +116,7 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(to_jsonable(obj), sort_keys=True, default=str).encode()).hexdigest()
 
 
-def build_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
+def experiment_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=spec.name, description=(description or spec.title).strip().splitlines()[0])
     ap.add_argument(
         "--profile",
@@ -213,7 +213,7 @@ class Experiment:
         if self.script.stem != name:
             raise RuntimeError(f"{self.script.name} declares Spec(name={name!r}): the name must be the file's stem")
         self.title = spec.title
-        self.args = build_parser(spec, description).parse_args(argv)
+        self.args = experiment_parser(spec, description).parse_args(argv)
         self.argv = list(sys.argv[1:] if argv is None else argv)
         self.profile_name = self.args.profile or default_profile(self.args.device)
         self.overrides = {k: getattr(self.args, k) for k in spec.options if getattr(self.args, k) is not None}

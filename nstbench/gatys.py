@@ -24,16 +24,8 @@ from .compute import Compute
 from .errors import NstbenchError
 from .images import space_to_unit, unit_to_space
 from .losses import tv_loss
-
-# LossSpec and extract_features live with the shared loss core; imported here for callers
-from .perceptual import FeatureLoss, extract_features  # noqa: F401
-from .specs import (
-    FEEDS,
-    Feed,
-    LossSpec,  # noqa: F401
-    OptimizerSpec,
-    Space,
-)
+from .perceptual import FeatureLoss
+from .specs import FEEDS, Feed, LossSpec, OptimizerSpec, Space
 
 TERMS = ("total", "content", "style", "tv")
 LossFn = Callable[[torch.Tensor], dict]

@@ -50,9 +50,12 @@ def test_few_parameters():
     assert many == []
 
 
-@pytest.mark.xfail(strict=True, reason="build_parser and weights_label are defined twice")
 def test_each_name_defined_once():
     assert arch_check.duplicate_names() == {}
+
+
+def test_each_name_imported_from_its_defining_module():
+    assert arch_check.reexported_imports() == []  # no re-export facades (the old fast.py)
 
 
 def _imports_torch(argv: list[str]) -> bool:

@@ -798,13 +798,13 @@ def test_python_api_returns_data_and_raises_one_line_errors(tmp_path):
 
 
 def test_train_and_the_scripts_share_the_default_profile(tmp_path, capsys):
-    from nstbench.experiment import build_parser
+    from nstbench.experiment import experiment_parser
     from nstbench.profiles import default_profile
     from nstbench.registry import Spec
 
     assert default_profile("cpu") == "cpu" and default_profile("cuda:0") == "paper"
     spec = Spec(name="e1", title="E1", sources=(), claims=(), archs=(), profiles={"smoke": 0, "cpu": 0, "paper": 0})
-    assert build_parser(spec, "E1").parse_args([]).profile is None  # resolved later
+    assert experiment_parser(spec, "E1").parse_args([]).profile is None  # resolved later
     rc, _, err = run(
         capsys,
         [

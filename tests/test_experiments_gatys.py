@@ -362,7 +362,7 @@ def test_experiment_runs_with_the_gpu_path_compute(name, tmp_path, shared_backbo
 
 
 def test_auto_compute_is_fp32_on_the_cpu_and_bf16_nhwc_on_cuda():
-    ap = harness.build_parser(SPECS["e7_upes"], "")
+    ap = harness.experiment_parser(SPECS["e7_upes"], "")
     auto = ap.parse_args([])
     assert harness.compute_from_args(auto, "cpu") == Compute()
     assert harness.compute_from_args(auto, "cuda") == Compute("bfloat16", channels_last=True)

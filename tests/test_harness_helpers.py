@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from nstbench.errors import NstbenchError
-from nstbench.experiment import PROFILE_NAMES, Experiment, result_dir, thin_curve
+from nstbench.experiment import Experiment, result_dir, thin_curve
+from nstbench.profiles import PROFILE_NAMES
 from nstbench.records import weight_set
 from nstbench.registry import Spec
 

@@ -22,7 +22,8 @@ from conftest import BF16_NATIVE, BF16_WHY, needs_assets, needs_native_bf16, sty
 
 from nstbench.compute import Compute
 from nstbench.errors import NstbenchError
-from nstbench.gatys import extract_features, initial_image, make_gatys_loss, optimize_image
+from nstbench.gatys import initial_image, make_gatys_loss, optimize_image
+from nstbench.perceptual import extract_features
 from nstbench.presets import HUST, UPES
 from nstbench.specs import OptimizerSpec
 
