@@ -336,23 +336,14 @@ def _report(args: argparse.Namespace) -> None:
         print(f"wrote {p}")
 
 
-def train_command(args: argparse.Namespace) -> dict:
-    """`nstbench train`: the preset with the profile's and the options' overrides, checked before
-    any work (sizes, the output folder, resuming), then train_transformer under the folder's lock."""
+def _train_preset(args: argparse.Namespace, resumed: dict):
+    """(the fast preset, the training data, whether the profile was chosen by default) of `nstbench
+    train`: the preset with the profile's overrides (or the resumed run's), then the options'."""
     from .data import COCO_HELP
     from .presets import TRAIN_PROFILES, get_fast_preset, network_config, override_fast
     from .profiles import default_profile
-    from .records import run_dir
-    from .training import check_training_size, train_transformer
+    from .training import check_training_size
 
-    _set_threads(args)
-    if args.resume and args.overwrite:
-        raise NstbenchError("give --resume or --overwrite, not both")
-    resumed = _resume_settings(args) if args.resume else {}
-    if args.preset is None or args.style is None:
-        raise NstbenchError("train needs --preset and --style (or --resume to continue the run in --out)")
-    args.weights = args.weights or "auto"
-    args.seed = 0 if args.seed is None else args.seed
     preset = get_fast_preset(args.preset)
     chosen = args.profile is None and not args.resume
     if chosen:
@@ -385,6 +376,24 @@ def train_command(args: argparse.Namespace) -> dict:
         preset = dataclasses.replace(preset, lr=args.lr)
     network_config(preset)  # an unknown --network or --norm fails before any work
     check_training_size(preset)
+    return preset, data, chosen
+
+
+def train_command(args: argparse.Namespace) -> dict:
+    """`nstbench train`: the preset with the profile's and the options' overrides, checked before
+    any work (sizes, the output folder, resuming), then train_transformer under the folder's lock."""
+    from .records import run_dir
+    from .training import train_transformer
+
+    _set_threads(args)
+    if args.resume and args.overwrite:
+        raise NstbenchError("give --resume or --overwrite, not both")
+    resumed = _resume_settings(args) if args.resume else {}
+    if args.preset is None or args.style is None:
+        raise NstbenchError("train needs --preset and --style (or --resume to continue the run in --out)")
+    args.weights = args.weights or "auto"
+    args.seed = 0 if args.seed is None else args.seed
+    preset, data, chosen = _train_preset(args, resumed)
     compute = _compute(args)
     with run_dir(args.out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as out:
         if args.resume:

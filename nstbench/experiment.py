@@ -501,7 +501,47 @@ class Experiment:
 
     def _run_locked(self, compute: Callable[["Experiment"], None], started: float, weights: dict) -> Path:
         self._cleanup_stale()
-        # what actually loaded (weights) is part of the key (auto may fall back)
+        key, code = self._cache_key(weights)
+        if not self.args.force and self._is_current(key):
+            print(
+                f"[{self.name}] up to date: {self.final_dir} (cache key {key[:12]}); skipped "
+                "(use --force to recompute)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return self.final_dir
+        self._key = key
+        if self.jobs.executor != "inline" and self.spec.units is None:
+            return self._run_as_one_job(key)
+        kinds = sorted({w["kind"] for w in weights.values()})
+        self._announce(kinds)
+        tmp = self.final_dir.parent / f".tmp-{self.name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.dir = tmp
+        try:
+            torch.manual_seed(self.seed)
+            compute(self)
+            missing = [c for c in self.claim_ids if c not in self._manifest["claims"]]
+            if missing:  # a declared claim that no run evaluated would read "not run" in the index
+                raise RuntimeError(f"{self.name} declares claims {missing} but did not evaluate them")
+            write_json(tmp / "manifest.json", self._final_manifest(key, code, weights, kinds, started, tmp))
+            self._swap(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            self.dir = None
+        print(
+            f"[{self.name}] wrote {self.final_dir} in {time.time() - started:.1f}s (weights {'/'.join(kinds)})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return self.final_dir
+
+    def _cache_key(self, weights: dict) -> tuple[str, str]:
+        """(the cache key, the code hash): the settings, the code and what actually loaded (weights:
+        `auto` may fall back), so a run is redone exactly when one of them changed."""
         code = code_hash(self.script)
         keyed = {
             "experiment": self.name,
@@ -514,32 +554,27 @@ class Experiment:
             "seed": self.seed,
             "weights": {a: {k: v for k, v in w.items() if k != "fallback_reason"} for a, w in weights.items()},
         }
-        key = _digest({"settings": keyed, "code": code})
-        if not self.args.force and self._is_current(key):
-            print(
-                f"[{self.name}] up to date: {self.final_dir} (cache key {key[:12]}); skipped "
-                "(use --force to recompute)",
-                file=sys.stderr,
-                flush=True,
+        return _digest({"settings": keyed, "code": code}), code
+
+    def _run_as_one_job(self, key: str) -> Path:
+        """--executor local|slurm for an experiment without units: the whole script is one job,
+        which writes the results folder under this run's lock."""
+        print(
+            f"[{self.name}] submitting the experiment as one {self.jobs.executor} job; logs under "
+            f"{self.jobs_dir / 'logs'}",
+            file=sys.stderr,
+            flush=True,
+        )
+        with self._lock.lend():  # the job writes the results folder under this run's lock
+            self._submit_whole()
+        if not self._is_current(key):
+            raise NstbenchError(
+                f"the {self.name} job finished but {self.final_dir} is not complete with cache key "
+                f"{key[:12]} (see its log under {self.jobs_dir / 'logs'})"
             )
-            return self.final_dir
-        self._key = key
-        if self.jobs.executor != "inline" and self.spec.units is None:
-            print(
-                f"[{self.name}] submitting the experiment as one {self.jobs.executor} job; logs under "
-                f"{self.jobs_dir / 'logs'}",
-                file=sys.stderr,
-                flush=True,
-            )
-            with self._lock.lend():  # the job writes the results folder under this run's lock
-                self._submit_whole()
-            if not self._is_current(key):
-                raise NstbenchError(
-                    f"the {self.name} job finished but {self.final_dir} is not complete with cache key "
-                    f"{key[:12]} (see its log under {self.jobs_dir / 'logs'})"
-                )
-            return self.final_dir
-        kinds = sorted({w["kind"] for w in weights.values()})
+        return self.final_dir
+
+    def _announce(self, kinds: list[str]) -> None:
         print(
             f"[{self.name}] profile {self.profile_label}, weights {'/'.join(kinds)}, device {self.device} "
             f"({self.compute.describe()}), seed {self.seed} -> {self.final_dir}",
@@ -553,60 +588,41 @@ class Experiment:
                 file=sys.stderr,
                 flush=True,
             )
-        tmp = self.final_dir.parent / f".tmp-{self.name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.dir = tmp
-        try:
-            torch.manual_seed(self.seed)
-            compute(self)
-            missing = [c for c in self.claim_ids if c not in self._manifest["claims"]]
-            if missing:  # a declared claim that no run evaluated would read "not run" in the index
-                raise RuntimeError(f"{self.name} declares claims {missing} but did not evaluate them")
-            wall = time.time() - started
-            files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-            manifest = {
-                "experiment": self.name,
-                "title": self.title,
-                "sources": list(self.spec.sources),
-                "status": "complete",
-                "cache_key": key,
-                "code_hash": code,
-                "profile": self.profile_name,
-                "profile_label": self.profile_label,
-                "profile_settings": self.profile,
-                "overrides": self.overrides,
-                "settings": self.settings,
-                "weight_set": self.weight_set,
-                "weights": weights,
-                "weights_kind": "/".join(kinds),
-                "weights_labels": {a: weights_label(w) for a, w in weights.items()},
-                "imagenet": kinds == ["imagenet"],
-                "device": str(self.device),
-                "compute": dataclasses.asdict(self.compute) | {"bf16_support": self.bf16_support},
-                "seed": self.seed,
-                "executor": to_jsonable(self.jobs),
-                "command": [str(self.script.name)] + self.argv,
-                "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-                "wall_seconds": round(wall, 2),
-                **self._manifest,
-                "provenance": provenance(self.device),
-                "peak_memory_bytes": peak_memory_bytes(self.device),
-                "files": files + ["manifest.json"],
-            }
-            write_json(tmp / "manifest.json", manifest)
-            self._swap(tmp)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        finally:
-            self.dir = None
-        print(
-            f"[{self.name}] wrote {self.final_dir} in {time.time() - started:.1f}s (weights {'/'.join(kinds)})",
-            file=sys.stderr,
-            flush=True,
-        )
-        return self.final_dir
+
+    def _final_manifest(self, key: str, code: str, weights: dict, kinds: list[str], started: float, tmp: Path) -> dict:
+        """manifest.json of a finished run written into `tmp`: settings, weights, where and how it
+        ran, what the run recorded (self._manifest) and the files it wrote."""
+        wall = time.time() - started
+        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        return {
+            "experiment": self.name,
+            "title": self.title,
+            "sources": list(self.spec.sources),
+            "status": "complete",
+            "cache_key": key,
+            "code_hash": code,
+            "profile": self.profile_name,
+            "profile_label": self.profile_label,
+            "profile_settings": self.profile,
+            "overrides": self.overrides,
+            "settings": self.settings,
+            "weight_set": self.weight_set,
+            "weights": weights,
+            "weights_kind": "/".join(kinds),
+            "weights_labels": {a: weights_label(w) for a, w in weights.items()},
+            "imagenet": kinds == ["imagenet"],
+            "device": str(self.device),
+            "compute": dataclasses.asdict(self.compute) | {"bf16_support": self.bf16_support},
+            "seed": self.seed,
+            "executor": to_jsonable(self.jobs),
+            "command": [str(self.script.name)] + self.argv,
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "wall_seconds": round(wall, 2),
+            **self._manifest,
+            "provenance": provenance(self.device),
+            "peak_memory_bytes": peak_memory_bytes(self.device),
+            "files": files + ["manifest.json"],
+        }
 
 
 def call_unit(script: str, argv: list[str], fn: str, kwargs: dict) -> Any:

@@ -38,7 +38,6 @@ def test_no_import_cycles():
     assert arch_check.back_edges(g) == []
 
 
-@pytest.mark.xfail(strict=True, reason="Experiment._run_locked is 108 lines")
 def test_no_long_functions():
     long = [f for f in arch_check.functions() if f[1] > MAX_LINES]
     assert long == []
