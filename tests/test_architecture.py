@@ -26,6 +26,18 @@ def _public_api(name: str) -> bool:
     return mod == "api" and "." not in func and not func.startswith("_")
 
 
+# The layers README's "Where things live" draws, bottom up: a module imports only from its own layer
+# and those below. A new module must be placed here.
+LAYERS = {
+    "declarations": "sources specs variants families presets profiles compute claims errors",
+    "images and networks": "images assets data losses backbones weights checkpoints transformer device precision records",
+    "methods": "perceptual gatys gatys_run training inference metrics timing",
+    "harness": "registry executors experiment report figures compute_args",
+    "interfaces": "api cli app app_page __main__",
+}
+LAYER_OF = {m: i for i, mods in enumerate(LAYERS.values()) for m in mods.split()}
+
+
 def test_import_graph_sees_the_package():
     g = arch_check.import_graph()
     assert "cli" in g and "weights" in g["experiment"]  # a module-level import
@@ -36,6 +48,13 @@ def test_no_import_cycles():
     g = arch_check.import_graph()
     assert arch_check.cycles(g) == []
     assert arch_check.back_edges(g) == []
+
+
+def test_imports_point_down_the_layers():
+    g = arch_check.import_graph()
+    assert sorted(g) == sorted(LAYER_OF)  # every module has its layer
+    up = [(a, b) for a, bs in g.items() for b in bs if LAYER_OF[b] > LAYER_OF[a]]
+    assert up == []
 
 
 def test_no_long_functions():
