@@ -38,7 +38,7 @@ from nstbench.gatys import Diverged
 from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.images import space_to_unit
 from nstbench.presets import IITB_RESNET50, IITB_VGG19
-from nstbench.registry import Spec
+from nstbench.registry import Spec, families_of
 
 NAME = "e5_vgg_resnet"
 
@@ -68,7 +68,7 @@ SPEC = Spec(
     archs=(IITB_VGG19.backbone, IITB_RESNET50.backbone, JUDGE),
     profiles=PROFILES,
     test_argv=("--steps", "3", "--size", "48"),  # golden_gate 48x36
-    families={p.backbone: p.weights for p in NETS.values()},
+    families=families_of(*NETS.values()),
     units="the ten optimisations",
 )
 

@@ -42,6 +42,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from .errors import NstbenchError, unknown
+from .sources import cited
 
 HOLDS = "holds"
 FAILS = "does not hold"
@@ -697,11 +698,7 @@ class Claim(NamedTuple):
     rule: Callable[[pd.DataFrame], dict]
 
 
-_HUST = "000 HUST computer-vision course report"
-_IITB = "001 IIT Bombay CS725 report"
-_NYU = "002 NYU report"
-_YONSEI = "003 Yonsei report"
-_GATYS = "Gatys et al., CVPR 2016"
+_HUST, _IITB, _NYU, _YONSEI, _GATYS = (cited(k) for k in ("hust", "iitb", "nyu", "yonsei", "gatys2016"))
 
 CLAIMS: dict[str, Claim] = {
     "C1": Claim(_HUST + " (3.1)", "As the TV weight gamma grows, high-frequency energy falls.", rule_c1),
@@ -730,7 +727,7 @@ CLAIMS: dict[str, Claim] = {
     ),
     "C13": Claim(_GATYS, "L-BFGS reaches a lower loss than Adam in the same budget.", rule_c13),
     "C14": Claim(
-        "Johnson et al., ECCV 2016 (Fig. 5)",
+        cited("johnson2016") + " (Fig. 5)",
         "One forward pass of the fast network matches the objective of at least 50 L-BFGS iterations.",
         rule_c14,
     ),

@@ -42,7 +42,7 @@ class Spec:
     # added to `--profile paper` by benchmarks/paper_check.py: the paper profile's sizes and data,
     # a couple of steps (does every experiment fit and run on this device before the long run?)
     paper_check_argv: tuple[str, ...] = ("--steps", "2")
-    # arch -> the weight family `--weights imagenet|auto` loads for it: the presets' `weights`
+    # arch -> the weight family `--weights imagenet|auto` loads for it: families_of(the presets)
     families: Mapping[str, str] = field(default_factory=dict)
     # what its independent units are (e.g. "the five trainings"), submitted one job each by
     # Experiment.map_units under --executor local|slurm; None: the experiment is one job
@@ -52,6 +52,12 @@ class Spec:
     def key(self) -> str:
         """ "e4" for e4_init: the Makefile target and the EXPERIMENTS.md heading (E4)."""
         return self.name.split("_", 1)[0]
+
+
+def families_of(*presets) -> dict[str, str]:
+    """Spec.families from the presets an experiment runs (Gatys or fast): each one's backbone ->
+    its `weights`, the family its source used, so a Spec never restates a preset."""
+    return {p.backbone: p.weights for p in presets}
 
 
 def script_paths(root: Path = EXPERIMENTS_DIR) -> list[Path]:

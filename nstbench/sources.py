@@ -1,6 +1,7 @@
 """The sources nstbench reproduces, declared once: each source's report (key, title, seed file,
-the numbers it states). Experiments name the keys in their Spec(sources=...) to appear in that
-source's report (report.py); the registry checks the names. Data only: nothing is imported.
+the numbers it states, how claims cite it). Experiments name the keys in their Spec(sources=...)
+to appear in that source's report (report.py); the registry checks the names. Data only: nothing
+is imported.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ class Source:
     seed: str  # the seed report's file in shared/seeds ("" for a paper, which has no seed file)
     own_numbers: tuple[tuple[str, str], ...] = ()  # (what, value) quoted from the source
     paper: str = ""  # the publication (and its official code), for a paper's report
+    label: str = ""  # how a claim cites it (claims.py: "002 NYU report (4.2)")
 
 
 SOURCES = (
@@ -28,6 +30,7 @@ SOURCES = (
             ("Speed-up stated", "1000x"),
             ("TV weights shown", "gamma in {0, 10, 100}"),
         ),
+        label="000 HUST computer-vision course report",
     ),
     Source(
         "iitb",
@@ -38,12 +41,14 @@ SOURCES = (
             ("Table 1, ResNet50 {1..5}: total / style / content", "1.15e3 / 1.11e3 / 2.98"),
             ("Images", "Mumbai Sea Link with Starry Night"),
         ),
+        label="001 IIT Bombay CS725 report",
     ),
     Source(
         "nyu",
         "NYU report (Gatys init; Johnson content layer and batch size)",
         "002_9797a248db40b906.txt",
         (("Best content layer", "relu2_2"), ("Batch size", "no significant difference")),
+        label="002 NYU report",
     ),
     Source(
         "yonsei",
@@ -71,6 +76,7 @@ SOURCES = (
                 "VGG-16 feature and style reconstruction losses",
             ),
         ),
+        label="003 Yonsei report",
     ),
     Source(
         "gatys2016",
@@ -99,6 +105,7 @@ SOURCES = (
         ),
         paper="L. A. Gatys, A. S. Ecker, M. Bethge, Image Style Transfer Using Convolutional Neural Networks, CVPR "
         "2016; official code leongatys/PytorchNeuralStyleTransfer (NeuralStyleTransfer.ipynb)",
+        label="Gatys et al., CVPR 2016",
     ),
     Source(
         "johnson2016",
@@ -119,6 +126,7 @@ SOURCES = (
         ),
         paper="J. Johnson, A. Alahi, L. Fei-Fei, Perceptual Losses for Real-Time Style Transfer and "
         "Super-Resolution, ECCV 2016 (arXiv 1603.08155)",
+        label="Johnson et al., ECCV 2016",
     ),
     Source(
         "upes",
@@ -128,5 +136,11 @@ SOURCES = (
             ("Total loss at step 1600 (ImageNet VGG19)", "3145412.75"),
             ("Total loss at step 2000 (ImageNet VGG19)", "2023719.125"),
         ),
+        label="004 UPES B.Tech report",
     ),
 )
+
+
+def cited(key: str) -> str:
+    """How claims cite the source `key` (its label)."""
+    return next(s.label for s in SOURCES if s.key == key)
