@@ -74,7 +74,7 @@ def stylize(
     """A Gatys run with a source preset (`nstbench.presets.PRESETS`); the overrides are the CLI's.
     `style` may be a list of images, blended by `style_blend` (weights, normalised; default equal)."""
     from .device import resolve_device
-    from .gatys_run import Extras, override, run_stylize, write_run
+    from .gatys_run import Extras, RunOptions, override, run_stylize, write_run
     from .images import space_to_unit
     from .records import run_dir
 
@@ -83,13 +83,14 @@ def stylize(
     dev = resolve_device(device)
     style = [str(x) for x in style] if isinstance(style, (list, tuple)) else str(style)
     extras = Extras(overrides=given, original_colors=original_colors, style_blend=style_blend)
+    run = RunOptions(weights, seed, dev, progress_every, _compute())
     if out is None:
-        result, record = run_stylize(p, str(content), style, weights, seed, dev, progress_every, _compute(), extras)
+        result, record = run_stylize(p, str(content), style, run, extras)
         if record["status"] != "ok":
             raise NstbenchError(record["message"])
     else:
         with run_dir(out, "stylize", overwrite) as folder:
-            result, record = run_stylize(p, str(content), style, weights, seed, dev, progress_every, _compute(), extras)
+            result, record = run_stylize(p, str(content), style, run, extras)
             write_run(folder, p, result, record)
     return Stylized(space_to_unit(result.image, p.space).detach().cpu(), pd.DataFrame(result.history), record)
 
