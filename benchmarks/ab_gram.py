@@ -16,10 +16,10 @@ from dataclasses import replace
 import torch
 
 from nstbench import losses
-from nstbench.gatys import Compute
-from nstbench.images import Resize
+from nstbench.compute import Compute
+from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.presets import UPES
-from nstbench.stylize import load_pair, override, run_preset
+from nstbench.specs import Resize
 from nstbench.weights import load_backbone
 
 

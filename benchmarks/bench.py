@@ -52,16 +52,19 @@ from baseline_upes import plain_vgg19, run_appendix  # noqa: E402
 from nstbench import metrics  # noqa: E402
 from nstbench.assets import resolve_dataset, resolve_image  # noqa: E402
 from nstbench.backbones import vgg_feature_info  # noqa: E402
+from nstbench.compute import Compute  # noqa: E402
 from nstbench.data import ImageFolderData  # noqa: E402
 from nstbench.device import resolve_device  # noqa: E402
-from nstbench.gatys import Compute, make_gatys_loss  # noqa: E402
-from nstbench.images import Resize, load_image, unit_to_space  # noqa: E402
+from nstbench.gatys import make_gatys_loss  # noqa: E402
+from nstbench.gatys_run import load_pair, override, run_preset  # noqa: E402
+from nstbench.images import load_image, unit_to_space  # noqa: E402
 from nstbench.precision import bf16_support  # noqa: E402
 from nstbench.presets import HUST, UPES, get_fast_preset, override_fast  # noqa: E402  # noqa: E402
 from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
-from nstbench.stylize import load_pair, override, run_preset  # noqa: E402
+from nstbench.specs import Resize  # noqa: E402
 from nstbench.training import train_transformer  # noqa: E402
-from nstbench.transformer import build_transformer, get_variant  # noqa: E402
+from nstbench.transformer import build_transformer  # noqa: E402
+from nstbench.variants import get_variant  # noqa: E402
 from nstbench.weights import load_backbone  # noqa: E402
 
 COLUMNS = [

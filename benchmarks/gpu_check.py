@@ -48,17 +48,20 @@ sys.path.insert(0, str(ROOT / "tests"))
 import bandtools  # noqa: E402
 from bench import COLUMNS, PROV_COLUMNS, Bench, med, timeit  # noqa: E402
 
-from nstbench.gatys import Compute, initial_image, make_gatys_loss, optimize_image  # noqa: E402
-from nstbench.images import Resize  # noqa: E402
+from nstbench.compute import Compute  # noqa: E402
+from nstbench.device import resolve_device  # noqa: E402
+from nstbench.gatys import initial_image, make_gatys_loss, optimize_image  # noqa: E402
+from nstbench.gatys_run import load_pair  # noqa: E402
 from nstbench.presets import (  # noqa: E402
     UPES,  # noqa: E402
     get_fast_preset,
     override_fast,
 )
 from nstbench.records import atomic_write_text, ensure_writable_dir, write_csv  # noqa: E402
-from nstbench.stylize import load_pair, resolve_device  # noqa: E402
+from nstbench.specs import Resize  # noqa: E402
 from nstbench.training import train_transformer  # noqa: E402
-from nstbench.transformer import build_transformer, get_variant  # noqa: E402
+from nstbench.transformer import build_transformer  # noqa: E402
+from nstbench.variants import get_variant  # noqa: E402
 from nstbench.weights import load_backbone  # noqa: E402
 
 # cuDNN picks other convolution algorithms (and summation orders) than the CPU kernels the bands

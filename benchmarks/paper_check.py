@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nstbench import registry  # noqa: E402
+from nstbench.compute import Compute  # noqa: E402
 from nstbench.experiment import result_dir  # noqa: E402
-from nstbench.perceptual import Compute  # noqa: E402
 from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
 
 COLUMNS = ["experiment", "rc", "seconds", "peak_memory_gib", "compute", "argv", "last_line"]

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import nstbench
 from nstbench.figures import save_figure
+from nstbench.gatys_run import load_pair, override
 from nstbench.images import space_to_unit
 from nstbench.metrics import ssim
 from nstbench.presets import PRESETS, get_preset
-from nstbench.stylize import load_pair, override
 from nstbench.weights import weights_label
 
 # preset -> its source's own content and style (the images its experiment uses; EXPERIMENTS.md)

@@ -35,15 +35,18 @@ import torch
 from nstbench import metrics
 from nstbench.data import COCO_HELP
 from nstbench.errors import NstbenchError
-from nstbench.experiment import Experiment, Spec, cli, pyplot
+from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.figures import loss_axis
-from nstbench.gatys import OptimizerSpec, make_gatys_loss
-from nstbench.images import Resize, load_image
+from nstbench.gatys import make_gatys_loss
+from nstbench.gatys_run import initial_loss, run_preset
+from nstbench.images import load_image
 from nstbench.presets import FAST_JOHNSON2016, NYU, override_fast
-from nstbench.stylize import initial_loss, run_preset
+from nstbench.registry import Spec
+from nstbench.specs import OptimizerSpec, Resize
 from nstbench.timing import time_forward, time_optimisation
 from nstbench.training import train_and_apply
-from nstbench.transformer import build_transformer, get_variant
+from nstbench.transformer import build_transformer
+from nstbench.variants import get_variant
 
 NAME = "e10_fast_vs_optimisation"
 

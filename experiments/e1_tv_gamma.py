@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from nstbench import metrics
-from nstbench.experiment import Experiment, Spec, cli, pyplot
+from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.figures import readable_log_x
+from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.presets import HUST
-from nstbench.stylize import load_pair, override, run_preset
+from nstbench.registry import Spec, families_of
 
 NAME = "e1_tv_gamma"
 
@@ -50,7 +51,7 @@ SPEC = Spec(
     archs=("vgg19",),
     profiles=PROFILES,
     test_argv=("--steps", "3", "--size", "56"),  # hust_cat 56x42
-    families={HUST.backbone: HUST.weights},
+    families=families_of(HUST),
 )
 GAMMAS = (0.0, 1.0, 10.0, 100.0, 1000.0)  # report shows 0, 10, 100; EXPERIMENTS.md asks for at least these
 CONTENT, STYLE = "hust_cat", "hust_picasso"  # the HUST repository: cat.jpg, picasso.jpg

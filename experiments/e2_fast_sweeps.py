@@ -35,9 +35,11 @@ import numpy as np
 from nstbench import metrics
 from nstbench.data import COCO_HELP
 from nstbench.errors import NstbenchError
-from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
-from nstbench.images import Resize, load_image
+from nstbench.experiment import Experiment, cli, pyplot, thin_curve
+from nstbench.images import load_image
 from nstbench.presets import FAST_HUST, network_config, override_fast
+from nstbench.registry import Spec, families_of
+from nstbench.specs import Resize
 from nstbench.training import train_and_apply_unit
 
 NAME = "e2_fast_sweeps"
@@ -84,7 +86,7 @@ SPEC = Spec(
     profiles=PROFILES,
     options={"steps": int, "size": int, "data": str},
     test_argv=("--steps", "2"),  # 2 steps per network
-    families={FAST_HUST.backbone: FAST_HUST.weights},
+    families=families_of(FAST_HUST),
     units="the five trainings",
 )
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run (paper runs have 20k)

@@ -48,9 +48,11 @@ from nstbench import metrics
 from nstbench.claims import timing_spread
 from nstbench.data import COCO_HELP
 from nstbench.errors import NstbenchError
-from nstbench.experiment import Experiment, Spec, cli, pyplot, thin_curve
-from nstbench.images import Resize, load_image
+from nstbench.experiment import Experiment, cli, pyplot, thin_curve
+from nstbench.images import load_image
 from nstbench.presets import FAST_JOHNSON2016, override_fast
+from nstbench.registry import Spec, families_of
+from nstbench.specs import Resize
 from nstbench.timing import time_training
 from nstbench.training import train_and_apply_unit
 
@@ -129,7 +131,7 @@ SPEC = Spec(
     profiles=PROFILES,
     options={"steps": int, "size": int, "data": str},
     test_argv=(),  # the smoke profile is already minimal
-    families={FAST_JOHNSON2016.backbone: FAST_JOHNSON2016.weights},
+    families=families_of(FAST_JOHNSON2016),
     units="the five trainings",
 )
 CURVE_ROWS = 200  # curves.csv keeps about this many steps per run

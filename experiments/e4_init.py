@@ -17,11 +17,12 @@ import math
 import sys
 from dataclasses import dataclass, replace
 
-from nstbench.experiment import Experiment, Spec, cli, pyplot
+from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.figures import loss_axis
 from nstbench.gatys import Diverged
+from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.presets import NYU
-from nstbench.stylize import load_pair, override, run_preset
+from nstbench.registry import Spec
 
 NAME = "e4_init"
 

@@ -32,12 +32,13 @@ import sys
 from dataclasses import dataclass, replace
 
 from nstbench import metrics
-from nstbench.experiment import Experiment, Spec, cli, pyplot
+from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.figures import loss_axis
 from nstbench.gatys import Diverged
+from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.images import space_to_unit
 from nstbench.presets import IITB_RESNET50, IITB_VGG19
-from nstbench.stylize import load_pair, override, run_preset
+from nstbench.registry import Spec, families_of
 
 NAME = "e5_vgg_resnet"
 
@@ -67,7 +68,7 @@ SPEC = Spec(
     archs=(IITB_VGG19.backbone, IITB_RESNET50.backbone, JUDGE),
     profiles=PROFILES,
     test_argv=("--steps", "3", "--size", "48"),  # golden_gate 48x36
-    families={p.backbone: p.weights for p in NETS.values()},
+    families=families_of(*NETS.values()),
     units="the ten optimisations",
 )
 

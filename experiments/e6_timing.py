@@ -33,11 +33,13 @@ import numpy as np
 import torch
 
 from nstbench.claims import C10_ITERATIONS, timing_spread
-from nstbench.experiment import Experiment, Spec, cli, pyplot
+from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.gatys_run import load_pair, override
 from nstbench.presets import HUST
-from nstbench.stylize import load_pair, override
+from nstbench.registry import Spec, families_of
 from nstbench.timing import time_forward, time_optimisation
-from nstbench.transformer import build_transformer, get_variant
+from nstbench.transformer import build_transformer
+from nstbench.variants import get_variant
 
 NAME = "e6_timing"
 
@@ -66,7 +68,7 @@ SPEC = Spec(
     archs=(HUST.backbone,),
     profiles=PROFILES,
     test_argv=("--size", "64"),  # one 64 px size
-    families={HUST.backbone: HUST.weights},
+    families=families_of(HUST),
 )
 CONTENT, STYLE = "chelsea", "starry_night"  # E1's pair
 FAST_NETWORK = "hust"  # the HUST notebook's transformer (transformer.HUST_NET)

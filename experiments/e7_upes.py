@@ -17,10 +17,11 @@ import math
 import sys
 from dataclasses import dataclass, replace
 
-from nstbench.experiment import Experiment, Spec, cli, pyplot
+from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.images import space_to_unit
 from nstbench.presets import UPES
-from nstbench.stylize import load_pair, override, run_preset
+from nstbench.registry import Spec
 
 NAME = "e7_upes"
 

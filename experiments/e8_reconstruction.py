@@ -22,11 +22,13 @@ import sys
 from dataclasses import dataclass, replace
 
 from nstbench import metrics
-from nstbench.experiment import Experiment, Spec, cli, pyplot
-from nstbench.gatys import Diverged, LossSpec, OptimizerSpec
+from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.gatys import Diverged
+from nstbench.gatys_run import initial_loss, load_pair, override, run_preset
 from nstbench.images import to_pil
 from nstbench.presets import NYU
-from nstbench.stylize import initial_loss, load_pair, override, run_preset
+from nstbench.registry import Spec
+from nstbench.specs import LossSpec, OptimizerSpec
 
 NAME = "e8_reconstruction"
 

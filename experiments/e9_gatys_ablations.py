@@ -31,10 +31,11 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from nstbench import metrics
-from nstbench.experiment import Experiment, Spec, cli, pyplot
-from nstbench.gatys import LossSpec, OptimizerSpec
-from nstbench.presets import GATYS_STYLE_LAYERS, NYU, GatysPreset
-from nstbench.stylize import initial_loss, load_pair, override, run_preset
+from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.gatys_run import initial_loss, load_pair, override, run_preset
+from nstbench.presets import NYU, GatysPreset
+from nstbench.registry import Spec
+from nstbench.specs import GATYS_STYLE_LAYERS, LossSpec, OptimizerSpec
 
 NAME = "e9_gatys_ablations"
 

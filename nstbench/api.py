@@ -74,28 +74,29 @@ def stylize(
     """A Gatys run with a source preset (`nstbench.presets.PRESETS`); the overrides are the CLI's.
     `style` may be a list of images, blended by `style_blend` (weights, normalised; default equal)."""
     from .device import resolve_device
+    from .gatys_run import Extras, RunOptions, override, run_stylize, write_run
     from .images import space_to_unit
     from .records import run_dir
-    from .stylize import Extras, override, run_stylize, write_run
 
     given = {k: v for k, v in (("steps", steps), ("size", size), ("init", init)) if v is not None}
     p = override(_presets.get_preset(preset), **given)
     dev = resolve_device(device)
     style = [str(x) for x in style] if isinstance(style, (list, tuple)) else str(style)
     extras = Extras(overrides=given, original_colors=original_colors, style_blend=style_blend)
+    run = RunOptions(weights, seed, dev, progress_every, _compute())
     if out is None:
-        result, record = run_stylize(p, str(content), style, weights, seed, dev, progress_every, _compute(), extras)
+        result, record = run_stylize(p, str(content), style, run, extras)
         if record["status"] != "ok":
             raise NstbenchError(record["message"])
     else:
         with run_dir(out, "stylize", overwrite) as folder:
-            result, record = run_stylize(p, str(content), style, weights, seed, dev, progress_every, _compute(), extras)
+            result, record = run_stylize(p, str(content), style, run, extras)
             write_run(folder, p, result, record)
     return Stylized(space_to_unit(result.image, p.space).detach().cpu(), pd.DataFrame(result.history), record)
 
 
 def _compute():
-    from .gatys import Compute
+    from .compute import Compute
 
     return Compute()
 
@@ -119,13 +120,14 @@ def train(
 ) -> Trained:
     """Train a fast network (`nstbench.presets.FAST_PRESETS`) into the folder `out` (required: the
     checkpoints live there, and `resume=True` continues them)."""
-    from . import fast
+    from .presets import get_fast_preset, override_fast
     from .records import run_dir
+    from .training import check_training_size, train_transformer
 
-    p = fast.override_fast(fast.get_fast_preset(preset), steps=steps, epochs=epochs, batch=batch, size=size)
-    fast.check_training_size(p)
+    p = override_fast(get_fast_preset(preset), steps=steps, epochs=epochs, batch=batch, size=size)
+    check_training_size(p)
     with run_dir(out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as folder:
-        record = fast.train_transformer(
+        record = train_transformer(
             p,
             style,
             data,
@@ -150,8 +152,9 @@ def apply(
     """A trained network (nstbench or pytorch/examples checkpoint) on one content image: the
     stylised image, [1, 3, H, W] in [0, 1] on the CPU (what `nstbench apply` saves)."""
     from .device import resolve_device
-    from .fast import run_network
-    from .images import MIN_SIDE, Resize, load_image, probe_image
+    from .images import MIN_SIDE, load_image, probe_image
+    from .inference import run_network
+    from .specs import Resize
     from .transformer import check_input_size, load_transformer
 
     dev = resolve_device(device)

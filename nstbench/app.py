@@ -23,8 +23,9 @@ from PIL import Image
 
 from .assets import cache_dir, registry, resolve_image
 from .errors import NstbenchError
-from .images import Resize, load_image, save_image, space_to_unit, to_pil
+from .images import load_image, save_image, space_to_unit, to_pil
 from .presets import GatysPreset
+from .specs import Resize
 from .transformer import CHECKPOINT_KIND, is_examples_state_dict, read_checkpoint
 
 # The styles of the HUST app: main.py's selectbox ('mosaic', 'rain_princess', 'udnie', 'wave');
@@ -60,7 +61,7 @@ def train_hint(style: str) -> str:
     )
 
 
-def weights_label(rec: dict | None) -> str:
+def weights_summary(rec: dict | None) -> str:
     """One line naming the backbone weights of a run record (weights.load_backbone's record)."""
     if not rec:
         return "unknown backbone weights"
@@ -89,7 +90,7 @@ class ModelEntry:
     style: str  # the style name (nstbench: the training style; pytorch/examples: the file name)
     format: str  # "nstbench" or "pytorch-examples"
     network: str  # transformer variant
-    weights: str  # weights_label of the loss network it was trained against
+    weights: str  # weights_summary of the loss network it was trained against
     style_image: Path | None  # the style image (thumbnail, and the comparison's Gatys style), when found
     steps: int | None = None
 
@@ -126,7 +127,7 @@ def _read_entry(path: str, mtime_ns: int, size: int) -> ModelEntry | str:
             name,
             "nstbench",
             (ckpt.get("network") or {}).get("name", "?"),
-            weights_label(ckpt.get("weights")),
+            weights_summary(ckpt.get("weights")),
             _style_image(name, style.get("path")),
             ckpt.get("step"),
         )
@@ -268,7 +269,7 @@ class GatysJob:
     """One `nstbench stylize` run in a background thread, observed by the page between reruns.
 
     The thread only writes plain attributes (status, step, losses, preview, record); the page reads
-    them. cancel() makes the next step raise Cancelled, so stylize() writes nothing.
+    them. cancel() makes the next step raise Cancelled, so stylize_to_folder() writes nothing.
     """
 
     def __init__(
@@ -320,11 +321,11 @@ class GatysJob:
             self._last_preview = now
 
     def _run(self) -> None:
-        from .stylize import stylize
+        from .gatys_run import stylize_to_folder
 
         self.status = "running"
         try:
-            self.record = stylize(
+            self.record = stylize_to_folder(
                 self.preset,
                 str(self.content),
                 str(self.style),

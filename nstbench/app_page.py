@@ -16,9 +16,9 @@ import streamlit as st
 
 from nstbench import app
 from nstbench.errors import NstbenchError
+from nstbench.gatys_run import override
 from nstbench.images import MAX_PIXELS, to_pil
 from nstbench.presets import PRESETS, get_preset
-from nstbench.stylize import override
 
 THUMB_PX = 72
 
@@ -178,7 +178,7 @@ def show_job_final(job: app.GatysJob, slot: str) -> None:
                 caption=f"{job.preset.name}, {job.preset.steps} steps, {rec['seconds']:.1f} s",
                 width="stretch",
             )
-        show_weights(app.weights_label(rec["weights"]))
+        show_weights(app.weights_summary(rec["weights"]))
         curve_chart(job)
         cols = st.columns(3)
         for col, name, mime in zip(

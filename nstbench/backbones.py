@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import NstbenchError, unknown
-from .images import Space, unit_to_space
+from .images import unit_to_space
+from .specs import Space
 
 ARCHS = ("vgg16", "vgg19", "resnet50", "keras_resnet50")
 RESNETS = ("resnet50", "keras_resnet50")

@@ -42,6 +42,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from .errors import NstbenchError, unknown
+from .sources import cited
 
 HOLDS = "holds"
 FAILS = "does not hold"
@@ -696,20 +697,8 @@ class Claim(NamedTuple):
     text: str
     rule: Callable[[pd.DataFrame], dict]
 
-    @property
-    def experiment(self) -> str:
-        """E1..E10: the experiment whose Spec declares this claim (nstbench/registry.py), or "none"."""
-        from .registry import experiment_of_claim
 
-        name = experiment_of_claim(next(k for k, c in CLAIMS.items() if c is self))
-        return name.split("_", 1)[0].upper() if name else "none"
-
-
-_HUST = "000 HUST computer-vision course report"
-_IITB = "001 IIT Bombay CS725 report"
-_NYU = "002 NYU report"
-_YONSEI = "003 Yonsei report"
-_GATYS = "Gatys et al., CVPR 2016"
+_HUST, _IITB, _NYU, _YONSEI, _GATYS = (cited(k) for k in ("hust", "iitb", "nyu", "yonsei", "gatys2016"))
 
 CLAIMS: dict[str, Claim] = {
     "C1": Claim(_HUST + " (3.1)", "As the TV weight gamma grows, high-frequency energy falls.", rule_c1),
@@ -738,16 +727,17 @@ CLAIMS: dict[str, Claim] = {
     ),
     "C13": Claim(_GATYS, "L-BFGS reaches a lower loss than Adam in the same budget.", rule_c13),
     "C14": Claim(
-        "Johnson et al., ECCV 2016 (Fig. 5)",
+        cited("johnson2016") + " (Fig. 5)",
         "One forward pass of the fast network matches the objective of at least 50 L-BFGS iterations.",
         rule_c14,
     ),
 }
 
 
-def evaluate(claim_id: str, df: pd.DataFrame) -> dict:
-    """Run the rule of `claim_id` on `df`; the result also carries the claim's source and text."""
+def evaluate_rule(claim_id: str, df: pd.DataFrame) -> dict:
+    """Run the rule of `claim_id` on `df`; the result also carries the claim's source and text.
+    Which experiment evaluates a claim is the experiments' knowledge: registry.evaluate adds it."""
     if claim_id not in CLAIMS:
         raise unknown("claim", claim_id, CLAIMS)
     c = CLAIMS[claim_id]
-    return {**c.rule(df), "source": c.source, "text": c.text, "experiment": c.experiment}
+    return {**c.rule(df), "source": c.source, "text": c.text}

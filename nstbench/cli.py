@@ -56,7 +56,7 @@ def _fast_presets_help() -> str:
 
 
 def _networks_help() -> str:
-    from .transformer import VARIANTS
+    from .variants import VARIANTS
 
     return "override the network variant: " + " | ".join(VARIANTS)
 
@@ -77,7 +77,7 @@ def _size_help() -> str:
 
 
 def _weights_help(prefix: str = "") -> str:
-    from .weights import weights_help
+    from .families import weights_help
 
     return prefix + weights_help()
 
@@ -172,8 +172,8 @@ def toy_train_steps() -> int:
 
 def _stylize(args: argparse.Namespace) -> None:
     from .compute_args import compute_from_args
+    from .gatys_run import Extras, override, stylize_to_folder
     from .presets import get_preset
-    from .stylize import Extras, override, stylize
 
     if args.scales and args.size is not None:
         raise NstbenchError("give --size or --scales, not both (the last scale is the working size)")
@@ -189,7 +189,7 @@ def _stylize(args: argparse.Namespace) -> None:
         save_every=args.save_every,
         scales=tuple(args.scales) if args.scales else None,
     )
-    rec = stylize(
+    rec = stylize_to_folder(
         preset,
         args.content,
         args.style,
@@ -238,8 +238,7 @@ def _init(text: str) -> str:
 
 
 def _presets(args: argparse.Namespace) -> None:
-    from .fast import FAST_PRESETS
-    from .presets import PRESETS
+    from .presets import FAST_PRESETS, PRESETS
 
     if not args.fast:
         print("Gatys presets (nstbench stylize --preset NAME):")
@@ -291,7 +290,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _apply(args: argparse.Namespace) -> None:
-    from .fast import export_onnx, stylize_images
+    from .inference import export_onnx, stylize_images
 
     if not args.content and not args.export_onnx:
         raise NstbenchError("give --content (images to stylise) and --out, or --export-onnx PATH")
@@ -337,36 +336,29 @@ def _report(args: argparse.Namespace) -> None:
         print(f"wrote {p}")
 
 
-def train_command(args: argparse.Namespace) -> dict:
-    """`nstbench train`: the preset with the profile's and the options' overrides, checked before
-    any work (sizes, the output folder, resuming), then fast.train_transformer under the folder's lock."""
-    from . import fast
+def _train_preset(args: argparse.Namespace, resumed: dict):
+    """(the fast preset, the training data, whether the profile was chosen by default) of `nstbench
+    train`: the preset with the profile's overrides (or the resumed run's), then the options'."""
+    from .data import COCO_HELP
+    from .presets import TRAIN_PROFILES, get_fast_preset, network_config, override_fast
     from .profiles import default_profile
-    from .records import run_dir
+    from .training import check_training_size
 
-    _set_threads(args)
-    if args.resume and args.overwrite:
-        raise NstbenchError("give --resume or --overwrite, not both")
-    resumed = _resume_settings(args) if args.resume else {}
-    if args.preset is None or args.style is None:
-        raise NstbenchError("train needs --preset and --style (or --resume to continue the run in --out)")
-    args.weights = args.weights or "auto"
-    args.seed = 0 if args.seed is None else args.seed
-    preset = fast.get_fast_preset(args.preset)
+    preset = get_fast_preset(args.preset)
     chosen = args.profile is None and not args.resume
     if chosen:
         args.profile = default_profile(args.device)
-    prof = fast.TRAIN_PROFILES[args.profile].overrides() if args.profile else dict(resumed)
+    prof = TRAIN_PROFILES[args.profile].overrides() if args.profile else dict(resumed)
     profile_data = prof.pop("data", None)
     data = args.data or profile_data
     if data is None:
         raise NstbenchError(
-            f"--data is required for the {preset.name} preset with the {args.profile} profile. {fast.COCO_HELP}"
+            f"--data is required for the {preset.name} preset with the {args.profile} profile. {COCO_HELP}"
         )
     if args.steps is not None or args.epochs is not None:
         prof.pop("steps", None)  # an explicit length wins over the profile's
-    preset = fast.override_fast(preset, **prof)
-    preset = fast.override_fast(
+    preset = override_fast(preset, **prof)
+    preset = override_fast(
         preset,
         steps=args.steps,
         epochs=args.epochs,
@@ -382,8 +374,26 @@ def train_command(args: argparse.Namespace) -> dict:
     )
     if args.lr is not None:
         preset = dataclasses.replace(preset, lr=args.lr)
-    fast.network_config(preset)  # an unknown --network or --norm fails before any work
-    fast.check_training_size(preset)
+    network_config(preset)  # an unknown --network or --norm fails before any work
+    check_training_size(preset)
+    return preset, data, chosen
+
+
+def train_command(args: argparse.Namespace) -> dict:
+    """`nstbench train`: the preset with the profile's and the options' overrides, checked before
+    any work (sizes, the output folder, resuming), then train_transformer under the folder's lock."""
+    from .records import run_dir
+    from .training import train_transformer
+
+    _set_threads(args)
+    if args.resume and args.overwrite:
+        raise NstbenchError("give --resume or --overwrite, not both")
+    resumed = _resume_settings(args) if args.resume else {}
+    if args.preset is None or args.style is None:
+        raise NstbenchError("train needs --preset and --style (or --resume to continue the run in --out)")
+    args.weights = args.weights or "auto"
+    args.seed = 0 if args.seed is None else args.seed
+    preset, data, chosen = _train_preset(args, resumed)
     compute = _compute(args)
     with run_dir(args.out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as out:
         if args.resume:
@@ -404,7 +414,7 @@ def train_command(args: argparse.Namespace) -> dict:
                 "runs the preset's own sizes and steps)",
                 file=sys.stderr,
             )
-        return fast.train_transformer(
+        return train_transformer(
             preset,
             args.style,
             data,

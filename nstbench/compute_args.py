@@ -1,10 +1,10 @@
-"""The command-line form of perceptual.Compute, one definition for `nstbench stylize`, `nstbench
+"""The command-line form of compute.Compute, one definition for `nstbench stylize`, `nstbench
 train` and every experiment script: --dtype, --channels-last, --compile, --allow-slow-bf16.
 
 The commands default to float32 NCHW. The experiment scripts default to `auto`: float32 NCHW on
 the CPU (the sources' precision, bit for bit the numbers the bands pin) and the GPU path on CUDA
 (bf16 autocast, NHWC). Refusing emulated bf16 is left to each caller, which knows the device and
-when "before any work" is. Torch-free (Compute is imported when one is made): `nstbench --help`
+when "before any work" is. Torch-free (compute.py is): `nstbench --help`
 and the argument parsing stay fast.
 """
 
@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 
-# torch.compile modes of Compute.compile: "reduce-overhead" is inductor with CUDA graphs; "eager"
-# captures graphs without generating code (a test of the plumbing)
-COMPILE_MODES = ("inductor", "reduce-overhead", "eager")
+from .compute import COMPILE_MODES, Compute
 
 
 def add_compute_arguments(ap: argparse.ArgumentParser, what: str, auto: bool = False) -> None:
     """The four options, grouped under `what` they apply to; auto=True adds `--dtype auto` and makes it (and channels_last) the default."""
-    g = ap.add_argument_group(f"compute ({what}; perceptual.Compute)")
+    g = ap.add_argument_group(f"compute ({what}; compute.Compute)")
     g.add_argument(
         "--dtype",
         choices=(["auto"] if auto else []) + ["float32", "bfloat16"],
@@ -48,10 +46,8 @@ def add_compute_arguments(ap: argparse.ArgumentParser, what: str, auto: bool = F
 
 
 def compute_from_args(args: argparse.Namespace, device_type: str | None = None):
-    """The perceptual.Compute the options ask for on `device_type` ("cpu", "cuda"): `auto` and an
+    """The compute.Compute the options ask for on `device_type` ("cpu", "cuda"): `auto` and an
     unset channels_last follow the device (the commands' options have neither: no device needed)."""
-    from .perceptual import Compute
-
     gpu = device_type == "cuda"
     dtype = ("bfloat16" if gpu else "float32") if args.dtype == "auto" else args.dtype
     cl = gpu if args.channels_last is None else args.channels_last

@@ -15,7 +15,8 @@ from typing import Callable
 import torch
 
 from .errors import NstbenchError
-from .images import Resize, load_image
+from .images import load_image
+from .specs import Resize
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 COCO_HELP = (

@@ -34,6 +34,7 @@ from typing import Any, Callable
 import torch
 
 from .errors import NstbenchError
+from .registry import load_script
 
 EXECUTORS = ("inline", "local", "slurm", "debug")
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding the nstbench package
@@ -143,20 +144,8 @@ def unit_argv(argv: list[str], opts: JobOptions) -> list[str]:
     return out + ["--executor", "inline"] + threads
 
 
-def call_unit(script: str, argv: list[str], fn: str, kwargs: dict) -> Any:
-    """In a job: the script's Experiment rebuilt from `argv` (inline), then script.fn(exp, **kwargs)."""
-    from .experiment import Experiment
-    from .registry import load_script
-
-    mod = load_script(script)
-    exp = Experiment(mod.SPEC, script, mod.__doc__ or "", argv)
-    return getattr(mod, fn)(exp, **kwargs)
-
-
 def call_script(script: str, argv: list[str]) -> int:
     """In a job: the whole script, inline; a non-zero exit is a failed job."""
-    from .registry import load_script
-
     rc = load_script(script).main(argv)
     if rc:
         raise RuntimeError(f"{Path(script).name} exited with status {rc} (see this job's stderr)")

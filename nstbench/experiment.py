@@ -48,25 +48,25 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import pandas as pd
 import torch
 
-from . import claims as claims_mod
-from . import executors, metrics
+from . import executors, metrics, registry
 from .backbones import Backbone
 from .compute_args import add_compute_arguments, compute_from_args
 from .device import resolve_device
 from .errors import NstbenchError
+from .families import weights_help
 from .figures import save_figure, stamp_text, weights_stamp
 from .images import save_image, to_pil
 from .precision import require_native_bf16
 from .profiles import PROFILE_NAMES, default_profile
 from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, weight_set, write_csv, write_json
-from .weights import load_backbone, weights_help, weights_label
+from .registry import Spec
+from .weights import load_backbone, weights_label
 
 # first columns of every CSV row; weights_id: family, file and hash of the row's backbone, or random
 COMMON_COLUMNS = ["profile", "weights", "weights_id", "device", "seed"]
@@ -116,36 +116,7 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(to_jsonable(obj), sort_keys=True, default=str).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Spec:
-    """What an experiment is, declared once at the top of its script experiments/<name>.py."""
-
-    name: str  # the script's file stem; it writes results/<profile>/<weight set>/<name>/ and `make eN` runs it
-    title: str  # one line, for reports and listings
-    sources: tuple[str, ...]  # keys of report.SOURCES whose report shows this experiment
-    claims: tuple[str, ...]  # claims.CLAIMS it evaluates; a run that does not evaluate them all fails
-    archs: tuple[str, ...]  # backbones it loads (their weights records go into the cache key)
-    profiles: Mapping[str, Any]  # PROFILE_NAMES -> a frozen dataclass of sizes, steps, data volume
-    # profile fields a command line may override (--steps, --size, --data, ...) with their types;
-    # "data" defaults to $NSTBENCH_DATA (the Makefile's DATA=) where an experiment declares it
-    options: Mapping[str, type] = field(default_factory=lambda: {"steps": int, "size": int})
-    test_argv: tuple[str, ...] = ()  # added to `--profile smoke` by the tests: the smallest settings
-    # added to `--profile paper` by benchmarks/paper_check.py: the paper profile's sizes and data,
-    # a couple of steps (does every experiment fit and run on this device before the long run?)
-    paper_check_argv: tuple[str, ...] = ("--steps", "2")
-    # arch -> the weight family `--weights imagenet|auto` loads for it: the presets' `weights`
-    families: Mapping[str, str] = field(default_factory=dict)
-    # what its independent units are (e.g. "the five trainings"), submitted one job each by
-    # Experiment.map_units under --executor local|slurm; None: the experiment is one job
-    units: str | None = None
-
-    @property
-    def key(self) -> str:
-        """ "e4" for e4_init: the Makefile target and the EXPERIMENTS.md heading (E4)."""
-        return self.name.split("_", 1)[0]
-
-
-def build_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
+def experiment_parser(spec: Spec, description: str) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=spec.name, description=(description or spec.title).strip().splitlines()[0])
     ap.add_argument(
         "--profile",
@@ -229,7 +200,7 @@ class Experiment:
     """One experiment run: parsed options, profile, backbones, and the writers for its outputs.
 
     Attributes a script uses: `profile` (its frozen profile dataclass, overrides applied),
-    `profile_name`, `args`, `device` (torch.device), `compute` (perceptual.Compute: how every
+    `profile_name`, `args`, `device` (torch.device), `compute` (compute.Compute: how every
     network runs; hand it to make_gatys_loss / run_preset / training), `seed`, `settings` (a dict the script fills
     before `run`; it goes into the cache key and the manifest), `dir` (the temp folder, during
     compute only), `progress_every`.
@@ -242,7 +213,7 @@ class Experiment:
         if self.script.stem != name:
             raise RuntimeError(f"{self.script.name} declares Spec(name={name!r}): the name must be the file's stem")
         self.title = spec.title
-        self.args = build_parser(spec, description).parse_args(argv)
+        self.args = experiment_parser(spec, description).parse_args(argv)
         self.argv = list(sys.argv[1:] if argv is None else argv)
         self.profile_name = self.args.profile or default_profile(self.args.device)
         self.overrides = {k: getattr(self.args, k) for k in spec.options if getattr(self.args, k) is not None}
@@ -334,7 +305,7 @@ class Experiment:
                 results[name] = result
 
             ex = executors.make_executor(self.jobs, self.jobs_dir / "logs", self.name)
-            failed = executors.run_jobs(ex, self.jobs, executors.call_unit, calls, self.name, done)
+            failed = executors.run_jobs(ex, self.jobs, call_unit, calls, self.name, done)
             if failed:
                 raise NstbenchError(executors.failure_message(self.name, failed, len(units)))
         return {name: results[name] for name in units}
@@ -455,7 +426,7 @@ class Experiment:
             df = df.query(where)
         if claim_id not in self.claim_ids:
             raise RuntimeError(f"{self.name} evaluates {claim_id} but its Spec declares claims={self.claim_ids}")
-        verdict = claims_mod.evaluate(claim_id, df)
+        verdict = registry.evaluate(claim_id, df)
         kinds = sorted(set(df["weights"].astype(str))) if "weights" in df.columns else []
         verdict.update(csv=csv, where=where, weights=kinds, profile=self.profile_label)
         if kinds != ["imagenet"]:
@@ -530,7 +501,47 @@ class Experiment:
 
     def _run_locked(self, compute: Callable[["Experiment"], None], started: float, weights: dict) -> Path:
         self._cleanup_stale()
-        # what actually loaded (weights) is part of the key (auto may fall back)
+        key, code = self._cache_key(weights)
+        if not self.args.force and self._is_current(key):
+            print(
+                f"[{self.name}] up to date: {self.final_dir} (cache key {key[:12]}); skipped "
+                "(use --force to recompute)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return self.final_dir
+        self._key = key
+        if self.jobs.executor != "inline" and self.spec.units is None:
+            return self._run_as_one_job(key)
+        kinds = sorted({w["kind"] for w in weights.values()})
+        self._announce(kinds)
+        tmp = self.final_dir.parent / f".tmp-{self.name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.dir = tmp
+        try:
+            torch.manual_seed(self.seed)
+            compute(self)
+            missing = [c for c in self.claim_ids if c not in self._manifest["claims"]]
+            if missing:  # a declared claim that no run evaluated would read "not run" in the index
+                raise RuntimeError(f"{self.name} declares claims {missing} but did not evaluate them")
+            write_json(tmp / "manifest.json", self._final_manifest(key, code, weights, kinds, started, tmp))
+            self._swap(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            self.dir = None
+        print(
+            f"[{self.name}] wrote {self.final_dir} in {time.time() - started:.1f}s (weights {'/'.join(kinds)})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return self.final_dir
+
+    def _cache_key(self, weights: dict) -> tuple[str, str]:
+        """(the cache key, the code hash): the settings, the code and what actually loaded (weights:
+        `auto` may fall back), so a run is redone exactly when one of them changed."""
         code = code_hash(self.script)
         keyed = {
             "experiment": self.name,
@@ -543,32 +554,27 @@ class Experiment:
             "seed": self.seed,
             "weights": {a: {k: v for k, v in w.items() if k != "fallback_reason"} for a, w in weights.items()},
         }
-        key = _digest({"settings": keyed, "code": code})
-        if not self.args.force and self._is_current(key):
-            print(
-                f"[{self.name}] up to date: {self.final_dir} (cache key {key[:12]}); skipped "
-                "(use --force to recompute)",
-                file=sys.stderr,
-                flush=True,
+        return _digest({"settings": keyed, "code": code}), code
+
+    def _run_as_one_job(self, key: str) -> Path:
+        """--executor local|slurm for an experiment without units: the whole script is one job,
+        which writes the results folder under this run's lock."""
+        print(
+            f"[{self.name}] submitting the experiment as one {self.jobs.executor} job; logs under "
+            f"{self.jobs_dir / 'logs'}",
+            file=sys.stderr,
+            flush=True,
+        )
+        with self._lock.lend():  # the job writes the results folder under this run's lock
+            self._submit_whole()
+        if not self._is_current(key):
+            raise NstbenchError(
+                f"the {self.name} job finished but {self.final_dir} is not complete with cache key "
+                f"{key[:12]} (see its log under {self.jobs_dir / 'logs'})"
             )
-            return self.final_dir
-        self._key = key
-        if self.jobs.executor != "inline" and self.spec.units is None:
-            print(
-                f"[{self.name}] submitting the experiment as one {self.jobs.executor} job; logs under "
-                f"{self.jobs_dir / 'logs'}",
-                file=sys.stderr,
-                flush=True,
-            )
-            with self._lock.lend():  # the job writes the results folder under this run's lock
-                self._submit_whole()
-            if not self._is_current(key):
-                raise NstbenchError(
-                    f"the {self.name} job finished but {self.final_dir} is not complete with cache key "
-                    f"{key[:12]} (see its log under {self.jobs_dir / 'logs'})"
-                )
-            return self.final_dir
-        kinds = sorted({w["kind"] for w in weights.values()})
+        return self.final_dir
+
+    def _announce(self, kinds: list[str]) -> None:
         print(
             f"[{self.name}] profile {self.profile_label}, weights {'/'.join(kinds)}, device {self.device} "
             f"({self.compute.describe()}), seed {self.seed} -> {self.final_dir}",
@@ -582,57 +588,45 @@ class Experiment:
                 file=sys.stderr,
                 flush=True,
             )
-        tmp = self.final_dir.parent / f".tmp-{self.name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.dir = tmp
-        try:
-            torch.manual_seed(self.seed)
-            compute(self)
-            missing = [c for c in self.claim_ids if c not in self._manifest["claims"]]
-            if missing:  # a declared claim that no run evaluated would read "not run" in the index
-                raise RuntimeError(f"{self.name} declares claims {missing} but did not evaluate them")
-            wall = time.time() - started
-            files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-            manifest = {
-                "experiment": self.name,
-                "title": self.title,
-                "sources": list(self.spec.sources),
-                "status": "complete",
-                "cache_key": key,
-                "code_hash": code,
-                "profile": self.profile_name,
-                "profile_label": self.profile_label,
-                "profile_settings": self.profile,
-                "overrides": self.overrides,
-                "settings": self.settings,
-                "weight_set": self.weight_set,
-                "weights": weights,
-                "weights_kind": "/".join(kinds),
-                "weights_labels": {a: weights_label(w) for a, w in weights.items()},
-                "imagenet": kinds == ["imagenet"],
-                "device": str(self.device),
-                "compute": dataclasses.asdict(self.compute) | {"bf16_support": self.bf16_support},
-                "seed": self.seed,
-                "executor": to_jsonable(self.jobs),
-                "command": [str(self.script.name)] + self.argv,
-                "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-                "wall_seconds": round(wall, 2),
-                **self._manifest,
-                "provenance": provenance(self.device),
-                "peak_memory_bytes": peak_memory_bytes(self.device),
-                "files": files + ["manifest.json"],
-            }
-            write_json(tmp / "manifest.json", manifest)
-            self._swap(tmp)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        finally:
-            self.dir = None
-        print(
-            f"[{self.name}] wrote {self.final_dir} in {time.time() - started:.1f}s (weights {'/'.join(kinds)})",
-            file=sys.stderr,
-            flush=True,
-        )
-        return self.final_dir
+
+    def _final_manifest(self, key: str, code: str, weights: dict, kinds: list[str], started: float, tmp: Path) -> dict:
+        """manifest.json of a finished run written into `tmp`: settings, weights, where and how it
+        ran, what the run recorded (self._manifest) and the files it wrote."""
+        wall = time.time() - started
+        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        return {
+            "experiment": self.name,
+            "title": self.title,
+            "sources": list(self.spec.sources),
+            "status": "complete",
+            "cache_key": key,
+            "code_hash": code,
+            "profile": self.profile_name,
+            "profile_label": self.profile_label,
+            "profile_settings": self.profile,
+            "overrides": self.overrides,
+            "settings": self.settings,
+            "weight_set": self.weight_set,
+            "weights": weights,
+            "weights_kind": "/".join(kinds),
+            "weights_labels": {a: weights_label(w) for a, w in weights.items()},
+            "imagenet": kinds == ["imagenet"],
+            "device": str(self.device),
+            "compute": dataclasses.asdict(self.compute) | {"bf16_support": self.bf16_support},
+            "seed": self.seed,
+            "executor": to_jsonable(self.jobs),
+            "command": [str(self.script.name)] + self.argv,
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "wall_seconds": round(wall, 2),
+            **self._manifest,
+            "provenance": provenance(self.device),
+            "peak_memory_bytes": peak_memory_bytes(self.device),
+            "files": files + ["manifest.json"],
+        }
+
+
+def call_unit(script: str, argv: list[str], fn: str, kwargs: dict) -> Any:
+    """In a job: the script's Experiment rebuilt from `argv` (inline), then script.fn(exp, **kwargs)."""
+    mod = registry.load_script(script)
+    exp = Experiment(mod.SPEC, script, mod.__doc__ or "", argv)
+    return getattr(mod, fn)(exp, **kwargs)

@@ -20,51 +20,16 @@ from typing import Callable, Literal, Sequence
 import torch
 
 from .backbones import Backbone
+from .compute import Compute
 from .errors import NstbenchError
-from .images import Space, space_to_unit, unit_to_space
+from .images import space_to_unit, unit_to_space
 from .losses import tv_loss
-
-# LossSpec, Compute and extract_features live with the shared loss core; imported here for callers
-from .perceptual import DTYPES, Compute, FeatureLoss, LossSpec, extract_features  # noqa: F401
+from .perceptual import FeatureLoss
+from .specs import FEEDS, Feed, LossSpec, OptimizerSpec, Space
 
 TERMS = ("total", "content", "style", "tv")
 LossFn = Callable[[torch.Tensor], dict]
 Weight = float | Sequence[float]  # one value, or one per image of the batch (a sweep)
-
-
-@dataclass(frozen=True)
-class OptimizerSpec:
-    """adam: torch.optim.Adam. adam_tf: TensorFlow/Keras Adam, whose epsilon is added outside the
-    bias correction (x -= lr_t * m / (sqrt(v) + eps), lr_t = lr sqrt(1-b2^t) / (1-b1^t)); with a
-    large eps such as the Keras codes' 0.1 the two differ a lot. lbfgs: torch.optim.LBFGS, one
-    history row per loss evaluation.
-
-    lbfgs_loop says how L-BFGS is driven (`steps` counts loss evaluations in both):
-      "single" - one optimizer.step(closure) with max_iter = max_eval = steps and zero tolerances:
-                 exactly `steps` evaluations (steps - 1 updates);
-      "while"  - `while evaluations <= steps: optimizer.step(closure)` with torch's LBFGS defaults
-                 (max_iter 20, max_eval 25, tolerance_grad 1e-7, tolerance_change 1e-9), the loop of
-                 the PyTorch tutorial and of Gatys' official code: each call evaluates up to 20 times
-                 and the state (history, step size) carries over, so steps=300 runs 320 evaluations
-                 and 320 updates.
-    """
-
-    name: Literal["adam", "adam_tf", "lbfgs"] = "adam"
-    lr: float = 1.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    lbfgs_loop: Literal["single", "while"] = "single"
-
-    def evaluations(self, steps: int) -> int:
-        """The loss evaluations a run of `steps` makes (fewer if L-BFGS's tolerances end it early):
-        `steps`, except in the sources' while loop, where each optimizer.step(closure) evaluates
-        LBFGS_MAX_ITER times until more than `steps` were made (nyu's 300 steps: 320; 30: 40)."""
-        if self.name == "lbfgs" and self.lbfgs_loop == "while":
-            return (steps // LBFGS_MAX_ITER + 1) * LBFGS_MAX_ITER
-        return steps
-
-
-LBFGS_MAX_ITER = 20  # torch.optim.LBFGS's default max_iter: evaluations per optimizer.step(closure)
 
 
 def _per_image(w: Weight, like: torch.Tensor) -> torch.Tensor | float:
@@ -77,22 +42,6 @@ def to_network(x: torch.Tensor, space: Space, input_space: Space = "imagenet") -
     """Pixels in `space` -> the backbone's input (`input_space`, Backbone.input_space: the
     convention of its weights). Pixels already in that space pass through untouched."""
     return x if space == input_space else unit_to_space(space_to_unit(x, space), input_space)
-
-
-# How make_gatys_loss hands the images to the backbone:
-#   "network"   - every source but one: the optimised pixels and the target images alike, converted
-#                 to the weights' input convention (to_network);
-#   "hust_code" - the HUST notebook's quirk, kept (khanhnn20042002/cv20222@265a671 style_transfer.ipynb):
-#                 the optimised image goes into VGG19 as it is, RGB in [0, 1] (In[20] makes it
-#                 uint8 / 255; train_step, In[32], calls the extractors on it directly), while the
-#                 content and style targets go through its preprocess() (In[10], In[11], In[18]):
-#                 vgg19.preprocess_input on the *uint8* image, then / 255. preprocess_input flips RGB to
-#                 BGR and adds the mean cast to the image's dtype: -103.939 etc. cast to uint8 is 0 on
-#                 the GPU the notebook ran on (Colab T4; CUDA saturates, tensorflow/tensorflow#59702;
-#                 a CPU would wrap to 153, 140, 133), so the targets are BGR in [0, 1], no mean
-#                 subtracted. Neither matches the input convention of the Keras weights; unit space only.
-Feed = Literal["network", "hust_code"]
-FEEDS = ("network", "hust_code")
 
 
 def _feeds(feed: Feed, space: Space, net_in: Space) -> tuple[Callable, Callable]:

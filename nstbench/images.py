@@ -7,15 +7,14 @@ the network sees is a separate choice, the *space* (see `Space`): the sources di
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import NstbenchError
+from .specs import Resize, Space
 
 # Images above this many pixels are refused rather than decoded (a 100-megapixel photo would need
 # gigabytes as float tensors). Resize it first, or raise the limit with NSTBENCH_MAX_PIXELS.
@@ -59,7 +58,6 @@ GATYS_MEAN_BGR = tuple(255.0 * m for m in (0.40760392, 0.45795686, 0.48501961))
 # the input of the stand-in trunk (weights.py, family "hed"), close to but not Keras' CAFFE_MEAN_BGR
 HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
 
-Resample = Literal["bilinear", "bicubic", "lanczos", "nearest", "bilinear_tf"]
 _PIL_RESAMPLE = {
     "bilinear": Image.BILINEAR,  # torchvision.transforms.Resize on PIL images
     "bicubic": Image.BICUBIC,
@@ -73,63 +71,6 @@ _PIL_RESAMPLE = {
 # into a whole 8-bit level, so the arithmetic must not depend on the CPU's kernels (torch's
 # interpolate rounds differently with its AVX-512, AVX2 and scalar kernels: measured 1 % of
 # the HUST cat's pixels one level apart between ATEN_CPU_CAPABILITY=avx512 and default).
-
-
-@dataclass(frozen=True)
-class Resize:
-    """How an image is resized before use.
-
-    mode:
-      "long"  - scale so the long side is `size` (output dims rounded, as the Keras codes do);
-      "short" - torchvision `Resize(int)`: the short side becomes `size`, the long side
-                `int(size * long / short)` (truncated, as torchvision computes it);
-      "short_capped" - the UPES appendix's load_image(max_size=size): n = size if the long side
-                exceeds it, else the long side; then torchvision Resize(n) sets the *short* side to n
-                (so an image already within `size` is upscaled: a quirk of that code, kept);
-      "exact" - to `size` = (H, W);
-      "none"  - keep the image as it is.
-    only_shrink: leave images already within `size` untouched ("long" mode only).
-    size_rounding: "round" (Keras codes: round(w * scale)) or "floor" (HUST: tf.cast to int32).
-    """
-
-    mode: Literal["long", "short", "short_capped", "exact", "none"] = "none"
-    size: int | tuple[int, int] | None = None
-    resample: Resample = "bilinear"
-    only_shrink: bool = False
-    size_rounding: Literal["round", "floor"] = "round"
-
-    def output_size(self, w: int, h: int) -> tuple[int, int]:
-        """(W, H) after resizing an image of (w, h)."""
-        if self.mode == "none":
-            return w, h
-        if self.mode == "exact":
-            H, W = self.size  # type: ignore[misc]
-            return int(W), int(H)
-        n = int(self.size)  # type: ignore[arg-type]
-        if self.mode == "long":
-            if self.only_shrink and max(w, h) <= n:
-                return w, h
-            scale = n / max(w, h)
-            r = round if self.size_rounding == "round" else int
-            return max(1, r(w * scale)), max(1, r(h * scale))
-        if self.mode == "short_capped":
-            n = n if max(w, h) > n else max(w, h)
-        if self.mode in ("short", "short_capped"):
-            if w <= h:
-                return n, int(n * h / w)
-            return int(n * w / h), n
-        raise ValueError(f"unknown resize mode {self.mode!r}")
-
-    def sets(self) -> str:
-        """Which side `size` sets, in words, for help texts and messages (the one place that says
-        it: the presets differ, and `--size` is a long side for some and a short side for others)."""
-        if self.mode == "long":
-            return "the long side" + (" (never enlarged)" if self.only_shrink else "")
-        if self.mode == "short":
-            return "the short side"
-        if self.mode == "short_capped":
-            return "the short side, at most the image's long side"
-        return "nothing (fixed size)" if self.mode == "exact" else "nothing (the image's own size)"
 
 
 def _check_file(path: Path) -> None:
@@ -291,14 +232,6 @@ def image_format(path: str | os.PathLike) -> str:
 # ---------------------------------------------------------------------------------------------
 # Spaces: what the optimised pixels are, and how the network sees them.
 # ---------------------------------------------------------------------------------------------
-
-Space = Literal["unit", "imagenet", "caffe", "gatys", "hed"]
-# unit:     RGB in [0, 1]; the network normalises with ImageNet mean/std (PyTorch tutorial, HUST).
-# imagenet: the pixels *are* ImageNet-normalised RGB (torchvision Normalize); UPES optimises here.
-# caffe:    BGR, 0..255, ImageNet mean subtracted (Keras `preprocess_input` mode "caffe"; IIT Bombay).
-# gatys:    BGR, 0..255, Gatys' mean subtracted (the input of his normalised VGG19, vgg_conv.pth).
-# hed:      BGR, 0..255, HED's mean subtracted (the input of the HED VGG16 trunk, the stand-in).
-# The last four are also the input conventions of the backbone weights (Backbone.input_space).
 
 
 BGR_SPACES = ("caffe", "gatys", "hed")  # Caffe-style: BGR, 0..255, a mean subtracted, no std

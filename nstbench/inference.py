@@ -15,8 +15,9 @@ from .assets import resolve_image
 from .data import IMAGE_EXTENSIONS
 from .device import resolve_device
 from .errors import NstbenchError
-from .images import MIN_SIDE, Resize, image_format, load_image, probe_image, save_image, save_truncated_255
+from .images import MIN_SIDE, image_format, load_image, probe_image, save_image, save_truncated_255
 from .records import atomic_write, ensure_writable_dir
+from .specs import Resize
 from .transformer import check_input_size, load_transformer
 
 

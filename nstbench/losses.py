@@ -30,20 +30,11 @@ TV modes (on the image tensor [B, 3, H, W], summed over channels):
 
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from typing import Mapping
 
 import torch
 
-ContentMode = Literal["half_sum", "sum", "mean"]
-GramNorm = Literal["none", "hw", "chw"]
-StyleMode = Literal["gatys", "frobenius", "mean", "upes"]
-TVMode = Literal["l1_sum", "l1_mean", "squared_sum", "squared_half_interior"]
-Reduce = Literal["sum", "mean"]
-
-CONTENT_MODES = ("half_sum", "sum", "mean")
-GRAM_NORMS = ("none", "hw", "chw")
-STYLE_MODES = ("gatys", "frobenius", "mean", "upes")
-TV_MODES = ("l1_sum", "l1_mean", "squared_sum", "squared_half_interior")
+from .specs import CONTENT_MODES, GRAM_NORMS, STYLE_MODES, TV_MODES, ContentMode, GramNorm, Reduce, StyleMode, TVMode
 
 
 class _Gram(torch.autograd.Function):

@@ -27,78 +27,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import weakref
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
 from .backbones import Backbone
-from .compute_args import COMPILE_MODES
+from .compute import Compute
 from .errors import NstbenchError
-from .losses import ContentMode, GramNorm, Reduce, StyleMode, TVMode, content_loss, gram, style_loss, tv_loss
-
-# The sources' standard style layers (post-ReLU VGG names): Gatys et al.'s conv1_1 .. conv5_1 (a
-# Keras blockN_conv1 output is post-ReLU; the PyTorch codes tap after in-place ReLUs) and Johnson
-# et al.'s relu1_2, relu2_2, relu3_3, relu4_3 (VGG16).
-GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-JOHNSON_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    """What is measured: layers with weights, normalisation modes (see losses.py), and the mix
-    total = alpha * content + beta * style + gamma * tv."""
-
-    content_layers: tuple[tuple[str, float], ...]
-    style_layers: tuple[tuple[str, float], ...]
-    content_mode: ContentMode
-    gram_norm: GramNorm
-    style_mode: StyleMode
-    style_reduce: Reduce = "sum"
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 0.0
-    tv_mode: TVMode = "l1_sum"
-
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-@dataclass(frozen=True)
-class Compute:
-    """How the backbone runs (see the module docstring). The default is plain fp32 NCHW."""
-
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    channels_last: bool = False
-    compile: Literal["inductor", "reduce-overhead", "eager"] | None = None  # None: eager PyTorch
-
-    def __post_init__(self):
-        if self.dtype not in DTYPES:
-            raise NstbenchError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
-        if self.compile is not None and self.compile not in COMPILE_MODES:
-            raise NstbenchError(f"unknown compile mode {self.compile!r}; valid: {', '.join(COMPILE_MODES)}")
-
-    def compile_kwargs(self) -> dict:
-        """torch.compile's arguments for this mode ("reduce-overhead" is a mode of inductor)."""
-        return {"mode": "reduce-overhead"} if self.compile == "reduce-overhead" else {"backend": self.compile}
-
-    def autocast(self, device_type: str):
-        """The autocast context of this dtype (a no-op context for float32)."""
-        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.dtype == "bfloat16")
-
-    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
-        """A network (the fast transformer) as this compute runs it: NHWC weights, compiled in place
-        (module.compile: the state_dict keys stay as they are). Returns the same module."""
-        if self.channels_last:
-            module = module.to(memory_format=torch.channels_last)
-        if self.compile is not None:
-            module.compile(**self.compile_kwargs())
-        return module
-
-    def describe(self) -> str:
-        """'float32', 'bfloat16 channels_last compile=inductor', ...: for progress lines and labels."""
-        parts = [self.dtype] + (["channels_last"] if self.channels_last else [])
-        return " ".join(parts + ([f"compile={self.compile}"] if self.compile else []))
+from .losses import content_loss, gram, style_loss, tv_loss
+from .specs import LossSpec
 
 
 def extract_features(backbone: Backbone, x: torch.Tensor, layers, compute: Compute) -> dict[str, torch.Tensor]:

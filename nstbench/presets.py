@@ -14,10 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from .errors import NstbenchError, unknown
-from .gatys import Feed, OptimizerSpec
-from .images import Resize, Space
-from .perceptual import GATYS_STYLE_LAYERS, JOHNSON_STYLE_LAYERS, LossSpec
-from .transformer import TransformerConfig, get_variant
+from .specs import GATYS_STYLE_LAYERS, JOHNSON_STYLE_LAYERS, Feed, LossSpec, OptimizerSpec, Resize, Space
+from .variants import TransformerConfig, get_variant
 
 
 @dataclass(frozen=True)

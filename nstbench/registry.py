@@ -1,4 +1,5 @@
-"""The experiments of experiments/*.py, read from the `SPEC` each script declares (experiment.Spec).
+"""The experiments of experiments/*.py, read from the `SPEC` each script declares (Spec, below),
+and which experiment evaluates each claim (claims.py knows the claims, not who tests them).
 
 Everything that lists experiments reads this registry: the report builder (which experiments each
 source's report shows), the claims index (which experiment evaluates a claim), the tests'
@@ -11,14 +12,52 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any, Mapping
 
-from .experiment import Spec
+from .claims import CLAIMS, evaluate_rule
+from .sources import SOURCES
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"  # the repository's scripts
 _SCRIPT = re.compile(r"^e(\d+)_\w+\.py$")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What an experiment is, declared once at the top of its script experiments/<name>.py."""
+
+    name: str  # the script's file stem; it writes results/<profile>/<weight set>/<name>/ and `make eN` runs it
+    title: str  # one line, for reports and listings
+    sources: tuple[str, ...]  # keys of sources.SOURCES whose report shows this experiment
+    claims: tuple[str, ...]  # claims.CLAIMS it evaluates; a run that does not evaluate them all fails
+    archs: tuple[str, ...]  # backbones it loads (their weights records go into the cache key)
+    profiles: Mapping[str, Any]  # PROFILE_NAMES -> a frozen dataclass of sizes, steps, data volume
+    # profile fields a command line may override (--steps, --size, --data, ...) with their types;
+    # "data" defaults to $NSTBENCH_DATA (the Makefile's DATA=) where an experiment declares it
+    options: Mapping[str, type] = field(default_factory=lambda: {"steps": int, "size": int})
+    test_argv: tuple[str, ...] = ()  # added to `--profile smoke` by the tests: the smallest settings
+    # added to `--profile paper` by benchmarks/paper_check.py: the paper profile's sizes and data,
+    # a couple of steps (does every experiment fit and run on this device before the long run?)
+    paper_check_argv: tuple[str, ...] = ("--steps", "2")
+    # arch -> the weight family `--weights imagenet|auto` loads for it: families_of(the presets)
+    families: Mapping[str, str] = field(default_factory=dict)
+    # what its independent units are (e.g. "the five trainings"), submitted one job each by
+    # Experiment.map_units under --executor local|slurm; None: the experiment is one job
+    units: str | None = None
+
+    @property
+    def key(self) -> str:
+        """ "e4" for e4_init: the Makefile target and the EXPERIMENTS.md heading (E4)."""
+        return self.name.split("_", 1)[0]
+
+
+def families_of(*presets) -> dict[str, str]:
+    """Spec.families from the presets an experiment runs (Gatys or fast): each one's backbone ->
+    its `weights`, the family its source used, so a Spec never restates a preset."""
+    return {p.backbone: p.weights for p in presets}
 
 
 def script_paths(root: Path = EXPERIMENTS_DIR) -> list[Path]:
@@ -42,9 +81,6 @@ def load_script(name_or_path: str | Path) -> ModuleType:
 @lru_cache(maxsize=None)
 def specs(root: Path = EXPERIMENTS_DIR) -> dict[str, Spec]:
     """name -> Spec of every experiment script, checked for consistency (names, claims, sources)."""
-    from .claims import CLAIMS
-    from .report import SOURCES
-
     out: dict[str, Spec] = {}
     owner: dict[str, str] = {}
     for path in script_paths(root):
@@ -67,3 +103,15 @@ def specs(root: Path = EXPERIMENTS_DIR) -> dict[str, Spec]:
 def experiment_of_claim(claim_id: str) -> str | None:
     """The experiment that evaluates `claim_id` (None: no script declares it yet)."""
     return next((n for n, s in specs().items() if claim_id in s.claims), None)
+
+
+def claim_experiment(claim_id: str) -> str:
+    """E1..E10: the experiment whose Spec declares `claim_id`, or "none"."""
+    name = experiment_of_claim(claim_id)
+    return name.split("_", 1)[0].upper() if name else "none"
+
+
+def evaluate(claim_id: str, df) -> dict:
+    """Run the rule of `claim_id` on `df` (a DataFrame); the result also carries the claim's
+    source and text (claims.evaluate_rule) and the experiment that evaluates it."""
+    return {**evaluate_rule(claim_id, df), "experiment": claim_experiment(claim_id)}

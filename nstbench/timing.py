@@ -19,10 +19,10 @@ import torch
 
 from . import training
 from .backbones import Backbone
+from .compute import Compute
 from .errors import NstbenchError
-from .perceptual import Compute
+from .gatys_run import override, run_preset
 from .presets import FastPreset, GatysPreset
-from .stylize import override, run_preset
 
 
 def sync(device: torch.device) -> None:

@@ -18,7 +18,7 @@ Resuming: the data order depends only on (seed, step), the network and Adam stat
 from the checkpoint, so a resumed run ends with the same weights as an uninterrupted one (under the
 same `compute`, which a resumption must therefore keep).
 
-compute (perceptual.Compute): how the step runs, never what it computes. bfloat16 runs the
+compute (compute.Compute): how the step runs, never what it computes. bfloat16 runs the
 transformer's forward and the loss network under autocast (mixed precision; bf16 has fp32's
 exponent range, so unlike fp16 it needs no loss scaling); the network's weights, Adam's state,
 the Grams and the losses stay fp32. channels_last stores the transformer's weights and its input
@@ -45,23 +45,25 @@ import torch
 
 from .assets import resolve_dataset, resolve_image, sha256_of
 from .backbones import Backbone
+from .compute import Compute
 from .data import ImageFolderData
 from .device import resolve_device
 from .errors import NstbenchError
-from .images import Resize, load_image
-from .perceptual import Compute, PerceptualLoss
+from .images import load_image
+from .perceptual import PerceptualLoss
 from .precision import bf16_support
 from .presets import FastPreset, network_config
 from .records import atomic_write, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
+from .specs import Resize
 from .transformer import (
     CHECKPOINT_KIND,
-    TransformerConfig,
     build_transformer,
     check_input_size,
     load_state,
     load_transformer,
     read_checkpoint,
 )
+from .variants import TransformerConfig
 from .weights import load_backbone
 
 LOSS_COLUMNS = ["step", "epoch", "images", "total", "content", "style", "tv", "seconds"]

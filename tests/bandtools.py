@@ -93,8 +93,8 @@ def run_gatys(
 ) -> dict[int, dict[str, float]]:
     """One Gatys preset (at run["size"], or the preset's own size when absent): {step: {term: value}}
     for every step. Weights: seeded random unless run["weights"] names others (the published bands)."""
+    from nstbench.gatys_run import load_pair, override, run_preset
     from nstbench.presets import get_preset
-    from nstbench.stylize import load_pair, override, run_preset
     from nstbench.weights import load_backbone
 
     preset = override(get_preset(run["preset"]), steps=run["steps"], size=run.get("size"), init=run.get("init"))
@@ -322,9 +322,9 @@ def gatys_step_workload(preset_name: str = "hust", size: int = 64, repeat: int =
     optimizer update, clamping) at a small size, on targets computed once, as run_preset does.
     repeat=2 runs it twice: the injected 2x slowdown that the timing test must catch."""
     from nstbench.gatys import initial_image, make_gatys_loss, optimize_image
+    from nstbench.gatys_run import load_pair, override
     from nstbench.images import space_bounds
     from nstbench.presets import get_preset
-    from nstbench.stylize import load_pair, override
 
     preset = override(get_preset(preset_name), size=size)
     content, style = load_pair(preset, "chelsea", "starry_night")

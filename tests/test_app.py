@@ -251,8 +251,8 @@ def test_side_by_side_times_both_methods(page):
 
 
 def test_on_step_reports_each_step(vgg19_random):
+    from nstbench.gatys_run import load_pair, override, run_preset
     from nstbench.presets import get_preset
-    from nstbench.stylize import load_pair, override, run_preset
 
     preset = override(get_preset("hust"), steps=3, size=64)
     c, s = load_pair(preset, "chelsea", "starry_night")

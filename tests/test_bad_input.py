@@ -20,7 +20,7 @@ import torch
 from conftest import needs_assets
 from PIL import Image
 
-from nstbench import stylize as stylize_mod
+from nstbench import gatys_run as stylize_mod
 from nstbench.cli import main
 from nstbench.errors import NstbenchError
 from nstbench.gatys import make_gatys_loss
@@ -168,12 +168,12 @@ def test_unknown_layer_or_backbone_in_a_preset_is_a_one_line_error(tmp_path):
         stylize_mod.override(HUST, steps=1, size=56), loss=replace(HUST.loss, content_layers=(("conv4_9", 1.0),))
     )
     with pytest.raises(NstbenchError, match=r"unknown vgg19 layer 'conv4_9'; valid: .*conv4_2"):
-        stylize_mod.stylize(bad_layer, "chelsea", "starry_night", tmp_path / "a", weights="random")
+        stylize_mod.stylize_to_folder(bad_layer, "chelsea", "starry_night", tmp_path / "a", weights="random")
     bad_arch = replace(stylize_mod.override(HUST, steps=1, size=56), backbone="alexnet")
     with pytest.raises(
         NstbenchError, match="unknown backbone 'alexnet'; valid: keras_resnet50, resnet50, vgg16, vgg19"
     ):
-        stylize_mod.stylize(bad_arch, "chelsea", "starry_night", tmp_path / "b", weights="random")
+        stylize_mod.stylize_to_folder(bad_arch, "chelsea", "starry_night", tmp_path / "b", weights="random")
     with pytest.raises(NstbenchError, match="valid: keras_resnet50, resnet50, vgg16, vgg19"):
         load_backbone("vgg11", "random")
 
@@ -282,7 +282,8 @@ def test_unwritable_output_for_train_and_apply(tmp_path, capsys):
         ],
     )
     assert_one_line_error(rc, err, "cannot write to output folder")
-    from nstbench.transformer import build_transformer, get_variant
+    from nstbench.transformer import build_transformer
+    from nstbench.variants import get_variant
 
     torch.save(build_transformer(get_variant("pytorch-examples")).state_dict(), tmp_path / "net.pth")
     rc, _, err = run_cli(

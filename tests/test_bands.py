@@ -15,8 +15,7 @@ import pytest
 import torch
 from conftest import needs_assets
 
-from nstbench.fast import FAST_PRESETS
-from nstbench.presets import PRESETS
+from nstbench.presets import FAST_PRESETS, PRESETS
 
 BANDS = B.load_bands()
 SCENARIOS = BANDS["scenarios"]

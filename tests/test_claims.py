@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from nstbench import claims
+from nstbench import claims, registry
 from nstbench.claims import FAILS, HOLDS, INCONCLUSIVE
 from nstbench.errors import NstbenchError
 
@@ -404,8 +404,8 @@ def test_c14():
 def test_registry_covers_c1_to_c14():
     assert list(claims.CLAIMS) == [f"C{i}" for i in range(1, 15)]
     for cid, c in claims.CLAIMS.items():
-        assert c.source and c.text and c.experiment.startswith("E") and callable(c.rule)
-    r = claims.evaluate("C1", _df(gamma=[0, 10, 100], hf_fraction=[0.3, 0.2, 0.1]))
+        assert c.source and c.text and registry.claim_experiment(cid).startswith("E") and callable(c.rule)
+    r = registry.evaluate("C1", _df(gamma=[0, 10, 100], hf_fraction=[0.3, 0.2, 0.1]))
     assert r["claim"] == "C1" and r["verdict"] == HOLDS and r["experiment"] == "E1"
     with pytest.raises(NstbenchError):
-        claims.evaluate("C99", _df(x=[1]))
+        registry.evaluate("C99", _df(x=[1]))

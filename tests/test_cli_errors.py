@@ -18,7 +18,8 @@ from nstbench import device as device_mod
 from nstbench.cli import main
 from nstbench.experiment import result_dir
 from nstbench.records import LOCK_NAME, OutputLock
-from nstbench.transformer import build_transformer, get_variant
+from nstbench.transformer import build_transformer
+from nstbench.variants import get_variant
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 
@@ -495,7 +496,7 @@ def test_a_stale_lock_is_taken_over(tmp_path, capsys):
 
 
 def test_the_lock_is_held_while_the_run_works(tmp_path, capsys, monkeypatch):
-    from nstbench import stylize as stylize_mod
+    from nstbench import gatys_run as stylize_mod
 
     real, seen = stylize_mod.run_preset, {}
 
@@ -593,7 +594,8 @@ def test_export_onnx_gives_the_same_image(net_pth, tmp_path, capsys):
     ort = pytest.importorskip("onnxruntime")
     rc, out, err = run(capsys, ["apply", "--checkpoint", net_pth, "--export-onnx", tmp_path / "net.onnx"])
     assert rc == 0, err
-    from nstbench.images import Resize, load_image
+    from nstbench.images import load_image
+    from nstbench.specs import Resize
     from nstbench.transformer import load_transformer
 
     x = load_image("chelsea", Resize("exact", (48, 64)))
@@ -610,7 +612,8 @@ def test_export_onnx_gives_the_same_image(net_pth, tmp_path, capsys):
 
 
 def test_output_name_and_original_colors(tmp_path, capsys):
-    from nstbench.images import _RGB_TO_YUV, Resize, load_image
+    from nstbench.images import _RGB_TO_YUV, load_image
+    from nstbench.specs import Resize
 
     styled = STYLIZE + ["--init", "style"]  # starts from the style image: the colours differ from the content's
     assert run(capsys, styled + ["--out", tmp_path / "a"])[0] == 0
@@ -742,7 +745,7 @@ def test_multi_scale_continues_from_the_upsampled_coarse_result(vgg19_random, tm
     upsampled (bicubic) to the finer size: recomputed here from run_preset and the loss alone."""
     import csv
 
-    from nstbench import stylize as stylize_mod
+    from nstbench import gatys_run as stylize_mod
     from nstbench.gatys import make_gatys_loss
     from nstbench.images import space_to_unit, unit_to_space
     from nstbench.presets import UPES
@@ -797,12 +800,13 @@ def test_python_api_returns_data_and_raises_one_line_errors(tmp_path):
 
 
 def test_train_and_the_scripts_share_the_default_profile(tmp_path, capsys):
-    from nstbench.experiment import Spec, build_parser
+    from nstbench.experiment import experiment_parser
     from nstbench.profiles import default_profile
+    from nstbench.registry import Spec
 
     assert default_profile("cpu") == "cpu" and default_profile("cuda:0") == "paper"
     spec = Spec(name="e1", title="E1", sources=(), claims=(), archs=(), profiles={"smoke": 0, "cpu": 0, "paper": 0})
-    assert build_parser(spec, "E1").parse_args([]).profile is None  # resolved later
+    assert experiment_parser(spec, "E1").parse_args([]).profile is None  # resolved later
     rc, _, err = run(
         capsys,
         [

@@ -31,7 +31,8 @@ SCRIPT = textwrap.dedent('''
 
     import torch
 
-    from nstbench.experiment import COMMON_COLUMNS, Experiment, Spec, cli
+    from nstbench.experiment import COMMON_COLUMNS, Experiment, cli
+    from nstbench.registry import Spec
 
 
     @dataclass(frozen=True)

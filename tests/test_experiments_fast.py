@@ -17,7 +17,7 @@ from conftest import check_lpips_column, load_script, needs_assets
 from PIL import Image
 
 import nstbench.experiment as harness
-from nstbench import claims, training
+from nstbench import claims, registry, training
 from nstbench.figures import read_stamp
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
@@ -50,7 +50,7 @@ def check_common(out: Path, csvs: list[str], profile: str) -> dict:
     for cid, rec in m["claims"].items():
         df = pd.read_csv(out / rec["csv"])
         df = df.query(rec["where"]) if rec["where"] else df
-        assert claims.evaluate(cid, df)["verdict"] == rec["verdict"]
+        assert registry.evaluate(cid, df)["verdict"] == rec["verdict"]
         assert rec["caveat"]  # random weights: flagged as not testing the source's claim
     return m
 
@@ -80,7 +80,7 @@ def test_e2_fast_sweeps(tmp_path, monkeypatch, shared_backbones):
     assert len(base) == 2 and base.drop(columns="sweep").nunique().max() == 1  # one run, in both sweeps
     assert set(t["judge"]) == {"vgg16"} and (t["train_steps"] == 2).all() and (t["train_images"] == 4).all()
     assert t["ssim_content"].between(-1, 1).all() and (t["style_distance"] > 0).all()
-    assert claims.evaluate("C3", c3)["verdict"] in claims.VERDICTS
+    assert registry.evaluate("C3", c3)["verdict"] in claims.VERDICTS
     for f in set(t["output"]):
         assert Image.open(out / f).size == (64, 43)  # chelsea at the smoke eval size, long side 64
     cur = pd.read_csv(out / "curves.csv")

@@ -19,9 +19,10 @@ from conftest import BF16_NATIVE, check_lpips_column, load_script, needs_assets
 
 import nstbench.experiment as harness
 from nstbench import claims, registry
+from nstbench.compute import Compute
 from nstbench.figures import read_stamp
-from nstbench.images import Resize, load_image
-from nstbench.perceptual import Compute
+from nstbench.images import load_image
+from nstbench.specs import Resize
 
 pytestmark = needs_assets
 
@@ -165,7 +166,7 @@ def test_experiment_outputs_schema_claims_and_cache(name, tmp_path, monkeypatch,
         assert (csv, where) == (rec["csv"], rec["where"])
         df = pd.read_csv(out / csv)
         assert set(columns) <= set(df.columns), (cid, columns)
-        verdict = claims.evaluate(cid, df.query(where) if where else df)
+        verdict = registry.evaluate(cid, df.query(where) if where else df)
         assert verdict["verdict"] in claims.VERDICTS
         assert m["claims"][cid]["verdict"] == verdict["verdict"]
         assert m["claims"][cid]["caveat"]  # random weights are flagged as not testing the source's claim
@@ -361,7 +362,7 @@ def test_experiment_runs_with_the_gpu_path_compute(name, tmp_path, shared_backbo
 
 
 def test_auto_compute_is_fp32_on_the_cpu_and_bf16_nhwc_on_cuda():
-    ap = harness.build_parser(SPECS["e7_upes"], "")
+    ap = harness.experiment_parser(SPECS["e7_upes"], "")
     auto = ap.parse_args([])
     assert harness.compute_from_args(auto, "cpu") == Compute()
     assert harness.compute_from_args(auto, "cuda") == Compute("bfloat16", channels_last=True)

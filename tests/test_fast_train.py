@@ -16,9 +16,10 @@ from PIL import Image
 
 from nstbench.backbones import canonical
 from nstbench.cli import main
+from nstbench.compute import Compute
 from nstbench.data import ImageFolderData
 from nstbench.errors import NstbenchError
-from nstbench.perceptual import Compute, PerceptualLoss
+from nstbench.perceptual import PerceptualLoss
 from nstbench.presets import FAST_HUST as HUST
 from nstbench.presets import FAST_PRESETS, TRAIN_PROFILES, get_fast_preset, network_config
 from nstbench.presets import override_fast as override

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from nstbench.errors import NstbenchError
-from nstbench.gatys import Diverged, LossSpec, OptimizerSpec, initial_image, make_gatys_loss, optimize_image
+from nstbench.gatys import Diverged, initial_image, make_gatys_loss, optimize_image
 from nstbench.images import space_bounds
 from nstbench.presets import HUST
+from nstbench.specs import LossSpec, OptimizerSpec
 
 G = torch.Generator().manual_seed(0)
 CONTENT = torch.rand(1, 3, 32, 32, generator=G)

@@ -22,8 +22,8 @@ from PIL import Image
 from torchvision import transforms
 
 from nstbench.assets import resolve_image
+from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.presets import GATYS2016_CODE
-from nstbench.stylize import load_pair, override, run_preset
 from nstbench.weights import load_backbone
 
 SIZE = 48  # the notebook's img_size is 512

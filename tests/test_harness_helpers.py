@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from nstbench.errors import NstbenchError
-from nstbench.experiment import PROFILE_NAMES, Experiment, Spec, result_dir, thin_curve
+from nstbench.experiment import Experiment, result_dir, thin_curve
+from nstbench.profiles import PROFILE_NAMES
 from nstbench.records import weight_set
+from nstbench.registry import Spec
 
 
 def test_thin_curve_keeps_first_last_and_every_stride_step():

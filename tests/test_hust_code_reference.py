@@ -19,8 +19,8 @@ from conftest import needs_assets
 
 from nstbench.errors import NstbenchError
 from nstbench.gatys import make_gatys_loss
+from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.presets import HUST_CODE
-from nstbench.stylize import load_pair, override, run_preset
 from nstbench.weights import load_backbone
 
 SIZE = 64  # long side; the notebook uses 512, the loop is the same at any size (hust_cat: 64x48)

@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from nstbench.errors import NstbenchError
-from nstbench.images import Resize, load_image, save_image, space_bounds, space_to_unit, to_pil, unit_to_space
+from nstbench.images import load_image, save_image, space_bounds, space_to_unit, to_pil, unit_to_space
+from nstbench.specs import Resize
 
 
 def _rgb(w=40, h=30):

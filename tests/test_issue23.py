@@ -17,7 +17,8 @@ from PIL import Image
 import nstbench
 from nstbench.cli import main
 from nstbench.errors import NstbenchError
-from nstbench.transformer import CHECKPOINT_KIND, build_transformer, get_variant
+from nstbench.transformer import CHECKPOINT_KIND, build_transformer
+from nstbench.variants import get_variant
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,7 +220,7 @@ def test_item8_lr_zero_and_negative_follow_one_rule(tmp_path, capsys):
 
 
 def test_item8_zero_style_blend_is_refused_before_the_backbone_loads(tmp_path, capsys, monkeypatch):
-    import nstbench.stylize as stylize_mod
+    import nstbench.gatys_run as stylize_mod
 
     def no_load(*a, **k):
         raise AssertionError("the backbone was loaded before the blend weights were checked")
@@ -406,7 +407,7 @@ def test_item2_stopping_the_app_stops_its_server(tmp_path, sig):
 
 @pytest.mark.parametrize("scales", [None, "64,2000"])
 def test_item9_memory_refusal_before_decoding_or_loading(tmp_path, capsys, monkeypatch, scales):
-    import nstbench.stylize as stylize_mod
+    import nstbench.gatys_run as stylize_mod
     from nstbench import device as device_mod
 
     def nothing_loaded(*a, **k):

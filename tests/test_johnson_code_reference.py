@@ -18,7 +18,8 @@ from nstbench.losses import tv_loss
 from nstbench.perceptual import PerceptualLoss
 from nstbench.presets import FAST_JOHNSON2016 as JOHNSON2016
 from nstbench.presets import FAST_JOHNSON2016_CODE as JOHNSON2016_CODE
-from nstbench.transformer import build_transformer, get_variant
+from nstbench.transformer import build_transformer
+from nstbench.variants import get_variant
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

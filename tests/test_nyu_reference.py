@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from conftest import needs_assets
 from torchvision.models.vgg import cfgs, make_layers
 
+from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.presets import NYU
-from nstbench.stylize import load_pair, override, run_preset
 from nstbench.weights import load_backbone
 
 SIZE = 40

@@ -20,9 +20,12 @@ import pytest
 import torch
 from conftest import BF16_NATIVE, BF16_WHY, needs_assets, needs_native_bf16, stylize_argv
 
+from nstbench.compute import Compute
 from nstbench.errors import NstbenchError
-from nstbench.gatys import Compute, OptimizerSpec, extract_features, initial_image, make_gatys_loss, optimize_image
+from nstbench.gatys import initial_image, make_gatys_loss, optimize_image
+from nstbench.perceptual import extract_features
 from nstbench.presets import HUST, UPES
+from nstbench.specs import OptimizerSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 G = torch.Generator().manual_seed(1)

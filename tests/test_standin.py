@@ -217,9 +217,9 @@ def test_the_stand_in_stylises_where_random_weights_do_not():
     """hust (Adam from the content, clipped to [0, 1]) at 64 px for 40 steps: on the stand-in the
     output moves away from the content, its SSIM to it well below the random-weight run's."""
     import nstbench
+    from nstbench.gatys_run import load_pair, override
     from nstbench.metrics import ssim
     from nstbench.presets import get_preset
-    from nstbench.stylize import load_pair, override
 
     content, _ = load_pair(override(get_preset("hust"), size=64), "tubingen", "starry_night")  # unit RGB
     ssims = {}

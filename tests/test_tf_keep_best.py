@@ -12,10 +12,11 @@ import torch
 from conftest import needs_assets
 
 from nstbench.errors import NstbenchError
-from nstbench.gatys import OptimizerSpec, initial_image, make_gatys_loss, optimize_image
+from nstbench.gatys import initial_image, make_gatys_loss, optimize_image
+from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.images import space_bounds
 from nstbench.presets import IITB_VGG19
-from nstbench.stylize import load_pair, override, run_preset
+from nstbench.specs import OptimizerSpec
 
 
 def reference_tf_keep_best(loss_fn, init, steps, lr, betas, eps, lo, hi):

@@ -49,9 +49,10 @@ def test_timing_band_catches_a_2x_slowdown(medians):
 
 @needs_assets
 def test_fast_forward_is_100x_faster_than_a_gatys_run_of_the_same_size():
+    from nstbench.gatys_run import load_pair, override, run_preset
     from nstbench.presets import get_preset
-    from nstbench.stylize import load_pair, override, run_preset
-    from nstbench.transformer import build_transformer, get_variant
+    from nstbench.transformer import build_transformer
+    from nstbench.variants import get_variant
 
     # HUST E6 pair: its optimisation (100 iterations, a tenth of E6's 1000; about 560x here) vs its fast network
     preset = override(get_preset("hust"), size=64, steps=100)

@@ -11,9 +11,9 @@ from conftest import needs_assets
 
 from nstbench import timing
 from nstbench.errors import NstbenchError
-from nstbench.gatys import OptimizerSpec
+from nstbench.gatys_run import load_pair, override
 from nstbench.presets import NYU
-from nstbench.stylize import load_pair, override
+from nstbench.specs import OptimizerSpec
 
 
 def test_time_forward_counts_warmup_and_repeats():

@@ -17,7 +17,8 @@ from torch import nn
 
 from nstbench.cli import main
 from nstbench.errors import NstbenchError
-from nstbench.transformer import VARIANTS, build_transformer, get_variant, load_transformer
+from nstbench.transformer import build_transformer, load_transformer
+from nstbench.variants import VARIANTS, get_variant
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -17,8 +17,8 @@ from PIL import Image
 from torchvision import transforms
 
 from nstbench.assets import resolve_image
+from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.presets import UPES
-from nstbench.stylize import load_pair, override, run_preset
 from nstbench.weights import load_backbone
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -17,8 +17,7 @@ from nstbench import weights as W
 from nstbench.backbones import layer_names
 from nstbench.cli import main
 from nstbench.errors import NstbenchError
-from nstbench.fast import FAST_PRESETS
-from nstbench.presets import PRESETS
+from nstbench.presets import FAST_PRESETS, PRESETS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RNG = np.random.default_rng(2024)

@@ -13,9 +13,9 @@ from PIL import Image
 
 from nstbench import registry
 from nstbench.cli import _toy_note, _weights_note, build_parser, main, toy_train_steps
-from nstbench.experiment import build_parser as experiment_parser
+from nstbench.experiment import experiment_parser
+from nstbench.families import KEYWORDS
 from nstbench.presets import FAST_PRESETS, PRESETS
-from nstbench.weights import KEYWORDS
 
 
 def help_text(capsys, *argv: str) -> str:

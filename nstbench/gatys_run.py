@@ -8,7 +8,6 @@ import os
 import shutil
 import sys
 import tempfile
-import types
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -16,33 +15,17 @@ from typing import Callable
 import torch
 
 from .backbones import Backbone, build_model, make_extractor
+from .compute import Compute
 from .device import activation_bytes, check_memory, resolve_device
 from .errors import NstbenchError
-from .gatys import (
-    Compute,
-    Diverged,
-    Interrupted,
-    OptimizeResult,
-    OptimizerSpec,
-    initial_image,
-    make_gatys_loss,
-    optimize_image,
-)
-from .images import (
-    Resize,
-    image_format,
-    load_image,
-    probe_image,
-    save_image,
-    space_bounds,
-    space_to_unit,
-    unit_to_space,
-)
+from .gatys import Diverged, Interrupted, OptimizeResult, initial_image, make_gatys_loss, optimize_image
+from .images import image_format, load_image, probe_image, save_image, space_bounds, space_to_unit, unit_to_space
 from .images import original_colors as keep_colors
 from .perceptual import blend_weights
 from .precision import require_native_bf16
 from .presets import GatysPreset
 from .records import ensure_writable_dir, provenance, run_dir, write_csv, write_json
+from .specs import OptimizerSpec, Resize
 from .weights import load_backbone
 
 CURVE_COLUMNS = ["step", "image", "total", "content", "style", "tv", "seconds"]
@@ -95,7 +78,7 @@ def run_preset(
 ) -> OptimizeResult:
     """Optimise with the preset's settings on already-loaded images (on their device); `style` may
     be a list of images blended by `style_blend` (init "style" starts from the first); `compute`
-    (gatys.Compute) picks the backbone's dtype and memory layout. progress_every: a progress line
+    (compute.Compute) picks the backbone's dtype and memory layout. progress_every: a progress line
     every N steps, 0 none, None every 10 s (the preset's print_every is its source's print
     interval, a record of the source, not nstbench's progress). sync_every: see optimize_image."""
     loss_fn = make_gatys_loss(
@@ -141,7 +124,7 @@ def initial_loss(
     return {k: float(v[0]) for k, v in loss_fn(x0).items()}
 
 
-def stylize(
+def stylize_to_folder(
     preset: GatysPreset,
     content: str,
     style: str | list[str],
@@ -167,7 +150,8 @@ def stylize(
     bf16_note = require_native_bf16(dev, allow_slow_bf16) if compute.dtype == "bfloat16" else None
     with run_dir(out, "stylize", overwrite) as folder:
         extras = dataclasses.replace(extras or Extras(), save_dir=folder / "steps", on_step=on_step)
-        result, record = run_stylize(preset, content, style, weights, seed, dev, progress_every, compute, extras)
+        run = RunOptions(weights, seed, dev, progress_every, compute)
+        result, record = run_stylize(preset, content, style, run, extras)
         if bf16_note:
             record["compute"]["bf16_support"] = bf16_note
         return write_run(folder, preset, result, record)
@@ -207,15 +191,24 @@ class Extras:
             blend_weights(self.style_blend, styles)  # a zero sum: refused here, before the backbone loads
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How one Gatys preset run goes, beside the preset and its images: the backbone's weights
+    and seed, the device, how the backbone runs (compute) and how often a progress line is printed
+    (run_preset's progress_every)."""
+
+    weights: str
+    seed: int
+    device: torch.device
+    progress_every: int | None
+    compute: Compute
+
+
 def run_stylize(
     preset: GatysPreset,
     content: str,
     style: str | list[str],
-    weights: str,
-    seed: int,
-    dev: torch.device,
-    progress_every: int | None,
-    compute: Compute,
+    run: RunOptions,
     extras: Extras = Extras(),
     backbone: Backbone | None = None,
     init_image: torch.Tensor | None = None,
@@ -226,15 +219,16 @@ def run_stylize(
     names = [str(x) for x in style] if isinstance(style, (list, tuple)) else [str(style)]
     extras.check(len(names))
     if extras.scales and init_image is None and backbone is None:
-        return run_scales(preset, content, names, weights, seed, dev, progress_every, compute, extras)
+        return run_scales(preset, content, names, run, extras)
+    dev = run.device
     _check_memory(preset, content, dev)
     c, s = load_pair(preset, content, names[0])
     styles = [s] + [load_pair(preset, content, n)[1] for n in names[1:]]  # each checked before any work
     if backbone is None:
-        backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling, family=preset.weights).to(
-            dev
-        )
-    record = _record(preset, content, names, c, styles, seed, compute, backbone, dev, extras)
+        backbone = load_backbone(
+            preset.backbone, run.weights, seed=run.seed, pooling=preset.pooling, family=preset.weights
+        ).to(dev)
+    record = _record(preset, content, names, c, styles, run, backbone, extras)
     if not extras.scales:  # said once, before the work (run_scales says it for its finest scale)
         _warn_if_upscaled(preset, content, record)
     status, message = "ok", ""
@@ -244,9 +238,9 @@ def run_stylize(
             c.to(dev),
             [x.to(dev) for x in styles] if len(styles) > 1 else s.to(dev),
             backbone,
-            seed=seed,
-            progress_every=progress_every,
-            compute=compute,
+            seed=run.seed,
+            progress_every=run.progress_every,
+            compute=run.compute,
             style_blend=extras.style_blend,
             on_step=_observers(
                 _saver(extras.save_every, extras.save_dir, preset.space) if extras.save_every else None, extras.on_step
@@ -306,25 +300,19 @@ def _check_memory(preset: GatysPreset, content: str, dev: torch.device) -> None:
 
 
 def run_scales(
-    preset: GatysPreset,
-    content: str,
-    names: list[str],
-    weights: str,
-    seed: int,
-    dev: torch.device,
-    progress_every: int | None,
-    compute: Compute,
-    extras: Extras,
+    preset: GatysPreset, content: str, names: list[str], run: RunOptions, extras: Extras
 ) -> tuple[OptimizeResult, dict]:
     """Multi-scale: the preset at each of extras.scales (working sizes, coarse to fine) for its
     steps, each scale starting from the previous result upsampled (bicubic). Every scale's inputs
     and the finest scale's memory are checked before any work. curve.csv's steps run on across
     scales; run.json's `scales` says which steps ran at which size."""
     presets = [override(preset, size=n) for n in extras.scales]
-    _check_memory(presets[-1], content, dev)
+    _check_memory(presets[-1], content, run.device)
     for p in presets:
         load_pair(p, content, names[0])
-    backbone = load_backbone(preset.backbone, weights, seed=seed, pooling=preset.pooling, family=preset.weights).to(dev)
+    backbone = load_backbone(
+        preset.backbone, run.weights, seed=run.seed, pooling=preset.pooling, family=preset.weights
+    ).to(run.device)
     finest = load_pair(presets[-1], content, names[0])[0]
     size_hw, upscaled = _upscaled(content, finest)
     _warn_if_upscaled(
@@ -340,9 +328,7 @@ def run_scales(
             original_colors=extras.original_colors and last,
             save_dir=extras.save_dir and extras.save_dir / f"scale_{extras.scales[k]}",
         )
-        result, record = run_stylize(
-            p, content, names, weights, seed, dev, progress_every, compute, ex, backbone=backbone, init_image=image
-        )
+        result, record = run_stylize(p, content, names, run, ex, backbone=backbone, init_image=image)
         history += [dict(r, step=r["step"] + len(history)) for r in result.history]
         seconds += result.seconds
         parts.append(
@@ -364,10 +350,8 @@ def _record(
     names: list[str],
     c: torch.Tensor,
     styles: list[torch.Tensor],
-    seed: int,
-    compute: Compute,
+    run: RunOptions,
     backbone: Backbone,
-    dev: torch.device,
     extras: Extras,
 ) -> dict:
     one = len(names) == 1
@@ -385,14 +369,14 @@ def _record(
         "content_image_size_hw": image_hw,  # the content file's own size
         "upscaled": upscaled,
         "style_size_hw": list(styles[0].shape[-2:]) if one else [list(x.shape[-2:]) for x in styles],
-        "seed": seed,
-        "compute": dataclasses.asdict(compute),
+        "seed": run.seed,
+        "compute": dataclasses.asdict(run.compute),
         "weights": backbone.weights,
         "curve_terms": "content, style and tv are unweighted; total = alpha*content + beta*style + gamma*tv",
         "output": extras.output,
         "original_colors": extras.original_colors,
         "save_every": extras.save_every,
-        "provenance": provenance(dev),
+        "provenance": provenance(run.device),
     }
 
 
@@ -490,16 +474,3 @@ def override(
     if init is not None:
         preset = replace(preset, init=init)
     return preset
-
-
-class _CallableModule(types.ModuleType):
-    """`nstbench.stylize` names this module once it is imported (Python sets a package's attribute
-    to each submodule it loads) and the API function before: both calls work the same way."""
-
-    def __call__(self, *args, **kwargs):
-        from .api import stylize as api_stylize
-
-        return api_stylize(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,97 @@
+"""The package's shape (issue 21), measured by benchmarks/arch_check.py from the source itself.
+
+A target not met yet is xfail(strict=True): it shows as expected-to-fail until the code meets it,
+and then the strict mark turns the pass into a failure until the mark is dropped, so a target once
+met cannot come undone. benchmarks/ and tests/ are outside the length and parameter rules (they
+measure and check; the rules are about the package a reader has to find their way in), and so
+are nstbench/api.py's public functions, whose keyword options are the user-facing Python API.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import arch_check  # noqa: E402
+
+MAX_LINES = 80
+MAX_PARAMS = 8
+
+
+def _public_api(name: str) -> bool:
+    mod, _, func = name.partition(":")
+    return mod == "api" and "." not in func and not func.startswith("_")
+
+
+# The layers README's "Where things live" draws, bottom up: a module imports only from its own layer
+# and those below. A new module must be placed here.
+LAYERS = {
+    "declarations": "sources specs variants families presets profiles compute claims errors",
+    "images and networks": "images assets data losses backbones weights checkpoints transformer device precision records",
+    "methods": "perceptual gatys gatys_run training inference metrics timing",
+    "harness": "registry executors experiment report figures compute_args",
+    "interfaces": "api cli app app_page __main__",
+}
+LAYER_OF = {m: i for i, mods in enumerate(LAYERS.values()) for m in mods.split()}
+
+
+def test_import_graph_sees_the_package():
+    g = arch_check.import_graph()
+    assert "cli" in g and "weights" in g["experiment"]  # a module-level import
+    assert "report" in g["cli"]  # an import inside a function counts too
+
+
+def test_no_import_cycles():
+    g = arch_check.import_graph()
+    assert arch_check.cycles(g) == []
+    assert arch_check.back_edges(g) == []
+
+
+def test_imports_point_down_the_layers():
+    g = arch_check.import_graph()
+    assert sorted(g) == sorted(LAYER_OF)  # every module has its layer
+    up = [(a, b) for a, bs in g.items() for b in bs if LAYER_OF[b] > LAYER_OF[a]]
+    assert up == []
+
+
+def test_no_long_functions():
+    long = [f for f in arch_check.functions() if f[1] > MAX_LINES]
+    assert long == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="12 left, e.g. run_preset (16), train_transformer (14), override_fast (13): tests and experiments "
+    "call them by keyword, so grouping their knobs changes those call sites",
+)
+def test_few_parameters():
+    many = [f for f in arch_check.functions() if f[2] > MAX_PARAMS and not _public_api(f[0])]
+    assert many == []
+
+
+def test_each_name_defined_once():
+    assert arch_check.duplicate_names() == {}
+
+
+def test_each_name_imported_from_its_defining_module():
+    assert arch_check.reexported_imports() == []  # no re-export facades (the old fast.py)
+
+
+def _imports_torch(argv: list[str]) -> bool:
+    code = (
+        "import sys\nfrom nstbench.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, file=sys.stderr)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return r.stderr.strip().splitlines()[-1] == "True"
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["presets", "--all"], ["stylize", "--help"], ["train", "--help"], ["apply", "--help"]]
+)
+def test_listing_and_help_stay_torch_free(argv):
+    assert not _imports_torch(argv)
