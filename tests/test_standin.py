@@ -231,7 +231,7 @@ def test_the_stand_in_stylises_where_random_weights_do_not():
 
 
 def test_every_output_names_the_stand_in_as_such(tmp_path):
-    from nstbench.app import weights_label as app_label
+    from nstbench.app import weights_summary as app_label
     from nstbench.figures import weights_stamp
 
     path = tmp_path / "hed.weights.h5"
