@@ -59,7 +59,7 @@ test: $(STAMP)
 # AVX-512 machine runs them as an AVX2-only CPU (Zen 3) would, an AVX2 machine with ATen's scalar
 # kernels. A test that holds on one CPU only fails here, not on a user's machine (.ci/run runs it).
 KERNEL_TESTS ?= tests/test_bands.py tests/test_gatys.py tests/test_losses.py tests/test_backbones.py tests/test_perf.py \
-                tests/test_fast_train.py
+                tests/test_fast_train.py tests/test_standin.py
 OTHER_KERNELS := $(shell grep -q avx512f /proc/cpuinfo 2>/dev/null && echo "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2" || echo "ATEN_CPU_CAPABILITY=default")
 test-kernels: $(STAMP)
 	env $(OTHER_KERNELS) $(BIN)/python -m pytest -q $(KERNEL_TESTS)

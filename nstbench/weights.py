@@ -600,11 +600,13 @@ def _gatys_normalised(model: torch.nn.Module, sha256: str) -> dict:
     """Gatys' normalisation of the stand-in over coco100 with max pooling (the network as trained).
     The scales cost a pass over 100 images (about 20 s on 2 cores): they are kept in the cache
     folder, keyed by the trunk file's and the images' hashes, and re-applied to a fresh trunk."""
-    from .assets import cache_dir, sha256_of
+    from .assets import cache_dir
 
     ext = make_extractor(model, "vgg16", "max")
     files, size = _normalisation_files(), GATYS_NORM_SIZE
-    key = hashlib.sha256(f"{sha256} {size} {' '.join(sha256_of(f) for f in files)}".encode()).hexdigest()[:16]
+    # file_digest is memoised per (path, mtime, size): a second backbone in the process (E9 loads
+    # max and average pooling) does not hash the 100 images again
+    key = hashlib.sha256(f"{sha256} {size} {' '.join(file_digest(f) for f in files)}".encode()).hexdigest()[:16]
     cached = cache_dir() / "standin" / f"hed-gatys-scales-{key}.pt"
     scales = None
     if cached.is_file():
@@ -717,7 +719,7 @@ def load_backbone(
             model, record = _fallback(arch, seed, family, str(e))
     else:
         path = Path(weights).expanduser()
-        if path.is_file() and read_weights_file(path)[0] == "hed":
+        if path.is_file() and _is_hed_h5(path):  # the header only: _standin reads the file once
             model, record = _standin(arch, seed, family, path)
         else:
             model = _seeded_model(arch, seed)
