@@ -448,12 +448,15 @@ def make_extractor(model: nn.Module, arch: str, pooling: Pooling = "max", instea
 
 
 @torch.no_grad()
-def gatys_scales(ext: VGGExtractor, images: torch.Tensor | Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
+def gatys_scales(
+    ext: VGGExtractor, images: torch.Tensor | Iterable[torch.Tensor], silent: float = 0.0
+) -> dict[str, torch.Tensor]:
     """Gatys et al.'s per-filter scales: each conv's mean (post-ReLU) activation over `images`.
 
     images: one batch in the network's input space, or an iterable of batches (a data set in
     pieces); the mean is over every image and position, accumulated in float64 (100 images x 50k
-    positions of float32 would lose digits). Dead filters (mean 0) get scale 1.
+    positions of float32 would lose digits). Dead filters (mean 0) get scale 1, and so do silent
+    ones when `silent` > 0 (see silent_scales).
     """
     if not isinstance(ext, VGGExtractor):
         raise NstbenchError("Gatys' activation normalisation is defined for the VGG backbones only")
@@ -465,8 +468,18 @@ def gatys_scales(ext: VGGExtractor, images: torch.Tensor | Iterable[torch.Tensor
         for r, a in acts.items():
             sums[r] = sums.get(r, 0) + a.double().sum(dim=(0, 2, 3))
             counts[r] += a.shape[0] * a.shape[2] * a.shape[3]
-    means = {relus[r]: sums[r] / counts[r] for r in relus}
-    return {name: torch.where(m > 0, m, torch.ones_like(m)) for name, m in means.items()}
+    return {relus[r]: silent_scales(sums[r] / counts[r], silent) for r in relus}
+
+
+def silent_scales(means: torch.Tensor, silent: float = 0.0) -> torch.Tensor:
+    """Scales from one layer's filter means: the mean itself, except 1 (left unscaled) for a dead
+    filter (mean 0) and for a silent one, whose mean is below `silent` times the median of the
+    layer's live filters. Dividing by a silent filter's mean would amplify its rare responses by
+    up to 1/mean: on the HED stand-in, fine-tuned for edges, conv5_1 has a filter of mean 7e-8 over
+    coco100, and the amplified trunk drives gatys2016's loss to inf within 100 L-BFGS evaluations."""
+    live = means[means > 0]
+    keep = means > (silent * live.median() if silent > 0 and live.numel() else 0)
+    return torch.where(keep, means, torch.ones_like(means))
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision
 
-from nstbench.backbones import canonical, gatys_normalize, layer_names
+from nstbench.backbones import canonical, gatys_normalize, layer_names, silent_scales
 from nstbench.errors import NstbenchError
 from nstbench.weights import load_backbone
 
@@ -172,6 +172,15 @@ def test_gatys_normalisation_makes_mean_activation_one():
         assert torch.allclose(m[alive], torch.ones_like(m[alive]), rtol=1e-10), name
     # the same function up to a positive per-channel scale: the sign pattern is unchanged
     assert torch.equal(before > 0, after["relu3_3"] > 0)
+
+
+def test_silent_filters_stay_unscaled():
+    means = torch.tensor([2.0, 0.0, 1e-3, 4.0, 0.03, 1.0], dtype=torch.float64)
+    # Gatys' procedure as written: every live filter divided by its mean, a dead one left alone
+    assert torch.equal(silent_scales(means), torch.tensor([2.0, 1.0, 1e-3, 4.0, 0.03, 1.0], dtype=torch.float64))
+    # silent 1e-2: the live median is 1.0 (of 2, 1e-3, 4, 0.03, 1), so a mean below 0.01 is left alone
+    assert torch.equal(silent_scales(means, 1e-2), torch.tensor([2.0, 1.0, 1.0, 4.0, 0.03, 1.0], dtype=torch.float64))
+    assert torch.equal(silent_scales(torch.zeros(3), 1e-2), torch.ones(3))  # an all-dead layer
 
 
 def test_random_weights_are_seeded():

@@ -230,6 +230,25 @@ def test_the_stand_in_stylises_where_random_weights_do_not():
     assert ssims["hed"] < ssims["random"] - 0.1, ssims
 
 
+@needs_hed
+@needs_assets
+def test_gatys2016_on_the_normalised_stand_in_stays_finite():
+    """Gatys' normalisation divides each filter by its mean over coco100; the stand-in (fine-tuned
+    for edges) has filters that almost never fire (conv5_1: one of mean 7e-8), and dividing by
+    those means made gatys2016's loss inf within 50 L-BFGS evaluations at 96 px. Silent filters
+    (mean below 1% of their layer's median) are left unscaled, and the run stays finite."""
+    import math
+
+    import nstbench
+
+    r = nstbench.stylize("tubingen", "starry_night_gatys", preset="gatys2016", steps=60, size=96, weights="hed")
+    norm = r.record["weights"]["gatys_normalized"]
+    assert norm["unscaled_filters"]["conv5_1"] > 150 and "0.01 of their layer's median" in norm["silent_rule"]
+    totals = list(r.history["total"])  # a non-finite loss would have raised gatys.Diverged
+    assert len(totals) == 60 and all(math.isfinite(t) for t in totals)
+    assert totals[-1] < 0.1 * totals[0]
+
+
 def test_every_output_names_the_stand_in_as_such(tmp_path):
     from nstbench.app import weights_summary as app_label
     from nstbench.figures import weights_stamp
