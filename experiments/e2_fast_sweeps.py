@@ -40,7 +40,7 @@ from nstbench.images import load_image
 from nstbench.presets import FAST_HUST, network_config, override_fast
 from nstbench.registry import Spec, families_of
 from nstbench.specs import Resize
-from nstbench.training import train_and_apply_unit
+from nstbench.training import TrainOptions, train_and_apply_unit
 
 NAME = "e2_fast_sweeps"
 
@@ -141,12 +141,14 @@ def training_preset(profile: Profile):
     # and intermediate checkpoints would add their write time to the training seconds
     return override_fast(
         FAST_HUST,
-        **length,
-        batch=profile.batch,
-        size=profile.size,
-        max_images=profile.max_images,
-        style_size=style_size,
-        checkpoint_every=10**9,
+        dict(
+            **length,
+            batch=profile.batch,
+            size=profile.size,
+            max_images=profile.max_images,
+            style_size=style_size,
+            checkpoint_every=10**9,
+        ),
     )
 
 
@@ -156,7 +158,7 @@ def train_point(exp: Experiment, lc: float, ls: float) -> dict:
     preset, name = training_preset(exp.profile), run_name(lc, ls)
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
-    p = override_fast(preset, content_weight=lc, style_weight=ls)
+    p = override_fast(preset, dict(content_weight=lc, style_weight=ls))
     print(
         f"[{NAME}] training {name}: lambda_c={lc:g} lambda_s={ls:g} lambda_tv={p.loss.gamma:g}",
         file=sys.stderr,
@@ -169,8 +171,7 @@ def train_point(exp: Experiment, lc: float, ls: float) -> dict:
         content,
         style_train,
         backbone=exp.backbone(p.backbone),
-        log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True),
-        **exp.run_options(),
+        run=TrainOptions(log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True), **exp.run_options()),
     )
     return run | {"gamma": p.loss.gamma, "batch": p.batch}
 

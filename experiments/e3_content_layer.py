@@ -54,7 +54,7 @@ from nstbench.presets import FAST_JOHNSON2016, override_fast
 from nstbench.registry import Spec, families_of
 from nstbench.specs import Resize
 from nstbench.timing import time_training
-from nstbench.training import train_and_apply_unit
+from nstbench.training import TrainOptions, train_and_apply_unit
 
 NAME = "e3_content_layer"
 
@@ -201,11 +201,7 @@ def training_preset(profile: Profile):
     # checkpoint only at the end: intermediate checkpoint writes would count as training time
     return override_fast(
         FAST_JOHNSON2016,
-        **length,
-        size=profile.size,
-        max_images=profile.max_images,
-        style_size=style_size,
-        checkpoint_every=10**9,
+        dict(**length, size=profile.size, max_images=profile.max_images, style_size=style_size, checkpoint_every=10**9),
     )
 
 
@@ -219,7 +215,7 @@ def train_point(exp: Experiment, layer: str, batch: int) -> dict:
     preset, name = training_preset(exp.profile), run_name(layer, batch)
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
-    p = override_fast(with_content_layer(preset, layer), batch=batch)
+    p = override_fast(with_content_layer(preset, layer), dict(batch=batch))
     print(f"[{NAME}] training {name}: content {layer}, batch {batch}", file=sys.stderr, flush=True)
     return train_and_apply_unit(
         p,
@@ -228,8 +224,7 @@ def train_point(exp: Experiment, layer: str, batch: int) -> dict:
         content,
         style_train,
         backbone=exp.backbone(p.backbone),
-        log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True),
-        **exp.run_options(),
+        run=TrainOptions(log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True), **exp.run_options()),
     )
 
 
@@ -245,15 +240,13 @@ def time_batch_sizes(exp: Experiment, preset, results: dict) -> list[dict]:
     )
     base = with_content_layer(preset, BASE_LAYER)
     times = time_training(
-        {b: override_fast(base, batch=b) for b in batches},
+        {b: override_fast(base, dict(batch=b)) for b in batches},
         STYLE,
         exp.profile.data,
         exp.backbone(preset.backbone),
-        exp.device,
         images=prof.timing_images,
         repeats=prof.timing_repeats,
-        seed=exp.seed,
-        compute=exp.compute,
+        run=TrainOptions(device=str(exp.device), seed=exp.seed, compute=exp.compute),
     )
     rows = []
     for b in batches:

@@ -321,20 +321,14 @@ class GatysJob:
             self._last_preview = now
 
     def _run(self) -> None:
+        from .gatys import RunOptions
         from .gatys_run import stylize_to_folder
 
         self.status = "running"
         try:
-            self.record = stylize_to_folder(
-                self.preset,
-                str(self.content),
-                str(self.style),
-                self.out,
-                weights=self.weights,
-                seed=self.seed,
-                progress_every=0,
-                on_step=self._on_step,
-            )
+            # on the CPU (RunOptions' default device), as the app always ran
+            run = RunOptions(seed=self.seed, progress_every=0, on_step=self._on_step, weights=self.weights)
+            self.record = stylize_to_folder(self.preset, str(self.content), str(self.style), self.out, run=run)
             self.status = "done"
         except Cancelled:
             self.status = "cancelled"

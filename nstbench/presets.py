@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 from .errors import NstbenchError, unknown
 from .specs import GATYS_STYLE_LAYERS, JOHNSON_STYLE_LAYERS, Feed, LossSpec, OptimizerSpec, Resize, Space
@@ -479,58 +479,48 @@ def get_fast_preset(name: str) -> FastPreset:
     return FAST_PRESETS[name]
 
 
-def override_fast(
-    preset: FastPreset,
-    *,
-    steps=None,
-    epochs=None,
-    batch=None,
-    size=None,
-    content_weight=None,
-    style_weight=None,
-    tv_weight=None,
-    network=None,
-    norm=None,
-    max_images=None,
-    style_size=None,
-    checkpoint_every=None,
-) -> FastPreset:
-    """A copy of the preset with the CLI's overrides. --steps and --epochs exclude each other."""
-    if steps is not None and epochs is not None:
+# the train options (and profile fields) that change a fast preset
+FAST_OVERRIDES = (
+    "steps",
+    "epochs",
+    "batch",
+    "size",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "network",
+    "norm",
+    "max_images",
+    "style_size",
+    "checkpoint_every",
+)
+
+
+def override_fast(preset: FastPreset, changes: Mapping[str, Any]) -> FastPreset:
+    """A copy of the preset with the CLI's overrides, option name -> value (FAST_OVERRIDES; None:
+    not given). --steps and --epochs exclude each other."""
+    unknown_names = sorted(set(changes) - set(FAST_OVERRIDES))
+    if unknown_names:  # a misspelt option would otherwise be dropped without a word
+        raise TypeError(f"override_fast() got unknown option(s) {', '.join(unknown_names)}")
+    given = {k: v for k, v in changes.items() if v is not None}
+    if "steps" in given and "epochs" in given:
         raise NstbenchError("give --steps or --epochs, not both")
-    for name, v in (
-        ("steps", steps),
-        ("epochs", epochs),
-        ("batch", batch),
-        ("size", size),
-        ("checkpoint-every", checkpoint_every),
-        ("max-images", max_images),
-        ("style-size", style_size),
-    ):
-        if v is not None and v < 1:
-            raise NstbenchError(f"--{name} must be at least 1, got {v}")
-    if size is not None and size < 16:
-        raise NstbenchError(f"--size must be at least 16 (the network downsamples by 4), got {size}")
-    changes: dict = {}
-    if steps is not None:
-        changes["steps"] = steps
-    if epochs is not None:
-        changes.update(epochs=epochs, steps=None)
-    for k, v in (
-        ("batch", batch),
-        ("size", size),
-        ("network", network),
-        ("norm", norm),
-        ("max_images", max_images),
-        ("style_size", style_size),
-        ("checkpoint_every", checkpoint_every),
-    ):
-        if v is not None:
-            changes[k] = v
-    loss = {k: v for k, v in (("alpha", content_weight), ("beta", style_weight), ("gamma", tv_weight)) if v is not None}
+    for k in ("steps", "epochs", "batch", "size", "checkpoint_every", "max_images", "style_size"):
+        if k in given and given[k] < 1:
+            raise NstbenchError(f"--{k.replace('_', '-')} must be at least 1, got {given[k]}")
+    if given.get("size", 16) < 16:
+        raise NstbenchError(f"--size must be at least 16 (the network downsamples by 4), got {given['size']}")
+    fields = {k: v for k, v in given.items() if k not in ("content_weight", "style_weight", "tv_weight")}
+    if "epochs" in given:
+        fields["steps"] = None  # a length in epochs: the preset's step count no longer applies
+    loss = {
+        k: given[o]
+        for k, o in (("alpha", "content_weight"), ("beta", "style_weight"), ("gamma", "tv_weight"))
+        if o in given
+    }
     if loss:
-        changes["loss"] = replace(preset.loss, **loss)
-    return replace(preset, **changes)
+        fields["loss"] = replace(preset.loss, **loss)
+    return replace(preset, **fields)
 
 
 def network_config(preset: FastPreset) -> TransformerConfig:
