@@ -19,7 +19,7 @@ from nstbench import losses
 from nstbench.compute import Compute
 from nstbench.gatys import RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import UPES
+from nstbench.sources import UPES
 from nstbench.specs import Resize
 from nstbench.weights import load_backbone
 

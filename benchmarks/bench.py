@@ -59,8 +59,9 @@ from nstbench.gatys import Mix, RunOptions, make_gatys_loss  # noqa: E402
 from nstbench.gatys_run import load_pair, override, run_preset  # noqa: E402
 from nstbench.images import load_image, unit_to_space  # noqa: E402
 from nstbench.precision import bf16_support  # noqa: E402
-from nstbench.presets import HUST, UPES, get_fast_preset, override_fast  # noqa: E402  # noqa: E402
+from nstbench.presets import get_fast_preset, override_fast  # noqa: E402
 from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
+from nstbench.sources import HUST, UPES  # noqa: E402
 from nstbench.specs import Resize  # noqa: E402
 from nstbench.training import TrainOptions, train_transformer  # noqa: E402
 from nstbench.transformer import build_transformer  # noqa: E402

@@ -52,12 +52,9 @@ from nstbench.compute import Compute  # noqa: E402
 from nstbench.device import resolve_device  # noqa: E402
 from nstbench.gatys import RunOptions, initial_image, make_gatys_loss, optimize_image  # noqa: E402
 from nstbench.gatys_run import load_pair  # noqa: E402
-from nstbench.presets import (  # noqa: E402
-    UPES,  # noqa: E402
-    get_fast_preset,
-    override_fast,
-)
+from nstbench.presets import get_fast_preset, override_fast  # noqa: E402
 from nstbench.records import atomic_write_text, ensure_writable_dir, write_csv  # noqa: E402
+from nstbench.sources import UPES  # noqa: E402
 from nstbench.specs import Resize  # noqa: E402
 from nstbench.training import TrainOptions, train_transformer  # noqa: E402
 from nstbench.transformer import build_transformer  # noqa: E402

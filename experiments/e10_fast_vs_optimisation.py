@@ -1,6 +1,6 @@
 """E10 (claim C14): Johnson et al.'s comparison of the fast network with optimisation (ECCV 2016 Fig. 5, Table 1).
 
-Fig. 5: the `johnson2016` fast network (nstbench.presets.FAST_JOHNSON2016: VGG16 loss network, content
+Fig. 5: the `johnson2016` fast network (nstbench.sources.FAST_JOHNSON2016: VGG16 loss network, content
 relu2_2, style relu1_2 .. relu4_3, lambda 1 / 5 / 1e-6) is trained, stylises the cat photo, and its
 output is scored by the Gatys objective of its own loss network: lambda_c content + lambda_s style +
 lambda_tv TV, the training loss of that image. The same objective is minimised by L-BFGS from
@@ -40,8 +40,9 @@ from nstbench.figures import loss_axis
 from nstbench.gatys import Mix, RunOptions, make_gatys_loss
 from nstbench.gatys_run import initial_loss, run_preset
 from nstbench.images import load_image
-from nstbench.presets import FAST_JOHNSON2016, NYU, override_fast
+from nstbench.presets import override_fast
 from nstbench.registry import Spec
+from nstbench.sources import FAST_JOHNSON2016, NYU
 from nstbench.specs import OptimizerSpec, Resize
 from nstbench.timing import time_forward, time_optimisation
 from nstbench.training import TrainOptions, train_and_apply

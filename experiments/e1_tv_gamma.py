@@ -26,8 +26,8 @@ from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.figures import readable_log_x
 from nstbench.gatys import Mix, RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import HUST
 from nstbench.registry import Spec, families_of
+from nstbench.sources import HUST
 
 NAME = "e1_tv_gamma"
 
@@ -143,7 +143,7 @@ def compute(exp: Experiment, preset) -> None:
     exp.note(f"profile {exp.profile_label}: {w}x{h} px and {preset.steps} iterations (report: long side 512, 1000)")
     exp.note(
         "hust preset: the report's losses with the repository notebook's optimiser (Keras Adam lr 0.01, "
-        "beta1 0.9, epsilon 0.1 in TensorFlow form) and clipping to [0, 1] (see presets.py, hust-code)"
+        "beta1 0.9, epsilon 0.1 in TensorFlow form) and clipping to [0, 1] (see sources.py, hust-code)"
     )
     exp.note(
         f"images {CONTENT} / {STYLE}: the HUST repository's cat.jpg and picasso.jpg. The sweep runs on the "

@@ -21,8 +21,8 @@ from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.figures import loss_axis
 from nstbench.gatys import Diverged, RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import NYU
 from nstbench.registry import Spec
+from nstbench.sources import NYU
 
 NAME = "e4_init"
 

@@ -37,8 +37,8 @@ from nstbench.figures import loss_axis
 from nstbench.gatys import Diverged, RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.images import space_to_unit
-from nstbench.presets import IITB_RESNET50, IITB_VGG19
 from nstbench.registry import Spec, families_of
+from nstbench.sources import IITB_RESNET50, IITB_VGG19
 
 NAME = "e5_vgg_resnet"
 

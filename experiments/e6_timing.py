@@ -36,8 +36,8 @@ from nstbench.claims import C10_ITERATIONS, timing_spread
 from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.gatys import RunOptions
 from nstbench.gatys_run import load_pair, override
-from nstbench.presets import HUST
 from nstbench.registry import Spec, families_of
+from nstbench.sources import HUST
 from nstbench.timing import time_forward, time_optimisation
 from nstbench.transformer import build_transformer
 from nstbench.variants import get_variant

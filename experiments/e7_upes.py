@@ -21,8 +21,8 @@ from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.gatys import RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.images import space_to_unit
-from nstbench.presets import UPES
 from nstbench.registry import Spec
+from nstbench.sources import UPES
 
 NAME = "e7_upes"
 

@@ -26,8 +26,8 @@ from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.gatys import Diverged, Mix, RunOptions
 from nstbench.gatys_run import initial_loss, load_pair, override, run_preset
 from nstbench.images import to_pil
-from nstbench.presets import NYU
 from nstbench.registry import Spec
+from nstbench.sources import NYU
 from nstbench.specs import LossSpec, OptimizerSpec
 
 NAME = "e8_reconstruction"

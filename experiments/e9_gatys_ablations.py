@@ -34,9 +34,9 @@ from nstbench import metrics
 from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.gatys import Mix, RunOptions
 from nstbench.gatys_run import initial_loss, load_pair, override, run_preset
-from nstbench.presets import NYU, GatysPreset
 from nstbench.registry import Spec
-from nstbench.specs import GATYS_STYLE_LAYERS, LossSpec, OptimizerSpec
+from nstbench.sources import NYU
+from nstbench.specs import GATYS_STYLE_LAYERS, GatysPreset, LossSpec, OptimizerSpec
 
 NAME = "e9_gatys_ablations"
 

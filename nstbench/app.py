@@ -24,8 +24,7 @@ from PIL import Image
 from .assets import cache_dir, registry, resolve_image
 from .errors import NstbenchError
 from .images import load_image, save_image, space_to_unit, to_pil
-from .presets import GatysPreset
-from .specs import Resize
+from .specs import GatysPreset, Resize
 from .transformer import CHECKPOINT_KIND, is_examples_state_dict, read_checkpoint
 
 # The styles of the HUST app: main.py's selectbox ('mosaic', 'rain_princess', 'udnie', 'wave');

@@ -31,9 +31,8 @@ from .images import image_format, load_image, probe_image, save_image, space_bou
 from .images import original_colors as keep_colors
 from .perceptual import blend_weights
 from .precision import require_native_bf16
-from .presets import GatysPreset
 from .records import ensure_writable_dir, provenance, run_dir, write_csv, write_json
-from .specs import OptimizerSpec, Resize
+from .specs import GatysPreset, OptimizerSpec, Resize
 from .weights import load_backbone
 
 CURVE_COLUMNS = ["step", "image", "total", "content", "style", "tv", "seconds"]

@@ -24,7 +24,7 @@ from .compute import Compute
 from .errors import NstbenchError
 from .gatys import RunOptions
 from .gatys_run import override, run_preset
-from .presets import FastPreset, GatysPreset
+from .specs import FastPreset, GatysPreset
 
 
 def sync(device: torch.device) -> None:

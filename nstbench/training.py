@@ -1,7 +1,7 @@
 """Training a fast network (Johnson et al. 2016) for one style: `nstbench train`.
 
 `train_transformer` trains one network on a folder of images (data.ImageFolderData) with the
-perceptual loss (perceptual.PerceptualLoss) of a fast preset (presets.FastPreset); `train_and_apply`
+perceptual loss (perceptual.PerceptualLoss) of a fast preset (specs.FastPreset); `train_and_apply`
 trains and stylises one content image, as the experiments' sweeps need.
 
 Output folder of a training run:
@@ -52,9 +52,9 @@ from .errors import NstbenchError
 from .images import load_image
 from .perceptual import PerceptualLoss
 from .precision import bf16_support
-from .presets import FastPreset, network_config
+from .presets import network_config
 from .records import atomic_write, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
-from .specs import Resize
+from .specs import FastPreset, Resize
 from .transformer import (
     CHECKPOINT_KIND,
     build_transformer,

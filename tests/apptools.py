@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from nstbench.presets import FAST_HUST
+from nstbench.sources import FAST_HUST
 from nstbench.training import TrainOptions, train_transformer
 from nstbench.transformer import build_transformer
 from nstbench.variants import get_variant

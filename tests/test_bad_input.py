@@ -24,7 +24,7 @@ from nstbench import gatys_run as stylize_mod
 from nstbench.cli import main
 from nstbench.errors import NstbenchError
 from nstbench.gatys import RunOptions, make_gatys_loss
-from nstbench.presets import HUST, UPES
+from nstbench.sources import HUST, UPES
 from nstbench.weights import load_backbone
 
 pytestmark = needs_assets

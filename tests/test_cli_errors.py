@@ -645,7 +645,7 @@ def test_several_styles_are_blended_as_weighted_grams(vgg19_random, tmp_path, ca
     from nstbench.gatys import make_gatys_loss
     from nstbench.images import imagenet_normalize
     from nstbench.losses import gram, style_loss
-    from nstbench.presets import UPES
+    from nstbench.sources import UPES
 
     g = torch.Generator().manual_seed(0)
     c, s1, s2 = (torch.rand(1, 3, 32, 40, generator=g) for _ in range(3))
@@ -751,7 +751,7 @@ def test_multi_scale_continues_from_the_upsampled_coarse_result(vgg19_random, tm
     from nstbench import gatys_run as stylize_mod
     from nstbench.gatys import make_gatys_loss
     from nstbench.images import space_to_unit, unit_to_space
-    from nstbench.presets import UPES
+    from nstbench.sources import UPES
 
     monkeypatch.setattr(stylize_mod, "load_backbone", lambda *a, **k: vgg19_random)
     rc, out, err = run(capsys, STYLIZE[:-4] + ["--scales", "32,64", "--out", tmp_path / "m"])  # drop --size 32

@@ -20,9 +20,9 @@ from nstbench.compute import Compute
 from nstbench.data import ImageFolderData
 from nstbench.errors import NstbenchError
 from nstbench.perceptual import PerceptualLoss
-from nstbench.presets import FAST_HUST as HUST
 from nstbench.presets import FAST_PRESETS, TRAIN_PROFILES, get_fast_preset, network_config
 from nstbench.presets import override_fast as override
+from nstbench.sources import FAST_HUST as HUST
 from nstbench.training import TrainOptions, train_transformer
 from nstbench.transformer import load_transformer, read_checkpoint
 

@@ -11,7 +11,7 @@ import torch
 from nstbench.errors import NstbenchError
 from nstbench.gatys import Diverged, Mix, RunOptions, initial_image, make_gatys_loss, optimize_image
 from nstbench.images import space_bounds
-from nstbench.presets import HUST
+from nstbench.sources import HUST
 from nstbench.specs import LossSpec, OptimizerSpec
 
 G = torch.Generator().manual_seed(0)

@@ -24,7 +24,7 @@ from torchvision import transforms
 from nstbench.assets import resolve_image
 from nstbench.gatys import RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import GATYS2016_CODE
+from nstbench.sources import GATYS2016_CODE
 from nstbench.weights import load_backbone
 
 SIZE = 48  # the notebook's img_size is 512
@@ -187,7 +187,7 @@ def test_gatys2016_paper_preset_computes_the_papers_loss():
     conv4_2, sum_l 1/5 * 1/(4 N^2 M^2) sum (G-A)^2 over conv1_1..conv5_1, alpha/beta = 1e-3, on average pooling."""
     from nstbench.gatys import initial_image, to_network
     from nstbench.images import unit_to_space
-    from nstbench.presets import GATYS2016
+    from nstbench.sources import GATYS2016
 
     preset = override(GATYS2016, dict(steps=1, size=SIZE))
     assert preset.pooling == "avg" and preset.init == "noise" and preset.optimizer.name == "lbfgs"

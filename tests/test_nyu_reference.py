@@ -17,7 +17,7 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from nstbench.gatys import RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import NYU
+from nstbench.sources import NYU
 from nstbench.weights import load_backbone
 
 SIZE = 40

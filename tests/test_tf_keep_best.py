@@ -15,7 +15,7 @@ from nstbench.errors import NstbenchError
 from nstbench.gatys import RunOptions, initial_image, make_gatys_loss, optimize_image
 from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.images import space_bounds
-from nstbench.presets import IITB_VGG19
+from nstbench.sources import IITB_VGG19
 from nstbench.specs import OptimizerSpec
 
 

@@ -12,7 +12,7 @@ from conftest import needs_assets
 from nstbench import timing
 from nstbench.errors import NstbenchError
 from nstbench.gatys_run import load_pair, override
-from nstbench.presets import NYU
+from nstbench.sources import NYU
 from nstbench.specs import OptimizerSpec
 from nstbench.training import TrainOptions
 

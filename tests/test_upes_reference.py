@@ -19,7 +19,7 @@ from torchvision import transforms
 from nstbench.assets import resolve_image
 from nstbench.gatys import RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import UPES
+from nstbench.sources import UPES
 from nstbench.weights import load_backbone
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
