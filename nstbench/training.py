@@ -212,7 +212,8 @@ def _setup(
     backbone: Backbone | None,
     resume_from: Path | None = None,
 ) -> _Training:
-    """The style image, the data, the loss network, the transformer and its Adam (run.log: set)."""
+    """The style image, the data, the loss network, the transformer and its Adam. run.log must be
+    set (train_transformer and timing.time_training set it)."""
     seed, compute, log = run.seed, run.compute, run.log
     dev = resolve_device(run.device)
     cfg = network_config(preset)
