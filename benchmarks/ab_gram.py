@@ -17,8 +17,9 @@ import torch
 
 from nstbench import losses
 from nstbench.compute import Compute
+from nstbench.gatys import RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import UPES
+from nstbench.sources import UPES
 from nstbench.specs import Resize
 from nstbench.weights import load_backbone
 
@@ -40,7 +41,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     backbone = load_backbone("vgg19", "random", seed=0)
-    preset = override(replace(UPES, content_resize=Resize("exact", (a.px, a.px), "bilinear")), steps=a.steps)
+    preset = override(replace(UPES, content_resize=Resize("exact", (a.px, a.px), "bilinear")), dict(steps=a.steps))
     content, style = load_pair(preset, "octopus", "hockney")
     versions = {"nstbench": losses.gram, "autograd": autograd_gram}
     times, finals = {}, {}
@@ -48,7 +49,9 @@ def main() -> None:
         for name in list(versions) if r % 2 == 0 else list(versions)[::-1]:
             for dtype in ("float32", "bfloat16"):
                 losses.gram = versions[name]  # style_loss looks the module attribute up at call time
-                res = run_preset(preset, content, style, backbone, progress_every=0, compute=Compute(dtype))
+                res = run_preset(
+                    preset, content, style, backbone, run=RunOptions(progress_every=0, compute=Compute(dtype))
+                )
                 clock = [h["seconds"] for h in res.history]
                 times.setdefault((name, dtype), []).extend(b - t for t, b in zip(clock, clock[1:]))
                 finals[(name, dtype)] = res.history[-1]["total"]

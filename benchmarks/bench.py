@@ -55,14 +55,15 @@ from nstbench.backbones import vgg_feature_info  # noqa: E402
 from nstbench.compute import Compute  # noqa: E402
 from nstbench.data import ImageFolderData  # noqa: E402
 from nstbench.device import resolve_device  # noqa: E402
-from nstbench.gatys import make_gatys_loss  # noqa: E402
+from nstbench.gatys import Mix, RunOptions, make_gatys_loss  # noqa: E402
 from nstbench.gatys_run import load_pair, override, run_preset  # noqa: E402
 from nstbench.images import load_image, unit_to_space  # noqa: E402
 from nstbench.precision import bf16_support  # noqa: E402
-from nstbench.presets import HUST, UPES, get_fast_preset, override_fast  # noqa: E402  # noqa: E402
+from nstbench.presets import get_fast_preset, override_fast  # noqa: E402
 from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
+from nstbench.sources import HUST, UPES  # noqa: E402
 from nstbench.specs import Resize  # noqa: E402
-from nstbench.training import train_transformer  # noqa: E402
+from nstbench.training import TrainOptions, train_transformer  # noqa: E402
 from nstbench.transformer import build_transformer  # noqa: E402
 from nstbench.variants import get_variant  # noqa: E402
 from nstbench.weights import load_backbone  # noqa: E402
@@ -326,7 +327,7 @@ def bench_gatys(b: Bench, plan: Plan) -> dict:
     summary = {}
     for px, steps, rounds, methods in plan.gatys:
         methods = b.methods(methods)
-        preset = override(replace(UPES, content_resize=Resize("exact", (px, px), "bilinear")), steps=steps)
+        preset = override(replace(UPES, content_resize=Resize("exact", (px, px), "bilinear")), dict(steps=steps))
         content, style = load_pair(preset, "octopus", "hockney")
         content, style = content.to(b.device), style.to(b.device)
         times = {m: [] for m in methods}
@@ -341,7 +342,9 @@ def bench_gatys(b: Bench, plan: Plan) -> dict:
                     )
                     ts = secs[1:]
                 else:
-                    res = run_preset(preset, content, style, backbone, progress_every=0, compute=GATYS_METHODS[m])
+                    res = run_preset(
+                        preset, content, style, backbone, run=RunOptions(progress_every=0, compute=GATYS_METHODS[m])
+                    )
                     tot, ts, img = [h["total"] for h in res.history], nstbench_step_times(res), res.last
                 times[m] += ts
                 per_round[m].append(med(ts))
@@ -405,7 +408,7 @@ def bench_gatys(b: Bench, plan: Plan) -> dict:
 
 
 def bench_e1_and_sweep(b: Bench, plan: Plan, backbone) -> dict:
-    preset = override(HUST, steps=plan.e1_steps, size=plan.e1_px)
+    preset = override(HUST, dict(steps=plan.e1_steps, size=plan.e1_px))
     content, style = load_pair(preset, "chelsea", "starry_night")
     content, style = content.to(b.device), style.to(b.device)
     h, w = content.shape[-2:]
@@ -423,9 +426,8 @@ def bench_e1_bf16(b: Bench, plan: Plan, backbone, preset, content, style, case: 
             style,
             backbone,
             batch=len(E1_GAMMAS),
-            gamma=list(E1_GAMMAS),
-            progress_every=0,
-            compute=comp,
+            run=RunOptions(progress_every=0, compute=comp),
+            mix=Mix(gamma=list(E1_GAMMAS)),
         )
     fp, bf = res["nstbench"], res["nstbench-bf16-cl"]
     # the bf16 result's loss as its run measured it (bf16 features), and measured in fp32: near a
@@ -433,7 +435,7 @@ def bench_e1_bf16(b: Bench, plan: Plan, backbone, preset, content, style, case: 
     rel = [abs(x - y) / abs(y) for x, y in zip(bf.final["total"], fp.final["total"])]
     with torch.no_grad():
         fp32_loss = make_gatys_loss(
-            backbone, content, style, preset.loss, preset.space, gamma=list(E1_GAMMAS), feed=preset.feed
+            backbone, content, style, preset.loss, preset.space, feed=preset.feed, mix=Mix(gamma=list(E1_GAMMAS))
         )
         rel32 = [abs(x - y) / abs(y) for x, y in zip(fp32_loss(bf.last)["total"].tolist(), fp.final["total"])]
     ss = metrics.ssim(bf.image.clamp(0, 1), fp.image.clamp(0, 1)).tolist()
@@ -470,7 +472,7 @@ def bench_e1_bf16(b: Bench, plan: Plan, backbone, preset, content, style, case: 
 
 def bench_sweep(b: Bench, plan: Plan, backbone, preset, content, style, case: str) -> dict:
     """The sweep: one batch of five against five single runs, alternating."""
-    sp = override(preset, steps=plan.sweep_steps)
+    sp = override(preset, dict(steps=plan.sweep_steps))
     batch_t, single_t, ratios = [], [], []
     for r in range(plan.sweep_rounds):
         order = ["batch", "singles"] if r % 2 == 0 else ["singles", "batch"]
@@ -478,12 +480,22 @@ def bench_sweep(b: Bench, plan: Plan, backbone, preset, content, style, case: st
         for kind in order:
             if kind == "batch":
                 rr = run_preset(
-                    sp, content, style, backbone, batch=len(E1_GAMMAS), gamma=list(E1_GAMMAS), progress_every=0
+                    sp,
+                    content,
+                    style,
+                    backbone,
+                    batch=len(E1_GAMMAS),
+                    run=RunOptions(progress_every=0),
+                    mix=Mix(gamma=list(E1_GAMMAS)),
                 )
                 got[kind] = med(nstbench_step_times(rr))
             else:
                 got[kind] = sum(
-                    med(nstbench_step_times(run_preset(sp, content, style, backbone, gamma=g, progress_every=0)))
+                    med(
+                        nstbench_step_times(
+                            run_preset(sp, content, style, backbone, run=RunOptions(progress_every=0), mix=Mix(gamma=g))
+                        )
+                    )
                     for g in E1_GAMMAS
                 )
         batch_t.append(got["batch"])
@@ -594,11 +606,13 @@ def bench_fast(b: Bench, plan: Plan, tmp: Path) -> dict:
     # training: nstbench's train_transformer (pytorch-examples preset) against the plain loop
     preset = override_fast(
         get_fast_preset("pytorch-examples"),
-        steps=plan.train_steps,
-        batch=plan.train_batch,
-        size=plan.train_px,
-        max_images=plan.train_batch,
-        checkpoint_every=10**6,
+        dict(
+            steps=plan.train_steps,
+            batch=plan.train_batch,
+            size=plan.train_px,
+            max_images=plan.train_batch,
+            checkpoint_every=10**6,
+        ),
     )
     # max_images = batch: every step trains on the same batch, decoded once (the first, dropped
     # step), so neither side's step time includes image decoding
@@ -628,10 +642,7 @@ def bench_fast(b: Bench, plan: Plan, tmp: Path) -> dict:
                     "coco100",
                     out,
                     backbone=vgg16,
-                    seed=0,
-                    device=str(dev),
-                    progress_every=0,
-                    log=lambda m: None,
+                    run=TrainOptions(seed=0, device=str(dev), progress_every=0, log=lambda m: None),
                 )
                 with open(out / "loss.csv") as f:
                     rows = list(csv.DictReader(f))

@@ -50,16 +50,13 @@ from bench import COLUMNS, PROV_COLUMNS, Bench, med, timeit  # noqa: E402
 
 from nstbench.compute import Compute  # noqa: E402
 from nstbench.device import resolve_device  # noqa: E402
-from nstbench.gatys import initial_image, make_gatys_loss, optimize_image  # noqa: E402
+from nstbench.gatys import RunOptions, initial_image, make_gatys_loss, optimize_image  # noqa: E402
 from nstbench.gatys_run import load_pair  # noqa: E402
-from nstbench.presets import (  # noqa: E402
-    UPES,  # noqa: E402
-    get_fast_preset,
-    override_fast,
-)
+from nstbench.presets import get_fast_preset, override_fast  # noqa: E402
 from nstbench.records import atomic_write_text, ensure_writable_dir, write_csv  # noqa: E402
+from nstbench.sources import UPES  # noqa: E402
 from nstbench.specs import Resize  # noqa: E402
-from nstbench.training import train_transformer  # noqa: E402
+from nstbench.training import TrainOptions, train_transformer  # noqa: E402
 from nstbench.transformer import build_transformer  # noqa: E402
 from nstbench.variants import get_variant  # noqa: E402
 from nstbench.weights import load_backbone, standin_available  # noqa: E402
@@ -202,11 +199,13 @@ def bench_gatys(b: GpuBench, plan: Plan) -> dict:
             loss = make_gatys_loss(backbone, content, style, preset.loss, preset.space, compute=comp)
             # one short run first: cuDNN autotuning, allocator, and (compiled) the compilation itself
             t = time.perf_counter()
-            optimize_image(loss, init, 2, preset.optimizer, sync_every=sync_every)
+            optimize_image(loss, init, 2, preset.optimizer, run=RunOptions(progress_every=0, sync_every=sync_every))
             b.sync()
             warm = time.perf_counter() - t
             t = time.perf_counter()
-            res = optimize_image(loss, init, plan.gatys_steps, preset.optimizer, sync_every=sync_every)
+            res = optimize_image(
+                loss, init, plan.gatys_steps, preset.optimizer, run=RunOptions(progress_every=0, sync_every=sync_every)
+            )
             b.sync()
             secs = time.perf_counter() - t
         except Exception as e:  # a variant that fails here (a compile error) is reported, not fatal
@@ -266,11 +265,13 @@ def bench_fast(b: GpuBench, plan: Plan, tmp: Path) -> dict:
             )
     preset = override_fast(
         get_fast_preset("hust"),
-        steps=plan.train_steps,
-        batch=plan.train_batch,
-        size=plan.train_px,
-        max_images=plan.train_batch * 4,
-        checkpoint_every=10**6,
+        dict(
+            steps=plan.train_steps,
+            batch=plan.train_batch,
+            size=plan.train_px,
+            max_images=plan.train_batch * 4,
+            checkpoint_every=10**6,
+        ),
     )
     vgg = load_backbone(preset.backbone, "random", seed=0)
     for name, comp in TRAIN_MODES.items():
@@ -280,9 +281,13 @@ def bench_fast(b: GpuBench, plan: Plan, tmp: Path) -> dict:
             continue
         run = tmp / f"train-{name}"
         train_transformer(
-            preset, "mosaic", "coco100", run, backbone=vgg, seed=0, device=str(dev), progress_every=0,
-            log=lambda m: None, compute=comp,
-        )  # fmt: skip
+            preset,
+            "mosaic",
+            "coco100",
+            run,
+            backbone=vgg,
+            run=TrainOptions(seed=0, device=str(dev), progress_every=0, log=lambda m: None, compute=comp),
+        )
         with open(run / "loss.csv") as f:
             s = [float(r["seconds"]) for r in csv.DictReader(f)]
         steps = [q - p for p, q in zip(s, s[1:])]  # the first step (decoding, autotuning) dropped

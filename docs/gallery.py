@@ -51,7 +51,7 @@ def gatys_panel(name: str, weights: str, size: int, steps: int) -> dict:
     content, style = PAIRS[name]
     started = time.time()
     r = nstbench.stylize(content, style, preset=name, steps=steps, size=size, weights=weights, progress_every=0)
-    c, _ = load_pair(override(get_preset(name), size=size), content, style)
+    c, _ = load_pair(override(get_preset(name), dict(size=size)), content, style)
     c = space_to_unit(c, get_preset(name).space)
     return {
         "panel": name,

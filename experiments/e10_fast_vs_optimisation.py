@@ -1,6 +1,6 @@
 """E10 (claim C14): Johnson et al.'s comparison of the fast network with optimisation (ECCV 2016 Fig. 5, Table 1).
 
-Fig. 5: the `johnson2016` fast network (nstbench.presets.FAST_JOHNSON2016: VGG16 loss network, content
+Fig. 5: the `johnson2016` fast network (nstbench.sources.FAST_JOHNSON2016: VGG16 loss network, content
 relu2_2, style relu1_2 .. relu4_3, lambda 1 / 5 / 1e-6) is trained, stylises the cat photo, and its
 output is scored by the Gatys objective of its own loss network: lambda_c content + lambda_s style +
 lambda_tv TV, the training loss of that image. The same objective is minimised by L-BFGS from
@@ -37,14 +37,15 @@ from nstbench.data import COCO_HELP
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.figures import loss_axis
-from nstbench.gatys import make_gatys_loss
+from nstbench.gatys import Mix, RunOptions, make_gatys_loss
 from nstbench.gatys_run import initial_loss, run_preset
 from nstbench.images import load_image
-from nstbench.presets import FAST_JOHNSON2016, NYU, override_fast
+from nstbench.presets import override_fast
 from nstbench.registry import Spec
+from nstbench.sources import FAST_JOHNSON2016, NYU
 from nstbench.specs import OptimizerSpec, Resize
 from nstbench.timing import time_forward, time_optimisation
-from nstbench.training import train_and_apply
+from nstbench.training import TrainOptions, train_and_apply
 from nstbench.transformer import build_transformer
 from nstbench.variants import get_variant
 
@@ -193,11 +194,7 @@ def training_preset(profile: Profile):
     style_size = max(32, round(FAST_JOHNSON2016.style_size * profile.size / FAST_JOHNSON2016.size))
     return override_fast(
         FAST_JOHNSON2016,
-        **length,
-        size=profile.size,
-        max_images=profile.max_images,
-        style_size=style_size,
-        checkpoint_every=10**9,
+        dict(**length, size=profile.size, max_images=profile.max_images, style_size=style_size, checkpoint_every=10**9),
     )
 
 
@@ -225,8 +222,7 @@ def fig5(exp: Experiment, preset, data: str) -> None:
         content,
         style,
         backbone=vgg,
-        log=lambda m: print(f"[{NAME} train] {m}", file=sys.stderr, flush=True),
-        **exp.run_options(),
+        run=TrainOptions(log=lambda m: print(f"[{NAME} train] {m}", file=sys.stderr, flush=True), **exp.run_options()),
     )
     shutil.rmtree(exp.path("train"), ignore_errors=True)
     loss_fn = make_gatys_loss(vgg, content, style, OBJECTIVE, LBFGS.space)
@@ -241,11 +237,8 @@ def fig5(exp: Experiment, preset, data: str) -> None:
         content,
         style,
         vgg,
-        alpha=OBJECTIVE.alpha * k,
-        beta=OBJECTIVE.beta * k,
-        gamma=OBJECTIVE.gamma * k,
-        label=f"{NAME}:lbfgs",
-        **exp.run_options(),
+        run=RunOptions(label=f"{NAME}:lbfgs", **exp.run_options()),
+        mix=Mix(alpha=OBJECTIVE.alpha * k, beta=OBJECTIVE.beta * k, gamma=OBJECTIVE.gamma * k),
     )
     raw = [r["total"] / k for r in result.history]
     best_at = [int(np.argmin(raw[: i + 1])) for i in range(len(raw))]  # the lowest objective so far
@@ -345,8 +338,7 @@ def table1(exp: Experiment) -> None:
             style,
             vgg,
             warmup=exp.profile.warmup,
-            label=f"{NAME} timing",
-            **exp.run_options(),
+            run=RunOptions(label=f"{NAME} timing", **exp.run_options()),
         )
         fast = time_forward(
             net.stylize_unit, content, warmup=exp.profile.warmup, repeats=exp.profile.repeats, compute=exp.compute

@@ -24,9 +24,10 @@ import numpy as np
 from nstbench import metrics
 from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.figures import readable_log_x
+from nstbench.gatys import Mix, RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import HUST
 from nstbench.registry import Spec, families_of
+from nstbench.sources import HUST
 
 NAME = "e1_tv_gamma"
 
@@ -89,9 +90,8 @@ def compute(exp: Experiment, preset) -> None:
         style,
         vgg,
         batch=len(GAMMAS),
-        gamma=list(GAMMAS),
-        label=NAME,
-        **exp.run_options(),
+        run=RunOptions(label=NAME, **exp.run_options()),
+        mix=Mix(gamma=list(GAMMAS)),
     )
     out = result.image.clamp(0, 1)  # the preset's space is unit and it clamps: already in [0, 1]
 
@@ -143,7 +143,7 @@ def compute(exp: Experiment, preset) -> None:
     exp.note(f"profile {exp.profile_label}: {w}x{h} px and {preset.steps} iterations (report: long side 512, 1000)")
     exp.note(
         "hust preset: the report's losses with the repository notebook's optimiser (Keras Adam lr 0.01, "
-        "beta1 0.9, epsilon 0.1 in TensorFlow form) and clipping to [0, 1] (see presets.py, hust-code)"
+        "beta1 0.9, epsilon 0.1 in TensorFlow form) and clipping to [0, 1] (see sources.py, hust-code)"
     )
     exp.note(
         f"images {CONTENT} / {STYLE}: the HUST repository's cat.jpg and picasso.jpg. The sweep runs on the "
@@ -203,7 +203,7 @@ def figures(exp, content, style, out, freqs, power, power_c, rows, curves) -> No
 
 def _main(argv: list[str] | None) -> None:
     exp = Experiment(SPEC, __file__, __doc__, argv)
-    preset = override(HUST, steps=exp.profile.steps, size=exp.profile.size)
+    preset = override(HUST, dict(steps=exp.profile.steps, size=exp.profile.size))
     exp.settings.update(preset=preset, content=CONTENT, style=STYLE, gammas=GAMMAS, hf_radius=HF_RADIUS, batched=True)
     exp.run(lambda e: compute(e, preset))
 

@@ -1,6 +1,6 @@
 """E2 (claims C2, C3): fast style transfer lambda_c and lambda_s sweeps, HUST report 000 section 3.2.
 
-The `hust` fast preset (nstbench.presets.FAST_HUST: the notebook's transformer with batch norm, VGG19 loss
+The `hust` fast preset (nstbench.sources.FAST_HUST: the notebook's transformer with batch norm, VGG19 loss
 network, content relu4_2 (= conv4_2 / block4_conv2) weight 1, style relu1_1..relu5_1 at 0.2, mean
 losses, Gram / (C H W), lambda_c 2, lambda_s 40, lambda_tv 200, Adam lr 1e-3, batch 8, 2 epochs of
 COCO train2014 at 256 x 256) trained on the mosaic style, once per sweep point: lambda_c in
@@ -37,10 +37,11 @@ from nstbench.data import COCO_HELP
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, cli, pyplot, thin_curve
 from nstbench.images import load_image
-from nstbench.presets import FAST_HUST, network_config, override_fast
+from nstbench.presets import network_config, override_fast
 from nstbench.registry import Spec, families_of
+from nstbench.sources import FAST_HUST
 from nstbench.specs import Resize
-from nstbench.training import train_and_apply_unit
+from nstbench.training import TrainOptions, train_and_apply_unit
 
 NAME = "e2_fast_sweeps"
 
@@ -141,12 +142,14 @@ def training_preset(profile: Profile):
     # and intermediate checkpoints would add their write time to the training seconds
     return override_fast(
         FAST_HUST,
-        **length,
-        batch=profile.batch,
-        size=profile.size,
-        max_images=profile.max_images,
-        style_size=style_size,
-        checkpoint_every=10**9,
+        dict(
+            **length,
+            batch=profile.batch,
+            size=profile.size,
+            max_images=profile.max_images,
+            style_size=style_size,
+            checkpoint_every=10**9,
+        ),
     )
 
 
@@ -156,7 +159,7 @@ def train_point(exp: Experiment, lc: float, ls: float) -> dict:
     preset, name = training_preset(exp.profile), run_name(lc, ls)
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
-    p = override_fast(preset, content_weight=lc, style_weight=ls)
+    p = override_fast(preset, dict(content_weight=lc, style_weight=ls))
     print(
         f"[{NAME}] training {name}: lambda_c={lc:g} lambda_s={ls:g} lambda_tv={p.loss.gamma:g}",
         file=sys.stderr,
@@ -169,8 +172,7 @@ def train_point(exp: Experiment, lc: float, ls: float) -> dict:
         content,
         style_train,
         backbone=exp.backbone(p.backbone),
-        log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True),
-        **exp.run_options(),
+        run=TrainOptions(log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True), **exp.run_options()),
     )
     return run | {"gamma": p.loss.gamma, "batch": p.batch}
 
@@ -239,7 +241,7 @@ def compute(exp: Experiment, preset, data: str) -> None:
     exp.note(
         "every network starts from the same seeded initialisation and sees the same batches; lambda_tv = "
         f"{preset.loss.gamma:g} throughout. Loss terms as the notebook (mean squared errors, Gram / (C H W), "
-        "TV per pixel on 0..255 outputs summed over the batch); see nstbench/presets.py and perceptual.py"
+        "TV per pixel on 0..255 outputs summed over the batch); see nstbench/sources.py and perceptual.py"
     )
     exp.note(
         f"style_distance: metrics.style_distance in {JUDGE} {'/'.join(JUDGE_LAYERS)} (relative Gram distance "

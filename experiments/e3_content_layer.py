@@ -1,6 +1,6 @@
 """E3 (claims C4, C5): content-layer ablation and batch size of the fast network, NYU report 002 section 4.2.
 
-The `johnson2016` fast preset (nstbench.presets.FAST_JOHNSON2016: Johnson et al.'s transformer with batch
+The `johnson2016` fast preset (nstbench.sources.FAST_JOHNSON2016: Johnson et al.'s transformer with batch
 norm, VGG16 loss network, style relu1_2, relu2_2, relu3_3, relu4_3, Adam lr 1e-3, batch 4, 256 x 256
 COCO images) trained on the mosaic style with the content layer set to relu2_2 (the paper's),
 relu3_3 or relu4_3 at the preset's batch 4, and at relu2_2 with other batch sizes (the report does
@@ -50,11 +50,12 @@ from nstbench.data import COCO_HELP
 from nstbench.errors import NstbenchError
 from nstbench.experiment import Experiment, cli, pyplot, thin_curve
 from nstbench.images import load_image
-from nstbench.presets import FAST_JOHNSON2016, override_fast
+from nstbench.presets import override_fast
 from nstbench.registry import Spec, families_of
+from nstbench.sources import FAST_JOHNSON2016
 from nstbench.specs import Resize
 from nstbench.timing import time_training
-from nstbench.training import train_and_apply_unit
+from nstbench.training import TrainOptions, train_and_apply_unit
 
 NAME = "e3_content_layer"
 
@@ -201,11 +202,7 @@ def training_preset(profile: Profile):
     # checkpoint only at the end: intermediate checkpoint writes would count as training time
     return override_fast(
         FAST_JOHNSON2016,
-        **length,
-        size=profile.size,
-        max_images=profile.max_images,
-        style_size=style_size,
-        checkpoint_every=10**9,
+        dict(**length, size=profile.size, max_images=profile.max_images, style_size=style_size, checkpoint_every=10**9),
     )
 
 
@@ -219,7 +216,7 @@ def train_point(exp: Experiment, layer: str, batch: int) -> dict:
     preset, name = training_preset(exp.profile), run_name(layer, batch)
     content = load_image(CONTENT, Resize("long", exp.profile.eval_size)).to(exp.device)
     style_train = load_image(STYLE, Resize("long", preset.style_size) if preset.style_size else Resize()).to(exp.device)
-    p = override_fast(with_content_layer(preset, layer), batch=batch)
+    p = override_fast(with_content_layer(preset, layer), dict(batch=batch))
     print(f"[{NAME}] training {name}: content {layer}, batch {batch}", file=sys.stderr, flush=True)
     return train_and_apply_unit(
         p,
@@ -228,8 +225,7 @@ def train_point(exp: Experiment, layer: str, batch: int) -> dict:
         content,
         style_train,
         backbone=exp.backbone(p.backbone),
-        log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True),
-        **exp.run_options(),
+        run=TrainOptions(log=lambda m: print(f"[{NAME} {name}] {m}", file=sys.stderr, flush=True), **exp.run_options()),
     )
 
 
@@ -245,15 +241,13 @@ def time_batch_sizes(exp: Experiment, preset, results: dict) -> list[dict]:
     )
     base = with_content_layer(preset, BASE_LAYER)
     times = time_training(
-        {b: override_fast(base, batch=b) for b in batches},
+        {b: override_fast(base, dict(batch=b)) for b in batches},
         STYLE,
         exp.profile.data,
         exp.backbone(preset.backbone),
-        exp.device,
         images=prof.timing_images,
         repeats=prof.timing_repeats,
-        seed=exp.seed,
-        compute=exp.compute,
+        run=TrainOptions(device=str(exp.device), seed=exp.seed, compute=exp.compute),
     )
     rows = []
     for b in batches:

@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 
 from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.figures import loss_axis
-from nstbench.gatys import Diverged
+from nstbench.gatys import Diverged, RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import NYU
 from nstbench.registry import Spec
+from nstbench.sources import NYU
 
 NAME = "e4_init"
 
@@ -87,12 +87,7 @@ def compute(exp: Experiment, base) -> None:
         status = "ok"
         try:
             result = run_preset(
-                preset,
-                content,
-                style,
-                vgg,
-                label=f"{NAME}:{init}",
-                **exp.run_options(),
+                preset, content, style, vgg, run=RunOptions(label=f"{NAME}:{init}", **exp.run_options())
             )
         except Diverged as e:  # keep the curve up to the failure; the final row gets NaN losses
             result, status = e.result, "diverged"
@@ -167,7 +162,7 @@ def figures(exp, content, style, outputs, rows, curves) -> None:
 
 def _main(argv: list[str] | None) -> None:
     exp = Experiment(SPEC, __file__, __doc__, argv)
-    base = override(NYU, steps=exp.profile.steps, size=exp.profile.size)
+    base = override(NYU, dict(steps=exp.profile.steps, size=exp.profile.size))
     exp.settings.update(preset=base, inits=INITS, content=CONTENT, style=STYLE)
     exp.run(lambda e: compute(e, base))
 

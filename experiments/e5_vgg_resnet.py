@@ -34,11 +34,11 @@ from dataclasses import dataclass, replace
 from nstbench import metrics
 from nstbench.experiment import Experiment, cli, pyplot
 from nstbench.figures import loss_axis
-from nstbench.gatys import Diverged
+from nstbench.gatys import Diverged, RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.images import space_to_unit
-from nstbench.presets import IITB_RESNET50, IITB_VGG19
 from nstbench.registry import Spec, families_of
+from nstbench.sources import IITB_RESNET50, IITB_VGG19
 
 NAME = "e5_vgg_resnet"
 
@@ -155,7 +155,7 @@ def losses_of_result(result, steps: int) -> dict:
 
 
 def profile_presets(profile) -> dict:
-    return {net: override(p, steps=profile.steps, size=profile.size) for net, p in NETS.items()}
+    return {net: override(p, dict(steps=profile.steps, size=profile.size)) for net, p in NETS.items()}
 
 
 def optimise(exp: Experiment, net: str, k: int) -> dict:
@@ -174,12 +174,7 @@ def optimise(exp: Experiment, net: str, k: int) -> dict:
     status = "ok"
     try:
         result = run_preset(
-            p,
-            content,
-            style,
-            exp.backbone(p.backbone),
-            label=f"{NAME}:{net}:{k}",
-            **exp.run_options(),
+            p, content, style, exp.backbone(p.backbone), run=RunOptions(label=f"{NAME}:{net}:{k}", **exp.run_options())
         )
         final = losses_of_result(result, p.steps)
     except Diverged as e:

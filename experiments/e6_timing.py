@@ -34,9 +34,10 @@ import torch
 
 from nstbench.claims import C10_ITERATIONS, timing_spread
 from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.gatys import RunOptions
 from nstbench.gatys_run import load_pair, override
-from nstbench.presets import HUST
 from nstbench.registry import Spec, families_of
+from nstbench.sources import HUST
 from nstbench.timing import time_forward, time_optimisation
 from nstbench.transformer import build_transformer
 from nstbench.variants import get_variant
@@ -107,7 +108,7 @@ def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
     steps = min(exp.profile.steps, C10_ITERATIONS)
     rows, repeats = [], []
     for size in sizes:
-        preset = override(HUST, steps=steps, size=size)
+        preset = override(HUST, dict(steps=steps, size=size))
         content, style = load_pair(preset, CONTENT, STYLE)
         content, style = content.to(exp.device), style.to(exp.device)
         h, w = content.shape[-2:]
@@ -123,8 +124,7 @@ def compute(exp: Experiment, sizes: tuple[int, ...]) -> None:
             style,
             vgg,
             warmup=exp.profile.warmup,
-            label=f"{NAME} vanilla",
-            **exp.run_options(),
+            run=RunOptions(label=f"{NAME} vanilla", **exp.run_options()),
         )
         fast = time_forward(
             net.stylize_unit, content, warmup=exp.profile.warmup, repeats=exp.profile.repeats, compute=exp.compute

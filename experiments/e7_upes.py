@@ -18,10 +18,11 @@ import sys
 from dataclasses import dataclass, replace
 
 from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.gatys import RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.images import space_to_unit
-from nstbench.presets import UPES
 from nstbench.registry import Spec
+from nstbench.sources import UPES
 
 NAME = "e7_upes"
 
@@ -64,7 +65,7 @@ def compute(exp: Experiment, preset) -> None:
     tag = exp.tag(preset.backbone)
     h, w = content.shape[-2:]
     print(f"[{NAME}] {w}x{h} px, {preset.steps} Adam steps", file=sys.stderr, flush=True)
-    result = run_preset(preset, content, style, vgg, label=NAME, **exp.run_options())
+    result = run_preset(preset, content, style, vgg, run=RunOptions(label=NAME, **exp.run_options()))
     a, b = preset.loss.alpha, preset.loss.beta
     traj = [
         {
@@ -147,7 +148,7 @@ def figure(exp, traj, printed) -> None:
 def _main(argv: list[str] | None) -> None:
     exp = Experiment(SPEC, __file__, __doc__, argv)
     preset = replace(
-        override(UPES, steps=exp.profile.steps, size=exp.profile.size), print_every=exp.profile.print_every
+        override(UPES, dict(steps=exp.profile.steps, size=exp.profile.size)), print_every=exp.profile.print_every
     )
     exp.settings.update(preset=preset, content=CONTENT, style=STYLE, source_printed=SOURCE_PRINTED)
     exp.run(lambda e: compute(e, preset))

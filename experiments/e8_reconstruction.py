@@ -23,11 +23,11 @@ from dataclasses import dataclass, replace
 
 from nstbench import metrics
 from nstbench.experiment import Experiment, cli, pyplot
-from nstbench.gatys import Diverged
+from nstbench.gatys import Diverged, Mix, RunOptions
 from nstbench.gatys_run import initial_loss, load_pair, override, run_preset
 from nstbench.images import to_pil
-from nstbench.presets import NYU
 from nstbench.registry import Spec
+from nstbench.sources import NYU
 from nstbench.specs import LossSpec, OptimizerSpec
 
 NAME = "e8_reconstruction"
@@ -170,16 +170,15 @@ def compute(exp: Experiment, base) -> None:
         # is scale-free except in float32: a style loss of ~1e-4 (random weights) has pixel gradients
         # below float32's resolution of a pixel value, and the run never moves from the noise
         weight = 1.0 / initial_loss(preset, content, style, vgg, seed=exp.seed)[kind]
-        scale = {"alpha": weight} if kind == "content" else {"beta": weight}
+        scale = Mix(alpha=weight) if kind == "content" else Mix(beta=weight)
         try:
             result = run_preset(
                 preset,
                 content,
                 style,
                 vgg,
-                label=f"{NAME}:{kind}:{net}:{label}",
-                **scale,
-                **exp.run_options(),
+                run=RunOptions(label=f"{NAME}:{kind}:{net}:{label}", **exp.run_options()),
+                mix=scale,
             )
             loss = result.final[kind][0]
         except Diverged as e:
@@ -281,7 +280,7 @@ def figures(exp: Experiment, content, style, rows, images) -> None:
 
 def _main(argv: list[str] | None) -> None:
     exp = Experiment(SPEC, __file__, __doc__, argv)
-    base = override(BASE, steps=exp.profile.steps, size=exp.profile.size)
+    base = override(BASE, dict(steps=exp.profile.steps, size=exp.profile.size))
     exp.settings.update(preset=base, jobs=jobs(), content=CONTENT, style=STYLE, hf_radius=HF_RADIUS)
     exp.run(lambda e: compute(e, base))
 

@@ -32,10 +32,11 @@ from typing import Callable
 
 from nstbench import metrics
 from nstbench.experiment import Experiment, cli, pyplot
+from nstbench.gatys import Mix, RunOptions
 from nstbench.gatys_run import initial_loss, load_pair, override, run_preset
-from nstbench.presets import NYU, GatysPreset
 from nstbench.registry import Spec
-from nstbench.specs import GATYS_STYLE_LAYERS, LossSpec, OptimizerSpec
+from nstbench.sources import NYU
+from nstbench.specs import GATYS_STYLE_LAYERS, GatysPreset, LossSpec, OptimizerSpec
 
 NAME = "e9_gatys_ablations"
 
@@ -159,10 +160,8 @@ def ratio_sweep(exp, st, content, style, tag) -> list[dict]:
         style,
         vgg,
         batch=len(RATIOS),
-        alpha=alpha,
-        beta=beta,
-        label=f"{NAME}:ratio",
-        **exp.run_options(),
+        run=RunOptions(label=f"{NAME}:ratio", **exp.run_options()),
+        mix=Mix(alpha=alpha, beta=beta),
     )
     out = result.image.clamp(0, 1)
     st.outputs["ratio"] = out
@@ -217,10 +216,8 @@ def single_run(exp, st, content, style, tag, study: str, pooling: str, optimizer
         content,
         style,
         vgg,
-        alpha=GATYS_LOSS.alpha * k,
-        beta=k,
-        label=f"{NAME}:{study}:{pooling}:{optimizer.name}",
-        **exp.run_options(),
+        run=RunOptions(label=f"{NAME}:{study}:{pooling}:{optimizer.name}", **exp.run_options()),
+        mix=Mix(alpha=GATYS_LOSS.alpha * k, beta=k),
     )
     out = result.image.clamp(0, 1)
     st.outputs[(study, pooling, optimizer.name)] = out
@@ -336,7 +333,7 @@ def figures(exp: Experiment, st: State, content, style) -> None:
 
 def _main(argv: list[str] | None) -> None:
     exp = Experiment(SPEC, __file__, __doc__, argv)
-    st = State(base=override(BASE, steps=exp.profile.steps, size=exp.profile.size))
+    st = State(base=override(BASE, dict(steps=exp.profile.steps, size=exp.profile.size)))
     exp.settings.update(
         preset=st.base,
         ratios=RATIOS,

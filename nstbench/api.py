@@ -74,16 +74,17 @@ def stylize(
     """A Gatys run with a source preset (`nstbench.presets.PRESETS`); the overrides are the CLI's.
     `style` may be a list of images, blended by `style_blend` (weights, normalised; default equal)."""
     from .device import resolve_device
-    from .gatys_run import Extras, RunOptions, override, run_stylize, write_run
+    from .gatys import RunOptions
+    from .gatys_run import Extras, override, run_stylize, write_run
     from .images import space_to_unit
     from .records import run_dir
 
     given = {k: v for k, v in (("steps", steps), ("size", size), ("init", init)) if v is not None}
-    p = override(_presets.get_preset(preset), **given)
+    p = override(_presets.get_preset(preset), given)
     dev = resolve_device(device)
     style = [str(x) for x in style] if isinstance(style, (list, tuple)) else str(style)
     extras = Extras(overrides=given, original_colors=original_colors, style_blend=style_blend)
-    run = RunOptions(weights, seed, dev, progress_every, _compute())
+    run = RunOptions(seed=seed, progress_every=progress_every, weights=weights, device=dev)
     if out is None:
         result, record = run_stylize(p, str(content), style, run, extras)
         if record["status"] != "ok":
@@ -93,12 +94,6 @@ def stylize(
             result, record = run_stylize(p, str(content), style, run, extras)
             write_run(folder, p, result, record)
     return Stylized(space_to_unit(result.image, p.space).detach().cpu(), pd.DataFrame(result.history), record)
-
-
-def _compute():
-    from .compute import Compute
-
-    return Compute()
 
 
 @_keywords()
@@ -122,23 +117,13 @@ def train(
     checkpoints live there, and `resume=True` continues them)."""
     from .presets import get_fast_preset, override_fast
     from .records import run_dir
-    from .training import check_training_size, train_transformer
+    from .training import TrainOptions, check_training_size, train_transformer
 
-    p = override_fast(get_fast_preset(preset), steps=steps, epochs=epochs, batch=batch, size=size)
+    p = override_fast(get_fast_preset(preset), {"steps": steps, "epochs": epochs, "batch": batch, "size": size})
     check_training_size(p)
     with run_dir(out, "train", writes="checkpoint.pt, transformer.pt, loss.csv, run.json") as folder:
-        record = train_transformer(
-            p,
-            style,
-            data,
-            folder,
-            weights=weights,
-            seed=seed,
-            device=device,
-            resume=resume,
-            progress_every=progress_every,
-            log=lambda m: None,
-        )
+        run = TrainOptions(weights=weights, seed=seed, device=device, progress_every=progress_every, log=lambda m: None)
+        record = train_transformer(p, style, data, folder, run=run, resume=resume)
     with open(folder / "loss.csv", newline="") as f:
         history = pd.DataFrame([{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)])
     return Trained(history, record, folder / "transformer.pt")

@@ -24,8 +24,7 @@ from PIL import Image
 from .assets import cache_dir, registry, resolve_image
 from .errors import NstbenchError
 from .images import load_image, save_image, space_to_unit, to_pil
-from .presets import GatysPreset
-from .specs import Resize
+from .specs import GatysPreset, Resize
 from .transformer import CHECKPOINT_KIND, is_examples_state_dict, read_checkpoint
 
 # The styles of the HUST app: main.py's selectbox ('mosaic', 'rain_princess', 'udnie', 'wave');
@@ -321,20 +320,14 @@ class GatysJob:
             self._last_preview = now
 
     def _run(self) -> None:
+        from .gatys import RunOptions
         from .gatys_run import stylize_to_folder
 
         self.status = "running"
         try:
-            self.record = stylize_to_folder(
-                self.preset,
-                str(self.content),
-                str(self.style),
-                self.out,
-                weights=self.weights,
-                seed=self.seed,
-                progress_every=0,
-                on_step=self._on_step,
-            )
+            # on the CPU (RunOptions' default device), as the app always ran
+            run = RunOptions(seed=self.seed, progress_every=0, on_step=self._on_step, weights=self.weights)
+            self.record = stylize_to_folder(self.preset, str(self.content), str(self.style), self.out, run=run)
             self.status = "done"
         except Cancelled:
             self.status = "cancelled"

@@ -243,7 +243,9 @@ def gatys_tab(pic: app.Picture | None, weights: str) -> None:
         return
 
     def start():
-        start_job("gatys", override(get_preset(preset_name), steps=steps, size=size), pic.path, style.path, weights)
+        start_job(
+            "gatys", override(get_preset(preset_name), {"steps": steps, "size": size}), pic.path, style.path, weights
+        )
 
     job_controls("gatys", start)
 
@@ -274,7 +276,7 @@ def compare_tab(pic: app.Picture | None, long_side: int, weights: str) -> None:
     side = min(long_side, max(pic.image.shape[-2:]))
 
     def start():
-        preset = override(get_preset("hust"), steps=steps, size=side)
+        preset = override(get_preset("hust"), {"steps": steps, "size": side})
         same = app.resized_copy(pic, preset.content_resize, workdir() / "compare")
         st.session_state.cmp_fast = app.run_fast(entry, same, side, workdir() / "compare")
         start_job("cmp", preset, same.path, entry.style_image, weights)

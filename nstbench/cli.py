@@ -172,14 +172,16 @@ def toy_train_steps() -> int:
 
 def _stylize(args: argparse.Namespace) -> None:
     from .compute_args import compute_from_args
-    from .gatys_run import Extras, override, stylize_to_folder
+    from .device import resolve_device
+    from .gatys import RunOptions
+    from .gatys_run import OVERRIDES, Extras, override, stylize_to_folder
     from .presets import get_preset
 
     if args.scales and args.size is not None:
         raise NstbenchError("give --size or --scales, not both (the last scale is the working size)")
     _set_threads(args)
-    given = {k: getattr(args, k) for k in STYLIZE_OVERRIDES if getattr(args, k) is not None}
-    preset = override(get_preset(args.preset), **given)
+    given = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+    preset = override(get_preset(args.preset), given)
     recorded = dict(given, **({"scales": args.scales} if args.scales else {}))
     extras = Extras(
         overrides=recorded,
@@ -194,13 +196,15 @@ def _stylize(args: argparse.Namespace) -> None:
         args.content,
         args.style,
         args.out,
-        weights=args.weights,
-        seed=args.seed,
-        device=args.device,
-        progress_every=args.progress_every,
-        compute=compute_from_args(args),  # stylize refuses emulated bf16 itself, into its record
-        overwrite=args.overwrite,
+        run=RunOptions(
+            seed=args.seed,
+            compute=compute_from_args(args),  # stylize refuses emulated bf16 itself, into its record
+            progress_every=args.progress_every,
+            weights=args.weights,
+            device=resolve_device(args.device),
+        ),
         extras=extras,
+        overwrite=args.overwrite,
         allow_slow_bf16=args.allow_slow_bf16,
     )
     modified = (
@@ -216,10 +220,6 @@ def _stylize(args: argparse.Namespace) -> None:
         f"{', upscaled' if rec['upscaled'] else ''}, {rec['seconds']:.1f}s, {_weights_note(rec['weights'])}"
         f"{_toy_note(rec['weights'])}{modified})"
     )
-
-
-# stylize options that change the preset (recorded in run.json as overrides)
-STYLIZE_OVERRIDES = ("steps", "size", "init", "content_weight", "style_weight", "tv_weight", "optimizer", "lr")
 
 
 def _sizes(text: str) -> list[int]:
@@ -340,7 +340,7 @@ def _train_preset(args: argparse.Namespace, resumed: dict):
     """(the fast preset, the training data, whether the profile was chosen by default) of `nstbench
     train`: the preset with the profile's overrides (or the resumed run's), then the options'."""
     from .data import COCO_HELP
-    from .presets import TRAIN_PROFILES, get_fast_preset, network_config, override_fast
+    from .presets import FAST_OVERRIDES, TRAIN_PROFILES, get_fast_preset, network_config, override_fast
     from .profiles import default_profile
     from .training import check_training_size
 
@@ -357,21 +357,9 @@ def _train_preset(args: argparse.Namespace, resumed: dict):
         )
     if args.steps is not None or args.epochs is not None:
         prof.pop("steps", None)  # an explicit length wins over the profile's
-    preset = override_fast(preset, **prof)
-    preset = override_fast(
-        preset,
-        steps=args.steps,
-        epochs=args.epochs,
-        batch=args.batch,
-        size=args.size,
-        content_weight=args.content_weight,
-        style_weight=args.style_weight,
-        tv_weight=args.tv_weight,
-        network=args.network,
-        norm=args.norm,
-        checkpoint_every=args.checkpoint_every,
-        style_size=args.style_size,
-    )
+    preset = override_fast(preset, prof)
+    # every override is an option of its own name but max_images, which only profiles set
+    preset = override_fast(preset, {k: getattr(args, k) for k in FAST_OVERRIDES if k != "max_images"})
     if args.lr is not None:
         preset = dataclasses.replace(preset, lr=args.lr)
     network_config(preset)  # an unknown --network or --norm fails before any work
@@ -383,7 +371,7 @@ def train_command(args: argparse.Namespace) -> dict:
     """`nstbench train`: the preset with the profile's and the options' overrides, checked before
     any work (sizes, the output folder, resuming), then train_transformer under the folder's lock."""
     from .records import run_dir
-    from .training import train_transformer
+    from .training import TrainOptions, train_transformer
 
     _set_threads(args)
     if args.resume and args.overwrite:
@@ -414,18 +402,14 @@ def train_command(args: argparse.Namespace) -> dict:
                 "runs the preset's own sizes and steps)",
                 file=sys.stderr,
             )
-        return train_transformer(
-            preset,
-            args.style,
-            data,
-            out,
+        run = TrainOptions(
             weights=args.weights,
             seed=args.seed,
             device=args.device,
-            resume=args.resume,
-            progress_every=args.progress_every,
             compute=compute,
+            progress_every=args.progress_every,
         )
+        return train_transformer(preset, args.style, data, out, run=run, resume=args.resume)
 
 
 # train options a resumed run takes from its checkpoint when they are not given (checkpoint key in

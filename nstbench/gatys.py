@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Literal, Sequence
 
 import torch
@@ -55,34 +55,43 @@ def _feeds(feed: Feed, space: Space, net_in: Space) -> tuple[Callable, Callable]
     raise NstbenchError(f"unknown feed {feed!r}; valid: {', '.join(FEEDS)}")
 
 
+@dataclass(frozen=True)
+class Mix:
+    """How a run weighs its loss beyond the LossSpec: alpha, beta and gamma in place of the
+    spec's (one value, or one per image of the batch: a sweep; None keeps the spec's) and the
+    weights that blend several style images' Grams (neural-style's -style_blend_weights; None:
+    equal). Kept apart from the spec, which is a source's declaration and holds one value each."""
+
+    alpha: Weight | None = None
+    beta: Weight | None = None
+    gamma: Weight | None = None
+    style_blend: list[float] | None = None
+
+
 def make_gatys_loss(
     backbone: Backbone,
     content: torch.Tensor,
     style: torch.Tensor | list[torch.Tensor],
     spec: LossSpec,
     space: Space,
-    alpha: Weight | None = None,
-    beta: Weight | None = None,
-    gamma: Weight | None = None,
+    mix: Mix = Mix(),
     compute: Compute = Compute(),
-    style_blend: list[float] | None = None,
     feed: Feed = "network",
 ) -> LossFn:
     """Content features and style Grams are computed once here, never inside the loop.
 
     content and style are unit-space images [1, 3, H, W] (style may be a list, its Grams blended by
-    `style_blend`, as neural-style's -style_blend_weights; equal weights by default); alpha/beta/
-    gamma override the spec, per image when given as sequences. The returned callable takes pixels
+    mix.style_blend); mix's alpha/beta/gamma override the spec's. The returned callable takes pixels
     in `space`. The targets are computed under the same `compute` as the loop, so that at the
     optimum the features can match them exactly. `feed`: how the images reach the backbone (see Feed).
     """
     image_in, target_in = _feeds(feed, space, backbone.input_space)
     styles = style if isinstance(style, (list, tuple)) else [style]
-    terms = FeatureLoss(backbone, spec, [target_in(s) for s in styles], compute, blend=style_blend)
+    terms = FeatureLoss(backbone, spec, [target_in(s) for s in styles], compute, blend=mix.style_blend)
     p = terms.content_targets(target_in(content))
-    a = _per_image(spec.alpha if alpha is None else alpha, content)
-    b = _per_image(spec.beta if beta is None else beta, content)
-    g = _per_image(spec.gamma if gamma is None else gamma, content)
+    a = _per_image(spec.alpha if mix.alpha is None else mix.alpha, content)
+    b = _per_image(spec.beta if mix.beta is None else mix.beta, content)
+    g = _per_image(spec.gamma if mix.gamma is None else mix.gamma, content)
     uses_tv = not (isinstance(g, float) and g == 0.0)
 
     def loss(x: torch.Tensor) -> dict:
@@ -162,6 +171,28 @@ SYNC_EVERY_DEVICE = 50
 OnStep = Callable[[int, torch.Tensor, dict], None]
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How one Gatys run goes, never what it computes (the preset, the loss and the optimiser say
+    that). optimize_image reads the progress line's interval (progress_every: every N steps, 0
+    none, None every PROGRESS_SECONDS) and label, the step observer (on_step) and sync_every;
+    gatys_run.run_preset also the seed (the noise init) and compute (how the backbone runs);
+    gatys_run.run_stylize also which weights it loads (families.py's --weights keywords) and the
+    device it runs on (run_preset runs on its images' device)."""
+
+    seed: int = 0
+    compute: Compute = Compute()
+    progress_every: int | None = None
+    label: str | None = None  # the progress lines' prefix; None: the preset's name ("gatys" for optimize_image)
+    on_step: OnStep | None = None
+    sync_every: int | None = None
+    weights: str = "auto"
+    device: torch.device = torch.device("cpu")
+
+
+QUIET = RunOptions(progress_every=0)  # optimize_image's default: no progress lines
+
+
 class _Run:
     """One optimize_image call's state: the pixels x, the per-step losses (kept as tensors: no host
     sync per step), the last image with a finite loss and, with keep_best, the best one."""
@@ -174,16 +205,14 @@ class _Run:
         clamp,
         keep_best: bool,
         keep_best_as: str,
-        progress_every: int | None,
-        label: str,
-        on_step: OnStep | None,
-        sync_every: int,
+        run: RunOptions,
     ):
         self.loss_fn, self.steps, self.clamp = loss_fn, steps, clamp
         self.planned = steps  # the evaluations expected (OptimizerSpec.evaluations): the progress line's end
         self.keep_best, self.keep_best_as = keep_best, keep_best_as
-        self.progress_every, self.label, self.on_step = progress_every, label, on_step
-        self.sync_every = 1 if on_step is not None else sync_every  # on_step reads the losses: a sync anyway
+        self.progress_every, self.label, self.on_step = run.progress_every, run.label or "gatys", run.on_step
+        # on_step reads the losses: a sync anyway
+        self.sync_every = 1 if run.on_step is not None else run.sync_every
         self.x = init.detach().clone()
         if clamp is not None:
             self.x = torch.max(torch.min(self.x, clamp[1]), clamp[0])
@@ -340,11 +369,8 @@ def optimize_image(
     optimizer: OptimizerSpec,
     clamp: tuple[torch.Tensor, torch.Tensor] | None = None,
     keep_best: bool = False,
-    progress_every: int | None = 0,
-    label: str = "gatys",
-    on_step: OnStep | None = None,
     keep_best_as: Literal["measured", "after_update"] = "measured",
-    sync_every: int | None = None,
+    run: RunOptions = QUIET,
 ) -> OptimizeResult:
     """Minimise loss_fn over the pixels of `init` ([B, 3, H, W]) for `steps` steps.
 
@@ -357,12 +383,13 @@ def optimize_image(
                        init_image` after the update and clip: the image *after* the update whose
                        pre-update loss was the lowest (the last image is never scored); best_step k
                        is the history row of that loss. Adam only.
-    progress_every: a progress line on stderr every N steps; 0: none; None: every
-    PROGRESS_SECONDS (and after the first and the last step). on_step(step, image, losses) is
+    run (RunOptions; its seed, compute, weights and device are not read here): run.progress_every:
+    a progress line on stderr every N steps; 0: none; None: every PROGRESS_SECONDS (and after the
+    first and the last step), prefixed with run.label. run.on_step(step, image, losses) is
     called with each step's measured image (finite loss; in the space, do not modify it) and the
     first image's losses; an exception it raises ends the run (the app cancels runs this way).
     Ctrl-C raises Interrupted with the last image with a finite loss.
-    sync_every: Adam reads the device's "every loss finite" flag on the host every N steps (None:
+    run.sync_every: Adam reads the device's "every loss finite" flag on the host every N steps (None:
     every step on the CPU, SYNC_EVERY_DEVICE elsewhere); the result, history and Diverged are the
     same for every N (the steps after a non-finite loss are masked and dropped). The losses stay on
     the device until the end, so with progress_every=0 and no on_step a run has no per-step sync.
@@ -379,18 +406,18 @@ def optimize_image(
         raise NstbenchError("L-BFGS couples the images of a batch through its line search; use batch 1")
     if optimizer.name not in ("adam", "adam_tf", "lbfgs"):
         raise NstbenchError(f"unknown optimizer {optimizer.name!r}; valid: adam, adam_tf, lbfgs")
-    if sync_every is None:
-        sync_every = 1 if init.device.type == "cpu" else SYNC_EVERY_DEVICE
-    if sync_every < 1:
-        raise NstbenchError(f"sync_every must be at least 1, got {sync_every}")
-    run = _Run(loss_fn, init, steps, clamp, keep_best, keep_best_as, progress_every, label, on_step, sync_every)
-    run.planned = optimizer.evaluations(steps)
+    if run.sync_every is None:
+        run = replace(run, sync_every=1 if init.device.type == "cpu" else SYNC_EVERY_DEVICE)
+    if run.sync_every < 1:
+        raise NstbenchError(f"sync_every must be at least 1, got {run.sync_every}")
+    state = _Run(loss_fn, init, steps, clamp, keep_best, keep_best_as, run)
+    state.planned = optimizer.evaluations(steps)
     interrupted = False
     try:
-        finite = (_lbfgs if optimizer.name == "lbfgs" else _adam)(run, optimizer)
+        finite = (_lbfgs if optimizer.name == "lbfgs" else _adam)(state, optimizer)
     except KeyboardInterrupt:  # Ctrl-C: the last image with a finite loss is handed back (Interrupted)
-        finite, interrupted = run.finish(), True  # finish: rows after an unread non-finite loss dropped
-    return _result(run, finite, interrupted)
+        finite, interrupted = state.finish(), True  # finish: rows after an unread non-finite loss dropped
+    return _result(state, finite, interrupted)
 
 
 def _result(run: _Run, finite: bool, interrupted: bool) -> OptimizeResult:

@@ -10,22 +10,29 @@ import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Mapping
 
 import torch
 
 from .backbones import Backbone, build_model, make_extractor
-from .compute import Compute
-from .device import activation_bytes, check_memory, resolve_device
+from .device import activation_bytes, check_memory
 from .errors import NstbenchError
-from .gatys import Diverged, Interrupted, OptimizeResult, initial_image, make_gatys_loss, optimize_image
+from .gatys import (
+    Diverged,
+    Interrupted,
+    Mix,
+    OptimizeResult,
+    RunOptions,
+    initial_image,
+    make_gatys_loss,
+    optimize_image,
+)
 from .images import image_format, load_image, probe_image, save_image, space_bounds, space_to_unit, unit_to_space
 from .images import original_colors as keep_colors
 from .perceptual import blend_weights
 from .precision import require_native_bf16
-from .presets import GatysPreset
 from .records import ensure_writable_dir, provenance, run_dir, write_csv, write_json
-from .specs import OptimizerSpec, Resize
+from .specs import GatysPreset, OptimizerSpec, Resize
 from .weights import load_backbone
 
 CURVE_COLUMNS = ["step", "image", "total", "content", "style", "tv", "seconds"]
@@ -63,27 +70,19 @@ def run_preset(
     style: torch.Tensor,
     backbone: Backbone,
     *,
-    seed: int = 0,
+    run: RunOptions = RunOptions(),
     batch: int = 1,
-    alpha=None,
-    beta=None,
-    gamma=None,
-    progress_every: int | None = None,
-    label: str | None = None,
-    compute: Compute = Compute(),
-    style_blend: list[float] | None = None,
-    on_step=None,
+    mix: Mix = Mix(),
     init_image: torch.Tensor | None = None,
-    sync_every: int | None = None,
 ) -> OptimizeResult:
     """Optimise with the preset's settings on already-loaded images (on their device); `style` may
-    be a list of images blended by `style_blend` (init "style" starts from the first); `compute`
-    (compute.Compute) picks the backbone's dtype and memory layout. progress_every: a progress line
-    every N steps, 0 none, None every 10 s (the preset's print_every is its source's print
-    interval, a record of the source, not nstbench's progress). sync_every: see optimize_image."""
-    loss_fn = make_gatys_loss(
-        backbone, content, style, preset.loss, preset.space, alpha, beta, gamma, compute, style_blend, feed=preset.feed
-    )
+    be a list of images blended by mix.style_blend (init "style" starts from the first); mix's
+    alpha/beta/gamma override the preset's (per image of the batch when sequences). run
+    (gatys.RunOptions): the seed, compute (the backbone's dtype and memory layout), progress lines
+    (run.progress_every: every N steps, 0 none, None every 10 s; the preset's print_every is its
+    source's print interval, a record of the source, not nstbench's progress), on_step and
+    sync_every (see optimize_image). init_image: a unit-space start (a coarser scale's result)."""
+    loss_fn = make_gatys_loss(backbone, content, style, preset.loss, preset.space, mix, run.compute, preset.feed)
     if init_image is not None:  # unit RGB (a coarser scale's result): bicubic to the content's (H, W)
         up = torch.nn.functional.interpolate(
             init_image, size=tuple(content.shape[-2:]), mode="bicubic", align_corners=False
@@ -91,7 +90,7 @@ def run_preset(
         x0 = unit_to_space(up, preset.space).repeat(batch, 1, 1, 1).contiguous()
     elif preset.init in INITS:
         first = style[0] if isinstance(style, (list, tuple)) else style
-        x0 = initial_image(preset.init, content, first, preset.space, seed=seed, batch=batch)
+        x0 = initial_image(preset.init, content, first, preset.space, seed=run.seed, batch=batch)
     else:  # an image file: resized to the content's (H, W)
         img = load_image(preset.init, Resize("exact", tuple(content.shape[-2:]))).to(content.device)
         x0 = unit_to_space(img, preset.space).repeat(batch, 1, 1, 1).contiguous()
@@ -103,11 +102,8 @@ def run_preset(
         preset.optimizer,
         clamp=clamp,
         keep_best=preset.keep_best,
-        progress_every=progress_every,
-        label=label or preset.name,
         keep_best_as=preset.keep_best_as,
-        on_step=on_step,
-        sync_every=sync_every,
+        run=replace(run, label=run.label or preset.name),
     )
 
 
@@ -130,27 +126,20 @@ def stylize_to_folder(
     style: str | list[str],
     out: str | Path,
     *,
-    weights: str = "auto",
-    seed: int = 0,
-    device: str = "cpu",
-    progress_every: int | None = None,
-    compute: Compute = Compute(),
-    overwrite: bool = False,
+    run: RunOptions = RunOptions(),
     extras: "Extras | None" = None,
+    overwrite: bool = False,
     allow_slow_bf16: bool = False,
-    on_step=None,
 ) -> dict:
     """The `nstbench stylize` command: writes out/output.png, out/curve.csv, out/run.json.
 
     `out` is a folder; one that already holds a finished stylize run is replaced only with
     overwrite=True (and only once the new run has finished). One writer at a time (a lock file).
     bf16 on a device that would only emulate it is refused before any work (precision.py) unless
-    allow_slow_bf16. on_step: see optimize_image (an exception it raises ends the run)."""
-    dev = resolve_device(device)
-    bf16_note = require_native_bf16(dev, allow_slow_bf16) if compute.dtype == "bfloat16" else None
+    allow_slow_bf16. run.on_step: see optimize_image (an exception it raises ends the run)."""
+    bf16_note = require_native_bf16(run.device, allow_slow_bf16) if run.compute.dtype == "bfloat16" else None
     with run_dir(out, "stylize", overwrite) as folder:
-        extras = dataclasses.replace(extras or Extras(), save_dir=folder / "steps", on_step=on_step)
-        run = RunOptions(weights, seed, dev, progress_every, compute)
+        extras = dataclasses.replace(extras or Extras(), save_dir=folder / "steps")
         result, record = run_stylize(preset, content, style, run, extras)
         if bf16_note:
             record["compute"]["bf16_support"] = bf16_note
@@ -173,7 +162,6 @@ class Extras:
     save_every: int = 0
     save_dir: Path | None = None
     scales: tuple[int, ...] | None = None  # working sizes, coarse to fine: each result starts the next
-    on_step: Callable | None = None  # an observer of every step (optimize_image's on_step), e.g. the app's
 
     def check(self, styles: int) -> None:
         if self.save_every and self.save_dir is None:
@@ -189,19 +177,6 @@ class Extras:
             raise NstbenchError(f"--style-blend has {len(self.style_blend)} weight(s) for {styles} --style image(s)")
         if self.style_blend is not None:
             blend_weights(self.style_blend, styles)  # a zero sum: refused here, before the backbone loads
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How one Gatys preset run goes, beside the preset and its images: the backbone's weights
-    and seed, the device, how the backbone runs (compute) and how often a progress line is printed
-    (run_preset's progress_every)."""
-
-    weights: str
-    seed: int
-    device: torch.device
-    progress_every: int | None
-    compute: Compute
 
 
 def run_stylize(
@@ -238,13 +213,13 @@ def run_stylize(
             c.to(dev),
             [x.to(dev) for x in styles] if len(styles) > 1 else s.to(dev),
             backbone,
-            seed=run.seed,
-            progress_every=run.progress_every,
-            compute=run.compute,
-            style_blend=extras.style_blend,
-            on_step=_observers(
-                _saver(extras.save_every, extras.save_dir, preset.space) if extras.save_every else None, extras.on_step
+            run=replace(
+                run,
+                on_step=_observers(
+                    _saver(extras.save_every, extras.save_dir, preset.space) if extras.save_every else None, run.on_step
+                ),
             ),
+            mix=Mix(style_blend=extras.style_blend),
             init_image=init_image,
         )
     except Diverged as e:
@@ -306,7 +281,7 @@ def run_scales(
     steps, each scale starting from the previous result upsampled (bicubic). Every scale's inputs
     and the finest scale's memory are checked before any work. curve.csv's steps run on across
     scales; run.json's `scales` says which steps ran at which size."""
-    presets = [override(preset, size=n) for n in extras.scales]
+    presets = [override(preset, {"size": n}) for n in extras.scales]
     _check_memory(presets[-1], content, run.device)
     for p in presets:
         load_pair(p, content, names[0])
@@ -437,19 +412,18 @@ def _finished_ok(out: Path) -> bool:
         return False
 
 
-def override(
-    preset: GatysPreset,
-    steps: int | None = None,
-    size: int | None = None,
-    init: str | None = None,
-    content_weight: float | None = None,
-    style_weight: float | None = None,
-    tv_weight: float | None = None,
-    optimizer: str | None = None,
-    lr: float | None = None,
-) -> GatysPreset:
-    """The CLI's overrides: another step count, working size (resize mode kept), init (content,
-    noise, style or an image path), loss weights (alpha, beta, gamma), optimizer or learning rate."""
+# the stylize options that change the preset (run.json records them as overrides)
+OVERRIDES = ("steps", "size", "init", "content_weight", "style_weight", "tv_weight", "optimizer", "lr")
+
+
+def override(preset: GatysPreset, changes: Mapping[str, Any]) -> GatysPreset:
+    """The CLI's overrides, option name -> value (OVERRIDES; None: not given): another step count,
+    working size (resize mode kept), init (content, noise, style or an image path), loss weights
+    (content_weight, style_weight, tv_weight: alpha, beta, gamma), optimizer or learning rate."""
+    unknown = sorted(set(changes) - set(OVERRIDES))
+    if unknown:  # a misspelt option would otherwise be dropped without a word
+        raise TypeError(f"override() got unknown option(s) {', '.join(unknown)}; valid: {', '.join(OVERRIDES)}")
+    steps, size, init, content_weight, style_weight, tv_weight, optimizer, lr = (changes.get(k) for k in OVERRIDES)
     loss = {k: v for k, v in (("alpha", content_weight), ("beta", style_weight), ("gamma", tv_weight)) if v is not None}
     if loss:
         preset = replace(preset, loss=replace(preset.loss, **loss))

@@ -21,7 +21,7 @@ Layer reductions: "sum" (sum_l w_l E_l, Gatys/Johnson/UPES) or "mean" (the Keras
 1/|L| per layer, applied on top of the weights).
 TV modes (on the image tensor [B, 3, H, W], summed over channels):
   l1_sum       sum |y[i+1,j]-y[i,j]| + |y[i,j+1]-y[i,j]|     EXPERIMENTS.md E1 (HUST formula)
-  l1_mean      l1_sum / (H W)  per-pixel normalised          HUST code (see presets.py)
+  l1_mean      l1_sum / (H W)  per-pixel normalised          HUST code (see sources.py)
   squared_sum  sum (y[i+1,j]-y[i,j])^2 + (y[i,j+1]-y[i,j])^2  Johnson et al. (squared TV)
   squared_half_interior  1/2 sum over i < H-1, j < W-1 of (y[i,j]-y[i,j+1])^2 + (y[i,j]-y[i+1,j])^2:
                the loss whose gradient Johnson's TotalVariation.lua adds (it reports no value; the

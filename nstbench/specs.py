@@ -1,8 +1,9 @@
 """What a preset is made of, as frozen data: how images are resized (Resize) and which pixel
 space they are optimised in (Space), what the loss measures (LossSpec, its normalisation modes, the
-sources' style layers), and how the optimiser runs (OptimizerSpec, Feed).
+sources' style layers), how the optimiser runs (OptimizerSpec, Feed), and the presets made of
+them (GatysPreset, FastPreset).
 
-Torch-free (no torch or numpy import): presets.py declares every source's presets from these, and
+Torch-free (no torch or numpy import): sources.py declares every source's presets from these, and
 `nstbench presets` and the commands' --help list them without loading torch. The code that acts on
 them lives above: images.py (resizing), losses.py and perceptual.py (the loss), gatys.py (the
 optimiser).
@@ -186,3 +187,59 @@ Feed = Literal["network", "hust_code"]
 
 
 FEEDS = ("network", "hust_code")
+
+
+@dataclass(frozen=True)
+class GatysPreset:
+    name: str
+    source: str
+    backbone: str
+    # The ImageNet weight family the source used (weights.py): "torchvision" (torchvision's
+    # IMAGENET1K_V1), "keras" (Keras applications' HDF5 files, converted Caffe weights), "caffe"
+    # (the Oxford Caffe VGG models as converted by jcjohnson) or "gatys" (Gatys' normalised VGG19,
+    # vgg_conv.pth). `--weights imagenet` loads this family; each expects its own input convention.
+    weights: str
+    space: Space  # what the optimised pixels are (images.py): fixes the meaning of lr and clamping
+    content_resize: Resize
+    style_resize: Resize | None  # None: resized to exactly the content's (H, W)
+    loss: LossSpec
+    optimizer: OptimizerSpec
+    steps: int
+    init: str = "content"
+    clamp: bool = False
+    keep_best: bool = False
+    keep_best_as: str = "measured"  # which image keep_best returns (gatys.optimize_image)
+    pooling: str = "max"
+    print_every: int = 0
+    feed: Feed = "network"  # how the images reach the backbone (gatys.Feed); "hust_code" is one source's quirk
+
+
+@dataclass(frozen=True)
+class FastPreset:
+    """How one source trains its transformer. total loss = alpha * content + beta * style +
+    gamma * tv (the LossSpec's alpha/beta/gamma are lambda_c, lambda_s, lambda_tv); content and
+    style are averaged over the batch, tv averaged or summed (tv_batch) as the source does.
+    TV is measured on the output in 0..255 pixel units (both sources' output units)."""
+
+    name: str
+    source: str
+    network: str  # transformer variant (transformer.VARIANTS)
+    backbone: str
+    weights: str  # the source's ImageNet weight family (see GatysPreset.weights)
+    loss: LossSpec
+    tv_batch: Literal["mean", "sum"] = "mean"
+    lr: float = 1e-3
+    batch: int = 4
+    epochs: int = 2
+    steps: int | None = None  # None: `epochs` passes over the data (incomplete last batch dropped)
+    size: int = 256  # training images are size x size
+    data_resize: Literal["exact", "center_crop"] = "exact"  # resize to size x size, or short side + centre crop
+    shuffle: bool = True  # False: sorted file order every epoch
+    style_size: int | None = None  # long side of the style image; None: as it is
+    max_images: int | None = None  # only the first N files (sorted); profiles use it
+    norm: str | None = None  # None: the variant's norm; "batch" | "instance" overrides it
+    # The FAST_HUST notebook computes the content targets from the /255-normalised batch but feeds it to
+    # an extractor that expects 0..255, so its content targets are features of a nearly black image.
+    # True reproduces that (content features of x / 255); False uses the real content image.
+    content_target_quirk: bool = False
+    checkpoint_every: int = 1000

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ from . import training
 from .backbones import Backbone
 from .compute import Compute
 from .errors import NstbenchError
+from .gatys import RunOptions
 from .gatys_run import override, run_preset
-from .presets import FastPreset, GatysPreset
+from .specs import FastPreset, GatysPreset
 
 
 def sync(device: torch.device) -> None:
@@ -37,31 +39,19 @@ def time_optimisation(
     backbone: Backbone,
     *,
     warmup: int,
-    seed: int = 0,
-    progress_every: int = 0,
-    label: str = "timing",
-    **run_kwargs,
+    run: RunOptions = RunOptions(progress_every=0, label="timing"),
 ) -> dict:
-    """Median seconds of one iteration (loss evaluation) of `preset`, after a separate untimed run of
-    `warmup` iterations: {"median", "mean", "total", "times"} (total: the whole timed run; times:
-    every iteration's seconds, the repeats of the median)."""
+    """Median seconds of one iteration (loss evaluation) of `preset` run with `run` (its
+    sync_every is set here), after a separate untimed run of `warmup` iterations (no progress
+    lines): {"median", "mean", "total", "times"} (total: the whole timed run; times: every
+    iteration's seconds, the repeats of the median)."""
     if warmup:
-        run_preset(override(preset, steps=warmup), content, style, backbone, seed=seed, progress_every=0, **run_kwargs)
+        run_preset(override(preset, {"steps": warmup}), content, style, backbone, run=replace(run, progress_every=0))
     sync(content.device)
     # history "seconds" is the time since the loop started, read once per evaluation; sync_every=1
     # makes optimize_image wait for the device at every evaluation (its finiteness check), so the
     # differences are iteration times on a GPU too, not the launch queue's
-    result = run_preset(
-        preset,
-        content,
-        style,
-        backbone,
-        seed=seed,
-        progress_every=progress_every,
-        label=label,
-        sync_every=1,
-        **run_kwargs,
-    )
+    result = run_preset(preset, content, style, backbone, run=replace(run, sync_every=1))
     marks = [0.0] + [r["seconds"] for r in result.history if r["image"] == 0]
     per_step = np.diff(marks)
     return {
@@ -101,13 +91,11 @@ def time_training(
     style: str | os.PathLike,
     data: str | os.PathLike,
     backbone: Backbone,
-    device: torch.device,
     *,
     images: int,
     repeats: int,
     warmup: int = 1,
-    seed: int = 0,
-    compute: Compute = Compute(),
+    run: training.TrainOptions = training.TrainOptions(),
 ) -> dict[int, list[float]]:
     """Seconds of `repeats` timed training passes of `images` images for each preset (keyed by its
     batch size; images must be a multiple of every batch), interleaved: repeat r runs every batch
@@ -115,15 +103,14 @@ def time_training(
     slows all batch sizes alike instead of one whole measurement. Each batch size trains its own
     freshly initialised network (nothing a caller trained is touched; the time of a step does not
     depend on the weights), first `warmup` untimed steps (allocations, kernel selection), then
-    every pass replays the same first images/batch steps of the data order. {batch: [seconds]}."""
+    every pass replays the same first images/batch steps of the data order. run: the trainer's
+    options (its weights, seed, device and compute are read; it never logs). {batch: [seconds]}."""
     runs = {}  # the trainer's own set-up and step, so what is timed is what E2/E3 train with
     for batch, preset in presets.items():
         if images % batch:
             raise NstbenchError(f"{images} timed images per pass are not a multiple of batch {batch}")
         # out is only named (nothing is written): these runs keep no checkpoint and no loss.csv
-        t = training._setup(
-            preset, style, data, Path(os.devnull), "auto", seed, str(device), backbone, lambda m: None, compute
-        )
+        t = training._setup(preset, style, data, Path(os.devnull), replace(run, log=lambda m: None), backbone)
         t.net.train()
         for step in range(warmup):
             training._train_step(t, step)

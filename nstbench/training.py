@@ -1,7 +1,7 @@
 """Training a fast network (Johnson et al. 2016) for one style: `nstbench train`.
 
 `train_transformer` trains one network on a folder of images (data.ImageFolderData) with the
-perceptual loss (perceptual.PerceptualLoss) of a fast preset (presets.FastPreset); `train_and_apply`
+perceptual loss (perceptual.PerceptualLoss) of a fast preset (specs.FastPreset); `train_and_apply`
 trains and stylises one content image, as the experiments' sweeps need.
 
 Output folder of a training run:
@@ -37,7 +37,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -52,9 +52,9 @@ from .errors import NstbenchError
 from .images import load_image
 from .perceptual import PerceptualLoss
 from .precision import bf16_support
-from .presets import FastPreset, network_config
+from .presets import network_config
 from .records import atomic_write, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
-from .specs import Resize
+from .specs import FastPreset, Resize
 from .transformer import (
     CHECKPOINT_KIND,
     build_transformer,
@@ -150,6 +150,25 @@ class _StopRequest:
         return False
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How one training run goes, never what it trains (the FastPreset says that): the loss
+    network's weights (families.py's --weights keywords; ignored when a loaded backbone is passed),
+    the seed (the network's init and the data order), the device, compute (module docstring),
+    progress lines (progress_every: every N steps, 0 none, None every progress_seconds) and where
+    they go (log; None: stderr), and on_step(row), called after every step: returning True stops
+    the run like a Ctrl-C does."""
+
+    weights: str = "auto"
+    seed: int = 0
+    device: str = "cpu"
+    compute: Compute = Compute()
+    progress_every: int | None = None
+    progress_seconds: float = 10.0
+    log: Callable[[str], None] | None = None
+    on_step: Callable[[dict], bool | None] | None = None
+
+
 @dataclass
 class _Training:
     """Everything one training run needs, set up once (train_transformer's parts share it)."""
@@ -189,16 +208,14 @@ def _setup(
     style: str | os.PathLike,
     data: str | os.PathLike,
     out: Path,
-    weights: str,
-    seed: int,
-    device: str,
+    run: TrainOptions,
     backbone: Backbone | None,
-    log: Callable[[str], None],
-    compute: Compute,
     resume_from: Path | None = None,
 ) -> _Training:
-    """The style image, the data, the loss network, the transformer and its Adam."""
-    dev = resolve_device(device)
+    """The style image, the data, the loss network, the transformer and its Adam. run.log must be
+    set (train_transformer and timing.time_training set it)."""
+    seed, compute, log = run.seed, run.compute, run.log
+    dev = resolve_device(run.device)
     cfg = network_config(preset)
     style_path = resolve_image(style)
     style_img = load_image(style_path, Resize("long", preset.style_size) if preset.style_size else Resize())
@@ -223,7 +240,7 @@ def _setup(
         early = _fingerprint(preset, cfg, seed, style_rec, dataset.describe(), {}, compute)
         _check_same_settings(resume_from, read_checkpoint(resume_from), early, str(style), ignore=("weights",))
     if backbone is None:
-        backbone = load_backbone(preset.backbone, weights, seed=seed, family=preset.weights)
+        backbone = load_backbone(preset.backbone, run.weights, seed=seed, family=preset.weights)
     elif backbone.arch != preset.backbone:
         raise NstbenchError(f"preset {preset.name} needs {preset.backbone}, got a {backbone.arch} backbone")
     backbone.to(dev)
@@ -403,27 +420,21 @@ def train_transformer(
     data: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    weights: str = "auto",
-    seed: int = 0,
-    device: str = "cpu",
+    run: TrainOptions = TrainOptions(),
     resume: bool = False,
     backbone: Backbone | None = None,
-    progress_every: int | None = None,
-    progress_seconds: float = 10.0,
-    log: Callable[[str], None] | None = None,
-    on_step: Callable[[dict], bool | None] | None = None,
-    compute: Compute = Compute(),
 ) -> dict:
     """Train a transformer for `style` on the images under `data`; write the run into `out`.
 
-    progress_every: a progress line every N steps (0: none; None: every `progress_seconds`).
-    backbone: an already loaded loss network (tests share one); otherwise load_backbone(weights).
-    on_step(row) is called after every step; returning True stops the run like a Ctrl-C does:
-    a checkpoint is written and KeyboardInterrupt is raised. compute: the step's precision and
-    layout (module docstring; a bf16 request is not checked for native support here: the commands
-    refuse emulated bf16 before calling). Returns the run record (run.json).
+    run (TrainOptions): weights, seed, device, compute, progress lines and on_step; when on_step
+    stops the run a checkpoint is written and KeyboardInterrupt is raised. run.compute is not
+    checked for native bf16 here: the commands refuse emulated bf16 before calling. backbone: an
+    already loaded loss network (tests share one); otherwise load_backbone(run.weights). Returns
+    the run record (run.json).
     """
-    log = log or (lambda m: print(f"[train {preset.name}] {m}", file=sys.stderr, flush=True))
+    if run.log is None:
+        run = replace(run, log=lambda m: print(f"[train {preset.name}] {m}", file=sys.stderr, flush=True))
+    seed, compute = run.seed, run.compute
     check_training_size(preset)
     out = ensure_writable_dir(Path(out))
     if resume and not (out / "checkpoint.pt").is_file():
@@ -433,7 +444,7 @@ def train_transformer(
             f"{out} already holds a training run (checkpoint.pt); pass --resume to continue it or choose another --out"
         )
     resume_from = out / "checkpoint.pt" if resume else None
-    t = _setup(preset, style, data, out, weights, seed, device, backbone, log, compute, resume_from)
+    t = _setup(preset, style, data, out, run, backbone, resume_from)
     start = _resume(t) if resume else 0
     t.net.train()
     seconds_before = _start_loss_csv(t, resume, start)
@@ -451,8 +462,8 @@ def train_transformer(
         "loss_terms": "loss.csv: content, style, tv unweighted (batch-reduced); total = alpha*content + beta*style + gamma*tv",
         "provenance": provenance(t.dev),  # git and library versions: read once per run
     }
-    progress = _Progress(t, start, progress_every, progress_seconds)
-    r = _loop(t, start, seconds_before, progress, on_step)
+    progress = _Progress(t, start, run.progress_every, run.progress_seconds)
+    r = _loop(t, start, seconds_before, progress, run.on_step)
     seconds, session, done = time.perf_counter() - progress.t0, r["done"] - start, r["done"]
     t.record.update(
         status=r["status"],
@@ -493,27 +504,13 @@ def train_and_apply(
     style_image: torch.Tensor,
     *,
     backbone: Backbone,
-    seed: int = 0,
-    progress_every: int | None = None,
-    log: Callable[[str], None] | None = None,
-    compute: Compute = Compute(),
+    run: TrainOptions = TrainOptions(),
 ) -> TrainedRun:
-    """Train one network (train_transformer into `out`), stylise `content` as `nstbench apply` does
-    (eval mode, output cropped to the input's size, clamped) and measure the training loss terms
-    on it with `style_image` as the style target (both in fp32 whatever the training's `compute`).
-    The experiments' sweeps run one of these per point."""
-    rec = train_transformer(
-        preset,
-        style,
-        data,
-        out,
-        backbone=backbone,
-        seed=seed,
-        device=str(content.device),
-        progress_every=progress_every,
-        log=log,
-        compute=compute,
-    )
+    """Train one network (train_transformer into `out`, on `content`'s device whatever run.device
+    says), stylise `content` as `nstbench apply` does (eval mode, output cropped to the input's
+    size, clamped) and measure the training loss terms on it with `style_image` as the style target
+    (both in fp32 whatever the training's compute). The experiments' sweeps run one of these per point."""
+    rec = train_transformer(preset, style, data, out, run=replace(run, device=str(content.device)), backbone=backbone)
     net, _ = load_transformer(out / "transformer.pt")
     net.to(content.device)
     h, w = content.shape[-2:]
@@ -531,7 +528,7 @@ def train_and_apply_unit(
     style_image: torch.Tensor,
     **kw,
 ) -> dict:
-    """train_and_apply (its keywords: backbone, seed, progress_every, log, compute) in a temporary
+    """train_and_apply (its keywords: backbone, run) in a temporary
     folder (deleted afterwards: no checkpoint is kept), as plain data an experiment's unit (a job
     under --executor local|slurm) can return: image (CPU), terms, record and loss (loss.csv as a
     DataFrame)."""

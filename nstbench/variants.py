@@ -1,5 +1,5 @@
 """The fast networks' variants as data (TransformerConfig): one per source's code, each value
-cited. Torch-free: presets.py names a variant for each fast preset and `nstbench train --help`
+cited. Torch-free: sources.py names a variant for each fast preset and `nstbench train --help`
 lists them without loading torch; transformer.py builds the networks.
 """
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from nstbench.presets import FAST_HUST
-from nstbench.training import train_transformer
+from nstbench.sources import FAST_HUST
+from nstbench.training import TrainOptions, train_transformer
 from nstbench.transformer import build_transformer
 from nstbench.variants import get_variant
 
@@ -18,7 +18,7 @@ def make_models(root: Path, vgg19) -> Path:
     """root/hust-udnie/transformer.pt (hust preset at 32 px, 2 steps, batch 2, 4 coco100 images),
     root/mosaic.pth (pytorch/examples TransformerNet state dict) and root/broken.pth (not a checkpoint)."""
     tiny = dataclasses.replace(FAST_HUST, size=32, steps=2, batch=2, max_images=4, style_size=64)
-    train_transformer(tiny, "udnie", "coco100", root / "hust-udnie", backbone=vgg19, progress_every=0)
+    train_transformer(tiny, "udnie", "coco100", root / "hust-udnie", backbone=vgg19, run=TrainOptions(progress_every=0))
     torch.save(build_transformer(get_variant("pytorch-examples"), seed=1).state_dict(), root / "mosaic.pth")
     (root / "broken.pth").write_bytes(b"not a checkpoint")
     return root

@@ -93,11 +93,12 @@ def run_gatys(
 ) -> dict[int, dict[str, float]]:
     """One Gatys preset (at run["size"], or the preset's own size when absent): {step: {term: value}}
     for every step. Weights: seeded random unless run["weights"] names others (the published bands)."""
+    from nstbench.gatys import RunOptions
     from nstbench.gatys_run import load_pair, override, run_preset
     from nstbench.presets import get_preset
     from nstbench.weights import load_backbone
 
-    preset = override(get_preset(run["preset"]), steps=run["steps"], size=run.get("size"), init=run.get("init"))
+    preset = override(get_preset(run["preset"]), dict(steps=run["steps"], size=run.get("size"), init=run.get("init")))
     spec = preset.loss
     if "gamma" in run:
         spec = dataclasses.replace(spec, gamma=run["gamma"])
@@ -114,7 +115,11 @@ def run_gatys(
         )
     backbone.to(device)
     result = run_preset(
-        preset, content.to(device), style.to(device), backbone, seed=run.get("seed", 0), progress_every=0
+        preset,
+        content.to(device),
+        style.to(device),
+        backbone,
+        run=RunOptions(seed=run.get("seed", 0), progress_every=0),
     )
     return {h["step"]: {t: h[t] for t in TERMS} for h in result.history}
 
@@ -138,15 +143,17 @@ def weights_unavailable(preset_name: str, weights: str) -> str | None:
 def run_fast(run: dict, spec_change: SpecChange = None, backbone=None) -> dict[int, dict[str, float]]:
     """The first training steps of a fast-transfer preset (tiny images, few data): {step: {term: value}}."""
     from nstbench.presets import get_fast_preset, override_fast
-    from nstbench.training import train_transformer
+    from nstbench.training import TrainOptions, train_transformer
 
     preset = override_fast(
         get_fast_preset(run["preset"]),
-        steps=run["steps"],
-        batch=run["batch"],
-        size=run["size"],
-        max_images=run["max_images"],
-        checkpoint_every=run["steps"],
+        dict(
+            steps=run["steps"],
+            batch=run["batch"],
+            size=run["size"],
+            max_images=run["max_images"],
+            checkpoint_every=run["steps"],
+        ),
     )
     if spec_change is not None:
         preset = dataclasses.replace(preset, loss=spec_change(preset.loss))
@@ -163,10 +170,7 @@ def run_fast(run: dict, spec_change: SpecChange = None, backbone=None) -> dict[i
             run["data"],
             out,
             backbone=backbone,
-            seed=run.get("seed", 0),
-            progress_every=0,
-            log=lambda m: None,
-            on_step=keep,
+            run=TrainOptions(seed=run.get("seed", 0), progress_every=0, log=lambda m: None, on_step=keep),
         )
     return rows
 
@@ -326,7 +330,7 @@ def gatys_step_workload(preset_name: str = "hust", size: int = 64, repeat: int =
     from nstbench.images import space_bounds
     from nstbench.presets import get_preset
 
-    preset = override(get_preset(preset_name), size=size)
+    preset = override(get_preset(preset_name), dict(size=size))
     content, style = load_pair(preset, "chelsea", "starry_night")
     loss_fn = make_gatys_loss(
         random_backbone(preset.backbone), content, style, preset.loss, preset.space, feed=preset.feed

@@ -20,6 +20,7 @@ from PIL import Image
 from nstbench import app
 from nstbench.assets import resolve_image
 from nstbench.errors import NstbenchError
+from nstbench.gatys import RunOptions
 from nstbench.images import load_image
 
 pytest.importorskip("streamlit", reason="the app needs Streamlit: pip install -e '.[app]'")
@@ -254,10 +255,12 @@ def test_on_step_reports_each_step(vgg19_random):
     from nstbench.gatys_run import load_pair, override, run_preset
     from nstbench.presets import get_preset
 
-    preset = override(get_preset("hust"), steps=3, size=64)
+    preset = override(get_preset("hust"), dict(steps=3, size=64))
     c, s = load_pair(preset, "chelsea", "starry_night")
     seen = []
-    res = run_preset(preset, c, s, vgg19_random, on_step=lambda k, x, losses: seen.append((k, x.shape, losses)))
+    res = run_preset(
+        preset, c, s, vgg19_random, run=RunOptions(on_step=lambda k, x, losses: seen.append((k, x.shape, losses)))
+    )
     assert [k for k, _, _ in seen] == [1, 2, 3] and all(shape == c.shape for _, shape, _ in seen)
     assert [d["total"] for _, _, d in seen] == [r["total"] for r in res.history]
 

@@ -62,11 +62,6 @@ def test_no_long_functions():
     assert long == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="12 left, e.g. run_preset (16), train_transformer (14), override_fast (13): tests and experiments "
-    "call them by keyword, so grouping their knobs changes those call sites",
-)
 def test_few_parameters():
     many = [f for f in arch_check.functions() if f[2] > MAX_PARAMS and not _public_api(f[0])]
     assert many == []

@@ -23,8 +23,8 @@ from PIL import Image
 from nstbench import gatys_run as stylize_mod
 from nstbench.cli import main
 from nstbench.errors import NstbenchError
-from nstbench.gatys import make_gatys_loss
-from nstbench.presets import HUST, UPES
+from nstbench.gatys import RunOptions, make_gatys_loss
+from nstbench.sources import HUST, UPES
 from nstbench.weights import load_backbone
 
 pytestmark = needs_assets
@@ -165,15 +165,19 @@ def test_unknown_layer_in_a_loss_lists_valid_layers(vgg19_random, resnet50_rando
 
 def test_unknown_layer_or_backbone_in_a_preset_is_a_one_line_error(tmp_path):
     bad_layer = replace(
-        stylize_mod.override(HUST, steps=1, size=56), loss=replace(HUST.loss, content_layers=(("conv4_9", 1.0),))
+        stylize_mod.override(HUST, dict(steps=1, size=56)), loss=replace(HUST.loss, content_layers=(("conv4_9", 1.0),))
     )
     with pytest.raises(NstbenchError, match=r"unknown vgg19 layer 'conv4_9'; valid: .*conv4_2"):
-        stylize_mod.stylize_to_folder(bad_layer, "chelsea", "starry_night", tmp_path / "a", weights="random")
-    bad_arch = replace(stylize_mod.override(HUST, steps=1, size=56), backbone="alexnet")
+        stylize_mod.stylize_to_folder(
+            bad_layer, "chelsea", "starry_night", tmp_path / "a", run=RunOptions(weights="random")
+        )
+    bad_arch = replace(stylize_mod.override(HUST, dict(steps=1, size=56)), backbone="alexnet")
     with pytest.raises(
         NstbenchError, match="unknown backbone 'alexnet'; valid: keras_resnet50, resnet50, vgg16, vgg19"
     ):
-        stylize_mod.stylize_to_folder(bad_arch, "chelsea", "starry_night", tmp_path / "b", weights="random")
+        stylize_mod.stylize_to_folder(
+            bad_arch, "chelsea", "starry_night", tmp_path / "b", run=RunOptions(weights="random")
+        )
     with pytest.raises(NstbenchError, match="valid: keras_resnet50, resnet50, vgg16, vgg19"):
         load_backbone("vgg11", "random")
 

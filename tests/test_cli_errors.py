@@ -17,6 +17,7 @@ from PIL import Image
 from nstbench import device as device_mod
 from nstbench.cli import main
 from nstbench.experiment import result_dir
+from nstbench.gatys import Mix, RunOptions
 from nstbench.records import LOCK_NAME, OutputLock
 from nstbench.transformer import build_transformer
 from nstbench.variants import get_variant
@@ -644,13 +645,13 @@ def test_several_styles_are_blended_as_weighted_grams(vgg19_random, tmp_path, ca
     from nstbench.gatys import make_gatys_loss
     from nstbench.images import imagenet_normalize
     from nstbench.losses import gram, style_loss
-    from nstbench.presets import UPES
+    from nstbench.sources import UPES
 
     g = torch.Generator().manual_seed(0)
     c, s1, s2 = (torch.rand(1, 3, 32, 40, generator=g) for _ in range(3))
     x = unit = torch.rand(1, 3, 32, 40, generator=g)
     spec = UPES.loss
-    got = make_gatys_loss(vgg19_random, c, [s1, s2], spec, "unit", style_blend=[3, 1])(x)["style"]
+    got = make_gatys_loss(vgg19_random, c, [s1, s2], spec, "unit", mix=Mix(style_blend=[3, 1]))(x)["style"]
     layers = [n for n, _ in spec.style_layers]
     f1, f2 = (vgg19_random.extract(imagenet_normalize(s), layers) for s in (s1, s2))
     targets = {n: 0.75 * gram(f1[n], spec.gram_norm) + 0.25 * gram(f2[n], spec.gram_norm) for n in layers}
@@ -658,7 +659,9 @@ def test_several_styles_are_blended_as_weighted_grams(vgg19_random, tmp_path, ca
     want = style_loss(fx, targets, dict(spec.style_layers), spec.gram_norm, spec.style_mode, spec.style_reduce)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
     one = make_gatys_loss(vgg19_random, c, s1, spec, "unit")(x)["style"]
-    assert torch.equal(make_gatys_loss(vgg19_random, c, [s1, s2], spec, "unit", style_blend=[1, 0])(x)["style"], one)
+    assert torch.equal(
+        make_gatys_loss(vgg19_random, c, [s1, s2], spec, "unit", mix=Mix(style_blend=[1, 0]))(x)["style"], one
+    )
     # on the command line: the record names both styles and the weights; a count mismatch is one line
     rc, _, err = run(
         capsys,
@@ -748,7 +751,7 @@ def test_multi_scale_continues_from_the_upsampled_coarse_result(vgg19_random, tm
     from nstbench import gatys_run as stylize_mod
     from nstbench.gatys import make_gatys_loss
     from nstbench.images import space_to_unit, unit_to_space
-    from nstbench.presets import UPES
+    from nstbench.sources import UPES
 
     monkeypatch.setattr(stylize_mod, "load_backbone", lambda *a, **k: vgg19_random)
     rc, out, err = run(capsys, STYLIZE[:-4] + ["--scales", "32,64", "--out", tmp_path / "m"])  # drop --size 32
@@ -758,10 +761,10 @@ def test_multi_scale_continues_from_the_upsampled_coarse_result(vgg19_random, tm
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     rec = json.loads((tmp_path / "m" / "run.json").read_text())
     assert [p["size"] for p in rec["scales"]] == [32, 64] and rec["content_size_hw"] == [64, 94]
-    coarse = stylize_mod.override(UPES, steps=2, size=32)
+    coarse = stylize_mod.override(UPES, dict(steps=2, size=32))
     c, s = stylize_mod.load_pair(coarse, "octopus", "hockney")
-    first = stylize_mod.run_preset(coarse, c, s, vgg19_random, progress_every=0)
-    fine = stylize_mod.override(UPES, steps=2, size=64)
+    first = stylize_mod.run_preset(coarse, c, s, vgg19_random, run=RunOptions(progress_every=0))
+    fine = stylize_mod.override(UPES, dict(steps=2, size=64))
     c2, s2 = stylize_mod.load_pair(fine, "octopus", "hockney")
     up = torch.nn.functional.interpolate(
         space_to_unit(first.image, coarse.space), size=(64, 94), mode="bicubic", align_corners=False

@@ -20,10 +20,10 @@ from nstbench.compute import Compute
 from nstbench.data import ImageFolderData
 from nstbench.errors import NstbenchError
 from nstbench.perceptual import PerceptualLoss
-from nstbench.presets import FAST_HUST as HUST
 from nstbench.presets import FAST_PRESETS, TRAIN_PROFILES, get_fast_preset, network_config
 from nstbench.presets import override_fast as override
-from nstbench.training import train_transformer
+from nstbench.sources import FAST_HUST as HUST
+from nstbench.training import TrainOptions, train_transformer
 from nstbench.transformer import load_transformer, read_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -62,8 +62,9 @@ def tiny(**kw):
     return dataclasses.replace(HUST, **base)
 
 
-def _run(preset, style, data, out, vgg, **kw):
-    return train_transformer(preset, style, data, out, backbone=vgg, progress_every=0, seed=kw.pop("seed", 3), **kw)
+def _run(preset, style, data, out, vgg, resume=False, **kw):
+    run = TrainOptions(progress_every=0, seed=kw.pop("seed", 3), **kw)
+    return train_transformer(preset, style, data, out, run=run, resume=resume, backbone=vgg)
 
 
 def test_presets_are_consistent():
@@ -90,8 +91,8 @@ def test_presets_are_consistent():
     assert [n for n, _ in j.loss.style_layers] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
     assert set(TRAIN_PROFILES) == {"smoke", "cpu", "paper"}
     with pytest.raises(NstbenchError, match="not both"):
-        override(h, steps=3, epochs=1)
-    assert override(h, epochs=3).steps is None and override(h, style_weight=4).loss.beta == 4
+        override(h, dict(steps=3, epochs=1))
+    assert override(h, dict(epochs=3)).steps is None and override(h, dict(style_weight=4)).loss.beta == 4
 
 
 def test_data_folder(data_dir):

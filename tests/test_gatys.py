@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from nstbench.errors import NstbenchError
-from nstbench.gatys import Diverged, initial_image, make_gatys_loss, optimize_image
+from nstbench.gatys import Diverged, Mix, RunOptions, initial_image, make_gatys_loss, optimize_image
 from nstbench.images import space_bounds
-from nstbench.presets import HUST
+from nstbench.sources import HUST
 from nstbench.specs import LossSpec, OptimizerSpec
 
 G = torch.Generator().manual_seed(0)
@@ -70,13 +70,13 @@ def test_batch_equals_separate_runs(vgg19_random):
     vgg = dataclasses.replace(vgg19_random, extractor=copy.deepcopy(vgg19_random.extractor).double())
     content, style = CONTENT.double(), STYLE.double()
     gammas = [0.0, 10.0, 1000.0]
-    loss = make_gatys_loss(vgg, content, style, SPEC, "unit", gamma=gammas)
+    loss = make_gatys_loss(vgg, content, style, SPEC, "unit", mix=Mix(gamma=gammas))
     x0 = initial_image("content", content, style, "unit", batch=3)
     lo, hi = space_bounds("unit", x0)
     batch = optimize_image(loss, x0, 4, OptimizerSpec("adam", lr=0.01), clamp=(lo, hi))
     for i, g in enumerate(gammas):
         single = optimize_image(
-            make_gatys_loss(vgg, content, style, SPEC, "unit", gamma=g),
+            make_gatys_loss(vgg, content, style, SPEC, "unit", mix=Mix(gamma=g)),
             initial_image("content", content, style, "unit"),
             4,
             OptimizerSpec("adam", lr=0.01),
@@ -160,9 +160,14 @@ def test_deferred_finiteness_check_gives_the_per_step_result(value, keep_best_as
     for n in (1, 3, 7, 50):
         with pytest.raises(Diverged) as e:
             optimize_image(
-                _spiky(5, value), x0, 20, OptimizerSpec("adam", lr=0.1), keep_best=True,
-                keep_best_as=keep_best_as, sync_every=n,
-            )  # fmt: skip
+                _spiky(5, value),
+                x0,
+                20,
+                OptimizerSpec("adam", lr=0.1),
+                keep_best=True,
+                keep_best_as=keep_best_as,
+                run=RunOptions(progress_every=0, sync_every=n),
+            )
         got[n] = (str(e.value), e.value.result)
 
     def rows(r):  # repr: nan == nan; the seconds differ from run to run
@@ -191,7 +196,13 @@ def test_adam_loop_reads_the_device_only_every_sync_every_steps(monkeypatch):
     t, counts = torch.full((1, 3, 4, 4), 0.5), {}
     for n in (1, 50):
         reads["n"] = 0
-        optimize_image(quad(t), torch.zeros(1, 3, 4, 4), 200, OptimizerSpec("adam", lr=0.05), sync_every=n)
+        optimize_image(
+            quad(t),
+            torch.zeros(1, 3, 4, 4),
+            200,
+            OptimizerSpec("adam", lr=0.05),
+            run=RunOptions(progress_every=0, sync_every=n),
+        )
         counts[n] = reads["n"]
     assert counts[1] >= 200  # the spy sees the per-step read
     assert counts[50] <= 200 / 50 + 10, counts  # 4 flag reads + the final losses
@@ -199,7 +210,13 @@ def test_adam_loop_reads_the_device_only_every_sync_every_steps(monkeypatch):
 
 def test_sync_every_must_be_positive():
     with pytest.raises(NstbenchError, match="sync_every"):
-        optimize_image(quad(torch.zeros(1, 3, 2, 2)), torch.zeros(1, 3, 2, 2), 3, OptimizerSpec(), sync_every=0)
+        optimize_image(
+            quad(torch.zeros(1, 3, 2, 2)),
+            torch.zeros(1, 3, 2, 2),
+            3,
+            OptimizerSpec(),
+            run=RunOptions(progress_every=0, sync_every=0),
+        )
 
 
 def test_lbfgs_runs_with_batch_one_only():

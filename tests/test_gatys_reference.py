@@ -22,8 +22,9 @@ from PIL import Image
 from torchvision import transforms
 
 from nstbench.assets import resolve_image
+from nstbench.gatys import RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import GATYS2016_CODE
+from nstbench.sources import GATYS2016_CODE
 from nstbench.weights import load_backbone
 
 SIZE = 48  # the notebook's img_size is 512
@@ -147,12 +148,12 @@ def test_gatys2016_code_stalls_like_the_official_loop_below_tolerance_grad(tmp_p
     """Each optimizer.step() returns after one evaluation when max |grad| <= 1e-7 at its start, and
     the while loop calls it again: max_iter + 1 evaluations of the unchanged image, in both."""
     path, state = _weights_file(tmp_path_factory, 1.0)
-    preset = override(GATYS2016_CODE, steps=MAX_ITER, size=SIZE)
+    preset = override(GATYS2016_CODE, dict(steps=MAX_ITER, size=SIZE))
     content, style = load_pair(preset, "tubingen", "starry_night_gatys")
     ref, _, _ = reference_gatys_code(
         state, resolve_image("starry_night_gatys"), resolve_image("tubingen"), SIZE, MAX_ITER
     )
-    result = run_preset(preset, content, style, load_backbone("vgg19", str(path)), progress_every=0)
+    result = run_preset(preset, content, style, load_backbone("vgg19", str(path)), run=RunOptions(progress_every=0))
     ours = [h["total"] for h in result.history]
     assert len(ref) == len(ours) == MAX_ITER + 1
     assert len(set(ref)) == 1 and ours == pytest.approx(ref, rel=1e-5)
@@ -161,14 +162,14 @@ def test_gatys2016_code_stalls_like_the_official_loop_below_tolerance_grad(tmp_p
 @needs_assets
 def test_gatys2016_code_runs_the_official_loop(weights_file):
     path, state = weights_file
-    preset = override(GATYS2016_CODE, steps=MAX_ITER, size=SIZE)
+    preset = override(GATYS2016_CODE, dict(steps=MAX_ITER, size=SIZE))
     content, style = load_pair(preset, "tubingen", "starry_night_gatys")
     ref, ref_content_shape, ref_style_shape = reference_gatys_code(
         state, resolve_image("starry_night_gatys"), resolve_image("tubingen"), SIZE, MAX_ITER
     )
     # the same images: Scale(512) on each, the style not resized to the content
     assert content.shape == ref_content_shape and style.shape == ref_style_shape and style.shape != content.shape
-    result = run_preset(preset, content, style, load_backbone("vgg19", str(path)), progress_every=0)
+    result = run_preset(preset, content, style, load_backbone("vgg19", str(path)), run=RunOptions(progress_every=0))
     ours = [h["total"] for h in result.history]
     # one curve row per loss evaluation; two L-BFGS calls of 20 evaluations for max_iter 30
     assert len(ref) == 40 and len(ours) == len(ref)
@@ -186,13 +187,13 @@ def test_gatys2016_paper_preset_computes_the_papers_loss():
     conv4_2, sum_l 1/5 * 1/(4 N^2 M^2) sum (G-A)^2 over conv1_1..conv5_1, alpha/beta = 1e-3, on average pooling."""
     from nstbench.gatys import initial_image, to_network
     from nstbench.images import unit_to_space
-    from nstbench.presets import GATYS2016
+    from nstbench.sources import GATYS2016
 
-    preset = override(GATYS2016, steps=1, size=SIZE)
+    preset = override(GATYS2016, dict(steps=1, size=SIZE))
     assert preset.pooling == "avg" and preset.init == "noise" and preset.optimizer.name == "lbfgs"
     content, style = load_pair(preset, "tubingen", "starry_night_gatys")
     backbone = load_backbone("vgg19", "random", seed=5, pooling="avg")
-    result = run_preset(preset, content, style, backbone, progress_every=0)
+    result = run_preset(preset, content, style, backbone, run=RunOptions(progress_every=0))
     x0 = initial_image("noise", content, style, preset.space)
 
     def feats(img_in_space):

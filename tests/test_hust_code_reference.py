@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from conftest import needs_assets
 
 from nstbench.errors import NstbenchError
-from nstbench.gatys import make_gatys_loss
+from nstbench.gatys import RunOptions, make_gatys_loss
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import HUST_CODE
+from nstbench.sources import HUST_CODE
 from nstbench.weights import load_backbone
 
 SIZE = 64  # long side; the notebook uses 512, the loop is the same at any size (hust_cat: 64x48)
@@ -130,14 +130,14 @@ def keras_file(tmp_path_factory):
 @needs_assets
 def test_hust_code_preset_matches_the_notebook_loop(keras_file):
     path, arrays = keras_file
-    preset = override(HUST_CODE, steps=STEPS, size=SIZE)
+    preset = override(HUST_CODE, dict(steps=STEPS, size=SIZE))
     content, style = load_pair(preset, "hust_cat", "hust_picasso")
     assert content.shape[-2:] == (48, 64) and max(style.shape[-2:]) == SIZE  # the style keeps its own shape
     ref_losses, ref_image = reference_notebook(arrays, to_uint8_nhwc(content), to_uint8_nhwc(style), STEPS)
 
     backbone = load_backbone("vgg19", str(path))
     assert backbone.weights["family"] == "keras" and backbone.input_space == "caffe"  # fed raw all the same
-    result = run_preset(preset, content, style, backbone, progress_every=0)
+    result = run_preset(preset, content, style, backbone, run=RunOptions(progress_every=0))
     ours = [h["total"] for h in result.history]
     assert ours == pytest.approx(ref_losses, rel=1e-4)
     assert ref_losses[-1] < 0.5 * ref_losses[0]  # it is optimising, not standing still
@@ -152,7 +152,7 @@ def test_the_feed_quirk_is_what_makes_the_match(keras_file):
     """Fed as every other preset is (converted to the Keras weights' caffe input), or with the CPU's
     wrapping uint8 cast in the targets, the first loss is another one."""
     path, arrays = keras_file
-    preset = override(HUST_CODE, steps=1, size=SIZE)
+    preset = override(HUST_CODE, dict(steps=1, size=SIZE))
     content, style = load_pair(preset, "hust_cat", "hust_picasso")
     backbone = load_backbone("vgg19", str(path))
     gpu, _ = reference_notebook(arrays, to_uint8_nhwc(content), to_uint8_nhwc(style), 1, device="gpu")

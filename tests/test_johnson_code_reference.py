@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from nstbench.images import imagenet_normalize
 from nstbench.losses import tv_loss
 from nstbench.perceptual import PerceptualLoss
-from nstbench.presets import FAST_JOHNSON2016 as JOHNSON2016
-from nstbench.presets import FAST_JOHNSON2016_CODE as JOHNSON2016_CODE
+from nstbench.sources import FAST_JOHNSON2016 as JOHNSON2016
+from nstbench.sources import FAST_JOHNSON2016_CODE as JOHNSON2016_CODE
 from nstbench.transformer import build_transformer
 from nstbench.variants import get_variant
 

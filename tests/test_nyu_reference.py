@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from conftest import needs_assets
 from torchvision.models.vgg import cfgs, make_layers
 
+from nstbench.gatys import RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import NYU
+from nstbench.sources import NYU
 from nstbench.weights import load_backbone
 
 SIZE = 40
@@ -89,10 +90,12 @@ def shared_weights():
 
 @needs_assets
 def test_nyu_preset_runs_the_tutorials_lbfgs_loop(shared_weights, tmp_path):
-    preset = override(NYU, steps=NUM_STEPS, size=SIZE)
+    preset = override(NYU, dict(steps=NUM_STEPS, size=SIZE))
     content, style = load_pair(preset, "chelsea", "starry_night")
     torch.save(shared_weights, tmp_path / "w.pth")
-    result = run_preset(preset, content, style, load_backbone("vgg19", str(tmp_path / "w.pth")), progress_every=0)
+    result = run_preset(
+        preset, content, style, load_backbone("vgg19", str(tmp_path / "w.pth")), run=RunOptions(progress_every=0)
+    )
     ref_totals, ref_image = reference_tutorial(shared_weights, content, style, NUM_STEPS)
     ours = [h["total"] for h in result.history]
     assert len(ref_totals) == 40  # two calls of max_iter 20: the tutorial's count, not NUM_STEPS
@@ -110,9 +113,9 @@ def test_the_single_call_loop_is_not_the_tutorials(shared_weights):
     """The previous driver (one call, max_iter = steps) stops at NUM_STEPS evaluations."""
     import dataclasses
 
-    preset = override(NYU, steps=NUM_STEPS, size=SIZE)
+    preset = override(NYU, dict(steps=NUM_STEPS, size=SIZE))
     preset = dataclasses.replace(preset, optimizer=dataclasses.replace(preset.optimizer, lbfgs_loop="single"))
     content, style = load_pair(preset, "chelsea", "starry_night")
     backbone = load_backbone("vgg19", "random", seed=77)
-    result = run_preset(preset, content, style, backbone, progress_every=0)
+    result = run_preset(preset, content, style, backbone, run=RunOptions(progress_every=0))
     assert len(result.history) == NUM_STEPS

@@ -24,7 +24,7 @@ from nstbench.compute import Compute
 from nstbench.errors import NstbenchError
 from nstbench.gatys import initial_image, make_gatys_loss, optimize_image
 from nstbench.perceptual import extract_features
-from nstbench.presets import HUST, UPES
+from nstbench.sources import HUST, UPES
 from nstbench.specs import OptimizerSpec
 
 ROOT = Path(__file__).resolve().parents[1]

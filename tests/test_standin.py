@@ -221,7 +221,7 @@ def test_the_stand_in_stylises_where_random_weights_do_not():
     from nstbench.metrics import ssim
     from nstbench.presets import get_preset
 
-    content, _ = load_pair(override(get_preset("hust"), size=64), "tubingen", "starry_night")  # unit RGB
+    content, _ = load_pair(override(get_preset("hust"), dict(size=64)), "tubingen", "starry_night")  # unit RGB
     ssims = {}
     for w in ("random", "hed"):
         r = nstbench.stylize("tubingen", "starry_night", preset="hust", steps=40, size=64, weights=w)

@@ -12,10 +12,10 @@ import torch
 from conftest import needs_assets
 
 from nstbench.errors import NstbenchError
-from nstbench.gatys import initial_image, make_gatys_loss, optimize_image
+from nstbench.gatys import RunOptions, initial_image, make_gatys_loss, optimize_image
 from nstbench.gatys_run import load_pair, override, run_preset
 from nstbench.images import space_bounds
-from nstbench.presets import IITB_VGG19
+from nstbench.sources import IITB_VGG19
 from nstbench.specs import OptimizerSpec
 
 
@@ -80,10 +80,10 @@ def test_after_update_refuses_lbfgs():
 
 @needs_assets
 def test_iitb_preset_returns_the_tf_tutorials_best_image(vgg19_random):
-    preset = override(IITB_VGG19, steps=6, size=56, init="noise")
+    preset = override(IITB_VGG19, dict(steps=6, size=56, init="noise"))
     assert preset.keep_best and preset.keep_best_as == "after_update"
     content, style = load_pair(preset, "chelsea", "starry_night")
-    result = run_preset(preset, content, style, vgg19_random, progress_every=0)
+    result = run_preset(preset, content, style, vgg19_random, run=RunOptions(progress_every=0))
     loss_fn = make_gatys_loss(vgg19_random, content, style, preset.loss, preset.space)
     x0 = initial_image(preset.init, content, style, preset.space)
     lo, hi = space_bounds(preset.space, x0)

@@ -16,6 +16,8 @@ import pytest
 import torch
 from conftest import needs_assets
 
+from nstbench.gatys import RunOptions
+
 BAND = B.load_bands()["timing"]["gatys_step_over_calibration"]
 
 
@@ -55,7 +57,7 @@ def test_fast_forward_is_100x_faster_than_a_gatys_run_of_the_same_size():
     from nstbench.variants import get_variant
 
     # HUST E6 pair: its optimisation (100 iterations, a tenth of E6's 1000; about 560x here) vs its fast network
-    preset = override(get_preset("hust"), size=64, steps=100)
+    preset = override(get_preset("hust"), dict(size=64, steps=100))
     content, style = load_pair(preset, "chelsea", "starry_night")
     net = build_transformer(get_variant("hust"), seed=0).eval()
     backbone = B.random_backbone("vgg19")
@@ -67,7 +69,7 @@ def test_fast_forward_is_100x_faster_than_a_gatys_run_of_the_same_size():
     fwd = B.interleaved_medians({"forward": forward}, repeats=5)["forward"]
     with B.single_thread():
         t = time.process_time()
-        result = run_preset(preset, content, style, backbone, progress_every=0)
+        result = run_preset(preset, content, style, backbone, run=RunOptions(progress_every=0))
         run = time.process_time() - t
     assert len(result.history) == preset.steps
     assert run / fwd >= 100, f"Gatys run {run:.3f} s CPU, forward {fwd * 1000:.2f} ms CPU: only {run / fwd:.0f}x"

@@ -12,8 +12,9 @@ from conftest import needs_assets
 from nstbench import timing
 from nstbench.errors import NstbenchError
 from nstbench.gatys_run import load_pair, override
-from nstbench.presets import NYU
+from nstbench.sources import NYU
 from nstbench.specs import OptimizerSpec
+from nstbench.training import TrainOptions
 
 
 def test_time_forward_counts_warmup_and_repeats():
@@ -39,7 +40,9 @@ def test_time_training_interleaves_the_batch_sizes(monkeypatch):
     monkeypatch.setattr(timing.training, "_setup", setup)
     monkeypatch.setattr(timing.training, "_train_step", lambda t, step: steps.append((t.batch, step)))
     presets = {b: SimpleNamespace(batch=b) for b in (2, 4, 8)}
-    times = timing.time_training(presets, "mosaic", "coco100", None, torch.device("cpu"), images=8, repeats=3)
+    times = timing.time_training(
+        presets, "mosaic", "coco100", None, images=8, repeats=3, run=TrainOptions(device="cpu")
+    )
     assert {b: len(ts) for b, ts in times.items()} == {2: 3, 4: 3, 8: 3} and min(min(ts) for ts in times.values()) > 0
     warmup, timed = steps[:3], steps[3:]
     assert warmup == [(2, 0), (4, 0), (8, 0)]  # one untimed step each
@@ -48,13 +51,15 @@ def test_time_training_interleaves_the_batch_sizes(monkeypatch):
     assert [b for b, _ in passes] == [2, 4, 8, 4, 8, 2, 8, 2, 4]
     assert all(s == list(range(8 // b)) for b, s in passes)
     with pytest.raises(NstbenchError, match="multiple of batch 8"):
-        timing.time_training(presets, "mosaic", "coco100", None, torch.device("cpu"), images=12, repeats=1)
+        timing.time_training(presets, "mosaic", "coco100", None, images=12, repeats=1, run=TrainOptions(device="cpu"))
 
 
 @needs_assets
 def test_time_optimisation_times_every_evaluation_after_a_warmup(vgg19_random, monkeypatch):
     # as E10 times it: one L-BFGS call of exactly `steps` evaluations (NYU itself runs the tutorial's loop)
-    preset = replace(override(NYU, steps=3, size=32), optimizer=OptimizerSpec("lbfgs", lr=1.0, lbfgs_loop="single"))
+    preset = replace(
+        override(NYU, dict(steps=3, size=32)), optimizer=OptimizerSpec("lbfgs", lr=1.0, lbfgs_loop="single")
+    )
     content, style = load_pair(preset, "chelsea", "starry_night")
     runs = []
     real = timing.run_preset

@@ -17,8 +17,9 @@ from PIL import Image
 from torchvision import transforms
 
 from nstbench.assets import resolve_image
+from nstbench.gatys import RunOptions
 from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.presets import UPES
+from nstbench.sources import UPES
 from nstbench.weights import load_backbone
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -66,11 +67,11 @@ def test_upes_preset_matches_the_appendix_loop(tmp_path):
         tmp_path / "vgg19_features.pth", resolve_image("octopus"), resolve_image("hockney"), STEPS, MAX_SIZE
     )
 
-    preset = override(UPES, steps=STEPS, size=MAX_SIZE)
+    preset = override(UPES, dict(steps=STEPS, size=MAX_SIZE))
     content, style = load_pair(preset, "octopus", "hockney")
     assert content.shape == ref_shape  # same resize rule: short side 64, long side int(64 * 800 / 540)
     backbone = load_backbone("vgg19", str(tmp_path / "vgg19_features.pth"))
-    result = run_preset(preset, content, style, backbone, progress_every=0)
+    result = run_preset(preset, content, style, backbone, run=RunOptions(progress_every=0))
     ours = [h["total"] for h in result.history]
     assert ours == pytest.approx(ref_totals, rel=1e-4)
     assert ref_totals[-1] < ref_totals[0]  # it is optimising, not standing still
@@ -90,7 +91,9 @@ def test_reference_differs_if_the_inplace_relu_quirk_is_ignored(tmp_path):
         content_layers=(("conv4_2", 1.0),),
         style_layers=tuple((n.replace("relu", "conv"), w) for n, w in UPES.loss.style_layers),
     )
-    preset = dataclasses.replace(override(UPES, steps=1, size=MAX_SIZE), loss=conv_names)
+    preset = dataclasses.replace(override(UPES, dict(steps=1, size=MAX_SIZE)), loss=conv_names)
     content, style = load_pair(preset, "octopus", "hockney")
-    result = run_preset(preset, content, style, load_backbone("vgg19", str(tmp_path / "w.pth")), progress_every=0)
+    result = run_preset(
+        preset, content, style, load_backbone("vgg19", str(tmp_path / "w.pth")), run=RunOptions(progress_every=0)
+    )
     assert result.history[0]["total"] != pytest.approx(ref_totals[0], rel=1e-2)
