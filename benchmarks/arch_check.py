@@ -187,11 +187,12 @@ def reexported_imports(roots=("nstbench", "tests", "experiments", "benchmarks", 
     for root in roots:
         for path in sorted((ROOT / root).rglob("*.py")):
             in_pkg = path.is_relative_to(PACKAGE)
+            base = list(path.relative_to(PACKAGE).parts[:-1]) if in_pkg else []  # the file's package
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 if not isinstance(node, ast.ImportFrom) or not node.module:
                     continue
-                if node.level == 1 and in_pkg:
-                    mod = node.module
+                if node.level and in_pkg:  # `from .x`, `from ..pkg.x`: relative to the file's package
+                    mod = ".".join(base[: len(base) - (node.level - 1)] + [node.module])
                 elif node.level == 0 and node.module.startswith("nstbench."):
                     mod = node.module[len("nstbench.") :]
                 else:
