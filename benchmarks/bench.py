@@ -49,24 +49,24 @@ from baseline_fast import TransformerNet as PlainTransformerNet  # noqa: E402
 from baseline_fast import Vgg16 as PlainVgg16  # noqa: E402
 from baseline_upes import plain_vgg19, run_appendix  # noqa: E402
 
-from nstbench import metrics  # noqa: E402
-from nstbench.assets import resolve_dataset, resolve_image  # noqa: E402
-from nstbench.backbones import vgg_feature_info  # noqa: E402
-from nstbench.compute import Compute  # noqa: E402
-from nstbench.data import ImageFolderData  # noqa: E402
-from nstbench.device import resolve_device  # noqa: E402
-from nstbench.gatys import Mix, RunOptions, make_gatys_loss  # noqa: E402
-from nstbench.gatys_run import load_pair, override, run_preset  # noqa: E402
-from nstbench.images import load_image, unit_to_space  # noqa: E402
-from nstbench.precision import bf16_support  # noqa: E402
-from nstbench.presets import get_fast_preset, override_fast  # noqa: E402
-from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
-from nstbench.sources import HUST, UPES  # noqa: E402
-from nstbench.specs import Resize  # noqa: E402
-from nstbench.training import TrainOptions, train_transformer  # noqa: E402
-from nstbench.transformer import build_transformer  # noqa: E402
-from nstbench.variants import get_variant  # noqa: E402
-from nstbench.weights import load_backbone  # noqa: E402
+from nstbench.config.compute import Compute  # noqa: E402
+from nstbench.config.presets import get_fast_preset, override_fast  # noqa: E402
+from nstbench.config.sources import HUST, UPES  # noqa: E402
+from nstbench.config.specs import Resize  # noqa: E402
+from nstbench.config.variants import get_variant  # noqa: E402
+from nstbench.methods import metrics  # noqa: E402
+from nstbench.methods.gatys import Mix, RunOptions, make_gatys_loss  # noqa: E402
+from nstbench.methods.gatys_run import load_pair, override, run_preset  # noqa: E402
+from nstbench.methods.training import TrainOptions, train_transformer  # noqa: E402
+from nstbench.nets.assets import resolve_dataset, resolve_image  # noqa: E402
+from nstbench.nets.backbones import vgg_feature_info  # noqa: E402
+from nstbench.nets.data import ImageFolderData  # noqa: E402
+from nstbench.nets.device import resolve_device  # noqa: E402
+from nstbench.nets.images import load_image, unit_to_space  # noqa: E402
+from nstbench.nets.precision import bf16_support  # noqa: E402
+from nstbench.nets.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
+from nstbench.nets.transformer import build_transformer  # noqa: E402
+from nstbench.nets.weights import load_backbone  # noqa: E402
 
 COLUMNS = [
     "section",
@@ -178,7 +178,7 @@ class Bench:
         flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
         prov["cpu_bf16"] = " ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags) or "none"
         # bf16 rows only where bf16 is native: an emulated bf16 run takes many times the fp32 time
-        # and its "speed-up" would be meaningless (nstbench/precision.py)
+        # and its "speed-up" would be meaningless (nstbench/nets/precision.py)
         self.bf16_ok, self.bf16_why = bf16_support(device)
         prov["bf16_native"] = self.bf16_ok
         self.prov = prov

@@ -95,7 +95,7 @@ run() {
   command -v nvidia-smi >/dev/null && nvidia-smi -L
   timeout 60 python3 - <<'EOF'
 import sys, torch
-from nstbench.metrics import lpips_status
+from nstbench.methods.metrics import lpips_status
 print(f"python {sys.version.split()[0]} at {sys.executable}; torch {torch.__version__}, cuda {torch.version.cuda}, "
       f"available {torch.cuda.is_available()}" + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
 print(f"LPIPS: {'available' if lpips_status()[0] else 'not available, lpips_content stays empty'}: {lpips_status()[1]}")

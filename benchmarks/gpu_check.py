@@ -48,18 +48,18 @@ sys.path.insert(0, str(ROOT / "tests"))
 import bandtools  # noqa: E402
 from bench import COLUMNS, PROV_COLUMNS, Bench, med, timeit  # noqa: E402
 
-from nstbench.compute import Compute  # noqa: E402
-from nstbench.device import resolve_device  # noqa: E402
-from nstbench.gatys import RunOptions, initial_image, make_gatys_loss, optimize_image  # noqa: E402
-from nstbench.gatys_run import load_pair  # noqa: E402
-from nstbench.presets import get_fast_preset, override_fast  # noqa: E402
-from nstbench.records import atomic_write_text, ensure_writable_dir, write_csv  # noqa: E402
-from nstbench.sources import UPES  # noqa: E402
-from nstbench.specs import Resize  # noqa: E402
-from nstbench.training import TrainOptions, train_transformer  # noqa: E402
-from nstbench.transformer import build_transformer  # noqa: E402
-from nstbench.variants import get_variant  # noqa: E402
-from nstbench.weights import load_backbone, standin_available  # noqa: E402
+from nstbench.config.compute import Compute  # noqa: E402
+from nstbench.config.presets import get_fast_preset, override_fast  # noqa: E402
+from nstbench.config.sources import UPES  # noqa: E402
+from nstbench.config.specs import Resize  # noqa: E402
+from nstbench.config.variants import get_variant  # noqa: E402
+from nstbench.methods.gatys import RunOptions, initial_image, make_gatys_loss, optimize_image  # noqa: E402
+from nstbench.methods.gatys_run import load_pair  # noqa: E402
+from nstbench.methods.training import TrainOptions, train_transformer  # noqa: E402
+from nstbench.nets.device import resolve_device  # noqa: E402
+from nstbench.nets.records import atomic_write_text, ensure_writable_dir, write_csv  # noqa: E402
+from nstbench.nets.transformer import build_transformer  # noqa: E402
+from nstbench.nets.weights import load_backbone, standin_available  # noqa: E402
 
 # cuDNN picks other convolution algorithms (and summation orders) than the CPU kernels the bands
 # were measured with; in fp32 with TF32 off these move a 10-50 step loss by ~1e-5 relative. 1e-3

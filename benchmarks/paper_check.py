@@ -36,10 +36,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nstbench import registry  # noqa: E402
-from nstbench.compute import Compute  # noqa: E402
-from nstbench.experiment import result_dir  # noqa: E402
-from nstbench.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
+from nstbench.config.compute import Compute  # noqa: E402
+from nstbench.harness import registry  # noqa: E402
+from nstbench.harness.experiment import result_dir  # noqa: E402
+from nstbench.nets.records import atomic_write_text, ensure_writable_dir, provenance, write_csv  # noqa: E402
 
 COLUMNS = ["experiment", "rc", "seconds", "peak_memory_gib", "compute", "argv", "last_line"]
 MIN_SECONDS = 10  # under a --budget, an experiment is not started with less left (its start alone takes seconds)

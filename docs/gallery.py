@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 
 import nstbench
-from nstbench.figures import save_figure
-from nstbench.gatys_run import load_pair, override
-from nstbench.images import space_to_unit
-from nstbench.metrics import ssim
-from nstbench.presets import PRESETS, get_preset
-from nstbench.weights import weights_label
+from nstbench.config.presets import PRESETS, get_preset
+from nstbench.harness.figures import save_figure
+from nstbench.methods.gatys_run import load_pair, override
+from nstbench.methods.metrics import ssim
+from nstbench.nets.images import space_to_unit
+from nstbench.nets.weights import weights_label
 
 # preset -> its source's own content and style (the images its experiment uses; EXPERIMENTS.md)
 PAIRS = {
@@ -67,8 +67,8 @@ def gatys_panel(name: str, weights: str, size: int, steps: int) -> dict:
 
 
 def fast_panel(weights: str, models: Path) -> dict:
-    from nstbench.presets import TRAIN_PROFILES
-    from nstbench.transformer import load_transformer
+    from nstbench.config.presets import TRAIN_PROFILES
+    from nstbench.nets.transformer import load_transformer
 
     preset, style, content = FAST
     folder = models / f"{preset}-{style}"
@@ -97,7 +97,7 @@ def draw(panels: list[dict], stamp: str, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nstbench.images import to_pil
+    from nstbench.nets.images import to_pil
 
     cols = 5
     rows = -(-len(panels) // cols)

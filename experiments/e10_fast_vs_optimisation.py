@@ -1,6 +1,6 @@
 """E10 (claim C14): Johnson et al.'s comparison of the fast network with optimisation (ECCV 2016 Fig. 5, Table 1).
 
-Fig. 5: the `johnson2016` fast network (nstbench.sources.FAST_JOHNSON2016: VGG16 loss network, content
+Fig. 5: the `johnson2016` fast network (nstbench.config.sources.FAST_JOHNSON2016: VGG16 loss network, content
 relu2_2, style relu1_2 .. relu4_3, lambda 1 / 5 / 1e-6) is trained, stylises the cat photo, and its
 output is scored by the Gatys objective of its own loss network: lambda_c content + lambda_s style +
 lambda_tv TV, the training loss of that image. The same objective is minimised by L-BFGS from
@@ -12,7 +12,7 @@ iterations (Johnson: "comparable to 50 to 100 iterations").
 
 Table 1: seconds of 100, 300 and 500 L-BFGS iterations of that objective against one forward pass
 of the network, at 256 x 256, 512 x 512 and 1024 x 1024 px (median seconds per iteration over
-`timing_steps` iterations, extrapolated linearly, as E6 does; nstbench.timing), float32.
+`timing_steps` iterations, extrapolated linearly, as E6 does; nstbench.methods.timing), float32.
 
 Training data: `coco100` for the smoke and cpu profiles; the paper profile needs COCO train2014
 (`--data /path/to/train2014`). Content chelsea, style mosaic (E3's pair).
@@ -32,22 +32,22 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from nstbench import metrics
-from nstbench.data import COCO_HELP
-from nstbench.errors import NstbenchError
-from nstbench.experiment import Experiment, cli, pyplot
-from nstbench.figures import loss_axis
-from nstbench.gatys import Mix, RunOptions, make_gatys_loss
-from nstbench.gatys_run import initial_loss, run_preset
-from nstbench.images import load_image
-from nstbench.presets import override_fast
-from nstbench.registry import Spec
-from nstbench.sources import FAST_JOHNSON2016, NYU
-from nstbench.specs import OptimizerSpec, Resize
-from nstbench.timing import time_forward, time_optimisation
-from nstbench.training import TrainOptions, train_and_apply
-from nstbench.transformer import build_transformer
-from nstbench.variants import get_variant
+from nstbench.config.errors import NstbenchError
+from nstbench.config.presets import override_fast
+from nstbench.config.sources import FAST_JOHNSON2016, NYU
+from nstbench.config.specs import OptimizerSpec, Resize
+from nstbench.config.variants import get_variant
+from nstbench.harness.experiment import Experiment, cli, pyplot
+from nstbench.harness.figures import loss_axis
+from nstbench.harness.registry import Spec
+from nstbench.methods import metrics
+from nstbench.methods.gatys import Mix, RunOptions, make_gatys_loss
+from nstbench.methods.gatys_run import initial_loss, run_preset
+from nstbench.methods.timing import time_forward, time_optimisation
+from nstbench.methods.training import TrainOptions, train_and_apply
+from nstbench.nets.data import COCO_HELP
+from nstbench.nets.images import load_image
+from nstbench.nets.transformer import build_transformer
 
 NAME = "e10_fast_vs_optimisation"
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nstbench import metrics
-from nstbench.experiment import Experiment, cli, pyplot
-from nstbench.figures import readable_log_x
-from nstbench.gatys import Mix, RunOptions
-from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.registry import Spec, families_of
-from nstbench.sources import HUST
+from nstbench.config.sources import HUST
+from nstbench.harness.experiment import Experiment, cli, pyplot
+from nstbench.harness.figures import readable_log_x
+from nstbench.harness.registry import Spec, families_of
+from nstbench.methods import metrics
+from nstbench.methods.gatys import Mix, RunOptions
+from nstbench.methods.gatys_run import load_pair, override, run_preset
 
 NAME = "e1_tv_gamma"
 

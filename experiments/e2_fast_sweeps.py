@@ -1,6 +1,6 @@
 """E2 (claims C2, C3): fast style transfer lambda_c and lambda_s sweeps, HUST report 000 section 3.2.
 
-The `hust` fast preset (nstbench.sources.FAST_HUST: the notebook's transformer with batch norm, VGG19 loss
+The `hust` fast preset (nstbench.config.sources.FAST_HUST: the notebook's transformer with batch norm, VGG19 loss
 network, content relu4_2 (= conv4_2 / block4_conv2) weight 1, style relu1_1..relu5_1 at 0.2, mean
 losses, Gram / (C H W), lambda_c 2, lambda_s 40, lambda_tv 200, Adam lr 1e-3, batch 8, 2 epochs of
 COCO train2014 at 256 x 256) trained on the mosaic style, once per sweep point: lambda_c in
@@ -32,16 +32,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nstbench import metrics
-from nstbench.data import COCO_HELP
-from nstbench.errors import NstbenchError
-from nstbench.experiment import Experiment, cli, pyplot, thin_curve
-from nstbench.images import load_image
-from nstbench.presets import network_config, override_fast
-from nstbench.registry import Spec, families_of
-from nstbench.sources import FAST_HUST
-from nstbench.specs import Resize
-from nstbench.training import TrainOptions, train_and_apply_unit
+from nstbench.config.errors import NstbenchError
+from nstbench.config.presets import network_config, override_fast
+from nstbench.config.sources import FAST_HUST
+from nstbench.config.specs import Resize
+from nstbench.harness.experiment import Experiment, cli, pyplot, thin_curve
+from nstbench.harness.registry import Spec, families_of
+from nstbench.methods import metrics
+from nstbench.methods.training import TrainOptions, train_and_apply_unit
+from nstbench.nets.data import COCO_HELP
+from nstbench.nets.images import load_image
 
 NAME = "e2_fast_sweeps"
 
@@ -241,7 +241,7 @@ def compute(exp: Experiment, preset, data: str) -> None:
     exp.note(
         "every network starts from the same seeded initialisation and sees the same batches; lambda_tv = "
         f"{preset.loss.gamma:g} throughout. Loss terms as the notebook (mean squared errors, Gram / (C H W), "
-        "TV per pixel on 0..255 outputs summed over the batch); see nstbench/sources.py and perceptual.py"
+        "TV per pixel on 0..255 outputs summed over the batch); see nstbench/config/sources.py and perceptual.py"
     )
     exp.note(
         f"style_distance: metrics.style_distance in {JUDGE} {'/'.join(JUDGE_LAYERS)} (relative Gram distance "

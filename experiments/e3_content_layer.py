@@ -1,6 +1,6 @@
 """E3 (claims C4, C5): content-layer ablation and batch size of the fast network, NYU report 002 section 4.2.
 
-The `johnson2016` fast preset (nstbench.sources.FAST_JOHNSON2016: Johnson et al.'s transformer with batch
+The `johnson2016` fast preset (nstbench.config.sources.FAST_JOHNSON2016: Johnson et al.'s transformer with batch
 norm, VGG16 loss network, style relu1_2, relu2_2, relu3_3, relu4_3, Adam lr 1e-3, batch 4, 256 x 256
 COCO images) trained on the mosaic style with the content layer set to relu2_2 (the paper's),
 relu3_3 or relu4_3 at the preset's batch 4, and at relu2_2 with other batch sizes (the report does
@@ -44,18 +44,18 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from nstbench import metrics
-from nstbench.claims import timing_spread
-from nstbench.data import COCO_HELP
-from nstbench.errors import NstbenchError
-from nstbench.experiment import Experiment, cli, pyplot, thin_curve
-from nstbench.images import load_image
-from nstbench.presets import override_fast
-from nstbench.registry import Spec, families_of
-from nstbench.sources import FAST_JOHNSON2016
-from nstbench.specs import Resize
-from nstbench.timing import time_training
-from nstbench.training import TrainOptions, train_and_apply_unit
+from nstbench.config.claims import timing_spread
+from nstbench.config.errors import NstbenchError
+from nstbench.config.presets import override_fast
+from nstbench.config.sources import FAST_JOHNSON2016
+from nstbench.config.specs import Resize
+from nstbench.harness.experiment import Experiment, cli, pyplot, thin_curve
+from nstbench.harness.registry import Spec, families_of
+from nstbench.methods import metrics
+from nstbench.methods.timing import time_training
+from nstbench.methods.training import TrainOptions, train_and_apply_unit
+from nstbench.nets.data import COCO_HELP
+from nstbench.nets.images import load_image
 
 NAME = "e3_content_layer"
 

@@ -17,12 +17,12 @@ import math
 import sys
 from dataclasses import dataclass, replace
 
-from nstbench.experiment import Experiment, cli, pyplot
-from nstbench.figures import loss_axis
-from nstbench.gatys import Diverged, RunOptions
-from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.registry import Spec
-from nstbench.sources import NYU
+from nstbench.config.sources import NYU
+from nstbench.harness.experiment import Experiment, cli, pyplot
+from nstbench.harness.figures import loss_axis
+from nstbench.harness.registry import Spec
+from nstbench.methods.gatys import Diverged, RunOptions
+from nstbench.methods.gatys_run import load_pair, override, run_preset
 
 NAME = "e4_init"
 

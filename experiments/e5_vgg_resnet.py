@@ -31,14 +31,14 @@ import math
 import sys
 from dataclasses import dataclass, replace
 
-from nstbench import metrics
-from nstbench.experiment import Experiment, cli, pyplot
-from nstbench.figures import loss_axis
-from nstbench.gatys import Diverged, RunOptions
-from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.images import space_to_unit
-from nstbench.registry import Spec, families_of
-from nstbench.sources import IITB_RESNET50, IITB_VGG19
+from nstbench.config.sources import IITB_RESNET50, IITB_VGG19
+from nstbench.harness.experiment import Experiment, cli, pyplot
+from nstbench.harness.figures import loss_axis
+from nstbench.harness.registry import Spec, families_of
+from nstbench.methods import metrics
+from nstbench.methods.gatys import Diverged, RunOptions
+from nstbench.methods.gatys_run import load_pair, override, run_preset
+from nstbench.nets.images import space_to_unit
 
 NAME = "e5_vgg_resnet"
 
@@ -310,7 +310,7 @@ def compute(exp: Experiment, presets: dict) -> None:
 
 def figures(exp, content, style, outputs, rows, curves) -> None:
     plt = pyplot()
-    from nstbench.images import to_pil
+    from nstbench.nets.images import to_pil
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, net in zip(axes, NETS):

@@ -3,7 +3,7 @@
 Vanilla: E1's optimisation, the `hust` Gatys preset (VGG19, Adam, from the content; gamma 0 as the
 preset) on chelsea + starry_night at long side 256, 512 and 1024 px (Johnson et al.'s speed-table
 sizes; the HUST code's own size is 512). The report times 1000 iterations. Fast: one forward pass
-of the `hust` transformer (nstbench.transformer, batch norm, eval mode) on the same content at the
+of the `hust` transformer (nstbench.nets.transformer, batch norm, eval mode) on the same content at the
 same size; its weights are a seeded random initialisation, which does not change the arithmetic
 and so not the time.
 
@@ -32,15 +32,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nstbench.claims import C10_ITERATIONS, timing_spread
-from nstbench.experiment import Experiment, cli, pyplot
-from nstbench.gatys import RunOptions
-from nstbench.gatys_run import load_pair, override
-from nstbench.registry import Spec, families_of
-from nstbench.sources import HUST
-from nstbench.timing import time_forward, time_optimisation
-from nstbench.transformer import build_transformer
-from nstbench.variants import get_variant
+from nstbench.config.claims import C10_ITERATIONS, timing_spread
+from nstbench.config.sources import HUST
+from nstbench.config.variants import get_variant
+from nstbench.harness.experiment import Experiment, cli, pyplot
+from nstbench.harness.registry import Spec, families_of
+from nstbench.methods.gatys import RunOptions
+from nstbench.methods.gatys_run import load_pair, override
+from nstbench.methods.timing import time_forward, time_optimisation
+from nstbench.nets.transformer import build_transformer
 
 NAME = "e6_timing"
 

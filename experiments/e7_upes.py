@@ -17,12 +17,12 @@ import math
 import sys
 from dataclasses import dataclass, replace
 
-from nstbench.experiment import Experiment, cli, pyplot
-from nstbench.gatys import RunOptions
-from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.images import space_to_unit
-from nstbench.registry import Spec
-from nstbench.sources import UPES
+from nstbench.config.sources import UPES
+from nstbench.harness.experiment import Experiment, cli, pyplot
+from nstbench.harness.registry import Spec
+from nstbench.methods.gatys import RunOptions
+from nstbench.methods.gatys_run import load_pair, override, run_preset
+from nstbench.nets.images import space_to_unit
 
 NAME = "e7_upes"
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, replace
 
-from nstbench import metrics
-from nstbench.experiment import Experiment, cli, pyplot
-from nstbench.gatys import Diverged, Mix, RunOptions
-from nstbench.gatys_run import initial_loss, load_pair, override, run_preset
-from nstbench.images import to_pil
-from nstbench.registry import Spec
-from nstbench.sources import NYU
-from nstbench.specs import LossSpec, OptimizerSpec
+from nstbench.config.sources import NYU
+from nstbench.config.specs import LossSpec, OptimizerSpec
+from nstbench.harness.experiment import Experiment, cli, pyplot
+from nstbench.harness.registry import Spec
+from nstbench.methods import metrics
+from nstbench.methods.gatys import Diverged, Mix, RunOptions
+from nstbench.methods.gatys_run import initial_loss, load_pair, override, run_preset
+from nstbench.nets.images import to_pil
 
 NAME = "e8_reconstruction"
 

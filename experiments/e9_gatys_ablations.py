@@ -30,13 +30,13 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from nstbench import metrics
-from nstbench.experiment import Experiment, cli, pyplot
-from nstbench.gatys import Mix, RunOptions
-from nstbench.gatys_run import initial_loss, load_pair, override, run_preset
-from nstbench.registry import Spec
-from nstbench.sources import NYU
-from nstbench.specs import GATYS_STYLE_LAYERS, GatysPreset, LossSpec, OptimizerSpec
+from nstbench.config.sources import NYU
+from nstbench.config.specs import GATYS_STYLE_LAYERS, GatysPreset, LossSpec, OptimizerSpec
+from nstbench.harness.experiment import Experiment, cli, pyplot
+from nstbench.harness.registry import Spec
+from nstbench.methods import metrics
+from nstbench.methods.gatys import Mix, RunOptions
+from nstbench.methods.gatys_run import initial_loss, load_pair, override, run_preset
 
 NAME = "e9_gatys_ablations"
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import torch
 
-from nstbench.sources import FAST_HUST
-from nstbench.training import TrainOptions, train_transformer
-from nstbench.transformer import build_transformer
-from nstbench.variants import get_variant
+from nstbench.config.sources import FAST_HUST
+from nstbench.config.variants import get_variant
+from nstbench.methods.training import TrainOptions, train_transformer
+from nstbench.nets.transformer import build_transformer
 
-APP_PAGE = Path(__file__).resolve().parents[1] / "nstbench" / "app_page.py"
+APP_PAGE = Path(__file__).resolve().parents[1] / "nstbench" / "interfaces" / "app_page.py"
 
 
 def make_models(root: Path, vgg19) -> Path:

@@ -74,7 +74,7 @@ def random_backbone(arch: str, seed: int = 0, pooling: str = "max", feature_scal
     feature_scale multiplies the first conv's weights: with torchvision's zero-bias init every
     feature scales with it (ReLU and pooling are positively homogeneous), which lifts losses whose
     random-weight gradients fall below L-BFGS's default tolerances (gatys2016-code)."""
-    from nstbench.weights import load_backbone
+    from nstbench.nets.weights import load_backbone
 
     backbone = load_backbone(arch, "random", seed=seed, pooling=pooling)
     if feature_scale != 1.0:
@@ -93,10 +93,10 @@ def run_gatys(
 ) -> dict[int, dict[str, float]]:
     """One Gatys preset (at run["size"], or the preset's own size when absent): {step: {term: value}}
     for every step. Weights: seeded random unless run["weights"] names others (the published bands)."""
-    from nstbench.gatys import RunOptions
-    from nstbench.gatys_run import load_pair, override, run_preset
-    from nstbench.presets import get_preset
-    from nstbench.weights import load_backbone
+    from nstbench.config.presets import get_preset
+    from nstbench.methods.gatys import RunOptions
+    from nstbench.methods.gatys_run import load_pair, override, run_preset
+    from nstbench.nets.weights import load_backbone
 
     preset = override(get_preset(run["preset"]), dict(steps=run["steps"], size=run.get("size"), init=run.get("init")))
     spec = preset.loss
@@ -127,9 +127,9 @@ def run_gatys(
 def weights_unavailable(preset_name: str, weights: str) -> str | None:
     """Why a published band cannot run here (None: the ImageNet file of that weights family is in its
     cache folder). "imagenet" means the preset's own family. Nothing is downloaded in tests."""
-    from nstbench.errors import NstbenchError
-    from nstbench.presets import get_preset
-    from nstbench.weights import fetch
+    from nstbench.config.errors import NstbenchError
+    from nstbench.config.presets import get_preset
+    from nstbench.nets.weights import fetch
 
     preset = get_preset(preset_name)
     family = preset.weights if weights == "imagenet" else weights
@@ -142,8 +142,8 @@ def weights_unavailable(preset_name: str, weights: str) -> str | None:
 
 def run_fast(run: dict, spec_change: SpecChange = None, backbone=None) -> dict[int, dict[str, float]]:
     """The first training steps of a fast-transfer preset (tiny images, few data): {step: {term: value}}."""
-    from nstbench.presets import get_fast_preset, override_fast
-    from nstbench.training import TrainOptions, train_transformer
+    from nstbench.config.presets import get_fast_preset, override_fast
+    from nstbench.methods.training import TrainOptions, train_transformer
 
     preset = override_fast(
         get_fast_preset(run["preset"]),
@@ -325,10 +325,10 @@ def gatys_step_workload(preset_name: str = "hust", size: int = 64, repeat: int =
     """`TIMING_STEPS` iterations of a preset's optimisation (optimize_image: loss, backward,
     optimizer update, clamping) at a small size, on targets computed once, as run_preset does.
     repeat=2 runs it twice: the injected 2x slowdown that the timing test must catch."""
-    from nstbench.gatys import initial_image, make_gatys_loss, optimize_image
-    from nstbench.gatys_run import load_pair, override
-    from nstbench.images import space_bounds
-    from nstbench.presets import get_preset
+    from nstbench.config.presets import get_preset
+    from nstbench.methods.gatys import initial_image, make_gatys_loss, optimize_image
+    from nstbench.methods.gatys_run import load_pair, override
+    from nstbench.nets.images import space_bounds
 
     preset = override(get_preset(preset_name), dict(size=size))
     content, style = load_pair(preset, "chelsea", "starry_night")

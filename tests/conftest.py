@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402  (after OMP_WAIT_POLICY, which OpenMP reads when torch loads)
 
-from nstbench.precision import bf16_support  # noqa: E402
+from nstbench.nets.precision import bf16_support  # noqa: E402
 
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
 if "NSTBENCH_ASSETS" not in os.environ and (_SHARED / "SOURCES.md").is_file():
@@ -42,21 +42,21 @@ needs_native_bf16 = pytest.mark.skipif(not BF16_NATIVE, reason=f"bf16 tests skip
 
 @pytest.fixture(scope="session")
 def vgg19_random():
-    from nstbench.weights import load_backbone
+    from nstbench.nets.weights import load_backbone
 
     return load_backbone("vgg19", "random", seed=0)
 
 
 @pytest.fixture(scope="session")
 def vgg16_random():
-    from nstbench.weights import load_backbone
+    from nstbench.nets.weights import load_backbone
 
     return load_backbone("vgg16", "random", seed=0)
 
 
 @pytest.fixture(scope="session")
 def resnet50_random():
-    from nstbench.weights import load_backbone
+    from nstbench.nets.weights import load_backbone
 
     return load_backbone("resnet50", "random", seed=0)
 
@@ -73,7 +73,7 @@ def one_thread():
 
 def load_script(name: str):
     """experiments/<name>.py as a module (its main() is what the tests run; its SPEC describes it)."""
-    from nstbench.registry import load_script as load
+    from nstbench.harness.registry import load_script as load
 
     return load(name)
 
@@ -82,7 +82,7 @@ def load_script(name: str):
 def shared_backbones(monkeypatch, request):
     """The experiment harness gets the session's random backbones instead of building new ones
     (each is built on first use)."""
-    import nstbench.experiment as harness
+    import nstbench.harness.experiment as harness
 
     real = harness.load_backbone
 
@@ -102,7 +102,7 @@ def check_lpips_column(out: Path, table: str = "table.csv") -> None:
 
     import pandas as pd
 
-    from nstbench import metrics
+    from nstbench.methods import metrics
 
     col = pd.read_csv(out / table)["lpips_content"]
     ok, reason = metrics.lpips_status()

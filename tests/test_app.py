@@ -1,4 +1,4 @@
-"""The web app (nstbench/app.py, nstbench/app_page.py) under Streamlit's headless test framework:
+"""The web app (nstbench/interfaces/app.py, nstbench/interfaces/app_page.py) under Streamlit's headless test framework:
 both tabs, the side by side, bad uploads, no checkpoints, a cancelled run. Random weights, tiny sizes."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from apptools import APP_PAGE, make_models
 from conftest import needs_assets
 from PIL import Image
 
-from nstbench import app
-from nstbench.assets import resolve_image
-from nstbench.errors import NstbenchError
-from nstbench.gatys import RunOptions
-from nstbench.images import load_image
+from nstbench.config.errors import NstbenchError
+from nstbench.interfaces import app
+from nstbench.methods.gatys import RunOptions
+from nstbench.nets.assets import resolve_image
+from nstbench.nets.images import load_image
 
 pytest.importorskip("streamlit", reason="the app needs Streamlit: pip install -e '.[app]'")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -252,8 +252,8 @@ def test_side_by_side_times_both_methods(page):
 
 
 def test_on_step_reports_each_step(vgg19_random):
-    from nstbench.gatys_run import load_pair, override, run_preset
-    from nstbench.presets import get_preset
+    from nstbench.config.presets import get_preset
+    from nstbench.methods.gatys_run import load_pair, override, run_preset
 
     preset = override(get_preset("hust"), dict(steps=3, size=64))
     c, s = load_pair(preset, "chelsea", "starry_night")
@@ -266,7 +266,7 @@ def test_on_step_reports_each_step(vgg19_random):
 
 
 def test_app_command_errors_are_one_line(tmp_path, capsys, monkeypatch):
-    from nstbench.cli import main
+    from nstbench.interfaces.cli import main
 
     for args, msg in (
         (["--models", str(tmp_path / "nope")], "--models folder not found"),

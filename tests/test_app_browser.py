@@ -120,7 +120,7 @@ def test_upload_pick_style_and_get_the_picture(server, browser, tmp_path):
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from nstbench.assets import resolve_image
+    from nstbench.nets.assets import resolve_image
 
     wait = WebDriverWait(browser, 90)
     browser.get(server)

@@ -5,8 +5,8 @@ import hashlib
 import pytest
 from localserver import serve
 
-from nstbench import assets
-from nstbench.errors import NstbenchError
+from nstbench.config.errors import NstbenchError
+from nstbench.nets import assets
 
 PAYLOAD = b"\x89PNG fake image bytes for the resolver test"
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torchvision
 
-from nstbench.backbones import canonical, gatys_normalize, layer_names, silent_scales
-from nstbench.errors import NstbenchError
-from nstbench.weights import load_backbone
+from nstbench.config.errors import NstbenchError
+from nstbench.nets.backbones import canonical, gatys_normalize, layer_names, silent_scales
+from nstbench.nets.weights import load_backbone
 
 X = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 

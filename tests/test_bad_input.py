@@ -2,7 +2,7 @@
 to what an output folder already holds. Complements test_images.py (the loader's messages),
 test_cli.py (missing file, unknown preset, unwritable folder for stylize) and test_weights.py.
 
-Most cases call `nstbench.cli.main` in-process (an uncaught exception would fail the test with its
+Most cases call `nstbench.interfaces.cli.main` in-process (an uncaught exception would fail the test with its
 traceback); one case per kind of failure also runs as a real process.
 """
 
@@ -20,12 +20,12 @@ import torch
 from conftest import needs_assets
 from PIL import Image
 
-from nstbench import gatys_run as stylize_mod
-from nstbench.cli import main
-from nstbench.errors import NstbenchError
-from nstbench.gatys import RunOptions, make_gatys_loss
-from nstbench.sources import HUST, UPES
-from nstbench.weights import load_backbone
+from nstbench.config.errors import NstbenchError
+from nstbench.config.sources import HUST, UPES
+from nstbench.interfaces.cli import main
+from nstbench.methods import gatys_run as stylize_mod
+from nstbench.methods.gatys import RunOptions, make_gatys_loss
+from nstbench.nets.weights import load_backbone
 
 pytestmark = needs_assets
 
@@ -286,8 +286,8 @@ def test_unwritable_output_for_train_and_apply(tmp_path, capsys):
         ],
     )
     assert_one_line_error(rc, err, "cannot write to output folder")
-    from nstbench.transformer import build_transformer
-    from nstbench.variants import get_variant
+    from nstbench.config.variants import get_variant
+    from nstbench.nets.transformer import build_transformer
 
     torch.save(build_transformer(get_variant("pytorch-examples")).state_dict(), tmp_path / "net.pth")
     rc, _, err = run_cli(
@@ -403,7 +403,7 @@ def test_failed_or_interrupted_run_leaves_existing_results_untouched(
         args = stylize_args(run, steps=5, weights=tmp_path / "w.pth")
     elif failure == "unknown layer":
         monkeypatch.setattr(
-            "nstbench.presets.PRESETS",
+            "nstbench.config.presets.PRESETS",
             {"upes": replace(UPES, loss=replace(UPES.loss, content_layers=(("relu4_9", 1.0),)))},
         )
     elif failure == "interrupted":

@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import needs_assets
 
-from nstbench.presets import FAST_PRESETS, PRESETS
+from nstbench.config.presets import FAST_PRESETS, PRESETS
 
 BANDS = B.load_bands()
 SCENARIOS = BANDS["scenarios"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from nstbench import claims, registry
-from nstbench.claims import FAILS, HOLDS, INCONCLUSIVE
-from nstbench.errors import NstbenchError
+from nstbench.config import claims
+from nstbench.config.claims import FAILS, HOLDS, INCONCLUSIVE
+from nstbench.config.errors import NstbenchError
+from nstbench.harness import registry
 
 
 def _df(**cols) -> pd.DataFrame:

@@ -40,7 +40,7 @@ def test_stylize_writes_image_curve_and_record(tmp_path):
 )
 @needs_assets
 def test_every_preset_runs_from_the_cli(tmp_path, preset):
-    from nstbench.presets import get_preset
+    from nstbench.config.presets import get_preset
 
     r = nstbench(
         "stylize",
@@ -70,8 +70,8 @@ def test_every_preset_runs_from_the_cli(tmp_path, preset):
 
 
 def test_presets_lists_every_preset_with_its_source(capsys):
-    from nstbench.cli import main
-    from nstbench.presets import PRESETS
+    from nstbench.config.presets import PRESETS
+    from nstbench.interfaces.cli import main
 
     assert main(["presets"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:] if line.startswith("  ")}

@@ -1,4 +1,4 @@
-"""Issue 15's cases through `nstbench.cli.main` in-process: each user error is one line on stderr,
+"""Issue 15's cases through `nstbench.interfaces.cli.main` in-process: each user error is one line on stderr,
 exit status 2, no traceback, and nothing written (or the previous result intact); outputs follow
 one --out convention and have one writer at a time (a lock file)."""
 
@@ -14,13 +14,13 @@ import torch
 from conftest import needs_assets, stylize_argv
 from PIL import Image
 
-from nstbench import device as device_mod
-from nstbench.cli import main
-from nstbench.experiment import result_dir
-from nstbench.gatys import Mix, RunOptions
-from nstbench.records import LOCK_NAME, OutputLock
-from nstbench.transformer import build_transformer
-from nstbench.variants import get_variant
+from nstbench.config.variants import get_variant
+from nstbench.harness.experiment import result_dir
+from nstbench.interfaces.cli import main
+from nstbench.methods.gatys import Mix, RunOptions
+from nstbench.nets import device as device_mod
+from nstbench.nets.records import LOCK_NAME, OutputLock
+from nstbench.nets.transformer import build_transformer
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 
@@ -110,8 +110,8 @@ def test_train_size_not_a_multiple_of_4_is_refused_before_any_work(tmp_path, cap
 
 
 def test_the_harness_checks_the_training_size_too(tmp_path):
-    from nstbench.data import ImageFolderData
-    from nstbench.errors import NstbenchError
+    from nstbench.config.errors import NstbenchError
+    from nstbench.nets.data import ImageFolderData
 
     with pytest.raises(NstbenchError, match="multiple of 4"):
         ImageFolderData(tmp_path, 30, 2)
@@ -231,9 +231,9 @@ def test_memory_estimate_refuses_a_run_that_cannot_fit(tmp_path, capsys, monkeyp
 def test_activation_estimate_matches_what_autograd_keeps(preset):
     """The estimate against the activations autograd really saves for the backward pass of the
     preset's loss (parameters excluded), at 192 x 160 px."""
-    from nstbench.gatys import make_gatys_loss
-    from nstbench.presets import get_preset
-    from nstbench.weights import load_backbone
+    from nstbench.config.presets import get_preset
+    from nstbench.methods.gatys import make_gatys_loss
+    from nstbench.nets.weights import load_backbone
 
     p = get_preset(preset)
     b = load_backbone(p.backbone, "random")
@@ -497,7 +497,7 @@ def test_a_stale_lock_is_taken_over(tmp_path, capsys):
 
 
 def test_the_lock_is_held_while_the_run_works(tmp_path, capsys, monkeypatch):
-    from nstbench import gatys_run as stylize_mod
+    from nstbench.methods import gatys_run as stylize_mod
 
     real, seen = stylize_mod.run_preset, {}
 
@@ -527,7 +527,7 @@ def test_experiments_writing_the_same_results_folder(tmp_path, capsys, sleeper, 
 
 
 def test_output_lock_refuses_in_process_too(tmp_path):
-    from nstbench.errors import NstbenchError
+    from nstbench.config.errors import NstbenchError
 
     with OutputLock(tmp_path / "x.lock", "first"):
         with pytest.raises(NstbenchError, match="first"):
@@ -595,9 +595,9 @@ def test_export_onnx_gives_the_same_image(net_pth, tmp_path, capsys):
     ort = pytest.importorskip("onnxruntime")
     rc, out, err = run(capsys, ["apply", "--checkpoint", net_pth, "--export-onnx", tmp_path / "net.onnx"])
     assert rc == 0, err
-    from nstbench.images import load_image
-    from nstbench.specs import Resize
-    from nstbench.transformer import load_transformer
+    from nstbench.config.specs import Resize
+    from nstbench.nets.images import load_image
+    from nstbench.nets.transformer import load_transformer
 
     x = load_image("chelsea", Resize("exact", (48, 64)))
     net, _ = load_transformer(net_pth)
@@ -613,8 +613,8 @@ def test_export_onnx_gives_the_same_image(net_pth, tmp_path, capsys):
 
 
 def test_output_name_and_original_colors(tmp_path, capsys):
-    from nstbench.images import _RGB_TO_YUV, load_image
-    from nstbench.specs import Resize
+    from nstbench.config.specs import Resize
+    from nstbench.nets.images import _RGB_TO_YUV, load_image
 
     styled = STYLIZE + ["--init", "style"]  # starts from the style image: the colours differ from the content's
     assert run(capsys, styled + ["--out", tmp_path / "a"])[0] == 0
@@ -642,10 +642,10 @@ def test_output_name_and_original_colors(tmp_path, capsys):
 
 def test_several_styles_are_blended_as_weighted_grams(vgg19_random, tmp_path, capsys):
     """The blended target is sum_i w_i G_i (weights normalised), checked against Grams computed here."""
-    from nstbench.gatys import make_gatys_loss
-    from nstbench.images import imagenet_normalize
-    from nstbench.losses import gram, style_loss
-    from nstbench.sources import UPES
+    from nstbench.config.sources import UPES
+    from nstbench.methods.gatys import make_gatys_loss
+    from nstbench.nets.images import imagenet_normalize
+    from nstbench.nets.losses import gram, style_loss
 
     g = torch.Generator().manual_seed(0)
     c, s1, s2 = (torch.rand(1, 3, 32, 40, generator=g) for _ in range(3))
@@ -748,10 +748,10 @@ def test_multi_scale_continues_from_the_upsampled_coarse_result(vgg19_random, tm
     upsampled (bicubic) to the finer size: recomputed here from run_preset and the loss alone."""
     import csv
 
-    from nstbench import gatys_run as stylize_mod
-    from nstbench.gatys import make_gatys_loss
-    from nstbench.images import space_to_unit, unit_to_space
-    from nstbench.sources import UPES
+    from nstbench.config.sources import UPES
+    from nstbench.methods import gatys_run as stylize_mod
+    from nstbench.methods.gatys import make_gatys_loss
+    from nstbench.nets.images import space_to_unit, unit_to_space
 
     monkeypatch.setattr(stylize_mod, "load_backbone", lambda *a, **k: vgg19_random)
     rc, out, err = run(capsys, STYLIZE[:-4] + ["--scales", "32,64", "--out", tmp_path / "m"])  # drop --size 32
@@ -789,7 +789,7 @@ def test_stylize_into_a_train_folder_is_refused(tmp_path, capsys):
 
 def test_python_api_returns_data_and_raises_one_line_errors(tmp_path):
     import nstbench
-    from nstbench.errors import NstbenchError
+    from nstbench.config.errors import NstbenchError
 
     r = nstbench.stylize("octopus", "hockney", steps=2, size=32, weights="random")
     assert r.image.shape == (1, 3, 32, 47) and 0 <= float(r.image.min()) and float(r.image.max()) <= 1
@@ -803,9 +803,9 @@ def test_python_api_returns_data_and_raises_one_line_errors(tmp_path):
 
 
 def test_train_and_the_scripts_share_the_default_profile(tmp_path, capsys):
-    from nstbench.experiment import experiment_parser
-    from nstbench.profiles import default_profile
-    from nstbench.registry import Spec
+    from nstbench.config.profiles import default_profile
+    from nstbench.harness.experiment import experiment_parser
+    from nstbench.harness.registry import Spec
 
     assert default_profile("cpu") == "cpu" and default_profile("cuda:0") == "paper"
     spec = Spec(name="e1", title="E1", sources=(), claims=(), archs=(), profiles={"smoke": 0, "cpu": 0, "paper": 0})

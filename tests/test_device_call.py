@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 from conftest import assets_dir, needs_assets
 
-from nstbench import registry
+from nstbench.harness import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = None if os.environ.get("NSTBENCH_REHEARSAL_FULL") == "1" else ["e5_vgg_resnet", "e10_fast_vs_optimisation"]

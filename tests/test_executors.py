@@ -1,4 +1,4 @@
-"""--executor local|slurm|debug (nstbench/executors.py, Experiment.map_units): units as submitit jobs.
+"""--executor local|slurm|debug (nstbench/harness/executors.py, Experiment.map_units): units as submitit jobs.
 
 A tiny experiment script written here (two units, no backbone) runs through submitit's
 LocalExecutor (real pickling, real processes): its units run in other processes, a unit that fails is
@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from conftest import load_script, needs_assets
 
-from nstbench import executors
-from nstbench.errors import NstbenchError
-from nstbench.registry import load_script as load_path
+from nstbench.config.errors import NstbenchError
+from nstbench.harness import executors
+from nstbench.harness.registry import load_script as load_path
 
 pytest.importorskip("submitit")
 
@@ -31,8 +31,8 @@ SCRIPT = textwrap.dedent('''
 
     import torch
 
-    from nstbench.experiment import COMMON_COLUMNS, Experiment, cli
-    from nstbench.registry import Spec
+    from nstbench.harness.experiment import COMMON_COLUMNS, Experiment, cli
+    from nstbench.harness.registry import Spec
 
 
     @dataclass(frozen=True)

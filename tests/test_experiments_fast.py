@@ -16,9 +16,11 @@ import pytest
 from conftest import check_lpips_column, load_script, needs_assets
 from PIL import Image
 
-import nstbench.experiment as harness
-from nstbench import claims, registry, training
-from nstbench.figures import read_stamp
+import nstbench.harness.experiment as harness
+from nstbench.config import claims
+from nstbench.harness import registry
+from nstbench.harness.figures import read_stamp
+from nstbench.methods import training
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 

@@ -1,5 +1,5 @@
 """Every experiment script of the registry (outputs, claims, cache), the Gatys ones E1, E4, E5, E7 in
-detail, and the shared harness (nstbench.experiment).
+detail, and the shared harness (nstbench.harness.experiment).
 
 Each script runs in-process on the smoke profile with test-only --steps/--size overrides and the
 session's random backbones, into tmp_path. Checked: the files, the CSV schemas the claim rules
@@ -17,12 +17,13 @@ import pandas as pd
 import pytest
 from conftest import BF16_NATIVE, check_lpips_column, load_script, needs_assets
 
-import nstbench.experiment as harness
-from nstbench import claims, registry
-from nstbench.compute import Compute
-from nstbench.figures import read_stamp
-from nstbench.images import load_image
-from nstbench.specs import Resize
+import nstbench.harness.experiment as harness
+from nstbench.config import claims
+from nstbench.config.compute import Compute
+from nstbench.config.specs import Resize
+from nstbench.harness import registry
+from nstbench.harness.figures import read_stamp
+from nstbench.nets.images import load_image
 
 pytestmark = needs_assets
 
@@ -284,7 +285,7 @@ def check_e9(mod, out, calls):
 
 
 def check_e10(mod, out, calls):
-    assert len(calls) == 1  # L-BFGS from noise (the timing runs go through nstbench.timing)
+    assert len(calls) == 1  # L-BFGS from noise (the timing runs go through nstbench.methods.timing)
     f = pd.read_csv(out / "fig5.csv")
     assert list(f["method"]) == ["fast", "lbfgs"] and list(f["iterations"]) == [0, 6]  # smoke: 6 < 50
     # the fast network's score is its training loss (PerceptualLoss) on the same image: one objective

@@ -14,17 +14,17 @@ import torch
 from conftest import needs_assets, needs_native_bf16
 from PIL import Image
 
-from nstbench.backbones import canonical
-from nstbench.cli import main
-from nstbench.compute import Compute
-from nstbench.data import ImageFolderData
-from nstbench.errors import NstbenchError
-from nstbench.perceptual import PerceptualLoss
-from nstbench.presets import FAST_PRESETS, TRAIN_PROFILES, get_fast_preset, network_config
-from nstbench.presets import override_fast as override
-from nstbench.sources import FAST_HUST as HUST
-from nstbench.training import TrainOptions, train_transformer
-from nstbench.transformer import load_transformer, read_checkpoint
+from nstbench.config.compute import Compute
+from nstbench.config.errors import NstbenchError
+from nstbench.config.presets import FAST_PRESETS, TRAIN_PROFILES, get_fast_preset, network_config
+from nstbench.config.presets import override_fast as override
+from nstbench.config.sources import FAST_HUST as HUST
+from nstbench.interfaces.cli import main
+from nstbench.methods.perceptual import PerceptualLoss
+from nstbench.methods.training import TrainOptions, train_transformer
+from nstbench.nets.backbones import canonical
+from nstbench.nets.data import ImageFolderData
+from nstbench.nets.transformer import load_transformer, read_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -119,7 +119,7 @@ def test_data_folder(data_dir):
 
 
 def test_loss_targets_once_and_tv_batch(vgg19_random, style_png):
-    from nstbench.images import load_image
+    from nstbench.nets.images import load_image
 
     s = load_image(style_png)
     fn = PerceptualLoss(vgg19_random, s, HUST.loss, tv_batch="sum")

@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import load_script
 
-from nstbench.experiment import pyplot
-from nstbench.figures import STAMP_KEY, read_stamp, save_figure, stamp_text, weights_stamp
+from nstbench.harness.experiment import pyplot
+from nstbench.harness.figures import STAMP_KEY, read_stamp, save_figure, stamp_text, weights_stamp
 
 
 class Figures:

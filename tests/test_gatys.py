@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nstbench.errors import NstbenchError
-from nstbench.gatys import Diverged, Mix, RunOptions, initial_image, make_gatys_loss, optimize_image
-from nstbench.images import space_bounds
-from nstbench.sources import HUST
-from nstbench.specs import LossSpec, OptimizerSpec
+from nstbench.config.errors import NstbenchError
+from nstbench.config.sources import HUST
+from nstbench.config.specs import LossSpec, OptimizerSpec
+from nstbench.methods.gatys import Diverged, Mix, RunOptions, initial_image, make_gatys_loss, optimize_image
+from nstbench.nets.images import space_bounds
 
 G = torch.Generator().manual_seed(0)
 CONTENT = torch.rand(1, 3, 32, 32, generator=G)

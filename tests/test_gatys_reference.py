@@ -21,11 +21,11 @@ from conftest import needs_assets
 from PIL import Image
 from torchvision import transforms
 
-from nstbench.assets import resolve_image
-from nstbench.gatys import RunOptions
-from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.sources import GATYS2016_CODE
-from nstbench.weights import load_backbone
+from nstbench.config.sources import GATYS2016_CODE
+from nstbench.methods.gatys import RunOptions
+from nstbench.methods.gatys_run import load_pair, override, run_preset
+from nstbench.nets.assets import resolve_image
+from nstbench.nets.weights import load_backbone
 
 SIZE = 48  # the notebook's img_size is 512
 MAX_ITER = 30  # the notebook's max_iter is 500
@@ -185,9 +185,9 @@ def test_gatys2016_code_runs_the_official_loop(weights_file):
 def test_gatys2016_paper_preset_computes_the_papers_loss():
     """gatys2016 at its first evaluation against eqs. 1-5 of the paper written out here: 1/2 sum (F-P)^2 at
     conv4_2, sum_l 1/5 * 1/(4 N^2 M^2) sum (G-A)^2 over conv1_1..conv5_1, alpha/beta = 1e-3, on average pooling."""
-    from nstbench.gatys import initial_image, to_network
-    from nstbench.images import unit_to_space
-    from nstbench.sources import GATYS2016
+    from nstbench.config.sources import GATYS2016
+    from nstbench.methods.gatys import initial_image, to_network
+    from nstbench.nets.images import unit_to_space
 
     preset = override(GATYS2016, dict(steps=1, size=SIZE))
     assert preset.pooling == "avg" and preset.init == "noise" and preset.optimizer.name == "lbfgs"

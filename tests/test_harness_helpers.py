@@ -8,11 +8,11 @@ from dataclasses import dataclass, replace
 import pandas as pd
 import pytest
 
-from nstbench.errors import NstbenchError
-from nstbench.experiment import Experiment, result_dir, thin_curve
-from nstbench.profiles import PROFILE_NAMES
-from nstbench.records import weight_set
-from nstbench.registry import Spec
+from nstbench.config.errors import NstbenchError
+from nstbench.config.profiles import PROFILE_NAMES
+from nstbench.harness.experiment import Experiment, result_dir, thin_curve
+from nstbench.harness.registry import Spec
+from nstbench.nets.records import weight_set
 
 
 def test_thin_curve_keeps_first_last_and_every_stride_step():

@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from conftest import needs_assets
 
-from nstbench.errors import NstbenchError
-from nstbench.gatys import RunOptions, make_gatys_loss
-from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.sources import HUST_CODE
-from nstbench.weights import load_backbone
+from nstbench.config.errors import NstbenchError
+from nstbench.config.sources import HUST_CODE
+from nstbench.methods.gatys import RunOptions, make_gatys_loss
+from nstbench.methods.gatys_run import load_pair, override, run_preset
+from nstbench.nets.weights import load_backbone
 
 SIZE = 64  # long side; the notebook uses 512, the loop is the same at any size (hust_cat: 64x48)
 STEPS = 30

@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from nstbench.errors import NstbenchError
-from nstbench.images import load_image, save_image, space_bounds, space_to_unit, to_pil, unit_to_space
-from nstbench.specs import Resize
+from nstbench.config.errors import NstbenchError
+from nstbench.config.specs import Resize
+from nstbench.nets.images import load_image, save_image, space_bounds, space_to_unit, to_pil, unit_to_space
 
 
 def _rgb(w=40, h=30):
@@ -138,7 +138,7 @@ def test_tiny_and_huge_images_are_refused(tmp_path, monkeypatch):
     with pytest.raises(NstbenchError, match="1x1"):
         load_image(tmp_path / "1x1.png")
     Image.fromarray(_rgb(100, 100)).save(tmp_path / "big.png")
-    monkeypatch.setattr("nstbench.images.MAX_PIXELS", 5000)
+    monkeypatch.setattr("nstbench.nets.images.MAX_PIXELS", 5000)
     with pytest.raises(NstbenchError, match="limit"):
         load_image(tmp_path / "big.png")
 
@@ -187,7 +187,7 @@ def test_tf_bilinear_resize_is_tensorflows_arithmetic_on_every_cpu():
     TF formula exactly, and the same sampling as torch's interpolate up to float rounding."""
     import numpy as np
 
-    from nstbench.images import _resize_bilinear_tf
+    from nstbench.nets.images import _resize_bilinear_tf
 
     a = np.random.default_rng(0).integers(0, 256, (13, 17, 3)).astype(np.float32)
     for h, w in ((6, 8), (13, 17), (29, 23)):  # shrink, same size, enlarge

@@ -15,10 +15,10 @@ from conftest import needs_assets
 from PIL import Image
 
 import nstbench
-from nstbench.cli import main
-from nstbench.errors import NstbenchError
-from nstbench.transformer import CHECKPOINT_KIND, build_transformer
-from nstbench.variants import get_variant
+from nstbench.config.errors import NstbenchError
+from nstbench.config.variants import get_variant
+from nstbench.interfaces.cli import main
+from nstbench.nets.transformer import CHECKPOINT_KIND, build_transformer
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +151,7 @@ def test_item3_apply_too_small_for_johnson2016_code(code_pt, tmp_path, capsys):
 
 
 def test_item3_the_app_shows_the_refusal(code_pt, tmp_path):
-    from nstbench import app
+    from nstbench.interfaces import app
 
     entry = app._read_entry(str(code_pt), 0, 0)
     picture = app.named_picture("chelsea")
@@ -220,7 +220,7 @@ def test_item8_lr_zero_and_negative_follow_one_rule(tmp_path, capsys):
 
 
 def test_item8_zero_style_blend_is_refused_before_the_backbone_loads(tmp_path, capsys, monkeypatch):
-    import nstbench.gatys_run as stylize_mod
+    import nstbench.methods.gatys_run as stylize_mod
 
     def no_load(*a, **k):
         raise AssertionError("the backbone was loaded before the blend weights were checked")
@@ -233,7 +233,7 @@ def test_item8_zero_style_blend_is_refused_before_the_backbone_loads(tmp_path, c
 
 
 def test_item8_offline_means_no_image_download(tmp_path, monkeypatch):
-    from nstbench import assets
+    from nstbench.nets import assets
 
     reg = {"images": {"thing": {"file": "style/thing.png", "url": "http://127.0.0.1:9/x", "sha256": "0" * 64}}}
     monkeypatch.setattr(assets, "registry", lambda: reg)
@@ -291,8 +291,8 @@ def test_item8_threads_step_files_and_plurals(tmp_path, capsys):
 
 
 def test_item8_checksum_list_of_a_data_set_is_not_a_stray_file():
-    from nstbench.assets import resolve_dataset
-    from nstbench.data import ImageFolderData
+    from nstbench.nets.assets import resolve_dataset
+    from nstbench.nets.data import ImageFolderData
 
     root = resolve_dataset("coco100")
     assert (root / "SHA256SUMS").is_file()
@@ -407,8 +407,8 @@ def test_item2_stopping_the_app_stops_its_server(tmp_path, sig):
 
 @pytest.mark.parametrize("scales", [None, "64,2000"])
 def test_item9_memory_refusal_before_decoding_or_loading(tmp_path, capsys, monkeypatch, scales):
-    import nstbench.gatys_run as stylize_mod
-    from nstbench import device as device_mod
+    import nstbench.methods.gatys_run as stylize_mod
+    from nstbench.nets import device as device_mod
 
     def nothing_loaded(*a, **k):
         raise AssertionError("an image was decoded or the backbone loaded before the memory check")
@@ -439,7 +439,7 @@ def test_item7_resume_needs_no_retyping_and_checks_before_loading(tmp_path, caps
     assert rec["steps_done"] == 2 and rec["preset"]["size"] == 32 and rec["preset"]["batch"] == 2
     assert rec["style"]["name"] == first["style"]["name"] == "mosaic" and rec["weights"]["kind"] == "random"
     # an explicit option still overrides, and is checked against the checkpoint before the backbone loads
-    import nstbench.training as training_mod
+    import nstbench.methods.training as training_mod
 
     def no_load(*a, **k):
         raise AssertionError("the backbone was loaded before the settings were checked")

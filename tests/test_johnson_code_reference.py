@@ -13,13 +13,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nstbench.images import imagenet_normalize
-from nstbench.losses import tv_loss
-from nstbench.perceptual import PerceptualLoss
-from nstbench.sources import FAST_JOHNSON2016 as JOHNSON2016
-from nstbench.sources import FAST_JOHNSON2016_CODE as JOHNSON2016_CODE
-from nstbench.transformer import build_transformer
-from nstbench.variants import get_variant
+from nstbench.config.sources import FAST_JOHNSON2016 as JOHNSON2016
+from nstbench.config.sources import FAST_JOHNSON2016_CODE as JOHNSON2016_CODE
+from nstbench.config.variants import get_variant
+from nstbench.methods.perceptual import PerceptualLoss
+from nstbench.nets.images import imagenet_normalize
+from nstbench.nets.losses import tv_loss
+from nstbench.nets.transformer import build_transformer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nstbench.losses import content_loss, gram, style_layer_loss, style_loss, tv_loss
+from nstbench.nets.losses import content_loss, gram, style_layer_loss, style_loss, tv_loss
 
 # One image, C=2 channels, H=1, W=2: F = [[1, 2], [3, 4]] (rows are channels, columns positions).
 F = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])

@@ -1,4 +1,4 @@
-"""Exact and analytic checks of nstbench.metrics (tiny images; runs in a few seconds on CPU)."""
+"""Exact and analytic checks of nstbench.methods.metrics (tiny images; runs in a few seconds on CPU)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from nstbench import metrics
-from nstbench.backbones import Backbone
+from nstbench.methods import metrics
+from nstbench.nets.backbones import Backbone
 
 
 def _rand(b=2, h=32, w=40, seed=0) -> torch.Tensor:
@@ -240,7 +240,7 @@ def test_lpips_loads_cached_alexnet_features(tmp_path, monkeypatch, no_network):
 
 
 def test_style_distance_fn_computes_the_style_targets_once_and_matches_style_distance(monkeypatch):
-    from nstbench.weights import load_backbone
+    from nstbench.nets.weights import load_backbone
 
     bb = load_backbone("vgg16", "random", seed=0)
     calls = []

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from conftest import needs_assets
 from torchvision.models.vgg import cfgs, make_layers
 
-from nstbench.gatys import RunOptions
-from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.sources import NYU
-from nstbench.weights import load_backbone
+from nstbench.config.sources import NYU
+from nstbench.methods.gatys import RunOptions
+from nstbench.methods.gatys_run import load_pair, override, run_preset
+from nstbench.nets.weights import load_backbone
 
 SIZE = 40
 NUM_STEPS = 30  # -> two L-BFGS calls of 20 evaluations: 40 evaluations

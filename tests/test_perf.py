@@ -20,12 +20,12 @@ import pytest
 import torch
 from conftest import BF16_NATIVE, BF16_WHY, needs_assets, needs_native_bf16, stylize_argv
 
-from nstbench.compute import Compute
-from nstbench.errors import NstbenchError
-from nstbench.gatys import initial_image, make_gatys_loss, optimize_image
-from nstbench.perceptual import extract_features
-from nstbench.sources import HUST, UPES
-from nstbench.specs import OptimizerSpec
+from nstbench.config.compute import Compute
+from nstbench.config.errors import NstbenchError
+from nstbench.config.sources import HUST, UPES
+from nstbench.config.specs import OptimizerSpec
+from nstbench.methods.gatys import initial_image, make_gatys_loss, optimize_image
+from nstbench.methods.perceptual import extract_features
 
 ROOT = Path(__file__).resolve().parents[1]
 G = torch.Generator().manual_seed(1)
@@ -33,7 +33,7 @@ CONTENT = torch.rand(1, 3, 48, 48, generator=G)
 STYLE = torch.rand(1, 3, 48, 48, generator=G)
 
 # bf16 rows run only where the CPU has native bf16: elsewhere every bf16 convolution is emulated
-# (minutes for what takes seconds) and the CLI refuses it (nstbench/precision.py).
+# (minutes for what takes seconds) and the CLI refuses it (nstbench/nets/precision.py).
 
 
 def run(backbone, spec, space, compute, steps=5, lr=0.01):
@@ -105,7 +105,7 @@ def test_unknown_dtype_is_a_user_error():
 def test_converted_backbone_is_made_once_and_follows_weight_changes(vgg19_random):
     """An experiment builds many losses on one backbone: the NHWC / bf16 / compiled copy is made
     once (a compiled extract compiles once), and a change to the source's weights makes a new one."""
-    import nstbench.perceptual as perceptual
+    import nstbench.methods.perceptual as perceptual
 
     b = copy.deepcopy(vgg19_random)
     cl = Compute(channels_last=True)
@@ -187,7 +187,7 @@ def test_conv_flop_count_matches_vgg19_published_cost():
 def test_bench_quick_writes_the_csv_and_table(tmp_path, monkeypatch, bf16):
     native = bf16 == "native"
     if not native:  # a CPU without native bf16: the bench skips every bf16 row and says why
-        monkeypatch.setattr("nstbench.precision.cpu_flags", lambda: {"avx2", "fma"})
+        monkeypatch.setattr("nstbench.nets.precision.cpu_flags", lambda: {"avx2", "fma"})
     elif not BF16_NATIVE:
         pytest.skip(f"bf16 tests skipped: {BF16_WHY}")
     bench = load_bench()

@@ -7,8 +7,9 @@ import pytest
 import torch
 from conftest import needs_assets, stylize_argv
 
-from nstbench import cli, precision
-from nstbench.errors import NstbenchError
+from nstbench.config.errors import NstbenchError
+from nstbench.interfaces import cli
+from nstbench.nets import precision
 
 CPU = torch.device("cpu")
 ZEN3_FLAGS = {"fpu", "sse4_2", "avx", "avx2", "fma", "f16c"}  # AVX2, no AVX-512, no BF16

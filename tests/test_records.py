@@ -2,7 +2,7 @@
 
 import subprocess
 
-from nstbench.records import git_commit
+from nstbench.nets.records import git_commit
 
 
 def _git(repo, *args):

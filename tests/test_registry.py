@@ -4,7 +4,8 @@ experiments (Makefile, reports, claims index, README) agrees with it."""
 import subprocess
 from pathlib import Path
 
-from nstbench import claims, registry, report, sources
+from nstbench.config import claims, sources
+from nstbench.harness import registry, report
 
 ROOT = Path(__file__).resolve().parents[1]
 

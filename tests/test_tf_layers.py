@@ -9,8 +9,8 @@ import dataclasses
 
 import torch
 
-from nstbench.transformer import ConvLayer, UpsampleLayer, build_transformer, tf_same_pads
-from nstbench.variants import HUST_NET
+from nstbench.config.variants import HUST_NET
+from nstbench.nets.transformer import ConvLayer, UpsampleLayer, build_transformer, tf_same_pads
 
 X44 = torch.arange(16.0).view(1, 1, 4, 4)  # rows [0 1 2 3], [4 5 6 7], [8 9 10 11], [12 13 14 15]
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import needs_assets
 
-from nstbench.gatys import RunOptions
+from nstbench.methods.gatys import RunOptions
 
 BAND = B.load_bands()["timing"]["gatys_step_over_calibration"]
 
@@ -51,10 +51,10 @@ def test_timing_band_catches_a_2x_slowdown(medians):
 
 @needs_assets
 def test_fast_forward_is_100x_faster_than_a_gatys_run_of_the_same_size():
-    from nstbench.gatys_run import load_pair, override, run_preset
-    from nstbench.presets import get_preset
-    from nstbench.transformer import build_transformer
-    from nstbench.variants import get_variant
+    from nstbench.config.presets import get_preset
+    from nstbench.config.variants import get_variant
+    from nstbench.methods.gatys_run import load_pair, override, run_preset
+    from nstbench.nets.transformer import build_transformer
 
     # HUST E6 pair: its optimisation (100 iterations, a tenth of E6's 1000; about 560x here) vs its fast network
     preset = override(get_preset("hust"), dict(size=64, steps=100))

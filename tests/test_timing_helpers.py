@@ -1,4 +1,4 @@
-"""nstbench.timing, the helpers E6 and E10 share: what is timed and how often."""
+"""nstbench.methods.timing, the helpers E6 and E10 share: what is timed and how often."""
 
 import itertools
 import statistics
@@ -9,12 +9,12 @@ import pytest
 import torch
 from conftest import needs_assets
 
-from nstbench import timing
-from nstbench.errors import NstbenchError
-from nstbench.gatys_run import load_pair, override
-from nstbench.sources import NYU
-from nstbench.specs import OptimizerSpec
-from nstbench.training import TrainOptions
+from nstbench.config.errors import NstbenchError
+from nstbench.config.sources import NYU
+from nstbench.config.specs import OptimizerSpec
+from nstbench.methods import timing
+from nstbench.methods.gatys_run import load_pair, override
+from nstbench.methods.training import TrainOptions
 
 
 def test_time_forward_counts_warmup_and_repeats():

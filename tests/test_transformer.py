@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from nstbench.cli import main
-from nstbench.errors import NstbenchError
-from nstbench.transformer import build_transformer, load_transformer
-from nstbench.variants import VARIANTS, get_variant
+from nstbench.config.errors import NstbenchError
+from nstbench.config.variants import VARIANTS, get_variant
+from nstbench.interfaces.cli import main
+from nstbench.nets.transformer import build_transformer, load_transformer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -192,7 +192,7 @@ def test_apply_many_contents_into_folder(ref_net, tmp_path):
     assert Image.open(tmp_path / "o" / "a.png").size == (44, 32)  # sides not multiple of 4: rounded up, as theirs
     assert Image.open(tmp_path / "o" / "b.png").size == (32, 32)
     with pytest.raises(NstbenchError, match="one file"):
-        from nstbench.inference import stylize_images
+        from nstbench.methods.inference import stylize_images
 
         stylize_images(ckpt, [str(a), str(b)], tmp_path / "one.png")
 

@@ -16,11 +16,11 @@ from conftest import needs_assets
 from PIL import Image
 from torchvision import transforms
 
-from nstbench.assets import resolve_image
-from nstbench.gatys import RunOptions
-from nstbench.gatys_run import load_pair, override, run_preset
-from nstbench.sources import UPES
-from nstbench.weights import load_backbone
+from nstbench.config.sources import UPES
+from nstbench.methods.gatys import RunOptions
+from nstbench.methods.gatys_run import load_pair, override, run_preset
+from nstbench.nets.assets import resolve_image
+from nstbench.nets.weights import load_backbone
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from baseline_upes import plain_vgg19, run_appendix  # noqa: E402

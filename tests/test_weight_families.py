@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from localserver import serve
 
-from nstbench import weights as W
-from nstbench.backbones import layer_names
-from nstbench.cli import main
-from nstbench.errors import NstbenchError
-from nstbench.presets import FAST_PRESETS, PRESETS
+from nstbench.config.errors import NstbenchError
+from nstbench.config.presets import FAST_PRESETS, PRESETS
+from nstbench.interfaces.cli import main
+from nstbench.nets import weights as W
+from nstbench.nets.backbones import layer_names
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RNG = np.random.default_rng(2024)

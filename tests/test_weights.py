@@ -7,8 +7,8 @@ import pytest
 import torch
 from localserver import serve
 
-from nstbench import weights as W
-from nstbench.errors import NstbenchError
+from nstbench.config.errors import NstbenchError
+from nstbench.nets import weights as W
 
 X = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 

@@ -11,11 +11,11 @@ import pytest
 from conftest import needs_assets
 from PIL import Image
 
-from nstbench import registry
-from nstbench.cli import _toy_note, _weights_note, build_parser, main, toy_train_steps
-from nstbench.experiment import experiment_parser
-from nstbench.families import KEYWORDS
-from nstbench.presets import FAST_PRESETS, PRESETS
+from nstbench.config.families import KEYWORDS
+from nstbench.config.presets import FAST_PRESETS, PRESETS
+from nstbench.harness import registry
+from nstbench.harness.experiment import experiment_parser
+from nstbench.interfaces.cli import _toy_note, _weights_note, build_parser, main, toy_train_steps
 
 
 def help_text(capsys, *argv: str) -> str:

@@ -14,9 +14,9 @@ from typing import Callable
 
 import torch
 
-from .errors import NstbenchError
+from ..config.errors import NstbenchError
+from ..config.specs import Resize
 from .images import load_image
-from .specs import Resize
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 COCO_HELP = (

@@ -30,11 +30,11 @@ import weakref
 
 import torch
 
-from .backbones import Backbone
-from .compute import Compute
-from .errors import NstbenchError
-from .losses import content_loss, gram, style_loss, tv_loss
-from .specs import LossSpec
+from ..config.compute import Compute
+from ..config.errors import NstbenchError
+from ..config.specs import LossSpec
+from ..nets.backbones import Backbone
+from ..nets.losses import content_loss, gram, style_loss, tv_loss
 
 
 def extract_features(backbone: Backbone, x: torch.Tensor, layers, compute: Compute) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""The nstbench web app page (a Streamlit script; `nstbench app` serves it, logic in nstbench/app.py).
+"""The nstbench web app page (a Streamlit script; `nstbench app` serves it, logic in nstbench/interfaces/app.py).
 
 Sidebar: the content image (an upload or a named asset) and the working size. Tabs: Fast (a
 trained network, one forward pass), Gatys (an optimisation with a preset, live), and both side by
@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from nstbench import app
-from nstbench.errors import NstbenchError
-from nstbench.gatys_run import override
-from nstbench.images import MAX_PIXELS, to_pil
-from nstbench.presets import PRESETS, get_preset
+from nstbench.config.errors import NstbenchError
+from nstbench.config.presets import PRESETS, get_preset
+from nstbench.interfaces import app
+from nstbench.methods.gatys_run import override
+from nstbench.nets.images import MAX_PIXELS, to_pil
 
 THUMB_PX = 72
 

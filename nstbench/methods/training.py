@@ -43,19 +43,19 @@ from typing import Callable
 
 import torch
 
-from .assets import resolve_dataset, resolve_image, sha256_of
-from .backbones import Backbone
-from .compute import Compute
-from .data import ImageFolderData
-from .device import resolve_device
-from .errors import NstbenchError
-from .images import load_image
-from .perceptual import PerceptualLoss
-from .precision import bf16_support
-from .presets import network_config
-from .records import atomic_write, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
-from .specs import FastPreset, Resize
-from .transformer import (
+from ..config.compute import Compute
+from ..config.errors import NstbenchError
+from ..config.presets import network_config
+from ..config.specs import FastPreset, Resize
+from ..config.variants import TransformerConfig
+from ..nets.assets import resolve_dataset, resolve_image, sha256_of
+from ..nets.backbones import Backbone
+from ..nets.data import ImageFolderData
+from ..nets.device import resolve_device
+from ..nets.images import load_image
+from ..nets.precision import bf16_support
+from ..nets.records import atomic_write, ensure_writable_dir, provenance, to_jsonable, write_csv, write_json
+from ..nets.transformer import (
     CHECKPOINT_KIND,
     build_transformer,
     check_input_size,
@@ -63,8 +63,8 @@ from .transformer import (
     load_transformer,
     read_checkpoint,
 )
-from .variants import TransformerConfig
-from .weights import load_backbone
+from ..nets.weights import load_backbone
+from .perceptual import PerceptualLoss
 
 LOSS_COLUMNS = ["step", "epoch", "images", "total", "content", "style", "tv", "seconds"]
 

@@ -10,7 +10,7 @@ from typing import Mapping
 
 import torch
 
-from .errors import NstbenchError
+from ..config.errors import NstbenchError
 
 
 def read_torch_file(path: Path, what: str):

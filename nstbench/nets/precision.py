@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import NstbenchError
+from ..config.errors import NstbenchError
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags (Linux names)
 # ONEDNN_MAX_CPU_ISA values that stop oneDNN below its bf16 instruction sets (oneDNN's ISA names,

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config.compute import Compute
+from ..config.errors import NstbenchError
+from ..config.specs import FastPreset, GatysPreset
+from ..nets.backbones import Backbone
 from . import training
-from .backbones import Backbone
-from .compute import Compute
-from .errors import NstbenchError
 from .gatys import RunOptions
 from .gatys_run import override, run_preset
-from .specs import FastPreset, GatysPreset
 
 
 def sync(device: torch.device) -> None:

@@ -20,9 +20,9 @@ import urllib.request
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import NstbenchError, unknown
+from ..config.errors import NstbenchError, unknown
 
-_REGISTRY_FILE = Path(__file__).with_name("data") / "assets.json"
+_REGISTRY_FILE = Path(__file__).resolve().parents[1] / "data" / "assets.json"  # nstbench/data/
 
 
 @lru_cache(maxsize=1)
@@ -40,7 +40,7 @@ def cache_dir() -> Path:
 
 # A clone beside the project's shared folder finds its assets without NSTBENCH_ASSETS (the rule
 # the Makefile applies), so the README's commands work in a fresh shell after `make install`.
-_BESIDE_CLONE = Path(__file__).resolve().parents[2] / "shared" / "assets"
+_BESIDE_CLONE = Path(__file__).resolve().parents[3] / "shared" / "assets"
 
 
 def local_assets_dir() -> Path | None:

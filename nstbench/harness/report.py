@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import claims as claims_mod
+from ..config import claims as claims_mod
+from ..config.errors import NstbenchError
+from ..config.profiles import PROFILE_NAMES
+from ..config.sources import SOURCES, Source
+from ..nets.records import atomic_write_text, ensure_writable_dir, output_lock
 from . import registry
-from .errors import NstbenchError
-from .profiles import PROFILE_NAMES
-from .records import atomic_write_text, ensure_writable_dir, output_lock
-from .sources import SOURCES, Source
 
 RANDOM_BANNER = (
     "**Random-weight run.** These numbers come from seeded random backbone weights, not the "
@@ -487,7 +487,7 @@ def claims_index(groups: dict[tuple[str, str], dict[str, dict]], out: Path) -> D
     column marking claims whose verdicts differ between sets, the caveats as footnotes."""
     doc = Doc("nstbench: claims index")
     doc.p(
-        "Each verdict is computed from the experiment's CSV by the rule in its report (nstbench/claims.py) "
+        "Each verdict is computed from the experiment's CSV by the rule in its report (nstbench/config/claims.py) "
         "and links that report; `inconclusive` means the table cannot decide. Verdicts of different "
         "profiles or weight sets are never mixed: each column is one weight set, each table one profile."
     )

@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import NstbenchError, unknown
+from ..config.errors import NstbenchError, unknown
+from ..config.specs import Space
 from .images import unit_to_space
-from .specs import Space
 
 ARCHS = ("vgg16", "vgg19", "resnet50", "keras_resnet50")
 RESNETS = ("resnet50", "keras_resnet50")

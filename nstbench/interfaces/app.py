@@ -1,7 +1,7 @@
 """The web app's logic (no Streamlit here): finding fast-network checkpoints, reading uploads,
 running the two methods for the page, and the `nstbench app` command that starts the server.
 
-The page itself is nstbench/app_page.py (a Streamlit script). The HUST report (000, section 4)
+The page itself is nstbench/interfaces/app_page.py (a Streamlit script). The HUST report (000, section 4)
 served its four fast networks with Streamlit: browse for a file, select a style, see the output.
 """
 
@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .assets import cache_dir, registry, resolve_image
-from .errors import NstbenchError
-from .images import load_image, save_image, space_to_unit, to_pil
-from .specs import GatysPreset, Resize
-from .transformer import CHECKPOINT_KIND, is_examples_state_dict, read_checkpoint
+from ..config.errors import NstbenchError
+from ..config.specs import GatysPreset, Resize
+from ..nets.assets import cache_dir, registry, resolve_image
+from ..nets.images import load_image, save_image, space_to_unit, to_pil
+from ..nets.transformer import CHECKPOINT_KIND, is_examples_state_dict, read_checkpoint
 
 # The styles of the HUST app: main.py's selectbox ('mosaic', 'rain_princess', 'udnie', 'wave');
 # the report's text names "autumn" instead of rain_princess, the code serves rain_princess.
@@ -247,7 +247,7 @@ class FastResult:
 
 def run_fast(entry: ModelEntry, picture: Picture, long_side: int, out: Path) -> FastResult:
     """One forward pass of the network on the picture, shrunk to `long_side` when larger (never enlarged)."""
-    from .inference import stylize_images
+    from ..methods.inference import stylize_images
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{Path(picture.name).stem}-{entry.style}.png"
@@ -320,8 +320,8 @@ class GatysJob:
             self._last_preview = now
 
     def _run(self) -> None:
-        from .gatys import RunOptions
-        from .gatys_run import stylize_to_folder
+        from ..methods.gatys import RunOptions
+        from ..methods.gatys_run import stylize_to_folder
 
         self.status = "running"
         try:

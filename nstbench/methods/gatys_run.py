@@ -14,9 +14,15 @@ from typing import Any, Mapping
 
 import torch
 
-from .backbones import Backbone, build_model, make_extractor
-from .device import activation_bytes, check_memory
-from .errors import NstbenchError
+from ..config.errors import NstbenchError
+from ..config.specs import GatysPreset, OptimizerSpec, Resize
+from ..nets.backbones import Backbone, build_model, make_extractor
+from ..nets.device import activation_bytes, check_memory
+from ..nets.images import image_format, load_image, probe_image, save_image, space_bounds, space_to_unit, unit_to_space
+from ..nets.images import original_colors as keep_colors
+from ..nets.precision import require_native_bf16
+from ..nets.records import ensure_writable_dir, provenance, run_dir, write_csv, write_json
+from ..nets.weights import load_backbone
 from .gatys import (
     Diverged,
     Interrupted,
@@ -27,13 +33,7 @@ from .gatys import (
     make_gatys_loss,
     optimize_image,
 )
-from .images import image_format, load_image, probe_image, save_image, space_bounds, space_to_unit, unit_to_space
-from .images import original_colors as keep_colors
 from .perceptual import blend_weights
-from .precision import require_native_bf16
-from .records import ensure_writable_dir, provenance, run_dir, write_csv, write_json
-from .specs import GatysPreset, OptimizerSpec, Resize
-from .weights import load_backbone
 
 CURVE_COLUMNS = ["step", "image", "total", "content", "style", "tv", "seconds"]
 # run.json "final" is measured once more after the last update; curve.csv's rows (and the

@@ -7,7 +7,7 @@
     r.record     # the run record (run.json's content)
 
 `out=` writes the same files as the command line does (and takes the same lock); without it
-nothing is written. Errors are nstbench.errors.NstbenchError with a one-line message.
+nothing is written. Errors are nstbench.config.errors.NstbenchError with a one-line message.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import presets as _presets
-from .errors import NstbenchError
-from .weights import load_backbone  # noqa: F401  (part of the API: nstbench.load_backbone)
+from ..config import presets as _presets
+from ..config.errors import NstbenchError
+from ..nets.weights import load_backbone  # noqa: F401  (part of the API: nstbench.load_backbone)
 
 
 @contextlib.contextmanager
@@ -71,13 +71,13 @@ def stylize(
     original_colors: bool = False,
     style_blend: list[float] | None = None,
 ) -> Stylized:
-    """A Gatys run with a source preset (`nstbench.presets.PRESETS`); the overrides are the CLI's.
+    """A Gatys run with a source preset (`nstbench.config.presets.PRESETS`); the overrides are the CLI's.
     `style` may be a list of images, blended by `style_blend` (weights, normalised; default equal)."""
-    from .device import resolve_device
-    from .gatys import RunOptions
-    from .gatys_run import Extras, override, run_stylize, write_run
-    from .images import space_to_unit
-    from .records import run_dir
+    from ..methods.gatys import RunOptions
+    from ..methods.gatys_run import Extras, override, run_stylize, write_run
+    from ..nets.device import resolve_device
+    from ..nets.images import space_to_unit
+    from ..nets.records import run_dir
 
     given = {k: v for k, v in (("steps", steps), ("size", size), ("init", init)) if v is not None}
     p = override(_presets.get_preset(preset), given)
@@ -113,11 +113,11 @@ def train(
     resume: bool = False,
     progress_every: int | None = 0,
 ) -> Trained:
-    """Train a fast network (`nstbench.presets.FAST_PRESETS`) into the folder `out` (required: the
+    """Train a fast network (`nstbench.config.presets.FAST_PRESETS`) into the folder `out` (required: the
     checkpoints live there, and `resume=True` continues them)."""
-    from .presets import get_fast_preset, override_fast
-    from .records import run_dir
-    from .training import TrainOptions, check_training_size, train_transformer
+    from ..config.presets import get_fast_preset, override_fast
+    from ..methods.training import TrainOptions, check_training_size, train_transformer
+    from ..nets.records import run_dir
 
     p = override_fast(get_fast_preset(preset), {"steps": steps, "epochs": epochs, "batch": batch, "size": size})
     check_training_size(p)
@@ -136,11 +136,11 @@ def apply(
 ) -> torch.Tensor:
     """A trained network (nstbench or pytorch/examples checkpoint) on one content image: the
     stylised image, [1, 3, H, W] in [0, 1] on the CPU (what `nstbench apply` saves)."""
-    from .device import resolve_device
-    from .images import MIN_SIDE, load_image, probe_image
-    from .inference import run_network
-    from .specs import Resize
-    from .transformer import check_input_size, load_transformer
+    from ..config.specs import Resize
+    from ..methods.inference import run_network
+    from ..nets.device import resolve_device
+    from ..nets.images import MIN_SIDE, load_image, probe_image
+    from ..nets.transformer import check_input_size, load_transformer
 
     dev = resolve_device(device)
     resize = Resize("long", size) if size is not None else Resize()

@@ -18,10 +18,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Mapping
 
-from .claims import CLAIMS, evaluate_rule
-from .sources import SOURCES
+from ..config.claims import CLAIMS, evaluate_rule
+from ..config.sources import SOURCES
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"  # the repository's scripts
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"  # the repository's scripts
 _SCRIPT = re.compile(r"^e(\d+)_\w+\.py$")
 
 

@@ -4,7 +4,7 @@ A script declares itself once, as data: `SPEC = Spec(...)` at its top (name, tit
 reports whose report shows it, the claims it evaluates, the backbones it loads, its profile table
 (a frozen dataclass per profile: sizes, iteration counts, data volume; never the method), the
 profile fields a command line may override, the smallest settings the tests run). The registry
-(nstbench/registry.py) finds the scripts and reads their SPECs: the Makefile's targets, the report
+(nstbench/harness/registry.py) finds the scripts and reads their SPECs: the Makefile's targets, the report
 builder, the claims index and the tests' parametrisation all come from it, so a new experiment is
 one new file. A script derives its settings from the core presets with dataclasses.replace and
 hands a `compute(exp)` function to `Experiment.run`. The harness gives every script the same
@@ -30,7 +30,7 @@ same key is not recomputed; `--force` recomputes. A run that fails or is interru
 temp folder and leaves the previous results as they were; a killed run's temp folder is removed by
 the next run of that experiment.
 
-Executors (`--executor inline|local|slurm`, nstbench/executors.py): inline computes in the running
+Executors (`--executor inline|local|slurm`, nstbench/harness/executors.py): inline computes in the running
 process. Otherwise an experiment whose Spec names `units` submits them as jobs through
 `map_units` (finished units kept under results/.jobs/<name>/units/, so only missing or failed ones
 are resubmitted) and assembles the results here as inline does; an experiment without units is
@@ -54,23 +54,24 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 import torch
 
-from . import executors, metrics, registry
-from .backbones import Backbone
+from ..config.errors import NstbenchError
+from ..config.families import weights_help
+from ..config.profiles import PROFILE_NAMES, default_profile
+from ..methods import metrics
+from ..nets.backbones import Backbone
+from ..nets.device import resolve_device
+from ..nets.images import save_image, to_pil
+from ..nets.precision import require_native_bf16
+from ..nets.records import OutputLock, ensure_writable_dir, provenance, to_jsonable, weight_set, write_csv, write_json
+from ..nets.weights import load_backbone, weights_label
+from . import executors, registry
 from .compute_args import add_compute_arguments, compute_from_args
-from .device import resolve_device
-from .errors import NstbenchError
-from .families import weights_help
 from .figures import save_figure, stamp_text, weights_stamp
-from .images import save_image, to_pil
-from .precision import require_native_bf16
-from .profiles import PROFILE_NAMES, default_profile
-from .records import OutputLock, ensure_writable_dir, provenance, to_jsonable, weight_set, write_csv, write_json
 from .registry import Spec
-from .weights import load_backbone, weights_label
 
 # first columns of every CSV row; weights_id: family, file and hash of the row's backbone, or random
 COMMON_COLUMNS = ["profile", "weights", "weights_id", "device", "seed"]
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # nstbench/, its subpackages and data/
 
 
 def pyplot():

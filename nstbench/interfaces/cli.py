@@ -15,10 +15,10 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
-from .compute_args import add_compute_arguments
-from .errors import NstbenchError
-from .profiles import PROFILE_NAMES
+from .. import __version__
+from ..config.errors import NstbenchError
+from ..config.profiles import PROFILE_NAMES
+from ..harness.compute_args import add_compute_arguments
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,19 +44,19 @@ def _help_from(action: argparse.Action, fill) -> None:
 
 
 def _gatys_presets_help() -> str:
-    from .presets import PRESETS
+    from ..config.presets import PRESETS
 
     return "one of " + ", ".join(PRESETS) + " (nstbench presets: their sources)"
 
 
 def _fast_presets_help() -> str:
-    from .presets import FAST_PRESETS
+    from ..config.presets import FAST_PRESETS
 
     return "one of " + ", ".join(FAST_PRESETS) + " (nstbench presets --fast: their sources)"
 
 
 def _networks_help() -> str:
-    from .variants import VARIANTS
+    from ..config.variants import VARIANTS
 
     return "override the network variant: " + " | ".join(VARIANTS)
 
@@ -64,7 +64,7 @@ def _networks_help() -> str:
 def _size_help() -> str:
     """What --size sets for each Gatys preset, read from the presets' content Resize: the presets
     differ (a long side for some, a short side for others), so the text must come from them."""
-    from .presets import PRESETS
+    from ..config.presets import PRESETS
 
     by_side: dict[str, list[str]] = {}
     for name, p in PRESETS.items():
@@ -77,7 +77,7 @@ def _size_help() -> str:
 
 
 def _weights_help(prefix: str = "") -> str:
-    from .families import weights_help
+    from ..config.families import weights_help
 
     return prefix + weights_help()
 
@@ -138,7 +138,7 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 def _weights_note(w: dict | None, what: str = "weights") -> str:
     """The weights' kind first (ImageNet, a file, random), then which exactly: every last line says it."""
-    from .weights import weights_label
+    from ..nets.weights import weights_label
 
     if not w:
         return f"{what}: not recorded"
@@ -160,7 +160,7 @@ def toy_train_steps() -> int:
     """Fewer training steps than this make a toy network: the `cpu` profile's step count, the least
     this project calls faithful (the smoke profile's 4 steps and the README's quick start leave the
     network near its initialisation, a flat image); the sources train 2 epochs or 40,000 steps."""
-    from .presets import TRAIN_PROFILES
+    from ..config.presets import TRAIN_PROFILES
 
     return int(TRAIN_PROFILES["cpu"].steps or 0)
 
@@ -171,11 +171,11 @@ def toy_train_steps() -> int:
 
 
 def _stylize(args: argparse.Namespace) -> None:
-    from .compute_args import compute_from_args
-    from .device import resolve_device
-    from .gatys import RunOptions
-    from .gatys_run import OVERRIDES, Extras, override, stylize_to_folder
-    from .presets import get_preset
+    from ..config.presets import get_preset
+    from ..harness.compute_args import compute_from_args
+    from ..methods.gatys import RunOptions
+    from ..methods.gatys_run import OVERRIDES, Extras, override, stylize_to_folder
+    from ..nets.device import resolve_device
 
     if args.scales and args.size is not None:
         raise NstbenchError("give --size or --scales, not both (the last scale is the working size)")
@@ -228,7 +228,7 @@ def _sizes(text: str) -> list[int]:
 
 def _init(text: str) -> str:
     """content | noise | style, or an image (a registered name or a path)."""
-    from .assets import image_names
+    from ..nets.assets import image_names
 
     if text in ("content", "noise", "style") or text in image_names() or Path(text).suffix or "/" in text:
         return text
@@ -238,7 +238,7 @@ def _init(text: str) -> str:
 
 
 def _presets(args: argparse.Namespace) -> None:
-    from .presets import FAST_PRESETS, PRESETS
+    from ..config.presets import FAST_PRESETS, PRESETS
 
     if not args.fast:
         print("Gatys presets (nstbench stylize --preset NAME):")
@@ -254,7 +254,7 @@ def _presets(args: argparse.Namespace) -> None:
 
 
 def _images(args: argparse.Namespace) -> None:
-    from .assets import cache_dir, local_assets_dir, registry
+    from ..nets.assets import cache_dir, local_assets_dir, registry
 
     local, cache = local_assets_dir(), cache_dir()
     print(
@@ -290,7 +290,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _apply(args: argparse.Namespace) -> None:
-    from .inference import export_onnx, stylize_images
+    from ..methods.inference import export_onnx, stylize_images
 
     if not args.content and not args.export_onnx:
         raise NstbenchError("give --content (images to stylise) and --out, or --export-onnx PATH")
@@ -330,7 +330,7 @@ def _app(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from .report import build_reports
+    from ..harness.report import build_reports
 
     for p in build_reports(args.results, args.out):
         print(f"wrote {p}")
@@ -339,10 +339,10 @@ def _report(args: argparse.Namespace) -> None:
 def _train_preset(args: argparse.Namespace, resumed: dict):
     """(the fast preset, the training data, whether the profile was chosen by default) of `nstbench
     train`: the preset with the profile's overrides (or the resumed run's), then the options'."""
-    from .data import COCO_HELP
-    from .presets import FAST_OVERRIDES, TRAIN_PROFILES, get_fast_preset, network_config, override_fast
-    from .profiles import default_profile
-    from .training import check_training_size
+    from ..config.presets import FAST_OVERRIDES, TRAIN_PROFILES, get_fast_preset, network_config, override_fast
+    from ..config.profiles import default_profile
+    from ..methods.training import check_training_size
+    from ..nets.data import COCO_HELP
 
     preset = get_fast_preset(args.preset)
     chosen = args.profile is None and not args.resume
@@ -370,8 +370,8 @@ def _train_preset(args: argparse.Namespace, resumed: dict):
 def train_command(args: argparse.Namespace) -> dict:
     """`nstbench train`: the preset with the profile's and the options' overrides, checked before
     any work (sizes, the output folder, resuming), then train_transformer under the folder's lock."""
-    from .records import run_dir
-    from .training import TrainOptions, train_transformer
+    from ..methods.training import TrainOptions, train_transformer
+    from ..nets.records import run_dir
 
     _set_threads(args)
     if args.resume and args.overwrite:
@@ -422,9 +422,9 @@ def _resume_settings(args: argparse.Namespace) -> dict:
     """--resume: the options not given are the checkpoint's (its preset, style, data, weights, seed,
     sizes and loss weights; the length is its own unless --steps/--epochs extend it), read from the
     checkpoint alone, before anything slow. Returns the profile-like overrides (max_images)."""
-    from .assets import image_names
-    from .records import check_out_name
-    from .transformer import read_checkpoint
+    from ..nets.assets import image_names
+    from ..nets.records import check_out_name
+    from ..nets.transformer import read_checkpoint
 
     ckpt_path = check_out_name(args.out, "checkpoint.pt, transformer.pt, loss.csv, run.json") / "checkpoint.pt"
     if not ckpt_path.is_file():
@@ -482,9 +482,9 @@ def _check_resumable(out, preset) -> None:
 
 def _compute(args: argparse.Namespace):
     """The Compute of the compute options; emulated bf16 refused here, before any work."""
-    from .compute_args import compute_from_args
-    from .device import resolve_device
-    from .precision import require_native_bf16
+    from ..harness.compute_args import compute_from_args
+    from ..nets.device import resolve_device
+    from ..nets.precision import require_native_bf16
 
     dev = resolve_device(args.device)
     if args.dtype == "bfloat16":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from .compute import COMPILE_MODES, Compute
+from ..config.compute import COMPILE_MODES, Compute
 
 
 def add_compute_arguments(ap: argparse.ArgumentParser, what: str, auto: bool = False) -> None:

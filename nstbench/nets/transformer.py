@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..config.errors import NstbenchError
+from ..config.variants import PYTORCH_EXAMPLES, TransformerConfig
 from .checkpoints import check_state, read_torch_file
-from .errors import NstbenchError
-from .variants import PYTORCH_EXAMPLES, TransformerConfig
 
 CHECKPOINT_KIND = "nstbench-transformer"
 

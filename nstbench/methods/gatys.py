@@ -19,13 +19,13 @@ from typing import Callable, Literal, Sequence
 
 import torch
 
-from .backbones import Backbone
-from .compute import Compute
-from .errors import NstbenchError
-from .images import space_to_unit, unit_to_space
-from .losses import tv_loss
+from ..config.compute import Compute
+from ..config.errors import NstbenchError
+from ..config.specs import FEEDS, Feed, LossSpec, OptimizerSpec, Space
+from ..nets.backbones import Backbone
+from ..nets.images import space_to_unit, unit_to_space
+from ..nets.losses import tv_loss
 from .perceptual import FeatureLoss
-from .specs import FEEDS, Feed, LossSpec, OptimizerSpec, Space
 
 TERMS = ("total", "content", "style", "tv")
 LossFn = Callable[[torch.Tensor], dict]

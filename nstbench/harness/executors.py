@@ -33,11 +33,11 @@ from typing import Any, Callable
 
 import torch
 
-from .errors import NstbenchError
+from ..config.errors import NstbenchError
 from .registry import load_script
 
 EXECUTORS = ("inline", "local", "slurm", "debug")
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding the nstbench package
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the nstbench package
 
 
 @dataclass(frozen=True)

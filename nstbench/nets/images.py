@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import NstbenchError
-from .specs import Resize, Space
+from ..config.errors import NstbenchError
+from ..config.specs import Resize, Space
 
 # Images above this many pixels are refused rather than decoded (a 100-megapixel photo would need
 # gigabytes as float tensors). Resize it first, or raise the limit with NSTBENCH_MAX_PIXELS.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import NstbenchError
+from ..config.errors import NstbenchError
 
 
 def resolve_device(device: str) -> torch.device:

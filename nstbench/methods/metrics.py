@@ -27,9 +27,9 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
-from .backbones import Backbone
-from .losses import gram, tv_loss
-from .weights import hash_prefix, hub_checkpoint_dir, verified
+from ..nets.backbones import Backbone
+from ..nets.losses import gram, tv_loss
+from ..nets.weights import hash_prefix, hub_checkpoint_dir, verified
 
 LUMA_BT601 = (0.299, 0.587, 0.114)
 

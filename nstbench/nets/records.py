@@ -18,8 +18,8 @@ from typing import Callable, Mapping
 
 import torch
 
-from . import __version__
-from .errors import NstbenchError
+from .. import __version__
+from ..config.errors import NstbenchError
 
 # What "dirty" looks at: the code. results/ and reports/ are outputs, tracked so that a clone shows
 # them, and `make reproduce` rewrites them as it goes: counting them would mark every experiment
@@ -29,7 +29,7 @@ DIRTY_SCOPE = "tracked files outside results/ and reports/"
 
 def git_commit(root: Path | None = None) -> dict:
     """Commit of the nstbench checkout and whether its code had uncommitted changes (DIRTY_SCOPE)."""
-    root = root or Path(__file__).resolve().parent.parent
+    root = root or Path(__file__).resolve().parents[2]
     code = ["--", ".", ":(exclude)results", ":(exclude)reports"]
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)

@@ -34,7 +34,17 @@ from typing import Mapping
 
 import torch
 
-from .specs import CONTENT_MODES, GRAM_NORMS, STYLE_MODES, TV_MODES, ContentMode, GramNorm, Reduce, StyleMode, TVMode
+from ..config.specs import (
+    CONTENT_MODES,
+    GRAM_NORMS,
+    STYLE_MODES,
+    TV_MODES,
+    ContentMode,
+    GramNorm,
+    Reduce,
+    StyleMode,
+    TVMode,
+)
 
 
 class _Gram(torch.autograd.Function):

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import torch
 
-from .assets import resolve_image
-from .data import IMAGE_EXTENSIONS
-from .device import resolve_device
-from .errors import NstbenchError
-from .images import MIN_SIDE, image_format, load_image, probe_image, save_image, save_truncated_255
-from .records import atomic_write, ensure_writable_dir
-from .specs import Resize
-from .transformer import check_input_size, load_transformer
+from ..config.errors import NstbenchError
+from ..config.specs import Resize
+from ..nets.assets import resolve_image
+from ..nets.data import IMAGE_EXTENSIONS
+from ..nets.device import resolve_device
+from ..nets.images import MIN_SIDE, image_format, load_image, probe_image, save_image, save_truncated_255
+from ..nets.records import atomic_write, ensure_writable_dir
+from ..nets.transformer import check_input_size, load_transformer
 
 
 def _output_paths(contents: list[str], out: Path, overwrite: bool = False) -> list[Path]:

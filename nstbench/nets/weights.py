@@ -56,6 +56,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config.errors import NstbenchError, unknown
+from ..config.families import FAMILIES, INPUT_SPACE, KEYWORDS, STANDIN
 from .backbones import (
     ARCHS,
     VGG_BLOCKS,
@@ -68,8 +70,6 @@ from .backbones import (
     vgg_layer_names,
 )
 from .checkpoints import check_state, read_torch_file
-from .errors import NstbenchError, unknown
-from .families import FAMILIES, INPUT_SPACE, KEYWORDS, STANDIN
 from .images import unit_to_space
 
 HED_LABEL = "HED VGG16 trunk (ImageNet VGG16 fine-tuned for edge detection): a stand-in, not the source's weights"
@@ -591,8 +591,8 @@ def _normalisation_files() -> list[Path]:
 
 def _normalisation_batches(files: list[Path], size: int, batch: int = 10) -> list[torch.Tensor]:
     """The images as unit-RGB batches at the ImageNet evaluation crop (short side `size`, centre crop)."""
+    from ..config.specs import Resize
     from .images import load_image
-    from .specs import Resize
 
     crops = []
     for f in files:
