@@ -107,7 +107,8 @@ def draw(panels: list[dict], stamp: str, out: Path) -> Path:
     for ax, p in zip(axes.flat, panels):
         ax.imshow(to_pil(p["image"]))
         ssim_text = f", SSIM {p['ssim_content']:.2f}" if p["ssim_content"] != "" else ""
-        ax.set_title(f"{p['panel']}\n{p['content']} + {p['style']}, {p['steps']} steps{ssim_text}", fontsize=7)
+        # three short lines: one line of content + style + steps ran into the next panel's title
+        ax.set_title(f"{p['panel']}\n{p['content']} + {p['style']}\n{p['steps']} steps{ssim_text}", fontsize=7)
     return save_figure(fig, out, stamp)
 
 
