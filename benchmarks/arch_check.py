@@ -159,7 +159,8 @@ def functions(package: Path = PACKAGE) -> list[tuple[str, int, int]]:
     return out
 
 
-def top_level_names(path: Path) -> set[str]:
+def _defined_names(path: Path) -> set[str]:
+    """Every top-level def, class and assigned name of a module, private ones included."""
     names = set()
     for node in ast.parse(path.read_text(), str(path)).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -167,7 +168,11 @@ def top_level_names(path: Path) -> set[str]:
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
                 names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
-    return {n for n in names if not n.startswith("_") and n != "main"}
+    return names
+
+
+def top_level_names(path: Path) -> set[str]:
+    return {n for n in _defined_names(path) if not n.startswith("_") and n != "main"}
 
 
 def duplicate_names(package: Path = PACKAGE) -> dict[str, list[str]]:
@@ -182,7 +187,7 @@ def reexported_imports(roots=("nstbench", "tests", "experiments", "benchmarks", 
     """Imports of a package name from a module that does not define it (it only imports it in
     turn): each name should have one import path, its defining module's."""
     mods = modules()
-    defined = {m: top_level_names(p) | _private_names(p) for m, p in mods.items()}
+    defined = {m: _defined_names(p) for m, p in mods.items()}
     out = []
     for root in roots:
         for path in sorted((ROOT / root).rglob("*.py")):
@@ -201,18 +206,6 @@ def reexported_imports(roots=("nstbench", "tests", "experiments", "benchmarks", 
                     if mod in defined and f"{mod}.{a.name}" not in mods and a.name not in defined[mod]:
                         out.append(f"{path.relative_to(ROOT)}:{node.lineno}: {a.name} from {mod}")
     return out
-
-
-def _private_names(path: Path) -> set[str]:
-    """Top-level _private and main definitions (top_level_names leaves them out)."""
-    names = set()
-    for node in ast.parse(path.read_text(), str(path)).body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
-    return names
 
 
 def main() -> None:
