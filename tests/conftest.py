@@ -10,6 +10,7 @@ import pytest
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402  (after OMP_WAIT_POLICY, which OpenMP reads when torch loads)
 
+from nstbench.interfaces.cli import main  # noqa: E402
 from nstbench.nets.precision import bf16_support  # noqa: E402
 
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
@@ -111,3 +112,21 @@ def check_lpips_column(out: Path, table: str = "table.csv") -> None:
         assert col.notna().all() and (col >= 0).all()
     else:
         assert col.isna().all() and f"lpips_content is empty: {reason}" in notes
+
+
+def run_cli(capsys, argv) -> tuple[int, str, str]:
+    """The command line in-process: (exit code, stdout, stderr)."""
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_line_error(rc: int, err: str, *needles: str) -> str:
+    """Exit 2 and exactly one stderr line: `nstbench: error: ...` holding every needle, no traceback."""
+    assert rc == 2, err
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("[train ")]  # data log lines
+    assert len(lines) == 1 and lines[0].startswith("nstbench: error: "), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]

@@ -11,12 +11,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import needs_assets, stylize_argv
+from conftest import needs_assets, one_line_error, run_cli, stylize_argv
 from PIL import Image
 
 from nstbench.config.variants import get_variant
 from nstbench.harness.experiment import result_dir
-from nstbench.interfaces.cli import main
 from nstbench.methods.gatys import Mix, RunOptions
 from nstbench.nets import device as device_mod
 from nstbench.nets.records import LOCK_NAME, OutputLock
@@ -38,23 +37,6 @@ TRAIN = [
     "--progress-every",
     "0",
 ]
-
-
-def run(capsys, argv):
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def one_line_error(rc, err, *needles):
-    """Exit 2 and exactly one stderr line: `nstbench: error: ...` holding every needle."""
-    assert rc == 2, err
-    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("[train ")]  # data log lines
-    assert len(lines) == 1 and lines[0].startswith("nstbench: error: "), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def snapshot(folder):
@@ -85,7 +67,7 @@ def sleeper():
 @pytest.mark.parametrize("preset", ["johnson2016", "hust"])
 def test_train_size_not_a_multiple_of_4_is_refused_before_any_work(tmp_path, capsys, preset):
     out = tmp_path / "X"
-    rc, _, err = run(
+    rc, _, err = run_cli(
         capsys,
         [
             "train",
@@ -120,7 +102,7 @@ def test_the_harness_checks_the_training_size_too(tmp_path):
 
 def test_style_image_too_thin_for_the_backbone(tmp_path, capsys):
     Image.fromarray(np.zeros((40, 1600, 3), np.uint8)).save(tmp_path / "wide.png")
-    rc, _, err = run(
+    rc, _, err = run_cli(
         capsys,
         [
             "stylize",
@@ -154,7 +136,7 @@ def test_style_image_too_thin_for_the_backbone(tmp_path, capsys):
     ],
 )
 def test_apply_sizes(net_pth, tmp_path, capsys, size, message):
-    rc, _, err = run(
+    rc, _, err = run_cli(
         capsys, ["apply", "--checkpoint", net_pth, "--content", "chelsea", "--size", size, "--out", tmp_path / "a.png"]
     )
     one_line_error(rc, err, message)
@@ -177,7 +159,7 @@ def test_stylize_values_are_checked(tmp_path, capsys, option, value, message):
         argv[argv.index(option) + 1] = value
     else:
         argv += [option, value]
-    rc, _, err = run(capsys, argv + ["--out", tmp_path / "o"])
+    rc, _, err = run_cli(capsys, argv + ["--out", tmp_path / "o"])
     one_line_error(rc, err, message, "nstbench stylize --help")
     assert not (tmp_path / "o").exists()
 
@@ -193,14 +175,14 @@ def test_stylize_values_are_checked(tmp_path, capsys, option, value, message):
     ],
 )
 def test_train_values_are_checked(tmp_path, capsys, option, value):
-    rc, _, err = run(capsys, TRAIN + [option, value, "--out", tmp_path / "t"])
+    rc, _, err = run_cli(capsys, TRAIN + [option, value, "--out", tmp_path / "t"])
     one_line_error(rc, err, f"argument {option}")
     assert not (tmp_path / "t").exists()
 
 
 def test_memory_estimate_refuses_a_run_that_cannot_fit(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(device_mod, "available_bytes", lambda dev: 2**30)  # 1 GiB free
-    rc, _, err = run(
+    rc, _, err = run_cli(
         capsys,
         [
             "stylize",
@@ -273,7 +255,7 @@ def test_devices_this_build_lacks(tmp_path, capsys, dev, message):
         pytest.skip("this machine has 8 GPUs")
     if dev == "mps" and torch.backends.mps.is_available():
         pytest.skip("this machine has MPS")
-    rc, _, err = run(capsys, STYLIZE + ["--device", dev, "--out", tmp_path / "o"])
+    rc, _, err = run_cli(capsys, STYLIZE + ["--device", dev, "--out", tmp_path / "o"])
     one_line_error(rc, err, message)
     assert not (tmp_path / "o").exists()
 
@@ -281,7 +263,7 @@ def test_devices_this_build_lacks(tmp_path, capsys, dev, message):
 @pytest.mark.parametrize("value", ["abc", "0", "-3"])
 def test_bad_max_pixels_setting(tmp_path, capsys, monkeypatch, value):
     monkeypatch.setenv("NSTBENCH_MAX_PIXELS", value)
-    rc, _, err = run(capsys, STYLIZE + ["--out", tmp_path / "o"])
+    rc, _, err = run_cli(capsys, STYLIZE + ["--out", tmp_path / "o"])
     one_line_error(rc, err, f"NSTBENCH_MAX_PIXELS must be a positive whole number of pixels, got '{value}'")
 
 
@@ -310,14 +292,14 @@ def test_weights_requests(tmp_path, capsys):
         (tmp_path / "garbage.pth", "not a file saved by torch.save"),
     ]
     for value, message in cases:
-        rc, _, err = run(capsys, STYLIZE + ["--weights", value, "--out", tmp_path / "o"])
+        rc, _, err = run_cli(capsys, STYLIZE + ["--weights", value, "--out", tmp_path / "o"])
         one_line_error(rc, err, message)
     assert not (tmp_path / "o").exists()
 
 
 def test_garbage_checkpoint(tmp_path, capsys):
     (tmp_path / "garbage.pth").write_bytes(b"e" * 100)
-    rc, _, err = run(
+    rc, _, err = run_cli(
         capsys, ["apply", "--checkpoint", tmp_path / "garbage.pth", "--content", "chelsea", "--out", tmp_path / "a.png"]
     )
     one_line_error(rc, err, "cannot read checkpoint", "not a file saved by torch.save")
@@ -325,7 +307,7 @@ def test_garbage_checkpoint(tmp_path, capsys):
 
 def test_data_that_is_a_file(tmp_path, capsys):
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "file.jpg")
-    rc, _, err = run(capsys, TRAIN + ["--data", tmp_path / "file.jpg", "--out", tmp_path / "t"])
+    rc, _, err = run_cli(capsys, TRAIN + ["--data", tmp_path / "file.jpg", "--out", tmp_path / "t"])
     one_line_error(rc, err, "--data expects a folder of training images", "is a file")
     assert not (tmp_path / "t").exists()
 
@@ -336,7 +318,7 @@ def test_empty_and_non_image_files_are_not_usable_training_images(tmp_path, caps
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(d / "real.jpg")
     (d / "empty.jpg").write_bytes(b"")
     (d / "text.png").write_text("not a picture")
-    rc, _, err = run(capsys, TRAIN + ["--data", d, "--batch", "2", "--out", tmp_path / "t"])
+    rc, _, err = run_cli(capsys, TRAIN + ["--data", d, "--batch", "2", "--out", tmp_path / "t"])
     one_line_error(
         rc,
         err,
@@ -353,17 +335,17 @@ def test_empty_and_non_image_files_are_not_usable_training_images(tmp_path, caps
 
 
 def test_report_without_results(tmp_path, capsys):
-    rc, _, err = run(capsys, ["report", "--results", "/nope", "--out", tmp_path / "R"])
+    rc, _, err = run_cli(capsys, ["report", "--results", "/nope", "--out", tmp_path / "R"])
     one_line_error(rc, err, "results folder not found: /nope")
     (tmp_path / "empty").mkdir()
-    rc, _, err = run(capsys, ["report", "--results", tmp_path / "empty", "--out", tmp_path / "R"])
+    rc, _, err = run_cli(capsys, ["report", "--results", tmp_path / "empty", "--out", tmp_path / "R"])
     one_line_error(rc, err, "holds no complete experiment results")
     assert not (tmp_path / "R").exists()
 
 
 def test_report_out_is_a_file(tmp_path, capsys):
     (tmp_path / "R").write_text("keep me")
-    rc, _, err = run(capsys, ["report", "--results", "results", "--out", tmp_path / "R"])
+    rc, _, err = run_cli(capsys, ["report", "--results", "results", "--out", tmp_path / "R"])
     one_line_error(rc, err, f"--out {tmp_path / 'R'} is a file")
     assert (tmp_path / "R").read_text() == "keep me"
 
@@ -384,45 +366,47 @@ def test_report_out_is_a_file(tmp_path, capsys):
 def test_stylize_and_train_out_is_a_folder(tmp_path, capsys, monkeypatch, out, message):
     monkeypatch.chdir(tmp_path)
     for argv in (STYLIZE, TRAIN):
-        rc, _, err = run(capsys, argv + ["--out", out])
+        rc, _, err = run_cli(capsys, argv + ["--out", out])
         one_line_error(rc, err, message)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_stylize_run_is_replaced_only_with_overwrite(tmp_path, capsys):
     out = tmp_path / "run"
-    assert run(capsys, STYLIZE + ["--out", out])[0] == 0
+    assert run_cli(capsys, STYLIZE + ["--out", out])[0] == 0
     before = snapshot(out)
-    rc, _, err = run(capsys, STYLIZE + ["--steps", "3", "--out", out])
+    rc, _, err = run_cli(capsys, STYLIZE + ["--steps", "3", "--out", out])
     one_line_error(rc, err, "already holds a stylize run; pass --overwrite")
     assert snapshot(out) == before
-    assert run(capsys, STYLIZE + ["--steps", "3", "--out", out, "--overwrite"])[0] == 0
+    assert run_cli(capsys, STYLIZE + ["--steps", "3", "--out", out, "--overwrite"])[0] == 0
     assert json.loads((out / "run.json").read_text())["preset"]["steps"] == 3
 
 
 def test_train_into_a_stylize_folder_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
-    assert run(capsys, STYLIZE + ["--out", out])[0] == 0
+    assert run_cli(capsys, STYLIZE + ["--out", out])[0] == 0
     before = snapshot(out)
-    rc, _, err = run(capsys, TRAIN + ["--out", out])
+    rc, _, err = run_cli(capsys, TRAIN + ["--out", out])
     one_line_error(rc, err, "holds a `stylize` run (run.json); choose another --out for `train`")
     assert snapshot(out) == before
 
 
 def test_apply_out_is_a_file_with_any_image_suffix(net_pth, tmp_path, capsys):
-    rc, out, err = run(
+    rc, out, err = run_cli(
         capsys, ["apply", "--checkpoint", net_pth, "--content", "chelsea", "--size", "32", "--out", tmp_path / "x.webp"]
     )
     assert rc == 0, err
     assert (tmp_path / "x.webp").is_file() and Image.open(tmp_path / "x.webp").format == "WEBP"
-    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", "chelsea", "--out", tmp_path / "x.xyz"])
+    rc, _, err = run_cli(
+        capsys, ["apply", "--checkpoint", net_pth, "--content", "chelsea", "--out", tmp_path / "x.xyz"]
+    )
     one_line_error(rc, err, "cannot write images as '.xyz'")
-    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth, "--content", "chelsea", "--out", ""])
+    rc, _, err = run_cli(capsys, ["apply", "--checkpoint", net_pth, "--content", "chelsea", "--out", ""])
     one_line_error(rc, err, "--out is empty")
 
 
 def test_apply_checks_every_input_before_writing(net_pth, tmp_path, capsys):
-    rc, _, err = run(
+    rc, _, err = run_cli(
         capsys,
         [
             "apply",
@@ -448,19 +432,19 @@ def test_apply_checks_every_input_before_writing(net_pth, tmp_path, capsys):
 
 def test_resume_of_a_finished_run_is_refused_and_changes_nothing(tmp_path, capsys):
     out = tmp_path / "t"
-    assert run(capsys, TRAIN + ["--out", out])[0] == 0
+    assert run_cli(capsys, TRAIN + ["--out", out])[0] == 0
     before = snapshot(out)
-    rc, _, err = run(capsys, TRAIN + ["--resume", "--out", out])
+    rc, _, err = run_cli(capsys, TRAIN + ["--resume", "--out", out])
     one_line_error(rc, err, "finished at step 4; nothing to resume")
     assert snapshot(out) == before
-    rc, _, err = run(capsys, TRAIN + ["--out", out])
+    rc, _, err = run_cli(capsys, TRAIN + ["--out", out])
     one_line_error(rc, err, "pass --resume --steps N (N > 4) to train it further, --overwrite to start afresh")
     assert snapshot(out) == before
     # extending the run is a resume; a changed setting is named with both values
-    rc, _, err = run(capsys, TRAIN + ["--resume", "--steps", "6", "--style-weight", "7", "--out", out])
+    rc, _, err = run_cli(capsys, TRAIN + ["--resume", "--steps", "6", "--style-weight", "7", "--out", out])
     one_line_error(rc, err, "preset.loss.beta: checkpoint 40.0, now 7.0")
     assert snapshot(out) == before
-    assert run(capsys, TRAIN + ["--resume", "--steps", "5", "--out", out])[0] == 0
+    assert run_cli(capsys, TRAIN + ["--resume", "--steps", "5", "--out", out])[0] == 0
     assert json.loads((out / "run.json").read_text())["steps_done"] == 5
 
 
@@ -479,11 +463,11 @@ def _lock(folder, pid):
 def test_a_second_writer_is_refused(tmp_path, capsys, sleeper):
     for argv, folder in ((STYLIZE, tmp_path / "s"), (TRAIN, tmp_path / "t")):
         _lock(folder, sleeper)
-        rc, _, err = run(capsys, argv + ["--out", folder])
+        rc, _, err = run_cli(capsys, argv + ["--out", folder])
         one_line_error(rc, err, f"is being written by another nstbench run (pid {sleeper}")
         assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME]  # nothing written beside it
     _lock(tmp_path / "R", sleeper)
-    rc, _, err = run(capsys, ["report", "--results", "results", "--out", tmp_path / "R"])
+    rc, _, err = run_cli(capsys, ["report", "--results", "results", "--out", tmp_path / "R"])
     one_line_error(rc, err, "is being written by another nstbench run")
 
 
@@ -491,7 +475,7 @@ def test_a_stale_lock_is_taken_over(tmp_path, capsys):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     _lock(tmp_path / "s", dead.pid)
-    rc, _, err = run(capsys, STYLIZE + ["--out", tmp_path / "s"])
+    rc, _, err = run_cli(capsys, STYLIZE + ["--out", tmp_path / "s"])
     assert rc == 0, err
     assert not (tmp_path / "s" / LOCK_NAME).exists()  # released at the end
 
@@ -506,7 +490,7 @@ def test_the_lock_is_held_while_the_run_works(tmp_path, capsys, monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(stylize_mod, "run_preset", spy)
-    assert run(capsys, STYLIZE + ["--out", tmp_path / "s"])[0] == 0
+    assert run_cli(capsys, STYLIZE + ["--out", tmp_path / "s"])[0] == 0
     assert seen["owner"]["pid"] == os.getpid() and seen["owner"]["command"] == "stylize"
 
 
@@ -544,7 +528,7 @@ def test_output_lock_refuses_in_process_too(tmp_path):
 def test_run_json_names_final_and_records_the_last_curve_row(tmp_path, capsys):
     import csv
 
-    assert run(capsys, STYLIZE + ["--out", tmp_path / "s"])[0] == 0
+    assert run_cli(capsys, STYLIZE + ["--out", tmp_path / "s"])[0] == 0
     rec = json.loads((tmp_path / "s" / "run.json").read_text())
     last = list(csv.DictReader(open(tmp_path / "s" / "curve.csv")))[-1]
     assert rec["last_curve_row"]["step"] == int(last["step"]) == 2
@@ -555,13 +539,13 @@ def test_run_json_names_final_and_records_the_last_curve_row(tmp_path, capsys):
 def test_version_images_presets(capsys):
     from nstbench import __version__
 
-    rc, out, _ = run(capsys, ["--version"])
+    rc, out, _ = run_cli(capsys, ["--version"])
     assert rc == 0 and out.strip() == f"nstbench {__version__}"
-    rc, out, _ = run(capsys, ["images"])
+    rc, out, _ = run_cli(capsys, ["images"])
     assert rc == 0 and "octopus" in out and "asset folder" in out and "coco100" in out
-    rc, out, _ = run(capsys, ["presets", "--fast"])
+    rc, out, _ = run_cli(capsys, ["presets", "--fast"])
     assert rc == 0 and "johnson2016" in out and "pytorch-examples" in out and "upes" not in out
-    rc, out, _ = run(capsys, ["presets"])
+    rc, out, _ = run_cli(capsys, ["presets"])
     assert rc == 0 and "upes" in out and "johnson2016" not in out
 
 
@@ -571,20 +555,20 @@ def test_apply_a_folder_and_content_scale(net_pth, tmp_path, capsys):
     for name, (h, w) in (("a.png", (40, 60)), ("b.jpg", (48, 32))):
         Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(d / name)
     (d / "notes.txt").write_text("not an image")
-    rc, out, err = run(
+    rc, out, err = run_cli(
         capsys, ["apply", "--checkpoint", net_pth, "--content", d, "--content-scale", "2", "--out", tmp_path / "outs"]
     )
     assert rc == 0, err
     # int(60 / 2) x int(40 / 2) = 30 x 20 in; a pytorch/examples network gives its own size, sides rounded up to 4
     assert Image.open(tmp_path / "outs" / "a.png").size == (32, 20)
     assert Image.open(tmp_path / "outs" / "b.png").size == (16, 24)
-    rc, _, err = run(
+    rc, _, err = run_cli(
         capsys, ["apply", "--checkpoint", net_pth, "--content", d, "--content-scale", "4", "--out", tmp_path / "small"]
     )
     one_line_error(rc, err, "would be 15x10 after resizing; the short side must be at least 16 px")
     assert not (tmp_path / "small").exists()
     (tmp_path / "empty").mkdir()
-    rc, _, err = run(
+    rc, _, err = run_cli(
         capsys, ["apply", "--checkpoint", net_pth, "--content", tmp_path / "empty", "--out", tmp_path / "e"]
     )
     one_line_error(rc, err, "holds no .jpg/.jpeg/.png images")
@@ -593,7 +577,7 @@ def test_apply_a_folder_and_content_scale(net_pth, tmp_path, capsys):
 def test_export_onnx_gives_the_same_image(net_pth, tmp_path, capsys):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    rc, out, err = run(capsys, ["apply", "--checkpoint", net_pth, "--export-onnx", tmp_path / "net.onnx"])
+    rc, out, err = run_cli(capsys, ["apply", "--checkpoint", net_pth, "--export-onnx", tmp_path / "net.onnx"])
     assert rc == 0, err
     from nstbench.config.specs import Resize
     from nstbench.nets.images import load_image
@@ -606,9 +590,9 @@ def test_export_onnx_gives_the_same_image(net_pth, tmp_path, capsys):
     got = ort.InferenceSession(str(tmp_path / "net.onnx")).run(None, {"image": x.numpy()})[0]
     assert got.shape == ref.shape == (1, 3, 48, 64)  # sides other than the traced 256 work (dynamic)
     assert np.abs(got - ref).max() <= 1 / 255
-    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth, "--export-onnx", tmp_path / "net.pt"])
+    rc, _, err = run_cli(capsys, ["apply", "--checkpoint", net_pth, "--export-onnx", tmp_path / "net.pt"])
     one_line_error(rc, err, "must end in .onnx")
-    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pth])
+    rc, _, err = run_cli(capsys, ["apply", "--checkpoint", net_pth])
     one_line_error(rc, err, "give --content")
 
 
@@ -617,8 +601,8 @@ def test_output_name_and_original_colors(tmp_path, capsys):
     from nstbench.nets.images import _RGB_TO_YUV, load_image
 
     styled = STYLIZE + ["--init", "style"]  # starts from the style image: the colours differ from the content's
-    assert run(capsys, styled + ["--out", tmp_path / "a"])[0] == 0
-    rc, out, err = run(capsys, styled + ["--out", tmp_path / "b", "--original-colors", "--output", "result.png"])
+    assert run_cli(capsys, styled + ["--out", tmp_path / "a"])[0] == 0
+    rc, out, err = run_cli(capsys, styled + ["--out", tmp_path / "b", "--original-colors", "--output", "result.png"])
     assert rc == 0, err
     assert "wrote " + str(tmp_path / "b" / "result.png") in out and not (tmp_path / "b" / "output.png").exists()
     rec = json.loads((tmp_path / "b" / "run.json").read_text())
@@ -635,7 +619,7 @@ def test_output_name_and_original_colors(tmp_path, capsys):
     assert (kept[0] - plain[0]).abs().mean() < 2 / 255  # the stylised luminance (8-bit rounding, clamping)
     assert (kept[1:] - content[1:]).abs().mean() < 2 / 255  # the content's chroma
     assert (plain[1:] - content[1:]).abs().mean() > 5 * (kept[1:] - content[1:]).abs().mean()
-    rc, _, err = run(capsys, STYLIZE + ["--out", tmp_path / "c", "--output", "sub/x.png"])
+    rc, _, err = run_cli(capsys, STYLIZE + ["--out", tmp_path / "c", "--output", "sub/x.png"])
     one_line_error(rc, err, "must be a file name with a suffix")
     assert not (tmp_path / "c").exists()
 
@@ -663,14 +647,14 @@ def test_several_styles_are_blended_as_weighted_grams(vgg19_random, tmp_path, ca
         make_gatys_loss(vgg19_random, c, [s1, s2], spec, "unit", mix=Mix(style_blend=[1, 0]))(x)["style"], one
     )
     # on the command line: the record names both styles and the weights; a count mismatch is one line
-    rc, _, err = run(
+    rc, _, err = run_cli(
         capsys,
         STYLIZE[:6] + ["hockney", "starry_night", "--style-blend", "3,1"] + STYLIZE[7:] + ["--out", tmp_path / "b"],
     )
     assert rc == 0, err
     rec = json.loads((tmp_path / "b" / "run.json").read_text())
     assert rec["style"] == ["hockney", "starry_night"] and rec["style_blend"] == [3.0, 1.0]
-    rc, _, err = run(capsys, STYLIZE + ["--style-blend", "1,2", "--out", tmp_path / "c"])
+    rc, _, err = run_cli(capsys, STYLIZE + ["--style-blend", "1,2", "--out", tmp_path / "c"])
     one_line_error(rc, err, "--style-blend has 2 weight(s) for 1 --style image(s)")
     assert not (tmp_path / "c").exists()
 
@@ -699,7 +683,7 @@ def test_save_every_writes_the_steps_images(tmp_path, capsys, preset):
         "--out",
         tmp_path / "s",
     ]
-    rc, _, err = run(capsys, argv)
+    rc, _, err = run_cli(capsys, argv)
     assert rc == 0, err
     saved = sorted(p.name for p in (tmp_path / "s" / "steps").iterdir())
     assert saved == ["step_00002.png", "step_00004.png"]
@@ -732,7 +716,7 @@ def test_two_real_train_runs_into_one_folder(tmp_path, capsys):
         while not (out / "loss.csv").is_file() and time.time() < deadline:  # training has started
             time.sleep(0.2)
         assert (out / LOCK_NAME).is_file()
-        rc, _, err = run(capsys, TRAIN + ["--steps", "3", "--out", out])
+        rc, _, err = run_cli(capsys, TRAIN + ["--steps", "3", "--out", out])
         one_line_error(rc, err, f"is being written by another nstbench run (pid {first.pid}")
     finally:
         first.send_signal(signal.SIGINT)
@@ -754,7 +738,7 @@ def test_multi_scale_continues_from_the_upsampled_coarse_result(vgg19_random, tm
     from nstbench.nets.images import space_to_unit, unit_to_space
 
     monkeypatch.setattr(stylize_mod, "load_backbone", lambda *a, **k: vgg19_random)
-    rc, out, err = run(capsys, STYLIZE[:-4] + ["--scales", "32,64", "--out", tmp_path / "m"])  # drop --size 32
+    rc, out, err = run_cli(capsys, STYLIZE[:-4] + ["--scales", "32,64", "--out", tmp_path / "m"])  # drop --size 32
     assert rc == 0, err
     assert "2 steps x 2 scales" in out and "scales=[32, 64]" in out
     rows = list(csv.DictReader(open(tmp_path / "m" / "curve.csv")))
@@ -771,18 +755,18 @@ def test_multi_scale_continues_from_the_upsampled_coarse_result(vgg19_random, tm
     ).clamp(0, 1)
     total = make_gatys_loss(vgg19_random, c2, s2, fine.loss, fine.space)(unit_to_space(up, fine.space))["total"]
     assert float(rows[2]["total"]) == pytest.approx(float(total), rel=1e-6)
-    rc, _, err = run(capsys, STYLIZE + ["--scales", "64,32", "--out", tmp_path / "x"])
+    rc, _, err = run_cli(capsys, STYLIZE + ["--scales", "64,32", "--out", tmp_path / "x"])
     one_line_error(rc, err, "give --size or --scales")
-    rc, _, err = run(capsys, STYLIZE[:-4] + ["--scales", "64,32", "--out", tmp_path / "x"])
+    rc, _, err = run_cli(capsys, STYLIZE[:-4] + ["--scales", "64,32", "--out", tmp_path / "x"])
     one_line_error(rc, err, "--scales must grow from coarse to fine")
     assert not (tmp_path / "x").exists()
 
 
 def test_stylize_into_a_train_folder_is_refused(tmp_path, capsys):
     out = tmp_path / "t"
-    assert run(capsys, TRAIN + ["--out", out])[0] == 0
+    assert run_cli(capsys, TRAIN + ["--out", out])[0] == 0
     before = snapshot(out)
-    rc, _, err = run(capsys, STYLIZE + ["--out", out, "--overwrite"])
+    rc, _, err = run_cli(capsys, STYLIZE + ["--out", out, "--overwrite"])
     one_line_error(rc, err, "holds a `train` run (run.json); choose another --out for `stylize`")
     assert snapshot(out) == before
 
@@ -810,7 +794,7 @@ def test_train_and_the_scripts_share_the_default_profile(tmp_path, capsys):
     assert default_profile("cpu") == "cpu" and default_profile("cuda:0") == "paper"
     spec = Spec(name="e1", title="E1", sources=(), claims=(), archs=(), profiles={"smoke": 0, "cpu": 0, "paper": 0})
     assert experiment_parser(spec, "E1").parse_args([]).profile is None  # resolved later
-    rc, _, err = run(
+    rc, _, err = run_cli(
         capsys,
         [
             "train",

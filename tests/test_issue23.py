@@ -11,32 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import needs_assets
+from conftest import needs_assets, one_line_error, run_cli
 from PIL import Image
 
 import nstbench
 from nstbench.config.errors import NstbenchError
 from nstbench.config.variants import get_variant
-from nstbench.interfaces.cli import main
 from nstbench.nets.transformer import CHECKPOINT_KIND, build_transformer
 
 pytestmark = [needs_assets, pytest.mark.usefixtures("one_thread")]
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(capsys, argv):
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def one_line_error(rc, err, *needles):
-    assert rc == 2, err
-    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("[train ")]
-    assert len(lines) == 1 and lines[0].startswith("nstbench: error: "), err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def _checkpoint(path: Path, variant: str) -> Path:
@@ -72,7 +56,7 @@ def _images(folder: Path, n: int = 2) -> dict:
 def test_item1_apply_into_the_content_folder_is_refused(net_pt, tmp_path, capsys):
     before = _images(tmp_path / "photos")
     for extra in ([], ["--overwrite"]):
-        rc, _, err = run(
+        rc, _, err = run_cli(
             capsys,
             ["apply", "--checkpoint", net_pt, "--content", tmp_path / "photos", "--out", tmp_path / "photos", *extra],
         )
@@ -84,37 +68,37 @@ def test_item1_apply_onto_its_own_input_is_refused_even_with_overwrite(net_pt, t
     before = _images(tmp_path, 1)
     me = tmp_path / "img0.png"
     for extra in ([], ["--overwrite"]):
-        rc, _, err = run(capsys, ["apply", "--checkpoint", net_pt, "--content", me, "--out", me, *extra])
+        rc, _, err = run_cli(capsys, ["apply", "--checkpoint", net_pt, "--content", me, "--out", me, *extra])
         one_line_error(rc, err, "would overwrite the input image", "not even with --overwrite")
     assert me.read_bytes() == before["img0.png"]
 
 
 def test_item1_apply_folder_of_inputs_with_other_suffixes_is_refused(net_pt, tmp_path, capsys):
     Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(tmp_path / "a.jpg")
-    rc, _, err = run(capsys, ["apply", "--checkpoint", net_pt, "--content", tmp_path / "a.jpg", "--out", tmp_path])
+    rc, _, err = run_cli(capsys, ["apply", "--checkpoint", net_pt, "--content", tmp_path / "a.jpg", "--out", tmp_path])
     one_line_error(rc, err, "folder of the content images")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg"]
 
 
 def test_item1_a_rerun_needs_overwrite(net_pt, tmp_path, capsys):
     argv = ["apply", "--checkpoint", net_pt, "--content", "chelsea", "--size", "32", "--out", tmp_path / "o.png"]
-    assert run(capsys, argv)[0] == 0
+    assert run_cli(capsys, argv)[0] == 0
     first = (tmp_path / "o.png").read_bytes()
-    rc, _, err = run(capsys, argv)
+    rc, _, err = run_cli(capsys, argv)
     one_line_error(rc, err, "already exists", "--overwrite")
     assert (tmp_path / "o.png").read_bytes() == first
-    assert run(capsys, [*argv, "--overwrite"])[0] == 0
+    assert run_cli(capsys, [*argv, "--overwrite"])[0] == 0
     # a folder output too: the second run names the existing file
     argv = ["apply", "--checkpoint", net_pt, "--content", "chelsea", "--size", "32", "--out", tmp_path / "dir"]
-    assert run(capsys, argv)[0] == 0
-    one_line_error(*run(capsys, argv)[::2], "chelsea.png already exists")
+    assert run_cli(capsys, argv)[0] == 0
+    one_line_error(*run_cli(capsys, argv)[::2], "chelsea.png already exists")
 
 
 def test_item1_apply_into_another_commands_run_folder_is_refused(net_pt, tmp_path, capsys):
     run_folder = tmp_path / "first"
     run_folder.mkdir()
     (run_folder / "run.json").write_text(json.dumps({"command": "stylize"}))
-    rc, _, err = run(
+    rc, _, err = run_cli(
         capsys, ["apply", "--checkpoint", net_pt, "--content", "chelsea", "--size", "32", "--out", run_folder]
     )
     one_line_error(rc, err, "holds a `stylize` run")
@@ -128,7 +112,7 @@ def test_item1_apply_into_another_commands_run_folder_is_refused(net_pt, tmp_pat
 
 def test_item3_train_too_small_for_johnson2016_code(tmp_path, capsys):
     out = tmp_path / "run"
-    rc, _, err = run(capsys, ["train", "--preset", "johnson2016-code", "--style", "mosaic", "--data", "coco100", "--size", "32",
+    rc, _, err = run_cli(capsys, ["train", "--preset", "johnson2016-code", "--style", "mosaic", "--data", "coco100", "--size", "32",
                               "--batch", "2", "--steps", "1", "--weights", "random", "--progress-every", "0", "--out", out])  # fmt: skip
     one_line_error(rc, err, "at least 41 px", "40 px reflection padding")
     assert not out.exists()
@@ -140,7 +124,7 @@ def test_item3_train_too_small_for_johnson2016_code(tmp_path, capsys):
 
 
 def test_item3_apply_too_small_for_johnson2016_code(code_pt, tmp_path, capsys):
-    rc, _, err = run(
+    rc, _, err = run_cli(
         capsys, ["apply", "--checkpoint", code_pt, "--content", "chelsea", "--size", "32", "--out", tmp_path / "o.png"]
     )
     one_line_error(rc, err, "at least 41 px")
@@ -187,14 +171,14 @@ def test_item4_output_into_a_closed_pipe_is_quiet(argv):
 def test_item5_non_checkpoints_are_named(net_pt, tmp_path, capsys):
     (tmp_path / "run.json").write_text(json.dumps({"command": "train"}))
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "fake.jpg")
-    assert run(capsys, ["apply", "--checkpoint", net_pt, "--export-onnx", tmp_path / "net.onnx"])[0] == 0
+    assert run_cli(capsys, ["apply", "--checkpoint", net_pt, "--export-onnx", tmp_path / "net.onnx"])[0] == 0
     for name, what in (("run.json", "JSON"), ("net.onnx", "an ONNX model"), ("fake.jpg", "a JPEG image")):
         argv = ["apply", "--checkpoint", tmp_path / name, "--content", "chelsea", "--out", tmp_path / "o.png"]
-        one_line_error(*run(capsys, argv)[::2], f"not a checkpoint file: {tmp_path / name} (it is {what})")
+        one_line_error(*run_cli(capsys, argv)[::2], f"not a checkpoint file: {tmp_path / name} (it is {what})")
     from conftest import stylize_argv
 
     argv = stylize_argv(1, 32, "--out", tmp_path / "s") + ["--weights", tmp_path / "fake.jpg"]
-    one_line_error(*run(capsys, argv)[::2], f"not a weights file: {tmp_path / 'fake.jpg'} (it is a JPEG image)")
+    one_line_error(*run_cli(capsys, argv)[::2], f"not a weights file: {tmp_path / 'fake.jpg'} (it is a JPEG image)")
     assert not (tmp_path / "o.png").exists() and not (tmp_path / "s").exists()
 
 
@@ -204,7 +188,7 @@ def test_item5_non_checkpoints_are_named(net_pt, tmp_path, capsys):
 
 
 def test_item8_nstbench_alone_prints_help(capsys):
-    rc, out, err = run(capsys, [])
+    rc, out, err = run_cli(capsys, [])
     assert rc in (0, 2) and "usage: nstbench" in out + err
     assert all(c in out + err for c in ("stylize", "train", "apply", "presets", "images"))
 
@@ -213,7 +197,7 @@ def test_item8_lr_zero_and_negative_follow_one_rule(tmp_path, capsys):
     from conftest import stylize_argv
 
     lines = [
-        one_line_error(*run(capsys, stylize_argv(1, 32, "--out", tmp_path / "o", "--lr", v))[::2], "--lr")
+        one_line_error(*run_cli(capsys, stylize_argv(1, 32, "--out", tmp_path / "o", "--lr", v))[::2], "--lr")
         for v in ("0", "-1")
     ]
     assert all("must be a finite number > 0, got" in ln for ln in lines), lines
@@ -228,7 +212,7 @@ def test_item8_zero_style_blend_is_refused_before_the_backbone_loads(tmp_path, c
     monkeypatch.setattr(stylize_mod, "load_backbone", no_load)
     argv = ["stylize", "--preset", "upes", "--content", "octopus", "--style", "hockney", "mosaic",
             "--style-blend", "0,0", "--weights", "random", "--size", "32", "--out", tmp_path / "o"]  # fmt: skip
-    one_line_error(*run(capsys, argv)[::2], "--style-blend", "positive sum")
+    one_line_error(*run_cli(capsys, argv)[::2], "--style-blend", "positive sum")
     assert not (tmp_path / "o").exists()
 
 
@@ -249,7 +233,7 @@ def test_item8_offline_means_no_image_download(tmp_path, monkeypatch):
 
 def test_item8_a_missing_asset_folder_is_named(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("NSTBENCH_ASSETS", str(tmp_path / "nonexistent"))
-    one_line_error(*run(capsys, ["images"])[::2], f"NSTBENCH_ASSETS={tmp_path / 'nonexistent'} is not a folder")
+    one_line_error(*run_cli(capsys, ["images"])[::2], f"NSTBENCH_ASSETS={tmp_path / 'nonexistent'} is not a folder")
 
 
 def test_item8_a_busy_app_port_is_refused_before_the_announcement(capsys):
@@ -260,7 +244,7 @@ def test_item8_a_busy_app_port_is_refused_before_the_announcement(capsys):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        rc, _, err = run(capsys, ["app", "--port", port])
+        rc, _, err = run_cli(capsys, ["app", "--port", port])
     one_line_error(rc, err, f"port {port}", "choose another --port")
     assert "nstbench app on" not in err
 
@@ -278,7 +262,9 @@ def test_item8_threads_step_files_and_plurals(tmp_path, capsys):
 
     torch.set_num_threads(2)
     try:
-        rc, out, err = run(capsys, stylize_argv(1, 32, "--out", tmp_path / "o", "--threads", "1", "--save-every", "1"))
+        rc, out, err = run_cli(
+            capsys, stylize_argv(1, 32, "--out", tmp_path / "o", "--threads", "1", "--save-every", "1")
+        )
         assert rc == 0, err
         assert json.loads((tmp_path / "o" / "run.json").read_text())["provenance"]["threads"] == 1
     finally:
@@ -316,17 +302,19 @@ TRAIN = ["train", "--preset", "hust", "--style", "mosaic", "--profile", "smoke",
 
 def test_item6_a_finished_run_suggests_what_works(tmp_path, capsys):
     out = tmp_path / "t"
-    rc, stdout, err = run(capsys, TRAIN + ["--steps", "1", "--out", out])
+    rc, stdout, err = run_cli(capsys, TRAIN + ["--steps", "1", "--out", out])
     assert rc == 0, err
     assert "(1 step," in stdout  # item 8: no "1 steps"
-    line = one_line_error(*run(capsys, TRAIN + ["--steps", "1", "--out", out])[::2], "finished training run")
+    line = one_line_error(*run_cli(capsys, TRAIN + ["--steps", "1", "--out", out])[::2], "finished training run")
     assert "--resume --steps N (N > 1)" in line and "--overwrite" in line
-    line = one_line_error(*run(capsys, TRAIN + ["--steps", "1", "--resume", "--out", out])[::2], "nothing to resume")
+    line = one_line_error(
+        *run_cli(capsys, TRAIN + ["--steps", "1", "--resume", "--out", out])[::2], "nothing to resume"
+    )
     assert "--steps N with N > 1" in line and "--overwrite" in line
     # what they suggest works
-    assert run(capsys, TRAIN + ["--steps", "2", "--resume", "--out", out])[0] == 0
+    assert run_cli(capsys, TRAIN + ["--steps", "2", "--resume", "--out", out])[0] == 0
     assert json.loads((out / "run.json").read_text())["steps_done"] == 2
-    assert run(capsys, TRAIN + ["--steps", "1", "--overwrite", "--out", out])[0] == 0
+    assert run_cli(capsys, TRAIN + ["--steps", "1", "--overwrite", "--out", out])[0] == 0
     assert json.loads((out / "run.json").read_text())["steps_done"] == 1
 
 
@@ -419,7 +407,9 @@ def test_item9_memory_refusal_before_decoding_or_loading(tmp_path, capsys, monke
     size = ["--scales", scales] if scales else ["--size", "2000"]
     argv = ["stylize", "--preset", "hust", "--content", "chelsea", "--style", "hockney", "--weights", "random",
             "--steps", "1", *size, "--out", tmp_path / "o"]  # fmt: skip
-    line = one_line_error(*run(capsys, argv)[::2], "a 2000x1330 vgg19 optimisation needs about", "use a smaller --size")
+    line = one_line_error(
+        *run_cli(capsys, argv)[::2], "a 2000x1330 vgg19 optimisation needs about", "use a smaller --size"
+    )
     assert float(line.split("needs about ")[1].split(" GiB")[0]) > 3
     assert not (tmp_path / "o").exists()
 
@@ -431,9 +421,9 @@ def test_item9_memory_refusal_before_decoding_or_loading(tmp_path, capsys, monke
 
 def test_item7_resume_needs_no_retyping_and_checks_before_loading(tmp_path, capsys, monkeypatch):
     out = tmp_path / "t"
-    assert run(capsys, TRAIN + ["--steps", "1", "--out", out])[0] == 0
+    assert run_cli(capsys, TRAIN + ["--steps", "1", "--out", out])[0] == 0
     first = json.loads((out / "run.json").read_text())
-    rc, _, err = run(capsys, ["train", "--resume", "--steps", "2", "--progress-every", "0", "--out", out])
+    rc, _, err = run_cli(capsys, ["train", "--resume", "--steps", "2", "--progress-every", "0", "--out", out])
     assert rc == 0, err
     rec = json.loads((out / "run.json").read_text())
     assert rec["steps_done"] == 2 and rec["preset"]["size"] == 32 and rec["preset"]["batch"] == 2
@@ -446,8 +436,8 @@ def test_item7_resume_needs_no_retyping_and_checks_before_loading(tmp_path, caps
 
     monkeypatch.setattr(training_mod, "load_backbone", no_load)
     argv = ["train", "--resume", "--steps", "3", "--style", "udnie", "--out", out]
-    line = one_line_error(*run(capsys, argv)[::2], "style: checkpoint mosaic, now udnie")
+    line = one_line_error(*run_cli(capsys, argv)[::2], "style: checkpoint mosaic, now udnie")
     assert "sha256" not in line
-    one_line_error(*run(capsys, ["train", "--resume", "--steps", "3", "--size", "36", "--out", out])[::2], "size")
+    one_line_error(*run_cli(capsys, ["train", "--resume", "--steps", "3", "--size", "36", "--out", out])[::2], "size")
     assert json.loads((out / "run.json").read_text())["steps_done"] == 2
-    one_line_error(*run(capsys, ["train", "--out", tmp_path / "new"])[::2], "--preset and --style")
+    one_line_error(*run_cli(capsys, ["train", "--out", tmp_path / "new"])[::2], "--preset and --style")
